@@ -1,0 +1,110 @@
+"""Audit log throughput and its cost on the decision path, printed side by side in one run.
+
+  - durable appends per second (each append written and fsynced) for one process, and for
+    8 concurrent processes sharing one log;
+  - decision latency with the audit write included vs without, over the same actions.
+
+Usage: python bench/audit.py [--appends 400] [--processes 8] [--decisions 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from runestone.actions import Action
+from runestone.gatekeeper import Gatekeeper
+from runestone.home import Layout
+from runestone.identity import create_identity
+from runestone.policy import load_preset
+
+WORKER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from runestone.audit import AuditLog
+    log = AuditLog(Path(sys.argv[1]), sys.argv[2])
+    for i in range(int(sys.argv[3])):
+        log.append([{"kind": "note", "i": i, "pad": "x" * 300}])
+""")
+
+ACTIONS = [
+    Action("Bash", {"command": "git status"}, "/home/dev/app", session="bench"),
+    Action("Bash", {"command": "npm test 2>&1 | tail -50"}, "/home/dev/app", session="bench"),
+    Action("Bash", {"command": "rm -rf ~"}, "/home/dev/app", session="bench"),
+    Action("Read", {"file_path": "/home/dev/app/src/app.py"}, "/home/dev/app", session="bench"),
+]
+
+
+def appends_per_second(directory: Path, count: int) -> float:
+    from runestone.audit import AuditLog
+
+    log = AuditLog(directory, "rt_bench")
+    start = time.perf_counter()
+    for i in range(count):
+        log.append([{"kind": "note", "i": i, "pad": "x" * 300}])
+    return count / (time.perf_counter() - start)
+
+
+def concurrent_appends_per_second(directory: Path, processes: int, each: int) -> float:
+    start = time.perf_counter()
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(directory), "rt_bench",
+                                 str(each)]) for _ in range(processes)]
+    for worker in workers:
+        if worker.wait() != 0:
+            raise SystemExit("a worker failed")
+    return processes * each / (time.perf_counter() - start)
+
+
+def decision_latency(gatekeeper: Gatekeeper, rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        for action in ACTIONS:
+            start = time.perf_counter_ns()
+            gatekeeper.check(action)
+            samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appends", type=int, default=400)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--decisions", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        one = appends_per_second(root / "one", args.appends)
+        many = concurrent_appends_per_second(root / "many", args.processes,
+                                             args.appends // 2)
+        print("durable appends per second (write + fsync each)")
+        print(f"  1 process            {one:10.0f} /s")
+        print(f"  {args.processes} processes          {many:10.0f} /s  (one shared log, flock)")
+
+        layout = Layout(root / "home", root / "home" / "state")
+        os.environ["RUNESTONE_HOME"] = str(root / "home")
+        create_identity(layout)
+        policy = load_preset("developer")
+        plain = Gatekeeper(policy, home="/home/dev")
+        audited = Gatekeeper.from_layout(layout, preset="developer", home="/home/dev")
+        rounds = max(1, args.decisions // len(ACTIONS))
+        decision_latency(plain, 3)
+        decision_latency(audited, 3)
+        without = decision_latency(plain, rounds)
+        with_audit = decision_latency(audited, rounds)
+        median_without = statistics.median(without)
+        median_with = statistics.median(with_audit)
+        print("decision latency, median over the same actions")
+        print(f"  without audit        {median_without:10.1f} µs")
+        print(f"  with audit (fsync)   {median_with:10.1f} µs   "
+              f"(+{median_with - median_without:.1f} µs, {median_with / median_without:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

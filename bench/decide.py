@@ -1,0 +1,97 @@
+"""Decision latency: in-process per decision, and whole-process `runestone check`.
+
+Prints, in one run:
+  - median and p99 microseconds per decision in-process over the shared corpus with the
+    `default` preset (shell analysis, facts and policy evaluation included);
+  - the whole-process time of `runestone check` for one action (interpreter start-up, imports
+    and policy loading included), beside `python -c pass` measured in the same run.
+
+Usage: python bench/decide.py [--corpus ../shared/corpus] [--rounds 30] [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runestone.actions import action_from_hook_json
+from runestone.corpus import infer_home
+from runestone.gatekeeper import Gatekeeper
+from runestone.policy import load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def bench_in_process(corpus: Path, preset: str, rounds: int) -> list[float]:
+    gatekeeper = Gatekeeper(load_preset(preset))
+    cases = []
+    for path in sorted(corpus.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                data = json.loads(line)
+                cases.append((action_from_hook_json(data), infer_home(data.get("cwd", ""))))
+    for action, home in cases:  # warm-up: parser, regex and glob caches
+        gatekeeper.home = home
+        gatekeeper.check(action)
+    samples = []
+    for _ in range(rounds):
+        for action, home in cases:
+            gatekeeper.home = home
+            start = time.perf_counter_ns()
+            gatekeeper.check(action)
+            samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def time_process(argv: list[str], stdin: bytes, runs: int, env: dict[str, str]) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, check=True, env=env)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+
+    samples = bench_in_process(Path(args.corpus), args.preset, args.rounds)
+    print(f"in-process decision ({args.preset} preset, {len(samples)} decisions over the corpus)")
+    print(f"  median {statistics.median(samples):8.1f} µs   p99 {percentile(samples, 0.99):8.1f} µs"
+          f"   (target: median < 50 µs)")
+
+    action = json.dumps({"tool_name": "Bash", "tool_input": {"command": "git status"},
+                         "cwd": str(ROOT)}).encode()
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, RUNESTONE_HOME=home)
+        check = [sys.executable, "-m", "runestone", "check", "--preset", args.preset]
+        time_process(check, action, 2, env)  # warm the OS cache and the verified-policy cache
+        bare = time_process([sys.executable, "-c", "pass"], b"", args.runs, env)
+        whole = time_process(check, action, args.runs, env)
+    bare_median, whole_median = statistics.median(bare), statistics.median(whole)
+    print(f"whole process, {args.runs} runs each (median)")
+    print(f"  python -c pass         {bare_median:8.1f} ms")
+    print(f"  runestone check        {whole_median:8.1f} ms   ({whole_median / bare_median:.1f}x"
+          " bare python)")
+
+
+if __name__ == "__main__":
+    main()

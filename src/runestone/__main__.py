@@ -1,0 +1,5 @@
+import sys
+
+from runestone.cli import main
+
+sys.exit(main())

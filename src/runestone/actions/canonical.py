@@ -1,0 +1,40 @@
+"""Canonical JSON and the hashes built on it.
+
+Canonical form: keys sorted by code point, compact separators (`,` and `:`), UTF-8 without
+escaping non-ASCII, no NaN or infinities. Two equal values give the same bytes on every
+machine, so their SHA-256 is a stable identity for approvals and the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+class CanonicalJSONError(ValueError):
+    """A value cannot be written as canonical JSON (NaN, a non-string key, an unknown type)."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode `value` as canonical JSON bytes."""
+    try:
+        text = json.dumps(
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        raise CanonicalJSONError(f"cannot encode as canonical JSON: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_hash(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of `value`."""
+    return sha256_hex(canonical_json(value))

@@ -1,0 +1,48 @@
+"""Audit entries: their canonical form, their hash, and the chain's genesis value.
+
+Each entry is one JSON object on one line. `hash` is SHA-256 over the canonical JSON of the
+entry without its `hash` field; `prev` is the hash of the entry before it, and the first
+entry of a log chains to `genesis(runtime_id)`. Changing, removing, inserting or reordering
+any entry therefore breaks a link that `runestone audit verify` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from runestone.actions.canonical import canonical_json
+
+KINDS = ("request", "decision", "approval", "execution", "result", "checkpoint", "recovery",
+         "note")
+
+
+def genesis(runtime_id: str) -> str:
+    """The `prev` of a log's first entry, bound to the runtime that wrote it."""
+    return hashlib.sha256(f"runestone-audit-genesis:{runtime_id}".encode()).hexdigest()
+
+
+def now_rfc3339() -> str:
+    """UTC time, RFC 3339 with microseconds: 2026-11-24T10:15:00.123456Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def seal(entry: dict[str, Any], *, seq: int, prev: str) -> dict[str, Any]:
+    """Give an entry its place in the chain: sequence number, prev, and its own hash."""
+    sealed = dict(entry)
+    sealed["seq"] = seq
+    sealed["prev"] = prev
+    sealed.pop("hash", None)
+    sealed["hash"] = entry_hash(sealed)
+    return sealed
+
+
+def encode(entry: dict[str, Any]) -> bytes:
+    """One line of the log: canonical JSON and a newline."""
+    return canonical_json(entry) + b"\n"

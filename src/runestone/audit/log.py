@@ -1,0 +1,275 @@
+"""The append-only audit log: JSON Lines segments, hash-chained, fsynced, shared safely.
+
+Many hook processes append at once. Each append takes an exclusive `flock` on the log's
+lock file, reads the head (last sequence number and hash) from the newest segment, writes
+its entries in one `write`, and `fsync`s before releasing the lock: the chain never forks,
+and an entry the caller was told about is on disk.
+
+A crash in the middle of a write leaves at most one torn final line (no newline). The next
+append finds it, copies the torn bytes to a side file, cuts them off, and records a
+`recovery` entry; nothing that was acknowledged is lost, because acknowledged lines always
+end with a newline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runestone.audit.checkpoint import Signer, checkpoint_message
+from runestone.audit.entry import encode, genesis, now_rfc3339, seal
+from runestone.audit.redact import Redactor
+
+SEGMENT = re.compile(r"^segment-(\d{8})\.jsonl$")
+DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
+DEFAULT_CHECKPOINT_EVERY = 256
+
+
+class AuditWriteError(OSError):
+    """The log could not be written; the caller must deny (no audit, no allow)."""
+
+
+def segment_name(number: int) -> str:
+    return f"segment-{number:08d}.jsonl"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """The log's segments in order."""
+    found = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        match = SEGMENT.match(name)
+        if match:
+            found.append((int(match.group(1)), directory / name))
+    return sorted(found)
+
+
+@dataclass
+class Head:
+    segment: int
+    seq: int
+    hash: str
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
+    """(last complete line, size of the complete part, torn tail bytes) of a segment."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        block = 4096
+        data = b""
+        position = size
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+            body_end = data.rfind(b"\n")
+            if body_end != -1:
+                tail = data[body_end + 1:]
+                previous = data.rfind(b"\n", 0, body_end)
+                if previous != -1 or position == 0:
+                    line = data[previous + 1: body_end]
+                    return line, size - len(tail), tail
+            block *= 2
+        return None, 0, data
+
+
+class AuditLog:
+    """Appends entries to one runtime's hash-chained log."""
+
+    def __init__(
+        self,
+        directory: Path,
+        runtime_id: str,
+        *,
+        signer: Signer | None = None,
+        redactor: Redactor | None = None,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    ) -> None:
+        self.directory = directory
+        self.runtime_id = runtime_id
+        self.signer = signer
+        self.redactor = redactor
+        self.segment_bytes = segment_bytes
+        self.checkpoint_every = checkpoint_every
+        self._lock_fd: int | None = None
+
+    # --- locking and the head ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock_fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _read_head(self) -> tuple[Head, list[dict[str, Any]]]:
+        """The chain's head, repairing a torn tail; returns recovery entries to write first."""
+        recoveries: list[dict[str, Any]] = []
+        segments = list_segments(self.directory)
+        if not segments:
+            return Head(1, 0, genesis(self.runtime_id)), recoveries
+        current = segments[-1][0]
+        for number, path in reversed(segments):
+            line, good_size, tail = _last_line(path)
+            if tail:
+                recoveries.append(self._move_torn_tail(number, path, good_size, tail))
+            if line is None:
+                continue
+            try:
+                last = json.loads(line)
+                return Head(current, int(last["seq"]), str(last["hash"])), recoveries
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AuditWriteError(
+                    f"the last entry of {path.name} is not a valid entry ({exc}); "
+                    "run `runestone audit verify`"
+                ) from exc
+        return Head(current, 0, genesis(self.runtime_id)), recoveries
+
+    def _move_torn_tail(self, number: int, path: Path, good_size: int, tail: bytes) -> dict:
+        side = self.directory / f"torn-{number:08d}-{good_size}.bin"
+        with side.open("wb") as handle:
+            handle.write(tail)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with path.open("r+b") as handle:
+            handle.truncate(good_size)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(self.directory)
+        return {
+            "kind": "recovery",
+            "reason": "a torn final line (an interrupted write, never acknowledged) was moved "
+                      "aside",
+            "segment": path.name,
+            "offset": good_size,
+            "torn_bytes": len(tail),
+            "torn_sha256": hashlib.sha256(tail).hexdigest(),
+            "moved_to": side.name,
+        }
+
+    # --- appending ------------------------------------------------------------------------
+
+    def append(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append entries as one durable write. Raises AuditWriteError when it cannot."""
+        try:
+            with self._locked():
+                head, recoveries = self._read_head()
+                sealed: list[dict[str, Any]] = []
+                seq, prev = head.seq, head.hash
+                for entry in [*recoveries, *entries]:
+                    body = self.redactor.value(entry) if self.redactor else dict(entry)
+                    body.setdefault("time", now_rfc3339())
+                    body["runtime"] = self.runtime_id
+                    seq += 1
+                    item = seal(body, seq=seq, prev=prev)
+                    prev = item["hash"]
+                    sealed.append(item)
+                    if self.signer and seq % self.checkpoint_every == 0:
+                        seq += 1
+                        item = seal(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
+                        prev = item["hash"]
+                        sealed.append(item)
+                self._write(head.segment, b"".join(encode(e) for e in sealed))
+                self._after_write(sealed)
+                return sealed
+        except AuditWriteError:
+            raise
+        except OSError as exc:
+            raise AuditWriteError(exc.errno, f"audit log not writable: {exc.strerror or exc}",
+                                  str(self.directory)) from exc
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Write a signed checkpoint of the current head now."""
+        if self.signer is None:
+            raise AuditWriteError("no signing key: run `runestone init`")
+        with self._locked():
+            head, recoveries = self._read_head()
+            sealed = []
+            seq, prev = head.seq, head.hash
+            for entry in recoveries:
+                seq += 1
+                item = seal({**entry, "time": now_rfc3339(), "runtime": self.runtime_id},
+                            seq=seq, prev=prev)
+                prev = item["hash"]
+                sealed.append(item)
+            item = seal(self._checkpoint(seq, prev), seq=seq + 1, prev=prev)
+            sealed.append(item)
+            self._write(head.segment, b"".join(encode(e) for e in sealed))
+            self._after_write(sealed)
+            return item
+
+    def _checkpoint(self, seq: int, head_hash: str) -> dict[str, Any]:
+        assert self.signer is not None
+        signature = self.signer.sign(checkpoint_message(self.runtime_id, seq, head_hash))
+        record = {"runtime": self.runtime_id, "seq": seq, "hash": head_hash,
+                  "signature": signature}
+        return {"kind": "checkpoint", "time": now_rfc3339(), "runtime": self.runtime_id,
+                "checkpoint": record}
+
+    def _after_write(self, sealed: list[dict[str, Any]]) -> None:
+        """Only once the entries are durable may the latest checkpoint point at them."""
+        for entry in reversed(sealed):
+            if entry.get("kind") == "checkpoint":
+                self._save_latest_checkpoint(entry["checkpoint"])
+                break
+
+    def _save_latest_checkpoint(self, record: dict[str, Any]) -> None:
+        path = self.directory / "checkpoint.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+    def _write(self, segment: int, data: bytes) -> None:
+        path = self.directory / segment_name(segment)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size and size + len(data) > self.segment_bytes:
+            segment += 1
+            path = self.directory / segment_name(segment)
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise AuditWriteError(f"short write to {path.name}: {written} of {len(data)} "
+                                      "bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.directory)

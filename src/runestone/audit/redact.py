@@ -1,0 +1,95 @@
+"""Redaction: secret values are replaced by a keyed hash before anything is written.
+
+Like OPA's decision-log masking, this is its own step with its own tests, applied to every
+entry before it reaches the disk. A secret becomes `[REDACTED:<kind>:<hmac>]` where the
+HMAC-SHA256 (first 16 hex digits) uses a key that never leaves the machine: equal secrets
+stay correlatable across entries, but a leaked log does not reveal them, and without the key
+a guess cannot be confirmed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from typing import Any
+
+# (kind, pattern, group holding the secret; 0 = the whole match)
+_PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
+    ("private-key", re.compile(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?"
+        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)", re.S), 0),
+    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0),
+    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), 0),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"), 0),
+    ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("openai-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("stripe-key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"), 0),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), 0),
+    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0),
+    ("pypi-token", re.compile(r"\bpypi-[A-Za-z0-9_\-]{50,}\b"), 0),
+    ("sendgrid-key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\b"), 0),
+    ("twilio-key", re.compile(r"\bSK[0-9a-fA-F]{32}\b"), 0),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), 0),
+    ("authorization", re.compile(
+        r"(?i)\b(?:authorization|proxy-authorization)\s*[:=]\s*"
+        r"(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s'\";,]+)"), 1),
+    ("bearer", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)"), 1),
+    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), 1),
+    ("assignment", re.compile(
+        r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|pwd|api[_-]?key|apikey|"
+        r"private[_-]?key|access[_-]?key|credential|auth)[A-Z0-9_.-]*"
+        r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
+    ("cli-password", re.compile(
+        r"(?:^|\s)(?:--password|--passwd|--token|--api-key|--secret|-p)(?:=|\s+)"
+        r"(?!-)([^\s'\"]{4,})"), 1),
+]
+
+_MARK = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
+
+
+class Redactor:
+    """Replaces secret values in strings (and nested JSON values) by keyed hashes."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the redaction key must be at least 16 bytes")
+        self._key = key
+
+    def token(self, kind: str, secret: str) -> str:
+        digest = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"),
+                          hashlib.sha256).hexdigest()
+        return f"[REDACTED:{kind}:{digest[:16]}]"
+
+    def text(self, value: str) -> str:
+        for kind, pattern, group in _PATTERNS:
+            value = pattern.sub(self._replacer(kind, group), value)
+        return value
+
+    def _replacer(self, kind: str, group: int) -> Callable[[re.Match[str]], str]:
+        def replace(match: re.Match[str]) -> str:
+            secret = match.group(group)
+            if not secret or _MARK.fullmatch(secret) or secret.startswith("[REDACTED:"):
+                return match.group(0)
+            if kind == "assignment" and secret.strip("\"'").startswith("$"):
+                return match.group(0)  # `TOKEN=$TOKEN` names a variable, it holds no secret
+            start, end = match.span(group)
+            whole_start = match.start(0)
+            prefix = match.group(0)[: start - whole_start]
+            suffix = match.group(0)[end - whole_start:]
+            return prefix + self.token(kind, secret) + suffix
+
+        return replace
+
+    def value(self, value: Any) -> Any:
+        """Redact every string inside a JSON value; keys too when they carry secrets."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        return value

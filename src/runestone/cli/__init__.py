@@ -1,0 +1,125 @@
+"""The `runestone` command line. Subcommands import their modules lazily, so that a hook
+invocation pays only for what it uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--policy", metavar="FILE", help="policy file (default: the configured one)")
+    group.add_argument("--preset", choices=("default", "developer"),
+                       help="a built-in preset instead of a policy file")
+    parser.add_argument("--home-dir", metavar="DIR",
+                        help="the home directory `~` and $HOME resolve to (default: $HOME)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runestone",
+        description="Govern AI agents' tool calls: policy before, approval during, audit after.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create the runtime's home: starter policy and identity")
+    p.add_argument("--force-policy", action="store_true",
+                   help="rewrite the starter policy even if one exists")
+
+    p = sub.add_parser("check", help="decide actions read from stdin (JSON or JSON Lines)")
+    _policy_options(p)
+    p.add_argument("--command", dest="shell_command", metavar="CMD",
+                   help="decide this shell command instead of reading stdin")
+    p.add_argument("--cwd", default=None, help="working directory for --command (default: .)")
+
+    p = sub.add_parser("explain", help="show how a command is analysed and which rule decides")
+    _policy_options(p)
+    p.add_argument("shell_command", metavar="CMD", help="the shell command to explain")
+    p.add_argument("--cwd", default=None, help="working directory (default: .)")
+
+    p = sub.add_parser("policy", help="test, show, validate or import policies")
+    psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    for name, text in (("test", "run the policy's examples and tests with a report"),
+                       ("validate", "check a policy without running its tests"),
+                       ("show", "print the policy's hash and rules")):
+        q = psub.add_parser(name, help=text)
+        _policy_options(q)
+    q = psub.add_parser("packs", help="list the built-in packs")
+    q = psub.add_parser("import-claude", help="turn Claude Code permissions into rules")
+    q.add_argument("settings", help="a Claude Code settings.json")
+
+    p = sub.add_parser("corpus", help="run a corpus of tool calls and print the table")
+    p.add_argument("directory", help="a folder of *.jsonl files (for example ../shared/corpus)")
+    p.add_argument("--home-dir", metavar="DIR", help="home directory the corpus assumes")
+    p.add_argument("--show", action="store_true", help="print every case, not only failures")
+
+    p = sub.add_parser("audit", help="verify, read, search and export the audit log")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    asub.add_parser("verify", help="check every link, hash and checkpoint signature")
+    q = asub.add_parser("tail", help="the newest entries")
+    q.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    q.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    q = asub.add_parser("show", help="the whole story of one tool call")
+    q.add_argument("request_id")
+    for name, text in (("search", "entries matching filters"),
+                       ("export", "entries as JSON Lines or CSV")):
+        q = asub.add_parser(name, help=text)
+        q.add_argument("--since", default="", help="RFC 3339 time, inclusive")
+        q.add_argument("--until", default="", help="RFC 3339 time, inclusive")
+        q.add_argument("--tool", default="")
+        q.add_argument("--decision", default="", choices=("", "allow", "deny", "ask"))
+        q.add_argument("--rule", default="")
+        q.add_argument("--kind", default="")
+        q.add_argument("--text", default="", help="case-insensitive text anywhere in an entry")
+        if name == "export":
+            q.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    asub.add_parser("checkpoint", help="write a signed checkpoint of the head now")
+
+    sub.add_parser("demo", help="walk through a few real decisions on the built-in presets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from runestone import __version__
+
+        print(f"runestone {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "init":
+        from runestone.cli.init import run_init
+
+        return run_init(args)
+    if args.command in ("check", "explain"):
+        from runestone.cli import check
+
+        return check.run_check(args) if args.command == "check" else check.run_explain(args)
+    if args.command == "policy":
+        from runestone.cli.policy import run_policy
+
+        return run_policy(args)
+    if args.command == "corpus":
+        from runestone.cli.corpus import run_corpus_command
+
+        return run_corpus_command(args)
+    if args.command == "audit":
+        from runestone.cli.audit import run_audit
+
+        return run_audit(args)
+    if args.command == "demo":
+        from runestone.cli.demo import run_demo
+
+        return run_demo(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`runestone check` and `runestone explain`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from runestone.actions import Action, ActionError, action_from_hook_json
+from runestone.cli.common import gatekeeper_from_args
+from runestone.facts import derive_facts
+from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
+
+
+def _decide_line(gatekeeper: Gatekeeper, data: Any) -> str:
+    extra = {"id": data["id"]} if isinstance(data, dict) and "id" in data else {}
+    try:
+        action = action_from_hook_json(data, default_cwd=os.getcwd())
+    except ActionError as exc:
+        return decision_json(error_decision(f"Malformed action: {exc}; denied."), extra)
+    return decision_json(gatekeeper.check(action), extra)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    gatekeeper = gatekeeper_from_args(args)
+    if gatekeeper is None:
+        return 2
+    if args.shell_command is not None:
+        action = Action("Bash", {"command": args.shell_command}, args.cwd or os.getcwd())
+        print(decision_json(gatekeeper.check(action)))
+        return 0
+    try:
+        text = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(decision_json(error_decision(f"Unreadable input: {exc}; denied.")))
+        return 0
+    if not text.strip():
+        print(decision_json(error_decision("Empty input: expected a JSON action; denied.")))
+        return 0
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        print(_decide_line(gatekeeper, document))
+        return 0
+    out = sys.stdout
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reason = f"Malformed JSON on line {number}, column {exc.colno}: {exc.msg}; denied."
+            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            continue
+        out.write(_decide_line(gatekeeper, data) + "\n")
+    out.flush()
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    gatekeeper = gatekeeper_from_args(args)
+    if gatekeeper is None:
+        return 2
+    cwd = args.cwd or os.getcwd()
+    action = Action("Bash", {"command": args.shell_command}, cwd)
+    facts = derive_facts(action, home=gatekeeper.home)
+    decision = gatekeeper.check(action)
+    print(f"Command:  {args.shell_command}")
+    print(f"Cwd:      {cwd}    Home: {facts.home}")
+    shell = facts.shell
+    commands = shell.commands if shell else ()
+    print(f"\nSimple commands found: {len(commands)}")
+    for index, command in enumerate(commands, start=1):
+        tags = []
+        if command.is_wrapper:
+            tags.append("wrapper")
+        if command.via:
+            tags.append("via " + " > ".join(command.via))
+        if command.code is not None:
+            tags.append(f"runs {command.code_lang or 'inline'} code")
+        if command.extra_args:
+            tags.append("more arguments at run time")
+        if command.piped_out:
+            tags.append("output piped")
+        dynamic = [w.raw for w in command.argv if w.dynamic]
+        if dynamic:
+            tags.append("run-time values: " + ", ".join(dynamic))
+        print(f"  {index}. {command.line()}")
+        print(f"     program: {command.name or '(unknown)'}   cwd: {command.cwd or '(unknown)'}")
+        if tags:
+            print(f"     {'; '.join(tags)}")
+        for redirect in command.redirects:
+            print(f"     {redirect.mode}s {redirect.target.text}  ({redirect.op})")
+    if facts.opaque:
+        print("\nOpaque (never auto-allowed):")
+        for item in facts.opaque:
+            print(f"  - {item.kind}: {item.reason}" + (f"  [{item.snippet}]" if item.snippet
+                                                       else ""))
+    else:
+        print("\nOpaque: nothing; every part was understood.")
+    print(f"\nDecision: {decision.decision.upper()}")
+    print(f"  reason: {decision.reason}")
+    if decision.hits:
+        print("  rules:")
+        for hit in decision.hits:
+            certainty = "" if hit.certain else " (may match)"
+            print(f"    - {hit.rule.id} [{hit.rule.decision}]{certainty} on `{hit.part_label}`"
+                  f"  from {hit.rule.origin}")
+    print(f"Policy:   {gatekeeper.policy.name}  sha256:{gatekeeper.policy.hash}")
+    return 0

@@ -1,0 +1,71 @@
+"""`runestone policy test | validate | show | packs | import-claude`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from runestone.home import layout
+from runestone.policy import PolicyError, builtin_packs, load_policy, load_preset
+from runestone.policy.engine import CompiledPolicy
+
+
+def _load(args: argparse.Namespace, *, run_tests: bool) -> CompiledPolicy:
+    if args.preset:
+        return load_preset(args.preset, run_tests=run_tests)
+    path = args.policy or layout().policy_file
+    return load_policy(path, run_tests=run_tests)
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    action = args.policy_command
+    if action == "packs":
+        for name in builtin_packs():
+            print(name)
+        return 0
+    if action == "import-claude":
+        return _import_claude(args.settings)
+    try:
+        policy = _load(args, run_tests=False)
+    except PolicyError as exc:
+        print(f"policy refused:\n{exc}", file=sys.stderr)
+        return 1
+    if action == "validate":
+        print(f"valid: {policy.source}  {len(policy.rules)} rules  sha256:{policy.hash}")
+        return 0
+    if action == "show":
+        print(f"# {policy.name}  default={policy.default}  sha256:{policy.hash}")
+        print(f"# includes: {', '.join(policy.includes) or '(none)'}")
+        for rule in policy.rules:
+            print(f"{rule.decision:5}  {rule.id:40} {rule.reason}")
+        return 0
+    from runestone.policy.selftest import run_policy_tests
+
+    results = run_policy_tests(policy)
+    failed = [r for r in results if not r.passed]
+    for result in results:
+        if not result.passed:
+            print(f"FAIL  {result.location}  {result.name}\n      {result.detail}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed  "
+          f"({policy.name}, {len(policy.rules)} rules, sha256:{policy.hash[:16]})")
+    return 1 if failed else 0
+
+
+def _import_claude(settings_path: str) -> int:
+    from runestone.policy.claude_import import import_claude_settings
+
+    try:
+        settings = json.loads(Path(settings_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {settings_path}: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(settings, dict):
+        print(f"{settings_path}: expected a JSON object", file=sys.stderr)
+        return 1
+    result = import_claude_settings(settings, settings_path=str(Path(settings_path).resolve()))
+    sys.stdout.write(result.toml)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

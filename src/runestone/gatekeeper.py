@@ -1,0 +1,231 @@
+"""The gatekeeper: Action -> facts -> Decision, with the session context policy needs.
+
+This is the entry point integrations call. It owns the compiled policy and the per-session
+state (whether a session has read untrusted content), and it turns every failure into a
+deny with a reason: malformed input, an unreadable policy, an internal error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from runestone.actions import Action
+from runestone.actions.canonical import canonical_hash
+from runestone.actions.tools import Family
+from runestone.audit.log import AuditLog, AuditWriteError
+from runestone.audit.records import decision_entry, new_request_id, request_entry
+from runestone.facts import Facts, derive_facts
+from runestone.home import Layout
+from runestone.policy import (
+    CompiledPolicy,
+    Decision,
+    EvalContext,
+    VerifiedCache,
+    evaluate,
+    load_policy,
+    load_preset,
+)
+
+NETWORK_FETCHERS = frozenset({"curl", "wget", "http", "https", "xh", "httpie", "aria2c", "lynx",
+                              "w3m", "links"})
+
+
+class SessionState:
+    """Remembers which sessions have read untrusted content (web pages, outside files).
+
+    With a directory, the mark survives across hook processes (one small file per session,
+    named by a hash of the session id); without one it lives in memory.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self._memory: set[str] = set()
+
+    def _file(self, session: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / (hashlib.sha256(session.encode()).hexdigest()[:32] + ".tainted")
+
+    def is_tainted(self, session: str) -> bool:
+        if not session:
+            return False
+        if session in self._memory:
+            return True
+        path = self._file(session)
+        return bool(path and path.exists())
+
+    def mark_tainted(self, session: str, why: str) -> None:
+        if not session or session in self._memory:
+            return
+        self._memory.add(session)
+        path = self._file(session)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(why + "\n", encoding="utf-8")
+            except OSError as exc:
+                print(f"runestone: cannot record session taint: {exc}", file=sys.stderr)
+
+
+def taint_reason(facts: Facts) -> str | None:
+    """Why this action brings untrusted content into the session, if it does."""
+    if facts.family in (Family.WEB_FETCH, Family.WEB_SEARCH):
+        return f"{facts.action.tool} fetched web content"
+    project = facts.project
+    for part in facts.parts:
+        if part.kind == "file" and part.path is not None and part.path.access in ("read", "list"):
+            from runestone.actions.paths import is_within
+
+            if any(not is_within(form, project) for form in part.path.forms):
+                return f"read {part.path.raw} from outside the project"
+        if part.kind == "command" and part.command and part.command.name in NETWORK_FETCHERS:
+            return f"ran {part.command.name}, which fetches content from the network"
+    return None
+
+
+def error_decision(reason: str, *, action_hash: str = "", policy_hash: str = "") -> Decision:
+    """A deny for a failure: the caller still gets a well-formed, safe answer."""
+    return Decision("deny", reason, (), policy_hash, action_hash)
+
+
+class Gatekeeper:
+    """Decides tool calls under one compiled policy."""
+
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        *,
+        sessions: SessionState | None = None,
+        labels: dict[str, str] | None = None,
+        home: str | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.policy = policy
+        self.sessions = sessions or SessionState()
+        self.labels = dict(labels or {})
+        self.home = home
+        self.audit = audit
+
+    @classmethod
+    def from_layout(
+        cls,
+        layout: Layout,
+        *,
+        policy_file: str | Path | None = None,
+        preset: str | None = None,
+        home: str | None = None,
+    ) -> Gatekeeper:
+        """Load the configured policy. Raises PolicyError; callers deny on it."""
+        verified = VerifiedCache(layout.verified_policies_file)
+        if preset:
+            policy = load_preset(preset, verified=verified)
+        elif policy_file:
+            policy = load_policy(policy_file, verified=verified)
+        elif layout.policy_file.exists():
+            policy = load_policy(layout.policy_file, verified=verified)
+        else:
+            print(
+                f"runestone: no policy at {layout.policy_file}; using the 'default' preset "
+                "(nothing is allowed, unknown actions ask). Run `runestone init` to create one.",
+                file=sys.stderr,
+            )
+            policy = load_preset("default", verified=verified)
+        return cls(policy, sessions=SessionState(layout.sessions_dir),
+                   labels=_labels_from_env(), home=home, audit=open_audit_log(layout))
+
+    def context(self, action: Action) -> EvalContext:
+        return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
+
+    def check(self, action: Action) -> Decision:
+        """Decide one action and audit it. Never raises: any failure is a deny that says so.
+
+        With an audit log, the request and the decision are durable on disk before the
+        answer is returned; if they cannot be written, the answer is deny (no audit, no
+        allow).
+        """
+        facts = None
+        try:
+            facts = derive_facts(action, home=self.home)
+            decision = evaluate(self.policy, facts, self.context(action))
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+            try:
+                action_hash = action.hash
+            except Exception:  # noqa: BLE001
+                action_hash = ""
+            decision = error_decision(
+                f"Internal error while deciding ({type(exc).__name__}: {exc}); denied to be "
+                "safe.",
+                action_hash=action_hash,
+                policy_hash=self.policy.hash,
+            )
+        decision = self._record(action, decision)
+        if facts is not None and decision.decision != "deny":
+            why = taint_reason(facts)
+            if why:
+                self.sessions.mark_tainted(action.session, why)
+        return decision
+
+    def _record(self, action: Action, decision: Decision) -> Decision:
+        if self.audit is None:
+            return decision
+        request_id = new_request_id()
+        decision = dataclasses.replace(decision, request_id=request_id)
+        try:
+            self.audit.append([request_entry(action, request_id),
+                               decision_entry(action, decision, request_id)])
+        except (AuditWriteError, OSError, ValueError) as exc:
+            return dataclasses.replace(
+                decision,
+                decision="deny",
+                rules=(),
+                reason=f"The audit log could not be written ({exc}); no audit, no allow. "
+                       f"The policy had answered {decision.decision}: {decision.reason}",
+            )
+        return decision
+
+
+def open_audit_log(layout: Layout) -> AuditLog | None:
+    """The runtime's audit log, or None when the runtime was never initialised."""
+    from runestone.identity import IdentityError, load_identity
+
+    try:
+        identity = load_identity(layout)
+    except IdentityError:
+        print("runestone: this runtime is not initialised, so decisions are not audited; "
+              "run `runestone init`.", file=sys.stderr)
+        return None
+    from runestone.audit.checkpoint import Signer
+    from runestone.audit.redact import Redactor
+
+    try:
+        key = layout.redaction_key_file.read_bytes()
+    except OSError as exc:
+        raise AuditWriteError(f"cannot read the redaction key: {exc}") from exc
+    return AuditLog(layout.audit_dir, identity.runtime_id,
+                    signer=Signer(layout.private_key_file), redactor=Redactor(key))
+
+
+def _labels_from_env() -> dict[str, str]:
+    """Runtime labels from RUNESTONE_LABELS (`key=value,key=value`)."""
+    raw = os.environ.get("RUNESTONE_LABELS", "")
+    labels: dict[str, str] = {}
+    for item in raw.split(","):
+        if "=" in item:
+            key, value = item.split("=", 1)
+            labels[key.strip()] = value.strip()
+    return labels
+
+
+def decision_json(decision: Decision, extra: dict[str, Any] | None = None) -> str:
+    payload = dict(extra or {})
+    payload.update(decision.to_json())
+    return json.dumps(payload, ensure_ascii=False)
+
+
+__all__ = ["Gatekeeper", "SessionState", "canonical_hash", "decision_json", "error_decision"]

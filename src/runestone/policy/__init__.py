@@ -1,0 +1,28 @@
+"""Policy: load, validate, compile and evaluate rules; built-in packs and presets."""
+
+from runestone.policy.engine import CompiledPolicy, evaluate
+from runestone.policy.errors import PolicyError, PolicyTestFailure
+from runestone.policy.loader import (
+    PRESETS,
+    VerifiedCache,
+    builtin_packs,
+    compile_policy_text,
+    load_policy,
+    load_preset,
+)
+from runestone.policy.model import Decision, EvalContext
+
+__all__ = [
+    "PRESETS",
+    "CompiledPolicy",
+    "Decision",
+    "EvalContext",
+    "PolicyError",
+    "PolicyTestFailure",
+    "VerifiedCache",
+    "builtin_packs",
+    "compile_policy_text",
+    "evaluate",
+    "load_policy",
+    "load_preset",
+]

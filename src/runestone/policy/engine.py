@@ -1,0 +1,196 @@
+"""The one place a decision is made: deny beats ask beats allow.
+
+An action is split into parts (see `runestone.facts`). Every deny and ask rule that applies
+to a part is tried; an allow rule covers a part only when it certainly matches. The action
+is allowed only when every part is covered and nothing was opaque. Anything else falls to
+the policy's default, which is `ask` unless the policy says otherwise: unknown means a human
+decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runestone.actions import Action
+from runestone.facts import Facts, Part, derive_facts
+from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
+
+SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+KINDS = ("command", "file", "url", "mcp", "tool")
+
+
+@dataclass
+class CompiledPolicy:
+    """A validated policy with its rules indexed for fast lookup."""
+
+    name: str
+    default: DecisionValue
+    rules: tuple[Rule, ...]
+    hash: str
+    source: str = ""
+    includes: tuple[str, ...] = ()
+    examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = field(
+        default=(), repr=False)
+    cases: tuple[tuple[dict[str, Any], str, int | None], ...] = field(default=(), repr=False)
+    _by_kind: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
+    _by_program: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
+    _command_any: list[Rule] = field(default_factory=list, repr=False)
+    _merged: dict[str, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_kind = {kind: [] for kind in KINDS}
+        for rule in self.rules:
+            for kind in rule.kinds:
+                if kind == "command":
+                    if rule.programs:
+                        for program in rule.programs:
+                            self._by_program.setdefault(program, []).append(rule)
+                    else:
+                        self._command_any.append(rule)
+                else:
+                    self._by_kind[kind].append(rule)
+
+    def candidates(self, part: Part) -> Sequence[Rule]:
+        """The rules that can apply to a part, in declaration order."""
+        if part.kind != "command":
+            return self._by_kind[part.kind]
+        name = part.command.name if part.command else ""
+        merged = self._merged.get(name)
+        if merged is None:
+            specific = self._by_program.get(name, [])
+            order = {id(rule): i for i, rule in enumerate(self.rules)}
+            merged = tuple(sorted([*specific, *self._command_any], key=lambda r: order[id(r)]))
+            if len(self._merged) < 4096:
+                self._merged[name] = merged
+        return merged
+
+    def decide(
+        self, action: Action, ctx: EvalContext | None = None, *, home: str | None = None
+    ) -> Decision:
+        """Analyse and decide one action."""
+        return evaluate(self, derive_facts(action, home=home), ctx or EvalContext())
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return "`" + (text if len(text) <= limit else text[: limit - 1] + "…") + "`"
+
+
+def _unique_ids(hits: Sequence[Hit]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for hit in hits:
+        seen.setdefault(hit.rule.id, None)
+    return tuple(seen)
+
+
+def _rule_reason(hit: Hit) -> str:
+    reason = hit.rule.reason.rstrip(".")
+    text = f"{reason}: {_quote(hit.part_label)}."
+    if hit.rule.instead:
+        text += f" Instead: {hit.rule.instead}"
+    return text
+
+
+def _severity(hits: Sequence[Hit]) -> str:
+    if not hits:
+        return ""
+    return max((h.rule.severity for h in hits), key=lambda s: SEVERITY_ORDER.get(s, 0))
+
+
+def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision:
+    """Decide one analysed action under a policy."""
+    denies: list[Hit] = []
+    maybe_denies: list[Hit] = []
+    asks: list[Hit] = []
+    allows: list[Hit] = []
+    uncovered: list[Part] = []
+
+    for part in facts.parts:
+        covered = False
+        for rule in policy.candidates(part):
+            if rule.decision == "allow" and covered:
+                continue
+            result = rule.match(part, facts, ctx)
+            if result is False:
+                continue
+            hit = Hit(rule, part.label, result is True)
+            if rule.decision == "deny":
+                (denies if result else maybe_denies).append(hit)
+            elif rule.decision == "ask":
+                asks.append(hit)
+            elif result:
+                allows.append(hit)
+                covered = True
+        if not covered:
+            uncovered.append(part)
+
+    action_hash = facts.action.hash
+    opaque = tuple(
+        {"kind": o.kind, "reason": o.reason, "snippet": o.snippet} for o in facts.opaque
+    )
+
+    def make(decision: DecisionValue, reason: str, hits: Sequence[Hit]) -> Decision:
+        return Decision(
+            decision=decision,
+            reason=reason,
+            rules=_unique_ids(hits),
+            policy_hash=policy.hash,
+            action_hash=action_hash,
+            opaque=opaque,
+            hits=tuple(hits),
+            severity=_severity(hits),
+        )
+
+    if denies:
+        reason = _rule_reason(denies[0])
+        others = [r for r in _unique_ids(denies) if r != denies[0].rule.id]
+        if others:
+            reason += f" (also: {', '.join(others)})"
+        return make("deny", reason, denies)
+
+    if asks or maybe_denies:
+        pieces = [_rule_reason(h) for h in asks[:2]]
+        for hit in maybe_denies[:2]:
+            pieces.append(
+                f"Could not tell statically whether {_quote(hit.part_label)} is covered by "
+                f"'{hit.rule.id}' ({hit.rule.reason.rstrip('.')}), so a human decides."
+            )
+        if facts.opaque:
+            pieces.append(_opaque_reason(facts))
+        return make("ask", " ".join(pieces), [*asks, *maybe_denies])
+
+    if facts.opaque:
+        fallback: DecisionValue = "deny" if policy.default == "deny" else "ask"
+        return make(fallback, _opaque_reason(facts), [])
+
+    if not facts.parts:
+        return make(
+            policy.default if policy.default != "allow" else "ask",
+            "Nothing to judge in this tool call (no command, path or URL found); "
+            f"the policy default applies: {policy.default}.",
+            [],
+        )
+
+    if uncovered:
+        labels = ", ".join(_quote(p.label, 60) for p in uncovered[:3])
+        more = f" and {len(uncovered) - 3} more" if len(uncovered) > 3 else ""
+        if policy.default == "allow":
+            return make("allow", f"No rule matched {labels}{more}; the policy default is "
+                        "allow.", allows)
+        verb = "a human decides" if policy.default == "ask" else "so it is denied"
+        return make(
+            policy.default,
+            f"No rule allows {labels}{more}; the policy default is {policy.default}, {verb}.",
+            allows,
+        )
+
+    ids = _unique_ids(allows)
+    return make("allow", f"Allowed by {', '.join(ids)}.", allows)
+
+
+def _opaque_reason(facts: Facts) -> str:
+    reasons = "; ".join(f"{o.reason} ({_quote(o.snippet, 40)})" if o.snippet else o.reason
+                        for o in facts.opaque[:3])
+    return f"Not fully understood, so it cannot be auto-allowed: {reasons}."

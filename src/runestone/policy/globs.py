@@ -1,0 +1,130 @@
+"""Path globs and Claude Code command patterns, compiled to regular expressions once.
+
+Path globs follow gitignore habits: `**` crosses directories, `*` and `?` stay within one
+segment, `X/**` also matches `X` itself, a pattern without a slash matches a base name
+anywhere (`.env`, `*.pem`). Anchors: `{project}`, `{home}`, `~`, and `./` (the project).
+
+Command patterns keep Claude Code's permission syntax: `npm run test:*` is a prefix at a
+word boundary, `*` matches any characters (spaces included), and a single trailing ` *` is
+optional, so `ls *` also matches a bare `ls`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from functools import lru_cache
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def expand_anchor(pattern: str, project: str, home: str) -> str:
+    """Turn an anchored pattern into an absolute one (still possibly containing globs)."""
+    if pattern.startswith("{project}"):
+        expanded = project + pattern[len("{project}"):]
+    elif pattern.startswith("{home}"):
+        expanded = home + pattern[len("{home}"):]
+    elif pattern == "~" or pattern.startswith("~/"):
+        expanded = home + pattern[1:]
+    elif pattern.startswith("./"):
+        expanded = project + pattern[1:]
+    elif pattern.startswith("/") or pattern.startswith("**/"):
+        expanded = pattern
+    elif "/" not in pattern.rstrip("/"):
+        expanded = "**/" + pattern
+    else:
+        expanded = project + "/" + pattern
+    while "//" in expanded:
+        expanded = expanded.replace("//", "/")
+    if len(expanded) > 1 and expanded.endswith("/"):
+        expanded = expanded[:-1]
+    return expanded
+
+
+def _glob_body(pattern: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+                continue
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=4096)
+def path_glob(pattern: str, project: str, home: str) -> tuple[str, re.Pattern[str]]:
+    """Compile an anchored path glob for one project and home: (expanded glob, regex)."""
+    expanded = expand_anchor(pattern, project, home)
+    if expanded.endswith("/**") and len(expanded) > 3:
+        body = _glob_body(expanded[:-3]) + "(?:/.*)?"
+    else:
+        body = _glob_body(expanded)
+    return expanded, re.compile(body, re.DOTALL)
+
+
+@lru_cache(maxsize=4096)
+def glob_as_regex(text: str) -> re.Pattern[str]:
+    """A shell glob from a command line (`/home/dev/.ssh/*`) as a regex over paths."""
+    return re.compile(_glob_body(text), re.DOTALL)
+
+
+def glob_base(path: str) -> str:
+    """The directory part of a glob before its first wildcard: `/a/b*/c` -> `/a`."""
+    for index, char in enumerate(path):
+        if char in GLOB_CHARS:
+            head = path[:index]
+            base = head if head.endswith("/") else posixpath.dirname(head)
+            return base.rstrip("/") or "/"
+    return path
+
+
+def anchor_dir(anchor: str, project: str, home: str) -> str:
+    """A directory anchor (`{project}`, `~/x`, `/tmp`) as an absolute path."""
+    expanded = expand_anchor(anchor, project, home)
+    if expanded.startswith("**/"):
+        expanded = project + "/" + expanded[3:]
+    return posixpath.normpath(expanded) if expanded.startswith("/") else expanded
+
+
+def command_pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a Claude Code style command pattern (`git push *`, `npm run test:*`)."""
+    pattern = pattern.strip()
+    if pattern.endswith(":*"):
+        return re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
+    if pattern.endswith(" *") and pattern.count("*") == 1:
+        return re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
+    pieces = pattern.split("*")
+    return re.compile(".*".join(re.escape(p) for p in pieces), re.DOTALL)
+
+
+def command_pattern_program(pattern: str) -> str | None:
+    """The literal program name a command pattern starts with, for indexing; None if wild."""
+    first = pattern.strip().split(" ", 1)[0]
+    if first.endswith(":*"):
+        first = first[:-2]
+    if not first or "*" in first:
+        return None
+    return first

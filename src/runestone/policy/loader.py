@@ -1,0 +1,325 @@
+"""Load a policy: parse TOML, resolve packs, validate, compile, hash, and run its own tests.
+
+A policy with any error is refused whole (fail closed): the caller keeps the last good
+policy or denies. Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from runestone.actions.canonical import canonical_hash
+from runestone.policy.engine import CompiledPolicy
+from runestone.policy.errors import PolicyError
+from runestone.policy.model import DECISIONS, Rule
+from runestone.policy.rules import compile_rule
+
+POLICY_KEYS = frozenset({"name", "description", "default", "include", "disable"})
+TEST_KEYS = frozenset({"name", "command", "tool", "input", "cwd", "expect", "rule", "tainted",
+                       "agent", "session"})
+PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Document:
+    """One parsed file: its header, rules and tests, with where it came from."""
+
+    source: str
+    text: str
+    header: dict[str, Any]
+    rules: list[dict[str, Any]]
+    tests: list[dict[str, Any]]
+    base_dir: Path | None
+
+
+def builtin_packs() -> list[str]:
+    """Names of the packs and presets shipped with Runestone."""
+    folder = resources.files("runestone.policy") / "packs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _pack_text(name: str) -> str:
+    if not PACK_NAME.match(name):
+        raise PolicyError(f"invalid pack name {name!r}")
+    resource = resources.files("runestone.policy") / "packs" / f"{name}.toml"
+    if not resource.is_file():
+        raise PolicyError(
+            f"unknown pack {name!r}",
+            hint=f"built-in packs: {', '.join(builtin_packs())}",
+        )
+    return resource.read_text(encoding="utf-8")
+
+
+def _line_of(text: str, pattern: str, start: int = 0) -> int | None:
+    match = re.compile(pattern, re.MULTILINE).search(text, start)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def locate(text: str, array: str, index: int, field: str | None = None) -> int | None:
+    """Line of the `index`-th `[[array]]` table (and of `field` inside it), 1-based."""
+    headers = [m.start() for m in re.finditer(rf"^\s*\[\[\s*{array}\s*\]\]", text, re.M)]
+    if index >= len(headers):
+        return None
+    start = headers[index]
+    end = headers[index + 1] if index + 1 < len(headers) else len(text)
+    if field:
+        top = field.split(".", 1)[0]
+        match = re.compile(rf"^\s*{re.escape(top)}\s*=", re.M).search(text, start, end)
+        if match:
+            return text.count("\n", 0, match.start()) + 1
+    return text.count("\n", 0, start) + 1
+
+
+def _parse(text: str, source: str, base_dir: Path | None, kind: str) -> _Document:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        raise PolicyError(
+            f"not valid TOML: {exc}",
+            source=source,
+            line=int(match.group(1)) if match else None,
+        ) from exc
+    header = data.get(kind, {})
+    if not isinstance(header, dict):
+        raise PolicyError(f"[{kind}] must be a table", source=source)
+    unknown_top = sorted(set(data) - {kind, "rule", "test"})
+    if unknown_top:
+        raise PolicyError(
+            f"unknown top-level key {unknown_top[0]!r}",
+            source=source,
+            line=_line_of(text, rf"^\s*\[*\s*{re.escape(unknown_top[0])}\b"),
+            hint=f"a policy has a [{kind}] table, [[rule]] tables and [[test]] tables",
+        )
+    unknown = sorted(set(header) - POLICY_KEYS)
+    if unknown:
+        raise PolicyError(
+            f"unknown key {unknown[0]!r} in [{kind}]",
+            source=source,
+            line=_line_of(text, rf"^\s*{re.escape(unknown[0])}\s*="),
+            field=unknown[0],
+        )
+    rules = data.get("rule", [])
+    tests = data.get("test", [])
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise PolicyError("'rule' must be an array of tables: write [[rule]]", source=source)
+    if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
+        raise PolicyError("'test' must be an array of tables: write [[test]]", source=source)
+    return _Document(source, text, header, rules, tests, base_dir)
+
+
+def _strings(value: Any, what: str, source: str, text: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise PolicyError(f"'{what}' must be a list of strings", source=source,
+                      line=_line_of(text, rf"^\s*{what}\s*="), field=what)
+
+
+class _Resolver:
+    """Walks includes depth-first, compiling each file's rules once, refusing cycles."""
+
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.tests: list[tuple[dict[str, Any], str, int | None]] = []
+        self.examples: list[tuple[Rule, dict[str, Any], str, int | None]] = []
+        self.seen: set[str] = set()
+        self.stack: list[str] = []
+        self.includes: list[str] = []
+
+    def add_document(self, doc: _Document) -> None:
+        for index, table in enumerate(doc.rules):
+            try:
+                rule = compile_rule(table, doc.source)
+            except PolicyError as exc:
+                raise PolicyError(
+                    exc.message,
+                    source=doc.source,
+                    line=locate(doc.text, "rule", index, exc.field),
+                    field=exc.field,
+                    hint=exc.hint,
+                ) from None
+            self.rules.append(rule)
+            self.examples.append((rule, table, doc.source, locate(doc.text, "rule", index)))
+        for index, case in enumerate(doc.tests):
+            unknown = sorted(set(case) - TEST_KEYS)
+            if unknown or "expect" not in case:
+                problem = (f"unknown field {unknown[0]!r}" if unknown
+                           else "a [[test]] needs 'expect'")
+                raise PolicyError(problem, source=doc.source,
+                                  line=locate(doc.text, "test", index, unknown[0] if unknown
+                                              else None))
+            self.tests.append((case, doc.source, locate(doc.text, "test", index)))
+
+    def include(self, name: str, base_dir: Path | None, origin: str, text: str) -> None:
+        key = name
+        if name.endswith(".toml"):
+            path = (base_dir or Path.cwd()) / name
+            key = str(path.resolve())
+        if key in self.stack:
+            raise PolicyError(f"include cycle: {' -> '.join([*self.stack, key])}", source=origin,
+                              line=_line_of(text, rf"{re.escape(name)}"))
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.includes.append(name)
+        self.stack.append(key)
+        try:
+            if name.endswith(".toml"):
+                path = Path(key)
+                try:
+                    body = path.read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise PolicyError(f"cannot read included file {name!r}: {exc.strerror}",
+                                      source=origin, line=_line_of(text, re.escape(name))
+                                      ) from exc
+                doc = _parse(body, str(path), path.parent, "pack")
+            else:
+                try:
+                    body = _pack_text(name)
+                except PolicyError as exc:
+                    raise PolicyError(exc.message, source=origin, hint=exc.hint,
+                                      line=_line_of(text, re.escape(f'"{name}"'))) from None
+                doc = _parse(body, f"pack:{name}", None, "pack")
+            self.walk(doc)
+        finally:
+            self.stack.pop()
+
+    def walk(self, doc: _Document) -> None:
+        for name in _strings(doc.header.get("include", []), "include", doc.source, doc.text):
+            self.include(name, doc.base_dir, doc.source, doc.text)
+        self.add_document(doc)
+
+
+class VerifiedCache:
+    """Hashes of policies whose tests already passed with this version of Runestone.
+
+    Tests are a pure function of the policy's compiled form and the analyzer, so a policy
+    whose hash was verified once need not be re-tested by every hook process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _key(self, policy_hash: str) -> str:
+        from runestone import __version__
+
+        return f"{__version__} {policy_hash}"
+
+    def contains(self, policy_hash: str) -> bool:
+        try:
+            return self._key(policy_hash) in self.path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return False
+
+    def add(self, policy_hash: str) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(self._key(policy_hash) + "\n")
+        except OSError:
+            pass  # Only a cache: the tests simply run again next time.
+
+
+def compile_policy_text(
+    text: str,
+    *,
+    source: str = "<policy>",
+    base_dir: Path | None = None,
+    run_tests: bool = True,
+    verified: VerifiedCache | None = None,
+) -> CompiledPolicy:
+    """Compile a policy document. Raises PolicyError (or PolicyTestFailure) on any problem."""
+    doc = _parse(text, source, base_dir, "policy")
+    header = doc.header
+    default = header.get("default", "ask")
+    if default not in DECISIONS:
+        raise PolicyError(
+            f"default must be one of deny, ask, allow; got {default!r}",
+            source=source, line=_line_of(text, r"^\s*default\s*="), field="default",
+        )
+    resolver = _Resolver()
+    # The policy's own rules come first so that their reasons are the ones people read.
+    resolver.add_document(doc)
+    for name in _strings(header.get("include", []), "include", source, text):
+        resolver.include(name, base_dir, source, text)
+
+    disabled = _strings(header.get("disable", []), "disable", source, text)
+    known = {rule.id for rule in resolver.rules}
+    for rule_id in disabled:
+        if rule_id not in known:
+            raise PolicyError(
+                f"'disable' names rule {rule_id!r}, which no included pack defines",
+                source=source, line=_line_of(text, re.escape(f'"{rule_id}"')), field="disable",
+            )
+    rules = [rule for rule in resolver.rules if rule.id not in set(disabled)]
+    by_id: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.id in by_id:
+            raise PolicyError(
+                f"rule id {rule.id!r} is defined twice: in {by_id[rule.id].origin} and "
+                f"{rule.origin}",
+                source=source,
+                hint="rule ids must be unique; rename one or disable the pack's rule",
+            )
+        by_id[rule.id] = rule
+
+    policy_hash = canonical_hash(
+        {"format": FORMAT_VERSION, "default": default,
+         "rules": [dict(rule.spec) for rule in rules]}
+    )
+    policy = CompiledPolicy(
+        name=str(header.get("name", "") or Path(source).stem),
+        default=default,
+        rules=tuple(rules),
+        hash=policy_hash,
+        source=source,
+        includes=tuple(resolver.includes),
+        examples=tuple(resolver.examples),
+        cases=tuple(resolver.tests),
+    )
+    if run_tests and not (verified and verified.contains(policy.hash)):
+        from runestone.policy.selftest import require_passing
+
+        require_passing(policy)
+        if verified:
+            verified.add(policy.hash)
+    return policy
+
+
+def load_policy(
+    path: str | Path, *, run_tests: bool = True, verified: VerifiedCache | None = None
+) -> CompiledPolicy:
+    """Load a policy file. An unreadable file is a PolicyError, never an empty policy."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy is not UTF-8: {exc}", source=str(path)) from exc
+    return compile_policy_text(text, source=str(path), base_dir=path.parent, run_tests=run_tests,
+                               verified=verified)
+
+
+PRESETS = {
+    "default": '[policy]\nname = "default"\ndefault = "ask"\ninclude = ["default"]\n',
+    "developer": '[policy]\nname = "developer"\ndefault = "ask"\ninclude = ["developer"]\n',
+}
+
+
+def load_preset(
+    name: str, *, run_tests: bool = True, verified: VerifiedCache | None = None
+) -> CompiledPolicy:
+    """A built-in preset: `default` (the packs; unknown asks) or `developer` (plus allowances)."""
+    if name not in PRESETS:
+        raise PolicyError(f"unknown preset {name!r}", hint=f"presets: {', '.join(PRESETS)}")
+    return compile_policy_text(PRESETS[name], source=f"preset:{name}", run_tests=run_tests,
+                               verified=verified)

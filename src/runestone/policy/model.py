@@ -1,0 +1,89 @@
+"""The compiled policy and the decisions it produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from runestone.facts import Facts, Part
+
+DecisionValue = Literal["allow", "deny", "ask"]
+DECISIONS: tuple[DecisionValue, ...] = ("deny", "ask", "allow")
+
+# A matcher answers True (matches), False (does not) or None (cannot tell statically).
+Tri = bool | None
+Matcher = Callable[["Part", "Facts", "EvalContext"], Tri]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """Who is acting and what the session has done: facts that are not in the action."""
+
+    tainted: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule. `spec` is its normalised source form (what the policy hash covers)."""
+
+    id: str
+    decision: DecisionValue
+    reason: str
+    instead: str
+    severity: str
+    origin: str
+    kinds: frozenset[str]
+    programs: frozenset[str] | None
+    matchers: tuple[Matcher, ...]
+    spec: Mapping[str, Any]
+    tainted_only: bool = False
+
+    def match(self, part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        """All matchers must hold; any False ends it, any None makes the answer uncertain."""
+        uncertain = False
+        for matcher in self.matchers:
+            result = matcher(part, facts, ctx)
+            if result is False:
+                return False
+            if result is None:
+                uncertain = True
+        return None if uncertain else True
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule that fired on a part; `certain` is False when it only may have matched."""
+
+    rule: Rule
+    part_label: str
+    certain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one action: what to do, why, which rules, and which policy decided."""
+
+    decision: DecisionValue
+    reason: str
+    rules: tuple[str, ...]
+    policy_hash: str
+    action_hash: str
+    opaque: tuple[dict[str, str], ...] = ()
+    hits: tuple[Hit, ...] = ()
+    severity: str = ""
+    request_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        extra = {"request_id": self.request_id} if self.request_id else {}
+        return {
+            **extra,
+            "decision": self.decision,
+            "reason": self.reason,
+            "rules": list(self.rules),
+            "policy_hash": self.policy_hash,
+            "action_hash": self.action_hash,
+            "opaque": [dict(o) for o in self.opaque],
+        }

@@ -1,0 +1,650 @@
+"""Compile one rule table into matchers.
+
+A rule's matchers are grouped by what they look at: shell commands, file paths, URLs,
+MCP calls, tool arguments, and who is acting. Which parts a rule applies to follows from
+the groups it uses, so a rule about `rm` never judges a URL.
+
+Quantifiers follow the decision: a deny or ask rule fires when *any* path or URL of a part
+matches; an allow rule covers a part only when *all* of them match. A value the analyzer
+could not know (`rm -rf $X`) makes the answer uncertain: an uncertain deny becomes an ask,
+an uncertain allow allows nothing.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from runestone.actions.paths import PathFact, is_within
+from runestone.actions.urls import UrlFact
+from runestone.facts import Facts, Part, input_field
+from runestone.policy.errors import PolicyError
+from runestone.policy.globs import (
+    anchor_dir,
+    command_pattern_program,
+    command_pattern_regex,
+    glob_as_regex,
+    glob_base,
+    path_glob,
+)
+from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
+from runestone.shell.model import SimpleCommand
+
+COMMAND_FIELDS = ("command", "program", "subcommand", "flags", "all_flags", "without_flags",
+                  "args", "code", "code_lang", "via", "piped")
+PATH_FIELDS = ("path", "path_except", "path_outside", "path_contains", "access")
+URL_FIELDS = ("domain", "scheme", "address")
+MCP_FIELDS = ("mcp_server", "mcp_tool")
+ARGUMENT_FIELDS = ("arguments",)
+GENERAL_FIELDS = ("tool", "family", "text", "agent", "session", "labels", "tainted")
+META_FIELDS = ("id", "decision", "reason", "instead", "severity", "match", "not_match")
+ALL_FIELDS = frozenset(
+    COMMAND_FIELDS + PATH_FIELDS + URL_FIELDS + MCP_FIELDS + ARGUMENT_FIELDS
+    + GENERAL_FIELDS + META_FIELDS
+)
+SEVERITIES = ("low", "medium", "high", "critical")
+ACCESS_KINDS = ("read", "write", "edit", "delete", "list", "arg")
+ADDRESS_KINDS = ("metadata", "link-local", "loopback", "private", "public-ip", "unspecified",
+                 "invalid")
+FAMILIES = ("shell", "file_read", "file_write", "file_edit", "web_fetch", "web_search", "mcp",
+            "generic")
+RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+# Options that take a value before a subcommand, so `git -C dir push` has subcommand `push`.
+GLOBAL_OPTIONS_WITH_VALUE: dict[str, frozenset[str]] = {
+    "git": frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path",
+                      "--config-env"}),
+    "kubectl": frozenset({"-n", "--namespace", "--context", "--kubeconfig", "-s", "--server",
+                          "--cluster", "--user", "-l", "--selector"}),
+    "docker": frozenset({"-H", "--host", "--context", "-c", "--config", "-l", "--log-level"}),
+    "helm": frozenset({"-n", "--namespace", "--kube-context", "--kubeconfig"}),
+    "aws": frozenset({"--profile", "--region", "--output", "--endpoint-url", "--query"}),
+    "gcloud": frozenset({"--project", "--account", "--configuration", "--format"}),
+    "npm": frozenset({"--prefix", "-w", "--workspace"}),
+    "make": frozenset({"-C", "-f", "--file", "--directory", "-j", "--jobs"}),
+    "terraform": frozenset(),
+    "redis-cli": frozenset({"-h", "-p", "-a", "-n", "-u", "--user", "--pass"}),
+}
+
+
+class RuleError(PolicyError):
+    """A rule table is malformed."""
+
+
+def _strings(value: Any, field: str, rule_id: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise RuleError(
+        f"rule '{rule_id}': '{field}' must be a string or a list of strings, "
+        f"got {type(value).__name__}",
+        field=field,
+    )
+
+
+def _regex(pattern: str, field: str, rule_id: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise RuleError(
+            f"rule '{rule_id}': '{field}' is not a valid regular expression: {exc}",
+            field=field,
+        ) from exc
+
+
+def _any(values: Iterable[Tri]) -> Tri:
+    uncertain = False
+    for value in values:
+        if value is True:
+            return True
+        if value is None:
+            uncertain = True
+    return None if uncertain else False
+
+
+def _all(values: Iterable[Tri]) -> Tri:
+    uncertain = False
+    for value in values:
+        if value is False:
+            return False
+        if value is None:
+            uncertain = True
+    return None if uncertain else True
+
+
+# --- command facts --------------------------------------------------------------------------
+
+
+def command_flags(command: SimpleCommand) -> frozenset[str]:
+    """Flags of a command, order-free: `-rf` also counts as `-r` and `-f`."""
+    flags: set[str] = set()
+    for word in command.args:
+        text = word.text
+        if text == "--":
+            break
+        if text.startswith("--"):
+            flags.add(text.split("=", 1)[0])
+        elif text.startswith("-") and len(text) > 1:
+            flags.add(text)
+            for char in text[1:]:
+                if not char.isalpha():
+                    break
+                flags.add("-" + char)
+    return frozenset(flags)
+
+
+def command_positionals(command: SimpleCommand) -> list[str]:
+    """Non-flag arguments, skipping the values of known global options."""
+    takes_value = GLOBAL_OPTIONS_WITH_VALUE.get(command.name, frozenset())
+    positionals: list[str] = []
+    skip_next = False
+    options_ended = False
+    for word in command.args:
+        text = word.text
+        if skip_next:
+            skip_next = False
+            continue
+        if not options_ended and text == "--":
+            options_ended = True
+            continue
+        if not options_ended and text.startswith("-") and len(text) > 1:
+            if not positionals and text in takes_value:
+                skip_next = True
+            continue
+        positionals.append(text)
+    return positionals
+
+
+# --- path and URL tests -------------------------------------------------------------------
+
+
+def _path_matches_glob(
+    fact: PathFact, globs: list[tuple[str, re.Pattern[str]]], every_form: bool
+) -> Tri:
+    if fact.dynamic or not fact.forms:
+        return None
+    results = []
+    for form in fact.forms:
+        hit = any(rx.fullmatch(form) for _, rx in globs)
+        if not hit and fact.glob:
+            hit = any(_glob_may_reach(form, expanded) for expanded, _ in globs)
+        results.append(hit)
+    return all(results) if every_form else any(results)
+
+
+def _glob_may_reach(arg_glob: str, expanded: str) -> bool:
+    """Could the argument's glob (`~/.ssh/*`) expand to a path the rule names (`~/.ssh/id_*`)?"""
+    if glob_as_regex(arg_glob).fullmatch(expanded):
+        return True
+    if expanded.startswith("**/"):
+        return glob_as_regex(posixpath.basename(arg_glob)).fullmatch(expanded[3:]) is not None
+    return False
+
+
+def _path_outside(fact: PathFact, dirs: list[str]) -> Tri:
+    if fact.dynamic or not fact.forms:
+        return None
+    for form in fact.forms:
+        base = glob_base(form) if fact.glob else form
+        if not any(is_within(base, d) for d in dirs):
+            return True
+    return False
+
+
+def _path_contains(fact: PathFact, dirs: list[str]) -> Tri:
+    if fact.dynamic or not fact.forms:
+        return None
+    for form in fact.forms:
+        base = glob_base(form) if fact.glob else form
+        if any(is_within(d, base) for d in dirs):
+            return True
+    return False
+
+
+def _domain_matches(url: UrlFact, patterns: tuple[str, ...]) -> bool:
+    host = url.host
+    if not host:
+        return False
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if pattern.startswith("*."):
+            if fnmatchcase(host, pattern):
+                return True
+        elif host == pattern or host.endswith("." + pattern) or fnmatchcase(host, pattern):
+            return True
+    return False
+
+
+# --- compiling ----------------------------------------------------------------------------
+
+
+class _Builder:
+    """Collects matchers while validating one rule table."""
+
+    def __init__(self, table: dict[str, Any], origin: str) -> None:
+        self.table = table
+        self.origin = origin
+        self.rule_id = str(table.get("id", "?"))
+        self.decision = table.get("decision")
+        self.matchers: list[Matcher] = []
+
+    def strings(self, field: str) -> tuple[str, ...] | None:
+        if field not in self.table:
+            return None
+        values = _strings(self.table[field], field, self.rule_id)
+        if not values:
+            raise RuleError(f"rule '{self.rule_id}': '{field}' is empty", field=field)
+        return values
+
+    def add(self, matcher: Matcher) -> None:
+        self.matchers.append(matcher)
+
+
+def _paths_of(part: Part, facts: Facts) -> tuple[PathFact, ...]:
+    if part.kind == "file" and part.path is not None:
+        return (part.path,)
+    if part.kind == "command" and part.command is not None:
+        return facts.arg_paths(part.command)
+    return ()
+
+
+def _urls_of(part: Part, facts: Facts) -> tuple[UrlFact, ...]:
+    if part.kind == "url" and part.url is not None:
+        return (part.url,)
+    if part.kind == "command" and part.command is not None:
+        return facts.arg_urls(part.command)
+    return ()
+
+
+def compile_rule(table: dict[str, Any], origin: str) -> Rule:
+    """Validate a rule table and compile its matchers. Raises RuleError naming the field."""
+    b = _Builder(table, origin)
+    rid = b.rule_id
+    for key in ("id", "decision", "reason"):
+        if key not in table:
+            raise RuleError(f"rule '{rid}' has no '{key}'", field=key)
+    if not isinstance(table["id"], str) or not RULE_ID.match(table["id"]):
+        raise RuleError(
+            f"rule id {table['id']!r} must start with a letter or digit and use only "
+            "letters, digits, '.', '_', ':' and '-'",
+            field="id",
+        )
+    unknown = sorted(set(table) - ALL_FIELDS)
+    if unknown:
+        raise RuleError(
+            f"rule '{rid}' has unknown field(s): {', '.join(unknown)}",
+            field=unknown[0],
+            hint="see docs/policy.md for the fields a rule may use",
+        )
+    decision = table["decision"]
+    if decision not in DECISIONS:
+        raise RuleError(
+            f"rule '{rid}': decision must be one of deny, ask, allow; got {decision!r}",
+            field="decision",
+        )
+    for key in ("reason", "instead"):
+        if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+            raise RuleError(f"rule '{rid}': '{key}' must be a non-empty string", field=key)
+    severity = table.get("severity", "high" if decision == "deny" else "medium")
+    if severity not in SEVERITIES:
+        raise RuleError(
+            f"rule '{rid}': severity must be one of {', '.join(SEVERITIES)}",
+            field="severity",
+        )
+    every = decision == "allow"
+
+    has_cmd = any(k in table for k in COMMAND_FIELDS)
+    has_path = any(k in table for k in PATH_FIELDS)
+    has_url = any(k in table for k in URL_FIELDS)
+    has_mcp = any(k in table for k in MCP_FIELDS)
+    has_args = "arguments" in table
+    if has_path and has_url:
+        raise RuleError(f"rule '{rid}' mixes path and URL matchers; split it into two rules")
+    if has_mcp and (has_cmd or has_path or has_url):
+        raise RuleError(f"rule '{rid}' mixes MCP matchers with command, path or URL matchers")
+    if has_args and (has_cmd or has_path and not table.get("tool")):
+        raise RuleError(
+            f"rule '{rid}': 'arguments' applies to tool inputs; it cannot be combined with "
+            "command matchers",
+            field="arguments",
+        )
+
+    kinds: set[str]
+    if has_cmd:
+        kinds = {"command"}
+    elif has_mcp:
+        kinds = {"mcp"}
+    elif has_path:
+        kinds = {"file"}
+        access = table.get("access")
+        if decision != "allow" and (access is None or "arg" in _strings(access, "access", rid)):
+            kinds.add("command")
+    elif has_url:
+        kinds = {"url"} if decision == "allow" else {"url", "command"}
+    elif has_args:
+        kinds = {"tool", "mcp", "file", "url"}
+    else:
+        kinds = {"command", "file", "url", "mcp", "tool"}
+
+    _compile_general(b, every)
+    programs = _compile_command(b, every) if has_cmd else None
+    if has_path:
+        _compile_path(b, every)
+    if has_url:
+        _compile_url(b, every)
+    if has_mcp:
+        _compile_mcp(b)
+    if has_args:
+        _compile_arguments(b)
+
+    spec = {k: table[k] for k in sorted(table) if k not in ("match", "not_match")}
+    return Rule(
+        id=table["id"],
+        decision=decision,
+        reason=table["reason"].strip(),
+        instead=str(table.get("instead", "")).strip(),
+        severity=severity,
+        origin=origin,
+        kinds=frozenset(kinds),
+        programs=programs,
+        matchers=tuple(b.matchers),
+        spec=spec,
+        tainted_only=bool(table.get("tainted", False)),
+    )
+
+
+def _compile_general(b: _Builder, every: bool) -> None:
+    rid = b.rule_id
+    tools = b.strings("tool")
+    if tools:
+        b.add(lambda part, facts, ctx: any(fnmatchcase(facts.action.tool, t) for t in tools))
+    families = b.strings("family")
+    if families:
+        bad = [f for f in families if f not in FAMILIES]
+        if bad:
+            raise RuleError(f"rule '{rid}': unknown family {bad[0]!r}; one of {FAMILIES}",
+                            field="family")
+        fams = frozenset(families)
+        b.add(lambda part, facts, ctx: facts.family.value in fams)
+    for field in ("agent", "session"):
+        globs = b.strings(field)
+        if globs:
+            b.add(_identity_matcher(field, globs))
+    if "labels" in b.table:
+        labels = b.table["labels"]
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise RuleError(f"rule '{rid}': 'labels' must be a table of strings", field="labels")
+        wanted = dict(labels)
+        b.add(lambda part, facts, ctx: all(
+            fnmatchcase(ctx.labels.get(k, ""), v) for k, v in wanted.items()))
+    if "tainted" in b.table:
+        if not isinstance(b.table["tainted"], bool):
+            raise RuleError(f"rule '{rid}': 'tainted' must be true or false", field="tainted")
+        want = b.table["tainted"]
+        b.add(lambda part, facts, ctx: ctx.tainted == want)
+    if "text" in b.table:
+        if not isinstance(b.table["text"], str):
+            raise RuleError(f"rule '{rid}': 'text' must be a regular expression string",
+                            field="text")
+        rx = _regex(b.table["text"], "text", rid)
+        b.add(lambda part, facts, ctx: rx.search(_part_text(part, facts)) is not None)
+
+
+def _identity_matcher(field: str, globs: tuple[str, ...]) -> Matcher:
+    def match(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        value = getattr(facts.action, field)
+        return any(fnmatchcase(value, g) for g in globs)
+
+    return match
+
+
+def _part_text(part: Part, facts: Facts) -> str:
+    if part.kind == "command" and part.command is not None:
+        return part.command.line()
+    if part.kind == "url" and part.url is not None:
+        return part.url.raw
+    if part.kind == "file" and part.path is not None and facts.shell is not None:
+        return part.label
+    if not facts.input_text:
+        from runestone.actions.canonical import canonical_json
+
+        facts.input_text = canonical_json(facts.action.input).decode("utf-8")
+    return facts.input_text
+
+
+def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
+    """Add the command matchers; return the program names the rule is indexed under."""
+    rid = b.rule_id
+    index: frozenset[str] | None = None
+    programs = b.strings("program")
+    if programs:
+        names = frozenset(p for p in programs if not any(c in p for c in "*?["))
+        globs = tuple(p for p in programs if p not in names)
+        index = names if not globs else None
+        b.add(lambda part, facts, ctx: part.command.name in names  # type: ignore[union-attr]
+              or any(fnmatchcase(part.command.name, g) for g in globs))  # type: ignore[union-attr]
+    patterns = b.strings("command")
+    if patterns:
+        regexes = [command_pattern_regex(p) for p in patterns]
+        firsts = [command_pattern_program(p) for p in patterns]
+        if programs is None and all(firsts):
+            index = frozenset(f for f in firsts if f)
+
+        def match_command(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            command = part.command
+            assert command is not None
+            if not command.name:
+                return False
+            line = " ".join([command.name, *(w.text for w in command.args)])
+            return any(rx.fullmatch(line) for rx in regexes)
+
+        b.add(match_command)
+    subs = b.strings("subcommand")
+    if subs:
+        seqs = [tuple(s.split()) for s in subs]
+
+        def match_sub(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            positionals = command_positionals(part.command)  # type: ignore[arg-type]
+            return any(
+                len(positionals) >= len(seq)
+                and all(fnmatchcase(p, s) for p, s in zip(positionals, seq, strict=False))
+                for seq in seqs
+            )
+
+        b.add(match_sub)
+    flags_any = b.strings("flags")
+    if flags_any:
+        wanted = frozenset(flags_any)
+        b.add(lambda part, facts, ctx: bool(command_flags(part.command) & wanted))  # type: ignore[arg-type]
+    flags_all = b.strings("all_flags")
+    if flags_all:
+        needed = frozenset(flags_all)
+        b.add(lambda part, facts, ctx: needed <= command_flags(part.command))  # type: ignore[arg-type]
+    flags_none = b.strings("without_flags")
+    if flags_none:
+        refused = frozenset(flags_none)
+        b.add(lambda part, facts, ctx: not (command_flags(part.command) & refused))  # type: ignore[arg-type]
+    if "piped" in b.table:
+        if not isinstance(b.table["piped"], bool):
+            raise RuleError(f"rule '{rid}': 'piped' must be true or false", field="piped")
+        want_piped = b.table["piped"]
+        b.add(lambda part, facts, ctx: part.command.piped_out == want_piped)  # type: ignore[union-attr]
+    arg_globs = b.strings("args")
+    if arg_globs:
+
+        def match_args(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            command = part.command
+            assert command is not None
+            uncertain = False
+            for word in command.args:
+                if word.text.startswith("-"):
+                    continue
+                if any(fnmatchcase(word.text, g) for g in arg_globs):
+                    return True
+                if word.dynamic:
+                    uncertain = True
+            if command.extra_args:
+                uncertain = True
+            return None if uncertain else False
+
+        b.add(match_args)
+    if "code" in b.table:
+        if not isinstance(b.table["code"], bool):
+            raise RuleError(f"rule '{rid}': 'code' must be true or false", field="code")
+        want_code = b.table["code"]
+        b.add(lambda part, facts, ctx: (part.command.code is not None) == want_code)  # type: ignore[union-attr]
+    langs = b.strings("code_lang")
+    if langs:
+        b.add(lambda part, facts, ctx: part.command.code_lang in langs)  # type: ignore[union-attr]
+    vias = b.strings("via")
+    if vias:
+        b.add(lambda part, facts, ctx: any(
+            fnmatchcase(v.split(" ", 1)[0], g) or fnmatchcase(v, g)
+            for v in part.command.via for g in vias))  # type: ignore[union-attr]
+    return index
+
+
+def _compile_path(b: _Builder, every: bool) -> None:
+    rid = b.rule_id
+    access = b.strings("access")
+    if access:
+        bad = [a for a in access if a not in ACCESS_KINDS]
+        if bad:
+            raise RuleError(f"rule '{rid}': unknown access {bad[0]!r}; one of {ACCESS_KINDS}",
+                            field="access")
+        kinds = frozenset(access)
+        b.add(lambda part, facts, ctx: all(p.access in kinds for p in _paths_of(part, facts))
+              if part.kind == "file" else "arg" in kinds)
+    globs = b.strings("path")
+    excepted = b.strings("path_except") or ()
+    if excepted and not globs:
+        raise RuleError(f"rule '{rid}': 'path_except' only narrows 'path'", field="path_except")
+    if globs:
+
+        def match_path(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            paths = _paths_of(part, facts)
+            if excepted:
+                skip = [path_glob(g, facts.project, facts.home)[1] for g in excepted]
+                paths = tuple(p for p in paths
+                              if not (p.forms and all(any(rx.fullmatch(f) for rx in skip)
+                                                      for f in p.forms)))
+            compiled = [path_glob(g, facts.project, facts.home) for g in globs]
+            if part.kind == "command" and not every:
+                paths = tuple(p for p in paths if not p.dynamic)
+            results = (_path_matches_glob(p, compiled, every) for p in paths)
+            return _all(results) if every else _any(results)
+
+        b.add(match_path)
+    for field, test in (("path_outside", _path_outside), ("path_contains", _path_contains)):
+        anchors = b.strings(field)
+        if anchors:
+            b.add(_anchored_matcher(anchors, test, every))
+
+
+def _anchored_matcher(
+    anchors: tuple[str, ...], test: Callable[[PathFact, list[str]], Tri], every: bool
+) -> Matcher:
+    def match(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        dirs = [anchor_dir(a, facts.project, facts.home) for a in anchors]
+        results = (test(p, dirs) for p in _paths_of(part, facts))
+        return _all(results) if every else _any(results)
+
+    return match
+
+
+def _compile_url(b: _Builder, every: bool) -> None:
+    rid = b.rule_id
+    checks: list[Callable[[UrlFact], bool]] = []
+    domains = b.strings("domain")
+    if domains:
+        checks.append(lambda url: _domain_matches(url, domains))
+    schemes = b.strings("scheme")
+    if schemes:
+        wanted = frozenset(s.lower() for s in schemes)
+        checks.append(lambda url: url.scheme in wanted)
+    addresses = b.strings("address")
+    if addresses:
+        bad = [a for a in addresses if a not in ADDRESS_KINDS]
+        if bad:
+            raise RuleError(f"rule '{rid}': unknown address kind {bad[0]!r}; one of "
+                            f"{ADDRESS_KINDS}", field="address")
+        kinds = frozenset(addresses)
+        checks.append(lambda url: url.address in kinds)
+
+    def match_url(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        urls = _urls_of(part, facts)
+        if not urls:
+            return False
+        results = [all(check(u) for check in checks) for u in urls]
+        return all(results) if every else any(results)
+
+    b.add(match_url)
+
+
+def _compile_mcp(b: _Builder) -> None:
+    servers = b.strings("mcp_server")
+    tools = b.strings("mcp_tool")
+
+    def match_mcp(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        if facts.mcp is None:
+            return False
+        server, tool = facts.mcp
+        if servers and not any(fnmatchcase(server, s) for s in servers):
+            return False
+        return not (tools and not any(fnmatchcase(tool, t) for t in tools))
+
+    b.add(match_mcp)
+
+
+def _compile_arguments(b: _Builder) -> None:
+    rid = b.rule_id
+    table = b.table["arguments"]
+    if not isinstance(table, dict) or not table:
+        raise RuleError(f"rule '{rid}': 'arguments' must be a table of field = regex",
+                        field="arguments")
+    compiled = []
+    for name, pattern in table.items():
+        if not isinstance(pattern, str):
+            raise RuleError(f"rule '{rid}': arguments.{name} must be a regex string",
+                            field="arguments")
+        compiled.append((name, _regex(pattern, f"arguments.{name}", rid)))
+
+    def match_arguments(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        data = facts.action.input
+        for name, rx in compiled:
+            values = list(_field_values(data)) if name == "*" else [input_field(data, name)]
+            if not any(v is not None and rx.search(_as_text(v)) for v in values):
+                return False
+        return True
+
+    b.add(match_arguments)
+
+
+def _field_values(data: Any) -> Iterable[Any]:
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _field_values(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _field_values(value)
+    else:
+        yield data
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    from runestone.actions.canonical import canonical_json
+
+    try:
+        return canonical_json(value).decode("utf-8")
+    except ValueError:
+        return str(value)
+
+
+def normalise_dir(path: str) -> str:
+    return posixpath.normpath(path)

@@ -1,0 +1,1 @@
+"""Shell analysis: every simple command a bash string would run, and what stayed opaque."""

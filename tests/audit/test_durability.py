@@ -1,0 +1,148 @@
+"""Concurrency, crashes and a full disk: the chain never forks and nothing acknowledged is
+lost; when the log cannot be written, the gatekeeper denies and says why."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from runestone.audit import verify_log
+from runestone.audit.query import read_entries
+
+WORKER = textwrap.dedent("""
+    import sys
+    from runestone.audit import AuditLog, Redactor
+    from runestone.audit.checkpoint import Signer
+    from runestone.home import layout
+    from runestone.identity import load_identity
+    where = layout()
+    identity = load_identity(where)
+    log = AuditLog(where.audit_dir, identity.runtime_id, signer=Signer(where.private_key_file),
+                   redactor=Redactor(where.redaction_key_file.read_bytes()),
+                   segment_bytes=64 * 1024, checkpoint_every=50)
+    worker = sys.argv[1]
+    for i in range(int(sys.argv[2])):
+        log.append([{"kind": "note", "worker": worker, "i": i, "pad": "p" * 200}])
+        print(worker, i, flush=True)
+""")
+
+
+def start(worker: str, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WORKER, worker, str(count)],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def test_concurrent_appends_with_repeated_sigkill(runtime):
+    where, identity, log = runtime
+    acknowledged: set[tuple[str, int]] = set()
+    steady = [start(f"w{n}", 150) for n in range(3)]
+    for round_number in range(6):
+        victim = start(f"k{round_number}", 100_000)
+        time.sleep(0.15 + 0.05 * round_number)
+        victim.send_signal(signal.SIGKILL)
+        out, _ = victim.communicate()
+        acknowledged |= {(w, int(i)) for w, i in (line.split() for line in out.splitlines())}
+    for process in steady:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        acknowledged |= {(w, int(i)) for w, i in (line.split() for line in out.splitlines())}
+    log.append([{"kind": "note", "final": True}])  # repairs a torn tail if one was left
+
+    report = verify_log(where.audit_dir, identity.runtime_id, identity.public_key)
+    assert report.ok, report.problem
+    present = {(e["worker"], e["i"]) for e in read_entries(where.audit_dir) if "worker" in e}
+    missing = acknowledged - present
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
+    assert {("w0", 149), ("w1", 149), ("w2", 149)} <= present
+
+
+def test_torn_tail_is_moved_aside_and_recorded(runtime):
+    where, identity, log = runtime
+    log.append([{"kind": "note", "n": 1}])
+    segment = sorted(where.audit_dir.glob("segment-*.jsonl"))[-1]
+    with segment.open("ab") as handle:
+        handle.write(b'{"kind":"note","half')
+    report = verify_log(where.audit_dir, identity.runtime_id, identity.public_key)
+    assert report.ok and report.warnings
+    log.append([{"kind": "note", "n": 2}])
+    entries = list(read_entries(where.audit_dir))
+    assert [e["kind"] for e in entries] == ["note", "recovery", "note"]
+    assert entries[1]["torn_bytes"] == len(b'{"kind":"note","half')
+    assert (where.audit_dir / entries[1]["moved_to"]).read_bytes() == b'{"kind":"note","half'
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
+
+
+DISK_FULL = textwrap.dedent("""
+    import resource, signal, sys
+    from runestone.cli import main
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+    sys.exit(main(["check", "--preset", "developer", "--command", "ls", "--cwd", "/tmp/p"]))
+""")
+
+
+def test_full_disk_denies_with_the_reason(runtime):
+    where, identity, log = runtime
+    for n in range(5):  # the segment is now larger than the file-size limit below
+        log.append([{"kind": "note", "n": n}])
+    before = Path(where.audit_dir / "segment-00000001.jsonl").read_bytes()
+    result = subprocess.run([sys.executable, "-c", DISK_FULL], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["decision"] == "deny"
+    assert "audit log could not be written" in decision["reason"]
+    assert "no audit, no allow" in decision["reason"]
+    assert "File too large" in decision["reason"] or "27" in decision["reason"]
+    assert Path(where.audit_dir / "segment-00000001.jsonl").read_bytes() == before
+
+
+def test_unwritable_audit_directory_denies(runtime):
+    where, identity, log = runtime
+    log.append([{"kind": "note"}])
+    from runestone.gatekeeper import Gatekeeper
+    from runestone.actions import Action
+
+    gatekeeper = Gatekeeper.from_layout(where, preset="developer")
+    assert gatekeeper.check(Action("Bash", {"command": "ls"}, "/tmp/p")).decision == "allow"
+    segment = sorted(where.audit_dir.glob("segment-*.jsonl"))[-1]
+    os.chmod(segment, 0o400)
+    os.chmod(where.audit_dir, 0o500)
+    try:
+        if os.geteuid() == 0:
+            # root ignores permission bits; make the write fail the way a dead disk would.
+            gatekeeper.audit.directory = where.audit_dir / "missing" / "dir"
+            gatekeeper.audit.close()
+        decision = gatekeeper.check(Action("Bash", {"command": "ls"}, "/tmp/p"))
+    finally:
+        os.chmod(where.audit_dir, 0o700)
+        os.chmod(segment, 0o600)
+    assert decision.decision == "deny"
+    assert "no audit, no allow" in decision.reason
+
+
+def test_gatekeeper_writes_request_and_decision_linked(runtime):
+    where, identity, log = runtime
+    from runestone.actions import Action
+    from runestone.gatekeeper import Gatekeeper
+
+    gatekeeper = Gatekeeper.from_layout(where, preset="developer")
+    action = Action("Bash", {"command": "git push -f", "description": "publish my fix"},
+                    "/tmp/p", session="s1", context={"purpose": "publish my fix",
+                                                      "tool_use_id": "toolu_1"})
+    decision = gatekeeper.check(action)
+    entries = [e for e in read_entries(where.audit_dir) if e.get("request_id")
+               == decision.request_id]
+    assert [e["kind"] for e in entries] == ["request", "decision"]
+    request, decided = entries
+    assert request["purpose"] == "publish my fix" and request["tool_use_id"] == "toolu_1"
+    assert request["action_hash"] == decided["action_hash"] == action.hash
+    assert decided["policy_hash"] == gatekeeper.policy.hash
+    assert decided["decision"] == "deny" and decided["rules"] == ["git.push-force"]
+    assert decided["prev"] == request["hash"]

@@ -1,0 +1,104 @@
+"""Secrets never land in the log: real-format fake secrets are replaced by keyed hashes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runestone.audit import Redactor
+from runestone.audit.query import read_entries
+
+# Real formats, fake values (none of these is a live credential).
+FAKE_SECRETS = [
+    "AKIAIOSFODNN7EXAMPLE",
+    "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQR",
+    "glpat-abcdefghij0123456789",
+    "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx",
+    "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJ",
+    "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+    "sk_live_abcdefghijklmnopqrstuvwx",
+    "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+    "npm_abcdefghijklmnopqrstuvwxyz0123456789",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+]
+
+CONTEXTS = [
+    ("export GITHUB_TOKEN={s}", "{s}"),
+    ("curl -H 'Authorization: Bearer {s}' https://api.example.com", "{s}"),
+    ("aws configure set aws_access_key_id {s}", "{s}"),
+    ("echo {s}", "{s}"),
+]
+
+
+@pytest.fixture
+def redactor():
+    return Redactor(b"k" * 32)
+
+
+@pytest.mark.parametrize("secret", FAKE_SECRETS)
+@pytest.mark.parametrize("template", [c[0] for c in CONTEXTS])
+def test_known_formats_are_redacted_in_context(redactor, secret, template):
+    text = template.format(s=secret)
+    redacted = redactor.text(text)
+    assert secret not in redacted
+    assert "[REDACTED:" in redacted
+
+
+@pytest.mark.parametrize("text,secret", [
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE "
+     "KEY-----", "b3BlbnNzaC1rZXktdjEAAAA"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA", "MIIEowIBAAKCAQEA"),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ("git clone https://bob:hunter2hunter2@git.example.com/r.git", "hunter2hunter2"),
+    ("postgresql://app:s3cr3t-pw@db:5432/app", "s3cr3t-pw"),
+    ("DB_PASSWORD=correct-horse-battery", "correct-horse-battery"),
+    ("export API_KEY='abc123def456'", "abc123def456"),
+    ("client_secret: zyx987", "zyx987"),
+    ("mysql -u root --password=topsecret1", "topsecret1"),
+])
+def test_other_secret_shapes(redactor, text, secret):
+    assert secret not in redactor.text(text)
+
+
+def test_equal_secrets_stay_correlatable_and_keys_differ(redactor):
+    a = redactor.text("TOKEN=abcdef123456")
+    b = redactor.text("export MY_TOKEN=abcdef123456")
+    mark = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
+    assert mark.findall(a) == mark.findall(b) != []
+    assert mark.findall(Redactor(b"z" * 32).text("TOKEN=abcdef123456")) != mark.findall(a)
+
+
+def test_benign_text_is_unchanged(redactor):
+    for text in ("git status", "npm run test -- --watch", "TOKEN_COUNT=3 make",
+                 "echo $GITHUB_TOKEN", "password_policy.md", "ls -la ~/.ssh",
+                 "GITHUB_TOKEN=$GITHUB_TOKEN gh pr list", "https://example.com/a?b=c"):
+        assert redactor.text(text) == text
+
+
+def test_nested_values(redactor):
+    value = {"command": "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG",
+             "list": ["ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"], "n": 3}
+    out = redactor.value(value)
+    assert "wJalrXUtnFEMI" not in str(out) and "ghp_" not in str(out) and out["n"] == 3
+
+
+@given(st.text(max_size=300))
+def test_redaction_never_raises_and_is_idempotent(text):
+    redactor = Redactor(b"q" * 32)
+    once = redactor.text(text)
+    assert redactor.text(once) == once
+
+
+def test_secrets_never_reach_the_disk(runtime):
+    where, identity, log = runtime
+    secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"
+    log.append([{"kind": "request", "input": {"command": f"GH_TOKEN={secret} gh pr list"}}])
+    raw = b"".join(p.read_bytes() for p in where.audit_dir.glob("segment-*.jsonl"))
+    assert secret.encode() not in raw
+    entry = list(read_entries(where.audit_dir))[0]
+    assert "[REDACTED:" in entry["input"]["command"]

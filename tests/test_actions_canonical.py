@@ -1,0 +1,67 @@
+"""The action hash: canonical JSON, equal actions hash equally on every machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runestone.actions import Action, ActionError, canonical_json, parse_action_json
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def test_canonical_form_is_sorted_compact_utf8():
+    assert canonical_json({"b": 1, "a": [1, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+
+
+def test_known_hash_is_stable_across_machines():
+    action = Action("Bash", {"command": "ls"}, "/home/dev/app")
+    # Pinned: the identity of this action must never change between versions or machines.
+    assert action.canonical() == (
+        b'{"agent":"","cwd":"/home/dev/app","input":{"command":"ls"},'
+        b'"session":"","tool":"Bash","user":""}'
+    )
+    assert action.hash == "38c2fe97dd6e4ac5ca90c0297bbefee3eda658088c1ec75e95a852bef3668451"
+
+
+@given(json_values)
+def test_key_order_never_changes_the_hash(value):
+    data = {"input": value}
+    shuffled = json.loads(json.dumps(data))
+    assert canonical_json(data) == canonical_json(shuffled)
+    a = Action("T", {"x": value, "y": 1}, "/")
+    b = Action("T", dict(reversed(list({"x": value, "y": 1}.items()))), "/")
+    assert a.hash == b.hash
+
+
+def test_context_is_not_part_of_the_hash():
+    a = Action("Bash", {"command": "ls"}, "/", context={"purpose": "list"})
+    b = Action("Bash", {"command": "ls"}, "/", context={"purpose": "something else"})
+    assert a.hash == b.hash
+    assert a.hash != Action("Bash", {"command": "ls -a"}, "/").hash
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("{", "malformed JSON"),
+    ("[]", "expected a JSON object"),
+    ('{"tool_input": {}}', "tool_name"),
+    ('{"tool_name": "Bash", "tool_input": "ls"}', "tool_input"),
+    ('{"tool_name": "", "tool_input": {}}', "tool_name"),
+    ('{"tool_name": "Bash", "tool_input": {}, "cwd": 3}', "cwd"),
+])
+def test_malformed_input_is_an_action_error(text, needle):
+    with pytest.raises(ActionError, match=needle):
+        parse_action_json(text)
+
+
+def test_nan_cannot_be_hashed():
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})

@@ -1,0 +1,136 @@
+"""The real command line: check, explain, init, policy, corpus and demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from conftest import run_cli
+
+
+def test_check_reads_a_pretool_use_object():
+    action = {"tool_name": "Bash", "tool_input": {"command": "git push -f"}, "cwd": "/tmp/p"}
+    result = run_cli("check", "--preset", "default", stdin=json.dumps(action))
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["decision"] == "deny"
+    assert set(decision) >= {"decision", "reason", "rules", "policy_hash", "action_hash",
+                             "opaque"}
+
+
+def test_check_answers_jsonl_one_line_per_action_and_denies_malformed_lines():
+    lines = [
+        json.dumps({"id": "a", "tool_name": "Bash", "tool_input": {"command": "ls"},
+                    "cwd": "/tmp/p"}),
+        "{not json",
+        json.dumps({"id": "c", "tool_name": "Bash", "tool_input": {"command": "$(x) y"},
+                    "cwd": "/tmp/p"}),
+        json.dumps({"id": "d", "tool_input": {}}),
+    ]
+    result = run_cli("check", "--preset", "developer", stdin="\n".join(lines))
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o.get("id", o.get("line")) for o in out] == ["a", 2, "c", "d"]
+    assert out[0]["decision"] == "allow"
+    assert out[1]["decision"] == "deny" and "Malformed JSON on line 2" in out[1]["reason"]
+    assert out[2]["decision"] == "ask" and out[2]["opaque"]
+    assert out[3]["decision"] == "deny" and "tool_name" in out[3]["reason"]
+
+
+def test_check_with_command_option_and_empty_input():
+    result = run_cli("check", "--preset", "default", "--command", "cat ~/.ssh/id_rsa")
+    assert json.loads(result.stdout)["decision"] == "deny"
+    empty = run_cli("check", "--preset", "default", stdin="")
+    assert empty.returncode == 0
+    assert json.loads(empty.stdout)["decision"] == "deny"
+
+
+def test_check_with_a_broken_policy_fails_loudly(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('[policy]\ndefault = "ask"\n[[rule]]\nid = "x"\ndecision = "deny"\n')
+    result = run_cli("check", "--policy", str(policy), "--command", "ls")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "p.toml:4" in result.stderr and "reason" in result.stderr
+
+
+def test_explain_lists_commands_opaque_parts_and_the_rule():
+    result = run_cli("explain", "--preset", "default", "--cwd", "/home/dev/app",
+                     "--home-dir", "/home/dev", "sudo sh -c \"r''m -rf ~\"; $(echo x)")
+    assert result.returncode == 0, result.stderr
+    assert "rm -rf /home/dev" in result.stdout
+    assert "via sudo" in result.stdout
+    assert "Opaque" in result.stdout and "command" in result.stdout
+    assert "DENY" in result.stdout and "fs.rm-contains-project-or-home" in result.stdout
+
+
+def test_init_creates_home_policy_and_identity(isolated_home):
+    result = run_cli("init")
+    assert result.returncode == 0, result.stderr
+    key = isolated_home / "keys" / "runtime.ed25519"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert (isolated_home / "policy.toml").read_text().startswith("# Runestone policy")
+    identity = json.loads((isolated_home / "identity.json").read_text())
+    assert identity["runtime_id"].startswith("rt_")
+    again = run_cli("init")
+    assert "kept" in again.stdout
+    assert json.loads((isolated_home / "identity.json").read_text()) == identity
+    tested = run_cli("policy", "test")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert " 0 failed" in tested.stdout
+    check = run_cli("check", "--command", "npm test", "--cwd", "/tmp/project")
+    assert json.loads(check.stdout)["decision"] == "allow"
+
+
+def test_without_a_policy_the_default_preset_is_used_and_said(isolated_home):
+    result = run_cli("check", "--command", "ls")
+    assert json.loads(result.stdout)["decision"] == "ask"
+    assert "using the 'default' preset" in result.stderr
+
+
+def test_policy_test_reports_failures(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('[policy]\n[[test]]\ncommand = "ls"\nexpect = "allow"\n')
+    result = run_cli("policy", "test", "--policy", str(policy))
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and "0 passed, 1 failed" in result.stdout
+
+
+def test_policy_show_and_packs():
+    shown = run_cli("policy", "show", "--preset", "developer")
+    assert "git.push-force" in shown.stdout
+    packs = run_cli("policy", "packs")
+    assert "secrets" in packs.stdout.split()
+
+
+def test_demo_runs():
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stderr
+    assert "DENY" in result.stdout and "ALLOW" in result.stdout and "ASK" in result.stdout
+
+
+def test_audit_commands_end_to_end(isolated_home):
+    assert run_cli("init").returncode == 0
+    for command in ("git status", "git push --force", "cat .env"):
+        run_cli("check", "--command", command, "--cwd", "/tmp/project")
+    verified = run_cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "intact: 6 entries" in verified.stdout
+    tail = run_cli("audit", "tail", "-n", "2")
+    assert len(tail.stdout.splitlines()) == 2 and "cat .env" in tail.stdout
+    denied = run_cli("audit", "search", "--decision", "deny")
+    assert "git push --force" in denied.stdout and "cat .env" in denied.stdout
+    request_id = denied.stdout.split("[")[-1].split("]")[0]
+    story = run_cli("audit", "show", request_id)
+    assert '"kind": "request"' in story.stdout and '"kind": "decision"' in story.stdout
+    csv_out = run_cli("audit", "export", "--format", "csv", "--rule", "git.push-force")
+    assert csv_out.stdout.splitlines()[0].startswith("seq,time,kind")
+    assert len(csv_out.stdout.splitlines()) == 2
+    jsonl = run_cli("audit", "export")
+    assert len(jsonl.stdout.splitlines()) == 6
+    assert run_cli("audit", "checkpoint").returncode == 0
+    segment = next((isolated_home / "state" / "audit").glob("segment-*.jsonl"))
+    segment.write_bytes(segment.read_bytes().replace(b"git push --force", b"git push --forcX"))
+    broken = run_cli("audit", "verify")
+    assert broken.returncode == 1 and "BROKEN: segment-00000001.jsonl line" in broken.stdout
