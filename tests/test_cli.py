@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from conftest import run_cli
+from clihelp import run_cli
 
 
 def test_check_reads_a_pretool_use_object():

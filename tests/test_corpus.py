@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_cli
-
+from clihelp import run_cli
 from runestone.corpus import run_corpus
 
 

@@ -106,8 +106,8 @@ def test_full_disk_denies_with_the_reason(runtime):
 def test_unwritable_audit_directory_denies(runtime):
     where, identity, log = runtime
     log.append([{"kind": "note"}])
-    from runestone.gatekeeper import Gatekeeper
     from runestone.actions import Action
+    from runestone.gatekeeper import Gatekeeper
 
     gatekeeper = Gatekeeper.from_layout(where, preset="developer")
     assert gatekeeper.check(Action("Bash", {"command": "ls"}, "/tmp/p")).decision == "allow"

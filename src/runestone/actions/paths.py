@@ -1,0 +1,102 @@
+"""File paths as policy sees them: absolute, normalised, and resolved through symlinks.
+
+A rule on `~/.ssh/**` must hold however the agent spells the path: `../../.ssh/id_rsa`,
+`$HOME/.ssh/id_rsa`, `~/.ssh/id_rsa`, or a symlink inside the project that points there.
+So a path has *forms*: its lexically normalised absolute form, plus its real path when a
+symlink makes that differ. A rule that denies matches if any form matches; a rule that
+allows must match every form.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PathFact:
+    """One path an action touches.
+
+    `forms` is empty when the path cannot be placed (a relative path with no known cwd, or
+    a value only known at run time: `dynamic`). `glob` marks a shell pattern that bash
+    would expand, so rules compare it as a pattern, not a literal name.
+    """
+
+    raw: str
+    forms: tuple[str, ...]
+    access: str
+    dynamic: bool = False
+    glob: bool = False
+
+
+def default_home() -> str:
+    return os.environ.get("HOME") or "/"
+
+
+def resolve_path(raw: str, cwd: str | None, home: str) -> str | None:
+    """The absolute, normalised path `raw` names, or None when it cannot be placed.
+
+    `~`, `~/x`, `$HOME`, `${HOME}` expand to `home`; `file://` URLs give their path.
+    `..` is resolved lexically (bash resolves `cd ..` the same way by default).
+    """
+    path = raw
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+        if not path.startswith("/"):
+            # file://host/path: the host part is not a directory.
+            path = "/" + path.split("/", 1)[1] if "/" in path else "/"
+    for prefix in ("$HOME", "${HOME}"):
+        if path == prefix or path.startswith(prefix + "/"):
+            path = home + path[len(prefix):]
+            break
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    elif path.startswith("~"):
+        # ~user: another user's home; place it where such homes usually live.
+        user, _, rest = path[1:].partition("/")
+        base = "/root" if user == "root" else posixpath.join(posixpath.dirname(home), user)
+        path = base + ("/" + rest if rest else "")
+    if not path.startswith("/"):
+        if cwd is None or not cwd.startswith("/"):
+            return None
+        path = posixpath.join(cwd, path)
+    normal = posixpath.normpath(path)
+    # POSIX keeps a leading `//`; it names the same directory on Linux.
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    return normal
+
+
+def path_fact(
+    raw: str,
+    cwd: str | None,
+    home: str,
+    access: str,
+    *,
+    dynamic: bool = False,
+    glob: bool = False,
+) -> PathFact:
+    """Place `raw` and collect its forms (lexical, and real when a symlink makes it differ)."""
+    if dynamic:
+        return PathFact(raw, (), access, dynamic=True, glob=glob)
+    absolute = resolve_path(raw, cwd, home)
+    if absolute is None:
+        return PathFact(raw, (), access, glob=glob)
+    forms = [absolute]
+    if not glob:
+        try:
+            real = os.path.realpath(absolute)
+        except (OSError, ValueError):
+            real = absolute
+        if real != absolute:
+            forms.append(real)
+    return PathFact(raw, tuple(forms), access, glob=glob)
+
+
+def is_within(path: str, root: str) -> bool:
+    """Is `path` `root` or below it, by whole segments (`/home/a2` is not within `/home/a`)?"""
+    if root == "/":
+        return path.startswith("/")
+    root = root.rstrip("/")
+    return path == root or path.startswith(root + "/")

@@ -1,0 +1,132 @@
+"""URLs as policy sees them: scheme, host, registrable domain, and what kind of address.
+
+Exfiltration and server-side request forgery hide in how a host is written:
+`http://169.254.169.254/`, `http://0xa9fea9fe/`, `http://[::ffff:169.254.169.254]/`,
+`http://metadata.google.internal/`. Every spelling that the C resolver accepts is decoded
+to the address it reaches, so `address = "metadata"` holds for all of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
+
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.azure.com",
+                            "instance-data", "instance-data.ec2.internal"})
+METADATA_ADDRESSES = frozenset({
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("169.254.170.2"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+})
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFact:
+    """One URL an action fetches or names.
+
+    `address` says what the host is: `metadata` (cloud instance metadata), `link-local`,
+    `loopback`, `private`, `public-ip` (a literal public address), `unspecified`,
+    `invalid` (unparseable), or "" for an ordinary host name.
+    """
+
+    raw: str
+    scheme: str
+    host: str
+    port: int | None
+    domain: str
+    address: str
+    path: str
+
+
+def looks_like_url(text: str) -> bool:
+    """Does a command argument name a URL (`https://...`, `file://...`)?"""
+    return bool(_URL_START.match(text))
+
+
+def url_fact(raw: str) -> UrlFact:
+    """Parse `raw` into a UrlFact. Never raises: an unparseable URL has address `invalid`."""
+    text = raw.strip()
+    if not looks_like_url(text) and not text.startswith("//"):
+        text = "http://" + text  # `curl example.com` means http
+    try:
+        parts = urlsplit(text)
+        host = unquote(parts.hostname or "").lower().rstrip(".")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        scheme = parts.scheme.lower()
+        path = unquote(parts.path)
+    except ValueError:
+        return UrlFact(raw, "", "", None, "", "invalid", "")
+    if scheme == "file":
+        return UrlFact(raw, scheme, host, port, "", "", path)
+    if not host:
+        return UrlFact(raw, scheme, "", port, "", "invalid", path)
+    address = _address_kind(host)
+    domain = "" if address else registrable_domain(host)
+    return UrlFact(raw, scheme, host, port, domain, address, path)
+
+
+def _parse_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fx.]+", host):
+        # 0xa9fea9fe, 2852039166, 0251.0376.0251.0376, 169.254.43518: inet_aton reads them.
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _address_kind(host: str) -> str:
+    if host in METADATA_HOSTS:
+        return "metadata"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    address = _parse_address(host)
+    if address is None:
+        if re.fullmatch(r"[0-9.]+|0x[0-9a-f.x]+", host):
+            return "invalid"
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return "metadata"
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_private or address.is_reserved or address in _SHARED:
+        return "private"
+    return "public-ip"
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes():  # noqa: ANN202 - the PSL type is the library's own
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+@lru_cache(maxsize=4096)
+def registrable_domain(host: str) -> str:
+    """`api.github.com` -> `github.com`, `a.b.co.uk` -> `b.co.uk` (Public Suffix List)."""
+    try:
+        return _public_suffixes().privatesuffix(host) or host
+    except Exception:  # noqa: BLE001 - a PSL failure must not stop a decision
+        return host
