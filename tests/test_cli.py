@@ -52,7 +52,7 @@ def test_check_with_a_broken_policy_fails_loudly(tmp_path):
     result = run_cli("check", "--policy", str(policy), "--command", "ls")
     assert result.returncode == 2
     assert result.stdout == ""
-    assert "p.toml:4" in result.stderr and "reason" in result.stderr
+    assert "p.toml:3" in result.stderr and "reason" in result.stderr
 
 
 def test_explain_lists_commands_opaque_parts_and_the_rule():

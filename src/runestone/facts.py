@@ -98,6 +98,10 @@ def _operand_words(command: SimpleCommand) -> list[Word]:
                 if value:
                     words.append(Word(value, word.raw, word.dynamic, word.glob))
             continue
+        key, sep, value = text.partition("=")
+        if sep and key.isidentifier() and value.startswith(("/", "~", "./", "../")):
+            # `dd of=/dev/sda`, `make DESTDIR=/usr`: a path behind a KEY=.
+            words.append(Word(value, word.raw, word.dynamic, word.glob))
         if text.startswith("@") and len(text) > 1:
             words.append(Word(text[1:], word.raw, word.dynamic, word.glob))
             continue

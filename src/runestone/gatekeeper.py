@@ -153,10 +153,10 @@ class Gatekeeper:
         try:
             facts = derive_facts(action, home=self.home)
             decision = evaluate(self.policy, facts, self.context(action))
-        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+        except Exception as exc:
             try:
                 action_hash = action.hash
-            except Exception:  # noqa: BLE001
+            except Exception:
                 action_hash = ""
             decision = error_decision(
                 f"Internal error while deciding ({type(exc).__name__}: {exc}); denied to be "

@@ -88,7 +88,7 @@ DISK_FULL = textwrap.dedent("""
 
 
 def test_full_disk_denies_with_the_reason(runtime):
-    where, identity, log = runtime
+    where, _identity, log = runtime
     for n in range(5):  # the segment is now larger than the file-size limit below
         log.append([{"kind": "note", "n": n}])
     before = Path(where.audit_dir / "segment-00000001.jsonl").read_bytes()
@@ -104,7 +104,7 @@ def test_full_disk_denies_with_the_reason(runtime):
 
 
 def test_unwritable_audit_directory_denies(runtime):
-    where, identity, log = runtime
+    where, _identity, log = runtime
     log.append([{"kind": "note"}])
     from runestone.actions import Action
     from runestone.gatekeeper import Gatekeeper
@@ -116,8 +116,9 @@ def test_unwritable_audit_directory_denies(runtime):
     os.chmod(where.audit_dir, 0o500)
     try:
         if os.geteuid() == 0:
-            # root ignores permission bits; make the write fail the way a dead disk would.
-            gatekeeper.audit.directory = where.audit_dir / "missing" / "dir"
+            # root ignores permission bits; point the log below a regular file, so every
+            # write fails with an OS error the way a dead disk would.
+            gatekeeper.audit.directory = segment / "not-a-directory"
             gatekeeper.audit.close()
         decision = gatekeeper.check(Action("Bash", {"command": "ls"}, "/tmp/p"))
     finally:
@@ -128,7 +129,7 @@ def test_unwritable_audit_directory_denies(runtime):
 
 
 def test_gatekeeper_writes_request_and_decision_linked(runtime):
-    where, identity, log = runtime
+    where, _identity, _log = runtime
     from runestone.actions import Action
     from runestone.gatekeeper import Gatekeeper
 

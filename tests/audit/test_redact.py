@@ -95,10 +95,10 @@ def test_redaction_never_raises_and_is_idempotent(text):
 
 
 def test_secrets_never_reach_the_disk(runtime):
-    where, identity, log = runtime
+    where, _identity, log = runtime
     secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"
     log.append([{"kind": "request", "input": {"command": f"GH_TOKEN={secret} gh pr list"}}])
     raw = b"".join(p.read_bytes() for p in where.audit_dir.glob("segment-*.jsonl"))
     assert secret.encode() not in raw
-    entry = list(read_entries(where.audit_dir))[0]
+    entry = next(iter(read_entries(where.audit_dir)))
     assert "[REDACTED:" in entry["input"]["command"]

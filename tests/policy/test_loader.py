@@ -36,7 +36,8 @@ def test_toml_syntax_error_points_at_the_line():
 
 
 def test_unknown_field_points_at_its_line():
-    text = '[policy]\n' + GOOD_RULE + '\n[[rule]]\nid = "b"\ndecision = "ask"\nreason = "r"\nprogam = ["x"]\n'
+    text = ('[policy]\n' + GOOD_RULE
+            + '\n[[rule]]\nid = "b"\ndecision = "ask"\nreason = "r"\nprogam = ["x"]\n')
     error = refuse(text)
     assert error.field == "progam"
     assert error.line == text.splitlines().index('progam = ["x"]') + 1

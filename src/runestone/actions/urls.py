@@ -117,7 +117,7 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
 @lru_cache(maxsize=1)
-def _public_suffixes():  # noqa: ANN202 - the PSL type is the library's own
+def _public_suffixes():
     from publicsuffixlist import PublicSuffixList
 
     return PublicSuffixList()
@@ -128,5 +128,5 @@ def registrable_domain(host: str) -> str:
     """`api.github.com` -> `github.com`, `a.b.co.uk` -> `b.co.uk` (Public Suffix List)."""
     try:
         return _public_suffixes().privatesuffix(host) or host
-    except Exception:  # noqa: BLE001 - a PSL failure must not stop a decision
+    except Exception:
         return host

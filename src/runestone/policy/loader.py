@@ -63,14 +63,14 @@ def _line_of(text: str, pattern: str, start: int = 0) -> int | None:
 
 def locate(text: str, array: str, index: int, field: str | None = None) -> int | None:
     """Line of the `index`-th `[[array]]` table (and of `field` inside it), 1-based."""
-    headers = [m.start() for m in re.finditer(rf"^\s*\[\[\s*{array}\s*\]\]", text, re.M)]
+    headers = [m.start() for m in re.finditer(rf"^[ \t]*\[\[[ \t]*{array}[ \t]*\]\]", text, re.M)]
     if index >= len(headers):
         return None
     start = headers[index]
     end = headers[index + 1] if index + 1 < len(headers) else len(text)
     if field:
         top = field.split(".", 1)[0]
-        match = re.compile(rf"^\s*{re.escape(top)}\s*=", re.M).search(text, start, end)
+        match = re.compile(rf"^[ \t]*{re.escape(top)}[ \t]*=", re.M).search(text, start, end)
         if match:
             return text.count("\n", 0, match.start()) + 1
     return text.count("\n", 0, start) + 1

@@ -306,7 +306,7 @@ def compile_rule(table: dict[str, Any], origin: str) -> Rule:
         raise RuleError(f"rule '{rid}' mixes path and URL matchers; split it into two rules")
     if has_mcp and (has_cmd or has_path or has_url):
         raise RuleError(f"rule '{rid}' mixes MCP matchers with command, path or URL matchers")
-    if has_args and (has_cmd or has_path and not table.get("tool")):
+    if has_args and (has_cmd or (has_path and not table.get("tool"))):
         raise RuleError(
             f"rule '{rid}': 'arguments' applies to tool inputs; it cannot be combined with "
             "command matchers",

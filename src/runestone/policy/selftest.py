@@ -4,7 +4,8 @@ Examples run in a fixed, documented context so that they mean the same on every 
 the project (and working directory) is `/home/user/project` and the home is `/home/user`.
 A string example is read according to what the rule looks at: a shell command for command
 rules, a path for path rules (read with the tool its `access` implies), a URL for URL rules,
-and a tool name for MCP and tool rules. A table example gives `tool`, `input` (and `cwd`).
+and a tool name for MCP and tool rules; an example with a space in it is always a shell
+command (`cat ~/.ssh/id_rsa` for a path rule). A table example gives `tool`, `input` (and `cwd`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def example_action(rule: Rule, example: Any) -> Action:
     if not isinstance(example, str):
         raise ActionError(f"an example must be a string or a table, got {type(example).__name__}")
     spec = rule.spec
-    if any(key in spec for key in COMMAND_FIELDS):
+    # A path or URL rule's example with a space in it is a shell command that names one.
+    if any(key in spec for key in COMMAND_FIELDS) or " " in example.strip():
         return Action("Bash", {"command": example}, EXAMPLE_PROJECT, project_dir=EXAMPLE_PROJECT)
     if any(key in spec for key in URL_FIELDS):
         return Action("WebFetch", {"url": example, "prompt": "example"}, EXAMPLE_PROJECT,

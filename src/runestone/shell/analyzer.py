@@ -117,7 +117,7 @@ class _Analyzer:
 
     def _dispatch(self, node: Node, data: bytes, scope: _Scope) -> None:
         kind = node.type
-        if kind in _STATEMENT_SKIP or not node.is_named and kind not in ("ERROR",):
+        if kind in _STATEMENT_SKIP or (not node.is_named and kind not in ("ERROR",)):
             return
         if kind == "command":
             self._command(node, data, scope, [])
@@ -637,7 +637,7 @@ def analyze(source: str, *, cwd: str | None = None, home: str | None = None,
     except (_TooDeep, RecursionError):
         analyzer._opaque("too-deep", "the command nests deeper than the analyzer follows",
                          source[:80])
-    except Exception as exc:  # noqa: BLE001 - fail closed: an analyzer bug must read as opaque
+    except Exception as exc:
         analyzer._opaque("analyzer-error", f"the analyzer failed ({type(exc).__name__}: {exc})",
                          source[:80])
     return ShellAnalysis(source, tuple(analyzer.commands), tuple(analyzer.opaque),

@@ -171,7 +171,7 @@ def _wrapper(via: str, args: list[Word], start: int, *, extra_args: bool = False
 
 def _simple_wrapper(short_values: str = "", long_values: tuple[str, ...] = (),
                     operands: int = 0, extra_args: bool = False, numeric: bool = False,
-                    skip_assignments: bool = False, shell_option: str | None = None):  # noqa: ANN202
+                    skip_assignments: bool = False, shell_option: str | None = None):
     longs = frozenset(long_values)
 
     def handle(name: str, args: list[Word]) -> Semantics:
@@ -294,7 +294,7 @@ def _sg(name: str, args: list[Word]) -> Semantics:
 
 
 def _runner(subcommands: tuple[str, ...], short_values: str = "",
-            long_values: tuple[str, ...] = ()):  # noqa: ANN202
+            long_values: tuple[str, ...] = ()):
     """`uv run CMD`, `poetry run CMD`, `bundle exec CMD`: the tool runs CMD as given."""
     longs = frozenset(long_values)
 
