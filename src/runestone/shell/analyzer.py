@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from runestone.shell import programs
 from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
-from runestone.shell.words import BraceLimitError, WordEnv, expand_braces, word_value
+from runestone.shell.words import (
+    BraceLimitError,
+    WordEnv,
+    expand_braces,
+    is_whole_word,
+    word_value,
+)
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser
@@ -28,6 +34,7 @@ _MAX_NESTING = 64
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _IFS = re.compile(r"\$\{?IFS\b")
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
+_LEADING_BRACE = re.compile(r"(?:^|[;&|(\n`]\s*)\{[^\s{}]*,[^{}]*\}")
 _FD_TARGET = re.compile(r"^(\d+|-)$")
 _STATEMENT_SKIP = frozenset({"comment", ";", ";;", "&", "&&", "||", "|", "|&", "\n", "(", ")",
                              "{", "}", "do", "done", "then", "fi", "else", "elif", "if",
@@ -92,6 +99,9 @@ class _Analyzer:
         tree = _get_parser().parse(data)
         root = tree.root_node
         if root.has_error:
+            if _LEADING_BRACE.search(text):
+                self._opaque("brace-expansion", "brace expansion builds the command name from "
+                             "pieces", text)
             self._opaque("parse-error", "the command does not parse as bash; what it would "
                          "run cannot be known", _first_error(root, data) or text)
         saved_home = self.home
@@ -316,29 +326,38 @@ class _Analyzer:
         own_redirects: list[Node] = []
         strays = self._stray_arguments
         self._stray_arguments = []
+        groups: list[_Group] = []
+        last_end = node.start_byte
         for child in node.children:
+            _add_gap(groups, data, last_end, child.start_byte)
+            last_end = child.end_byte
             if child.type == "variable_assignment":
                 assignments.append(self._assignment_pair(child, data, scope))
             elif child.type.endswith("redirect"):
                 own_redirects.append(child)
-            elif child.type == "command_name" or (name_node and child.id == name_node.id):
-                self._substitutions(child, data, scope)
-                name_words = self._expand(child, data, scope, command_name=True)
-                if name_words is None:
-                    return
-                words.extend(name_words)
             elif child.is_named and child.type != "comment":
                 self._substitutions(child, data, scope)
-                if self._is_process_substitution(child):
-                    words.append(Word(_text(child, data), _text(child, data), dynamic=True))
-                    self._process_substitution_argument = True
-                    continue
-                expanded = self._expand(child, data, scope)
-                words.extend(expanded or [])
+                _add_word_node(groups, child, data)
+        _add_gap(groups, data, last_end, node.end_byte)
+        for index, group in enumerate(groups):
+            is_name = (index == 0 and name_node is not None and bool(group.nodes)
+                       and group.nodes[0].id == name_node.id)
+            if len(group.nodes) == 1 and group.span == (group.nodes[0].start_byte,
+                                                        group.nodes[0].end_byte) \
+                    and self._is_process_substitution(group.nodes[0]):
+                text = _text(group.nodes[0], data)
+                words.append(Word(text, text, dynamic=True))
+                self._process_substitution_argument = True
+                continue
+            raw = data[group.start:group.end].decode("utf-8", "surrogatepass")
+            if not is_whole_word(raw):
+                self._opaque("parse-error", "the parser and the quoting rules disagree on where "
+                             "a word ends; what would run cannot be known", raw)
+            words.extend(self._expand_raw(raw, command_name=is_name))
         more, more_stdin, tails = self._redirects(own_redirects, data, scope)
         strays = strays + self._stray_arguments
         for stray in strays:
-            words.extend(self._expand(stray, data, scope) or [])
+            words.extend(self._expand(stray, data, scope))
         self._stray_arguments = []
         process_argument = self._process_substitution_argument
         self._process_substitution_argument = False
@@ -422,8 +441,7 @@ class _Analyzer:
                 self._emit(list(nested.argv), nested.assignments, (), inner_scope, stdin,
                            snippet, extra_args=nested.extra_args or extra_args)
                 self.cwd = saved
-        language = programs.interpreter_language(name)
-        if language is not None and (process_argument or any(
+        if semantics.runs_file_operands and (process_argument or any(
                 kind == "process" for kind, _ in stdin)):
             self._opaque("process-substitution-script", f"{name} runs a script produced by "
                          "another command", snippet)
@@ -544,7 +562,7 @@ class _Analyzer:
                 words.append(Word(_text(child, data), _text(child, data), pair[1].dynamic))
             elif child.is_named:
                 self._substitutions(child, data, scope)
-                words.extend(self._expand(child, data, scope) or [])
+                words.extend(self._expand(child, data, scope))
             else:
                 words.append(Word(_text(child, data), _text(child, data)))
         if words:
@@ -557,6 +575,9 @@ class _Analyzer:
     def _substitutions(self, node: Node, data: bytes, scope: _Scope,
                        deep_statements: bool = False) -> None:
         """Walk into `$(...)`, backquotes and `<(...)` anywhere inside `node`: they run."""
+        if node.type in _SUBSTITUTIONS:
+            self._substitution(node, data, scope)
+            return
         for child in node.children:
             if child.type in _SUBSTITUTIONS:
                 self._substitution(child, data, scope)
@@ -574,10 +595,11 @@ class _Analyzer:
     def _word(self, node: Node, data: bytes) -> Word:
         return word_value(_text(node, data), WordEnv(self.home, self.cwd))
 
-    def _expand(self, node: Node, data: bytes, scope: _Scope,
-                command_name: bool = False) -> list[Word] | None:
+    def _expand(self, node: Node, data: bytes, scope: _Scope) -> list[Word]:
+        return self._expand_raw(_text(node, data))
+
+    def _expand_raw(self, raw: str, command_name: bool = False) -> list[Word]:
         """Brace-expand then quote-remove one word; the command name must stay one word."""
-        raw = _text(node, data)
         env = WordEnv(self.home, self.cwd)
         try:
             pieces = expand_braces(raw)
@@ -596,6 +618,54 @@ class _Analyzer:
         entry = Opaque(kind, reason, snippet)
         if entry not in self.opaque:
             self.opaque.append(entry)
+
+
+@dataclass(slots=True)
+class _Group:
+    """The byte span of one bash word and the tree nodes inside it."""
+
+    start: int
+    end: int
+    nodes: list[Node]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.start, self.end
+
+
+def _add_word_node(groups: list[_Group], node: Node, data: bytes) -> None:
+    """Add a word node, joining it to its neighbours when no blank separates them.
+
+    tree-sitter-bash sometimes splits one bash word into adjacent nodes (`''\\a`) and drops
+    escaped blanks between nodes (`\\ 0`); bash joins whatever no unescaped blank
+    separates, so the word boundaries are recomputed from the bytes between nodes.
+    """
+    if groups and groups[-1].end == node.start_byte:
+        groups[-1].end = node.end_byte
+        groups[-1].nodes.append(node)
+        return
+    groups.append(_Group(node.start_byte, node.end_byte, [node]))
+
+
+def _add_gap(groups: list[_Group], data: bytes, start: int, end: int) -> None:
+    """Turn anything but blanks and line continuations between nodes into word bytes."""
+    i = start
+    while i < end:
+        c = data[i:i + 1]
+        if c in (b" ", b"\t"):
+            i += 1
+            continue
+        if data[i:i + 2] == b"\\\n":
+            i += 2
+            continue
+        token_start = i
+        while i < end and data[i:i + 1] not in (b" ", b"\t"):
+            i += 2 if data[i:i + 1] == b"\\" else 1
+        i = min(i, end)
+        if groups and token_start == groups[-1].end:
+            groups[-1].end = i
+        else:
+            groups.append(_Group(token_start, i, []))
 
 
 def _text(node: Node, data: bytes) -> str:

@@ -315,6 +315,18 @@ def _nix_shell(name: str, args: list[Word]) -> Semantics:
     return Semantics(wrapper=True, nested=[Nested(f"{name} --run", source=command)])
 
 
+def _eval(name: str, args: list[Word]) -> Semantics:
+    """`eval a b` joins its arguments with spaces and runs the result as shell."""
+    if not args:
+        return Semantics()
+    return Semantics(wrapper=True, nested=[Nested("eval", source=_joined(args))])
+
+
+def _source(name: str, args: list[Word]) -> Semantics:
+    """`source FILE` / `. FILE` runs a file in this shell; with no file it reads nothing."""
+    return Semantics(runs_file_operands=True)
+
+
 def _script(name: str, args: list[Word]) -> Semantics:
     command = _option_value(args, "-c") or _option_value(args, "--command")
     if command is None:
@@ -623,6 +635,9 @@ _HANDLERS = {
     "xvfb-run": _simple_wrapper("nsfe", ("--server-num", "--server-args", "--auth-file",
                                          "--error-file")),
     "script": _script,
+    "eval": _eval,
+    "source": _source,
+    ".": _source,
     "nix-shell": _nix_shell,
     "uv": _runner(("run",), "pw", ("--with", "--python", "--project", "--directory",
                                     "--env-file", "--extra", "--group", "--package", "--from")),

@@ -381,3 +381,47 @@ def _ansi_c(raw: str, i: int, out: list[str]) -> int:
             out.append("\\" + e)
             i += 2
     return n
+
+
+def is_whole_word(raw: str) -> bool:
+    """Is `raw` exactly one bash word: every quote closed, no unquoted blank or operator?
+
+    The parser's word boundaries are checked against this independent scan; where they
+    disagree, the parser misread the input and the analyzer must not trust it.
+    """
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "'":
+            end = raw.find("'", i + 1)
+            if end < 0:
+                return False
+            i = end + 1
+            continue
+        if c in ('"', "`") or (c == "$" and i + 1 < n and raw[i + 1] in "'\"({"):
+            if c == '"':
+                end = _skip_double(raw, i + 1)
+                closed = raw[end - 1:end] == '"' and end - 1 > i
+            elif c == "`":
+                end = _skip_backtick(raw, i + 1)
+                closed = raw[end - 1:end] == "`" and end - 1 > i
+            elif raw[i + 1] == "'":
+                end = _skip_ansi(raw, i + 2)
+                closed = raw[end - 1:end] == "'" and end - 1 > i + 1
+            elif raw[i + 1] == '"':
+                end = _skip_double(raw, i + 2)
+                closed = raw[end - 1:end] == '"' and end - 1 > i + 1
+            else:
+                end = _skip_group(raw, i + 2, raw[i + 1])
+                closed = raw[end - 1:end] in (")", "}") and end - 1 > i + 1
+            if not closed:
+                return False
+            i = end
+            continue
+        if c in " \t\n;&|<>":
+            return False
+        i += 1
+    return True
