@@ -47,7 +47,7 @@ def test_quote_removal_finds_rm(source):
     ("echo $(a) `b` \"$(c)\"", ["a", "b", "c", "echo"]),
     ("x=$(a) y", ["a", "y"]),
     ("diff <(a) <(b)", ["a", "b", "diff"]),
-    ("[[ -f $(a) ]] && b", ["a", "b"]),
+    ("[[ -f $(a) ]] && b", ["a", "[[", "b"]),
     ("echo $(( $(a) + 1 ))", ["a", "echo"]),
     ("export X=$(a)", ["a", "export"]),
 ])
@@ -231,3 +231,20 @@ def test_heredoc_with_unquoted_delimiter_runs_its_substitutions():
 
 def test_piped_out_marks_every_stage_but_the_last():
     assert [c.piped_out for c in run("a | b | c").commands] == [True, True, False]
+
+
+def test_characters_that_crash_the_parser_are_kept_away_from_it():
+    """tree-sitter-bash segfaults on `{` + some astral characters; the analyzer shields it."""
+    import subprocess
+    import sys
+
+    script = (
+        "from runestone.shell import analyze\n"
+        "for cp in (0xE0000, 0xE0100, 0xE01EF, 0xF0000, 0xFA60B, 0x10FFFF):\n"
+        "    for prefix in ('{', 'echo {', 'x{'):\n"
+        "        analyze(prefix + chr(cp), cwd='/', home='/h')\n"
+        "print('survived')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr

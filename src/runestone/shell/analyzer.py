@@ -42,6 +42,9 @@ _STATEMENT_SKIP = frozenset({"comment", ";", ";;", "&", "&&", "||", "|", "|&", "
                              "select"})
 _HEREDOC_PARTS = frozenset({"<<", "<<-", "heredoc_start", "heredoc_body", "heredoc_end",
                             "heredoc_content"})
+_WORDISH = frozenset({"word", "string", "raw_string", "ansi_c_string", "concatenation",
+                      "simple_expansion", "expansion", "number", "command_substitution",
+                      "translated_string", "extglob_pattern", "regex"})
 _SUBSTITUTIONS = ("command_substitution", "process_substitution")
 _parser: Parser | None = None
 
@@ -96,7 +99,7 @@ class _Analyzer:
                          text)
             return
         data = text.encode("utf-8", "surrogatepass")
-        tree = _get_parser().parse(data)
+        tree = _get_parser().parse(_ascii_shadow(data))
         root = tree.root_node
         if root.has_error:
             if _LEADING_BRACE.search(text):
@@ -151,7 +154,10 @@ class _Analyzer:
             body = node.child_by_field_name("body")
             if body is not None:
                 self._statement(body, data, scope)
-        elif kind in ("test_command", "arithmetic_expansion", "c_style_for_statement"):
+        elif kind == "test_command":
+            self._substitutions(node, data, scope, deep_statements=True)
+            self._test_command(node, data, scope)
+        elif kind in ("arithmetic_expansion", "c_style_for_statement"):
             self._substitutions(node, data, scope, deep_statements=True)
         elif kind in _SUBSTITUTIONS:
             self._substitution(node, data, scope)
@@ -329,6 +335,8 @@ class _Analyzer:
         groups: list[_Group] = []
         last_end = node.start_byte
         for child in node.children:
+            if not child.is_named:
+                continue  # tokens like `==` that tree-sitter keeps anonymous are word bytes
             _add_gap(groups, data, last_end, child.start_byte)
             last_end = child.end_byte
             if child.type == "variable_assignment":
@@ -570,6 +578,24 @@ class _Analyzer:
                                                assignments=tuple(assignments), via=scope.via,
                                                cwd=self.cwd, piped_out=scope.piped_out))
 
+    def _test_command(self, node: Node, data: bytes, scope: _Scope) -> None:
+        """`[ -f x ]` and `[[ ... ]]` run as the `[` / `[[` command over their operands."""
+        opener = _text(node.children[0], data) if node.children else "["
+        words = [Word(opener, opener)]
+        groups: list[_Group] = []
+        stack = list(reversed(node.children[1:-1]))
+        while stack:
+            child = stack.pop()
+            if child.type in _WORDISH or not child.child_count:
+                _add_word_node(groups, child, data)
+            else:
+                stack.extend(reversed(child.children))
+        for group in groups:
+            words.extend(self._expand_raw(data[group.start:group.end].decode("utf-8",
+                                                                               "surrogatepass")))
+        self.commands.append(SimpleCommand(opener, tuple(words), via=scope.via, cwd=self.cwd,
+                                           piped_out=scope.piped_out))
+
     # --- words and substitutions ----------------------------------------------------------
 
     def _substitutions(self, node: Node, data: bytes, scope: _Scope,
@@ -666,6 +692,20 @@ def _add_gap(groups: list[_Group], data: bytes, start: int, end: int) -> None:
             groups[-1].end = i
         else:
             groups.append(_Group(token_start, i, []))
+
+
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def _ascii_shadow(data: bytes) -> bytes:
+    """The same bytes with every non-ASCII byte replaced by `x`, for the parser's eyes only.
+
+    tree-sitter-bash's scanner crashes the process on some characters outside the Basic
+    Multilingual Plane (`{` followed by U+E0100, for one). Bash treats non-ASCII characters
+    as ordinary word characters, so parsing a same-length ASCII shadow gives the same
+    structure at the same byte offsets; words are then read from the real bytes.
+    """
+    return _NON_ASCII.sub(b"x", data)
 
 
 def _text(node: Node, data: bytes) -> str:
