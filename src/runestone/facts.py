@@ -55,6 +55,16 @@ class Facts:
     input_text: str = ""
     _arg_paths: dict[int, tuple[PathFact, ...]] = field(default_factory=dict)
     _arg_urls: dict[int, tuple[UrlFact, ...]] = field(default_factory=dict)
+    _lines: dict[int, str] = field(default_factory=dict)
+
+    def command_line(self, command: SimpleCommand) -> str:
+        """`name arg arg` as command patterns see it (the name without its directory)."""
+        key = id(command)
+        line = self._lines.get(key)
+        if line is None:
+            line = " ".join([command.name, *(w.text for w in command.args)])
+            self._lines[key] = line
+        return line
 
     def arg_paths(self, command: SimpleCommand) -> tuple[PathFact, ...]:
         """The command's arguments read as paths (flags and URLs left out), cached."""

@@ -129,3 +129,16 @@ def test_url_domains_and_schemes():
 @given(st.text(max_size=80))
 def test_url_parsing_never_raises(text):
     url_fact(text)
+
+
+def test_fast_real_path_agrees_with_os_realpath(tmp_path):
+    from runestone.actions.paths import real_path
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    os.symlink(tmp_path / "a", tmp_path / "l")
+    os.symlink(tmp_path / "nowhere" / "x", tmp_path / "dangling")
+    os.symlink("/etc", tmp_path / "etc")
+    for path in ("l/b/c/d", "l", "dangling", "dangling/sub", "etc/passwd", "a/b", "l/../a"):
+        full = str(tmp_path / path)
+        assert real_path(full) == os.path.realpath(full), path
+    assert real_path("/nonexistent/x") == "/nonexistent/x"

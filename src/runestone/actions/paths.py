@@ -85,13 +85,46 @@ def path_fact(
         return PathFact(raw, (), access, glob=glob)
     forms = [absolute]
     if not glob:
-        try:
-            real = os.path.realpath(absolute)
-        except (OSError, ValueError):
-            real = absolute
+        real = real_path(absolute)
         if real != absolute:
             forms.append(real)
     return PathFact(raw, tuple(forms), access, glob=glob)
+
+
+_PROC_FD = "/proc/self/fd/"
+_HAVE_PROC = os.path.isdir(_PROC_FD)
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
+def real_path(path: str) -> str:
+    """The path with every symlink resolved, as `os.path.realpath` gives it, only faster.
+
+    On Linux the kernel resolves an existing path: open it with O_PATH and read its name back
+    from /proc (three system calls instead of one `lstat` per component). A path that does
+    not exist, or a system without /proc, takes the portable route.
+    """
+    if not (_HAVE_PROC and _O_PATH):
+        return _portable_realpath(path)
+    try:
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        # Missing (perhaps below a dangling symlink) or odd: the portable route resolves
+        # what exists and keeps the rest.
+        return _portable_realpath(path)
+    try:
+        resolved = os.readlink(_PROC_FD + str(fd))
+    except OSError:
+        return _portable_realpath(path)
+    finally:
+        os.close(fd)
+    return resolved if resolved.startswith("/") else _portable_realpath(path)
+
+
+def _portable_realpath(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
 
 
 def is_within(path: str, root: str) -> bool:

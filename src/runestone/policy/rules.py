@@ -15,7 +15,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from runestone.actions.paths import PathFact, is_within
@@ -162,16 +164,29 @@ def command_positionals(command: SimpleCommand) -> list[str]:
 # --- path and URL tests -------------------------------------------------------------------
 
 
-def _path_matches_glob(
-    fact: PathFact, globs: list[tuple[str, re.Pattern[str]]], every_form: bool
-) -> Tri:
+@dataclass(frozen=True, slots=True)
+class _GlobSet:
+    """A rule's path globs expanded for one project and home, and joined into one regex."""
+
+    union: re.Pattern[str]
+    expanded: tuple[str, ...]
+
+
+@lru_cache(maxsize=4096)
+def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
+    compiled = [path_glob(g, project, home) for g in globs]
+    union = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in compiled), re.DOTALL)
+    return _GlobSet(union, tuple(expanded for expanded, _ in compiled))
+
+
+def _path_matches_glob(fact: PathFact, globs: _GlobSet, every_form: bool) -> Tri:
     if fact.dynamic or not fact.forms:
         return None
     results = []
     for form in fact.forms:
-        hit = any(rx.fullmatch(form) for _, rx in globs)
+        hit = globs.union.fullmatch(form) is not None
         if not hit and fact.glob:
-            hit = any(_glob_may_reach(form, expanded) for expanded, _ in globs)
+            hit = any(_glob_may_reach(form, expanded) for expanded in globs.expanded)
         results.append(hit)
     return all(results) if every_form else any(results)
 
@@ -429,7 +444,9 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
               or any(fnmatchcase(part.command.name, g) for g in globs))  # type: ignore[union-attr]
     patterns = b.strings("command")
     if patterns:
-        regexes = [command_pattern_regex(p) for p in patterns]
+        # One alternation instead of a loop over patterns: one regex call per command.
+        union = re.compile("|".join(f"(?:{command_pattern_regex(p).pattern})" for p in patterns),
+                           re.DOTALL)
         firsts = [command_pattern_program(p) for p in patterns]
         if programs is None and all(firsts):
             index = frozenset(f for f in firsts if f)
@@ -439,8 +456,7 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
             assert command is not None
             if not command.name:
                 return False
-            line = " ".join([command.name, *(w.text for w in command.args)])
-            return any(rx.fullmatch(line) for rx in regexes)
+            return union.fullmatch(facts.command_line(command)) is not None
 
         b.add(match_command)
     subs = b.strings("subcommand")
@@ -528,11 +544,10 @@ def _compile_path(b: _Builder, every: bool) -> None:
         def match_path(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
             paths = _paths_of(part, facts)
             if excepted:
-                skip = [path_glob(g, facts.project, facts.home)[1] for g in excepted]
+                skip = _glob_set(excepted, facts.project, facts.home).union
                 paths = tuple(p for p in paths
-                              if not (p.forms and all(any(rx.fullmatch(f) for rx in skip)
-                                                      for f in p.forms)))
-            compiled = [path_glob(g, facts.project, facts.home) for g in globs]
+                              if not (p.forms and all(skip.fullmatch(f) for f in p.forms)))
+            compiled = _glob_set(globs, facts.project, facts.home)
             if part.kind == "command" and not every:
                 paths = tuple(p for p in paths if not p.dynamic)
             results = (_path_matches_glob(p, compiled, every) for p in paths)

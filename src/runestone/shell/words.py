@@ -19,6 +19,8 @@ BRACE_LIMIT = 256
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
 _SPECIAL_PARAMETERS = frozenset("@*#?$!-0123456789")
+_SPECIAL_IN_WORD = re.compile(r"[\\'\"$`*?\[~]")
+_SPECIAL_FOR_BOUNDS = re.compile(r"[\\'\"$`\s;&|<>]")
 _ANSI_SIMPLE = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n",
                 "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
 
@@ -222,6 +224,8 @@ def _alternatives(raw: str, start: int, end: int, commas: list[int]) -> list[str
 
 def word_value(raw: str, env: WordEnv) -> Word:
     """The value of one word (after brace expansion) as bash would pass it to a program."""
+    if not _SPECIAL_IN_WORD.search(raw):
+        return Word(raw, raw)  # the common case: nothing to remove, expand or glob
     out: list[str] = []
     dynamic = False
     glob = False
@@ -389,6 +393,8 @@ def is_whole_word(raw: str) -> bool:
     The parser's word boundaries are checked against this independent scan; where they
     disagree, the parser misread the input and the analyzer must not trust it.
     """
+    if not _SPECIAL_FOR_BOUNDS.search(raw):
+        return True
     i, n = 0, len(raw)
     while i < n:
         c = raw[i]
