@@ -109,15 +109,23 @@ def anchor_dir(anchor: str, project: str, home: str) -> str:
     return posixpath.normpath(expanded) if expanded.startswith("/") else expanded
 
 
-def command_pattern_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a Claude Code style command pattern (`git push *`, `npm run test:*`)."""
+def command_pattern_source(pattern: str) -> str:
+    """The regex source of a Claude Code style command pattern (`git push *`, `npm run test:*`).
+
+    A trailing `:*` or ` *` (the only `*`) makes the rest optional, as in Claude Code:
+    `git push *` matches `git push` too. Any other `*` matches any run of characters.
+    """
     pattern = pattern.strip()
     if pattern.endswith(":*"):
-        return re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
+        return re.escape(pattern[:-2]) + r"(?:\s.*)?"
     if pattern.endswith(" *") and pattern.count("*") == 1:
-        return re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
-    pieces = pattern.split("*")
-    return re.compile(".*".join(re.escape(p) for p in pieces), re.DOTALL)
+        return re.escape(pattern[:-2]) + r"(?:\s.*)?"
+    return ".*".join(re.escape(p) for p in pattern.split("*"))
+
+
+def command_pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a Claude Code style command pattern (`git push *`, `npm run test:*`)."""
+    return re.compile(command_pattern_source(pattern), re.DOTALL)
 
 
 def command_pattern_program(pattern: str) -> str | None:

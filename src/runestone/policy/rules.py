@@ -27,7 +27,7 @@ from runestone.policy.errors import PolicyError
 from runestone.policy.globs import (
     anchor_dir,
     command_pattern_program,
-    command_pattern_regex,
+    command_pattern_source,
     glob_as_regex,
     glob_base,
     path_glob,
@@ -444,9 +444,11 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
               or any(fnmatchcase(part.command.name, g) for g in globs))  # type: ignore[union-attr]
     patterns = b.strings("command")
     if patterns:
-        # One alternation instead of a loop over patterns: one regex call per command.
-        union = re.compile("|".join(f"(?:{command_pattern_regex(p).pattern})" for p in patterns),
-                           re.DOTALL)
+        # One alternation instead of a loop over patterns: one regex call per command. It is
+        # compiled on first use: most rules never see a command they could match, and regex
+        # compilation dominates the start-up of a hook process.
+        source = "|".join(f"(?:{command_pattern_source(p)})" for p in patterns)
+        compiled: list[re.Pattern[str]] = []
         firsts = [command_pattern_program(p) for p in patterns]
         if programs is None and all(firsts):
             index = frozenset(f for f in firsts if f)
@@ -456,7 +458,9 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
             assert command is not None
             if not command.name:
                 return False
-            return union.fullmatch(facts.command_line(command)) is not None
+            if not compiled:
+                compiled.append(re.compile(source, re.DOTALL))
+            return compiled[0].fullmatch(facts.command_line(command)) is not None
 
         b.add(match_command)
     subs = b.strings("subcommand")
@@ -541,13 +545,25 @@ def _compile_path(b: _Builder, every: bool) -> None:
         raise RuleError(f"rule '{rid}': 'path_except' only narrows 'path'", field="path_except")
     if globs:
 
+        # Expanded per (project, home); a rule sees few distinct ones, so a dict suffices.
+        per_place: dict[tuple[str, str], tuple[_GlobSet, _GlobSet | None]] = {}
+
         def match_path(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
             paths = _paths_of(part, facts)
-            if excepted:
-                skip = _glob_set(excepted, facts.project, facts.home).union
+            if not paths:
+                return every  # no paths: an all-rule holds vacuously, an any-rule does not
+            place = (facts.project, facts.home)
+            sets = per_place.get(place)
+            if sets is None:
+                sets = (_glob_set(globs, *place),
+                        _glob_set(excepted, *place) if excepted else None)
+                if len(per_place) < 256:
+                    per_place[place] = sets
+            compiled, skip_set = sets
+            if skip_set is not None:
+                skip = skip_set.union
                 paths = tuple(p for p in paths
                               if not (p.forms and all(skip.fullmatch(f) for f in p.forms)))
-            compiled = _glob_set(globs, facts.project, facts.home)
             if part.kind == "command" and not every:
                 paths = tuple(p for p in paths if not p.dynamic)
             results = (_path_matches_glob(p, compiled, every) for p in paths)
