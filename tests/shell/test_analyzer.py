@@ -139,6 +139,9 @@ def test_bare_redirection_still_writes():
     ("tar -cf x.tar --checkpoint=1 --checkpoint-action=exec=sh\\ x.sh .", "shell", "sh x.sh"),
     ("rsync -e 'ssh -p 2' a b:", "shell", "ssh -p 2"),
     ("GIT_SSH_COMMAND='ssh -i k' git fetch", "shell", "ssh -i k"),
+    ("less +'!rm x' notes.txt", "shell", "rm x"),
+    ("vim -c ':!rm x' f", "shell", "rm x"),
+    ("man -P 'sh -c id' ls", "shell", "sh -c id"),
 ])
 def test_inline_code_is_marked(source, lang, code):
     command = run(source).commands[0]

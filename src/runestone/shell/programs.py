@@ -578,6 +578,32 @@ def _scp(name: str, args: list[Word]) -> Semantics:
     return semantics
 
 
+def _pager(name: str, args: list[Word]) -> Semantics:
+    """`less +'!cmd'`, `vim -c ':!cmd'`, `man -P cmd`: interactive tools told to run a command."""
+    semantics = Semantics()
+    for i, word in enumerate(args):
+        text = word.text
+        value: str | None = None
+        if text.startswith("+") and len(text) > 1:
+            value = text[1:]
+        elif text in ("-c", "--cmd") and i + 1 < len(args):
+            value = args[i + 1].text
+        elif name == "man" and text in ("-P", "--pager", "-H", "--html") and i + 1 < len(args):
+            value = "!" + args[i + 1].text
+        elif name == "man" and text.startswith(("--pager=", "--html=")):
+            value = "!" + text.split("=", 1)[1]
+        if value is None:
+            continue
+        command = value.lstrip(":").lstrip()
+        if command.startswith("!"):
+            _mark_code(semantics, command[1:], "shell", word.dynamic)
+            semantics.nested.append(Nested(f"{name} !", source=Word(command[1:], word.raw,
+                                                                    word.dynamic)))
+        elif name in ("vim", "vi", "nvim", "view", "ex"):
+            _mark_code(semantics, value, "vim", word.dynamic)
+    return semantics
+
+
 def _mark_code(semantics: Semantics, code: str, language: str, dynamic: bool) -> None:
     semantics.code = code if semantics.code is None else semantics.code + "\n" + code
     semantics.code_lang = language
@@ -648,6 +674,15 @@ _HANDLERS = {
     "conda": _runner(("run",), "np", ("--name", "--prefix")),
     "mise": _runner(("exec", "x")),
     "git": _git,
+    "less": _pager,
+    "more": _pager,
+    "most": _pager,
+    "man": _pager,
+    "vim": _pager,
+    "vi": _pager,
+    "nvim": _pager,
+    "view": _pager,
+    "ex": _pager,
     "tar": _tar,
     "bsdtar": _tar,
     "rsync": _rsync,
