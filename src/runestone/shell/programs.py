@@ -10,7 +10,7 @@ program, so the analyzer can follow them. It knows nothing of trees: it works on
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from runestone.shell.model import Word
@@ -71,6 +71,9 @@ _SYSTEM_CALL = re.compile(
     re.DOTALL,
 )
 _BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+Handler = Callable[[str, list[Word]], "Semantics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +282,18 @@ def _busybox(name: str, args: list[Word]) -> Semantics:
     return _wrapper(name, args, 0)
 
 
-def _su(name: str, args: list[Word]) -> Semantics:
-    command = _option_value(args, "-c") or _option_value(args, "--command")
-    if command is None:
+def _shell_string_option(*options: str) -> Handler:
+    """`su -c CMD`, `script -c CMD`, `nix-shell --run CMD`: an option whose value is shell."""
+
+    def handle(name: str, args: list[Word]) -> Semantics:
+        for option in options:
+            command = _option_value(args, option)
+            if command is not None:
+                return Semantics(wrapper=True, nested=[Nested(f"{name} {options[0]}",
+                                                              source=command)])
         return Semantics()
-    return Semantics(wrapper=True, nested=[Nested(f"{name} -c", source=command)])
+
+    return handle
 
 
 def _sg(name: str, args: list[Word]) -> Semantics:
@@ -308,13 +318,6 @@ def _runner(subcommands: tuple[str, ...], short_values: str = "",
     return handle
 
 
-def _nix_shell(name: str, args: list[Word]) -> Semantics:
-    command = _option_value(args, "--run") or _option_value(args, "--command")
-    if command is None:
-        return Semantics()
-    return Semantics(wrapper=True, nested=[Nested(f"{name} --run", source=command)])
-
-
 def _eval(name: str, args: list[Word]) -> Semantics:
     """`eval a b` joins its arguments with spaces and runs the result as shell."""
     if not args:
@@ -325,13 +328,6 @@ def _eval(name: str, args: list[Word]) -> Semantics:
 def _source(name: str, args: list[Word]) -> Semantics:
     """`source FILE` / `. FILE` runs a file in this shell; with no file it reads nothing."""
     return Semantics(runs_file_operands=True)
-
-
-def _script(name: str, args: list[Word]) -> Semantics:
-    command = _option_value(args, "-c") or _option_value(args, "--command")
-    if command is None:
-        return Semantics()
-    return Semantics(wrapper=True, nested=[Nested("script -c", source=command)])
 
 
 # --- shells and interpreters ----------------------------------------------------------------
@@ -643,7 +639,7 @@ _HANDLERS = {
     "runuser": _simple_wrapper("ugGs", ("--user", "--group", "--supp-group", "--shell"),
                                shell_option="-c"),
     "pkexec": _simple_wrapper("", ("--user",)),
-    "su": _su,
+    "su": _shell_string_option("-c", "--command"),
     "sg": _sg,
     "systemd-run": _simple_wrapper("pEMuH", ("--property", "--setenv", "--machine", "--unit",
                                              "--host", "--uid", "--gid", "--working-directory",
@@ -660,11 +656,11 @@ _HANDLERS = {
     "dbus-run-session": _simple_wrapper(),
     "xvfb-run": _simple_wrapper("nsfe", ("--server-num", "--server-args", "--auth-file",
                                          "--error-file")),
-    "script": _script,
+    "script": _shell_string_option("-c", "--command"),
     "eval": _eval,
     "source": _source,
     ".": _source,
-    "nix-shell": _nix_shell,
+    "nix-shell": _shell_string_option("--run", "--command"),
     "uv": _runner(("run",), "pw", ("--with", "--python", "--project", "--directory",
                                     "--env-file", "--extra", "--group", "--package", "--from")),
     "poetry": _runner(("run",)),

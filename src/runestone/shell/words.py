@@ -48,28 +48,25 @@ def _skip_single(raw: str, i: int) -> int:
     return len(raw) if end < 0 else end + 1
 
 
-def _skip_ansi(raw: str, i: int) -> int:
+def _skip_escaped_to(raw: str, i: int, closer: str) -> int:
+    """Skip to just after `closer`, where a backslash escapes the next character."""
     n = len(raw)
     while i < n:
         if raw[i] == "\\":
             i += 2
-        elif raw[i] == "'":
+        elif raw[i] == closer:
             return i + 1
         else:
             i += 1
     return n
+
+
+def _skip_ansi(raw: str, i: int) -> int:
+    return _skip_escaped_to(raw, i, "'")
 
 
 def _skip_backtick(raw: str, i: int) -> int:
-    n = len(raw)
-    while i < n:
-        if raw[i] == "\\":
-            i += 2
-        elif raw[i] == "`":
-            return i + 1
-        else:
-            i += 1
-    return n
+    return _skip_escaped_to(raw, i, "`")
 
 
 def _skip_double(raw: str, i: int) -> int:
