@@ -166,17 +166,82 @@ def command_positionals(command: SimpleCommand) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _GlobSet:
-    """A rule's path globs expanded for one project and home, and joined into one regex."""
+    """A rule's path globs, expanded for one project and home and sorted by how to test them.
 
-    union: re.Pattern[str]
+    Most globs are a literal name (`.env`), a suffix (`*.pem`), a prefix (`.env.*`), a
+    literal path, or everything under a directory (`~/.ssh/**`): those are set lookups and
+    `startswith` / `endswith` calls. Only the rest become one regex. Base-name globs match
+    at any depth, so they are tested against the base name alone.
+    """
+
+    name_exact: frozenset[str]
+    name_prefix: tuple[str, ...]
+    name_suffix: tuple[str, ...]
+    name_regex: re.Pattern[str] | None
+    path_exact: frozenset[str]
+    path_under: tuple[str, ...]
+    path_regex: re.Pattern[str] | None
     expanded: tuple[str, ...]
+
+    def fullmatch(self, path: str) -> bool:
+        if path in self.path_exact:
+            return True
+        if self.path_under and (path + "/").startswith(self.path_under):
+            return True
+        if self.path_regex is not None and self.path_regex.fullmatch(path):
+            return True
+        name = path[path.rfind("/") + 1:]
+        if name in self.name_exact:
+            return True
+        if self.name_suffix and name.endswith(self.name_suffix):
+            return True
+        if self.name_prefix and name.startswith(self.name_prefix):
+            return True
+        return self.name_regex is not None and self.name_regex.fullmatch(name) is not None
+
+
+def _union(sources: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL) if sources else None
+
+
+def _literal(text: str) -> bool:
+    return not any(c in text for c in "*?[")
 
 
 @lru_cache(maxsize=4096)
 def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
-    compiled = [path_glob(g, project, home) for g in globs]
-    union = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in compiled), re.DOTALL)
-    return _GlobSet(union, tuple(expanded for expanded, _ in compiled))
+    name_exact: set[str] = set()
+    name_prefix: list[str] = []
+    name_suffix: list[str] = []
+    name_regex: list[str] = []
+    path_exact: set[str] = set()
+    path_under: list[str] = []
+    path_regex: list[str] = []
+    expanded_all: list[str] = []
+    for glob in globs:
+        expanded, regex = path_glob(glob, project, home)
+        expanded_all.append(expanded)
+        rest = expanded[3:]
+        if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
+            if _literal(rest):
+                name_exact.add(rest)
+            elif rest.startswith("*") and _literal(rest[1:]) and rest[1:]:
+                name_suffix.append(rest[1:])
+            elif rest.endswith("*") and _literal(rest[:-1]) and rest[:-1]:
+                name_prefix.append(rest[:-1])
+            else:
+                name_regex.append(glob_as_regex(rest).pattern)
+        elif _literal(expanded):
+            path_exact.add(expanded)
+        elif expanded.endswith("/**") and _literal(expanded[:-3]) and len(expanded) > 3:
+            # `X/**` is X itself and everything below it.
+            path_exact.add(expanded[:-3])
+            path_under.append(expanded[:-3] + "/")
+        else:
+            path_regex.append(regex.pattern)
+    return _GlobSet(frozenset(name_exact), tuple(name_prefix), tuple(name_suffix),
+                    _union(name_regex), frozenset(path_exact), tuple(path_under),
+                    _union(path_regex), tuple(expanded_all))
 
 
 def _path_matches_glob(fact: PathFact, globs: _GlobSet, every_form: bool) -> Tri:
@@ -184,7 +249,7 @@ def _path_matches_glob(fact: PathFact, globs: _GlobSet, every_form: bool) -> Tri
         return None
     results = []
     for form in fact.forms:
-        hit = globs.union.fullmatch(form) is not None
+        hit = globs.fullmatch(form)
         if not hit and fact.glob:
             hit = any(_glob_may_reach(form, expanded) for expanded in globs.expanded)
         results.append(hit)
@@ -561,9 +626,8 @@ def _compile_path(b: _Builder, every: bool) -> None:
                     per_place[place] = sets
             compiled, skip_set = sets
             if skip_set is not None:
-                skip = skip_set.union
                 paths = tuple(p for p in paths
-                              if not (p.forms and all(skip.fullmatch(f) for f in p.forms)))
+                              if not (p.forms and all(skip_set.fullmatch(f) for f in p.forms)))
             if part.kind == "command" and not every:
                 paths = tuple(p for p in paths if not p.dynamic)
             results = (_path_matches_glob(p, compiled, every) for p in paths)
