@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.actions.canonical import canonical_hash
@@ -32,6 +33,11 @@ from runestone.policy import (
     load_preset,
 )
 
+if TYPE_CHECKING:
+    from runestone.approvals.service import Approvals
+
+APPROVAL_MODES = ("ask", "wait", "defer")
+DEFAULT_WAIT_SECONDS = 300.0
 NETWORK_FETCHERS = frozenset({"curl", "wget", "http", "https", "xh", "httpie", "aria2c", "lynx",
                               "w3m", "links"})
 
@@ -105,12 +111,20 @@ class Gatekeeper:
         labels: dict[str, str] | None = None,
         home: str | None = None,
         audit: AuditLog | None = None,
+        approvals: Approvals | None = None,
+        approval_mode: str = "ask",
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
+        if approval_mode not in APPROVAL_MODES:
+            raise ValueError(f"approval mode must be one of {', '.join(APPROVAL_MODES)}")
         self.policy = policy
         self.sessions = sessions or SessionState()
         self.labels = dict(labels or {})
         self.home = home
         self.audit = audit
+        self.approvals = approvals
+        self.approval_mode = approval_mode
+        self.wait_seconds = wait_seconds
 
     @classmethod
     def from_layout(
@@ -120,6 +134,8 @@ class Gatekeeper:
         policy_file: str | Path | None = None,
         preset: str | None = None,
         home: str | None = None,
+        approval_mode: str | None = None,
+        wait_seconds: float | None = None,
     ) -> Gatekeeper:
         """Load the configured policy. Raises PolicyError; callers deny on it."""
         verified = VerifiedCache(layout.verified_policies_file)
@@ -136,8 +152,29 @@ class Gatekeeper:
                 file=sys.stderr,
             )
             policy = load_preset("default", verified=verified)
+        audit = open_audit_log(layout)
+        mode = approval_mode or os.environ.get("RUNESTONE_APPROVAL", "ask")
+        if mode not in APPROVAL_MODES:
+            print(f"runestone: unknown approval mode {mode!r}; using 'ask'", file=sys.stderr)
+            mode = "ask"
+        approvals = None
+        if audit is not None:
+            from runestone.approvals.service import Approvals
+
+            try:
+                approvals = Approvals(layout, audit=audit)
+            except Exception as exc:  # approvals are optional; policy decisions are not
+                print(f"runestone: approvals unavailable ({exc})", file=sys.stderr)
+        if wait_seconds is None:
+            try:
+                wait_seconds = float(os.environ.get("RUNESTONE_APPROVAL_WAIT",
+                                                    DEFAULT_WAIT_SECONDS))
+            except ValueError:
+                wait_seconds = DEFAULT_WAIT_SECONDS
         return cls(policy, sessions=SessionState(layout.sessions_dir),
-                   labels=_labels_from_env(), home=home, audit=open_audit_log(layout))
+                   labels=_labels_from_env(), home=home, audit=audit, approvals=approvals,
+                   approval_mode=mode if approvals is not None else "ask",
+                   wait_seconds=wait_seconds)
 
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
@@ -164,21 +201,102 @@ class Gatekeeper:
                 action_hash=action_hash,
                 policy_hash=self.policy.hash,
             )
-        decision = self._record(action, decision)
+        if decision.decision == "ask" and self.approvals is not None:
+            decision = self._ask_a_human(action, facts, decision)
+        else:
+            decision = self._record(action, decision)
         if facts is not None and decision.decision != "deny":
             why = taint_reason(facts)
             if why:
                 self.sessions.mark_tainted(action.session, why)
         return decision
 
-    def _record(self, action: Action, decision: Decision) -> Decision:
+    def _ask_a_human(self, action: Action, facts: Facts | None, decision: Decision) -> Decision:
+        """Policy asked: spend an approval or grant for exactly this, or open a request."""
+        assert self.approvals is not None
+        try:
+            redeemed = self.approvals.redeem(action, decision)
+        except Exception as exc:  # a broken store must not turn into an allow
+            print(f"runestone: approvals unavailable ({exc}); asking", file=sys.stderr)
+            redeemed = None
+        if redeemed is not None:
+            kind, ident = redeemed
+            allowed = dataclasses.replace(
+                decision, decision="allow",
+                reason=f"Approved by a human ({kind} {ident}); the policy had asked: "
+                       f"{decision.reason}",
+                approval=(("state", "consumed" if kind == "request" else "granted"),
+                          (kind, ident)))
+            return self._record(action, allowed)
+        if self.approval_mode == "ask":
+            return self._record(action, decision)
+        request_id = new_request_id()
+        asked = self._record(action, dataclasses.replace(
+            decision, approval=(("state", "pending"), ("mode", self.approval_mode))),
+            request_id=request_id)
+        if asked.decision != "ask":
+            return asked  # the audit failed: already a deny that says so
+        try:
+            request = self.approvals.open_request(action, decision, request_id,
+                                                  analysis=_analysis(facts))
+        except Exception as exc:
+            return self._record(action, error_decision(
+                f"Policy asked, and no approval request could be opened ({exc}); denied.",
+                action_hash=decision.action_hash, policy_hash=decision.policy_hash),
+                request_id=request_id, with_request=False)
+        link = self.approvals.link(request)
+        if self.approval_mode == "defer":
+            return dataclasses.replace(
+                decision, decision="deny", request_id=request_id,
+                reason=f"{decision.reason} A human must approve this exact action first: open "
+                       f"{link} or run `runestone approvals approve {request_id}`; then retry "
+                       "the identical call, which will be allowed once.",
+                approval=(("state", "pending"), ("request", request_id), ("link", link)))
+        print(f"runestone: approval needed for `{request.summary}`\n  open {link}\n"
+              f"  or run `runestone approvals approve {request_id}`", file=sys.stderr)
+        try:
+            final = self.approvals.wait(request_id, self.wait_seconds)
+            consumed = final.state == "approved" and self.approvals.store.consume(
+                request_id, final.action_hash, time.time())
+        except Exception as exc:
+            return self._record(action, error_decision(
+                f"Policy asked, and waiting for the approval failed ({exc}); denied.",
+                action_hash=decision.action_hash, policy_hash=decision.policy_hash),
+                request_id=request_id, with_request=False)
+        if consumed:
+            answer = dataclasses.replace(
+                decision, decision="allow",
+                reason=f"Approved by {final.approver} ({request_id}); the policy had asked: "
+                       f"{decision.reason}",
+                approval=(("state", "consumed"), ("request", request_id),
+                          ("approver", final.approver or "")))
+        else:
+            if final.state == "pending":
+                self.approvals.store.cancel(request_id)
+            why = {"denied": f"denied by {final.approver}"
+                             + (f": {final.decision_reason}" if final.decision_reason else ""),
+                   "expired": "the approval request expired",
+                   "pending": f"no one decided within {self.wait_seconds:g} seconds"}.get(
+                final.state, f"the request is {final.state}")
+            answer = dataclasses.replace(
+                decision, decision="deny", reason=f"Not approved ({why}). {decision.reason}",
+                approval=(("state", final.state if final.state != "pending" else "cancelled"),
+                          ("request", request_id)))
+        return self._record(action, answer, request_id=request_id, with_request=False)
+
+    def _record(self, action: Action, decision: Decision, *, request_id: str | None = None,
+                with_request: bool = True) -> Decision:
         if self.audit is None:
             return decision
-        request_id = new_request_id()
+        request_id = request_id or new_request_id()
         decision = dataclasses.replace(decision, request_id=request_id)
+        entries = [request_entry(action, request_id)] if with_request else []
+        entry = decision_entry(action, decision, request_id)
+        if decision.approval:
+            entry["approval"] = dict(decision.approval)
+        entries.append(entry)
         try:
-            self.audit.append([request_entry(action, request_id),
-                               decision_entry(action, decision, request_id)])
+            self.audit.append(entries)
         except (AuditWriteError, OSError, ValueError) as exc:
             return dataclasses.replace(
                 decision,
@@ -188,6 +306,17 @@ class Gatekeeper:
                        f"The policy had answered {decision.decision}: {decision.reason}",
             )
         return decision
+
+
+def _analysis(facts: Facts | None) -> dict[str, Any]:
+    """What the approval page shows of how the action was read."""
+    if facts is None:
+        return {}
+    return {
+        "family": facts.family.value,
+        "parts": [part.label for part in facts.parts],
+        "opaque": [{"kind": o.kind, "reason": o.reason} for o in facts.opaque],
+    }
 
 
 def open_audit_log(layout: Layout) -> AuditLog | None:

@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--command", dest="shell_command", metavar="CMD",
                    help="decide this shell command instead of reading stdin")
     p.add_argument("--cwd", default=None, help="working directory for --command (default: .)")
+    p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None,
+                   help="when policy asks: answer ask (the agent host asks), wait for a human "
+                        "here, or deny now with an approval link (default: $RUNESTONE_APPROVAL "
+                        "or ask)")
+    p.add_argument("--wait-seconds", type=float, default=None,
+                   help="how long --approval wait blocks (default 300)")
 
     p = sub.add_parser("explain", help="show how a command is analysed and which rule decides")
     _policy_options(p)
@@ -78,6 +84,44 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             q.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     asub.add_parser("checkpoint", help="write a signed checkpoint of the head now")
+
+    p = sub.add_parser("approvals", help="list, show, approve, deny, grant and revoke")
+    ap = p.add_subparsers(dest="approvals_command", required=True)
+    q = ap.add_parser("list", help="pending requests and active grants")
+    q.add_argument("--all", action="store_true", help="every request and grant, not only live")
+    q = ap.add_parser("show", help="one request, whole")
+    q.add_argument("request_id")
+    for name, text in (("approve", "approve a pending request"), ("deny", "deny it")):
+        q = ap.add_parser(name, help=text)
+        q.add_argument("request_id")
+        q.add_argument("--reason", default="", required=name == "deny")
+        q.add_argument("--as", dest="approver", default="", help="approver name (default: "
+                       "$RUNESTONE_APPROVER or the login name)")
+        if name == "approve":
+            q.add_argument("--scope", choices=("once", "rule-session"), default="once",
+                           help="this exact action once (default), or what the same rules "
+                                "ask about in the same session for --minutes")
+            q.add_argument("--minutes", type=int, default=30)
+    q = ap.add_parser("cancel", help="withdraw a pending request")
+    q.add_argument("request_id")
+    q = ap.add_parser("grant", help="pre-approve an exact action or a rule's matches")
+    target = q.add_mutually_exclusive_group(required=True)
+    target.add_argument("--command", dest="grant_command", metavar="CMD",
+                        help="a shell command, as the agent will send it (Bash tool)")
+    target.add_argument("--action", metavar="JSON", help="a PreToolUse-shaped action")
+    target.add_argument("--rule", metavar="RULE_ID", help="whatever this rule asks about")
+    q.add_argument("--cwd", default=None, help="the action's working directory (default: .)")
+    q.add_argument("--session", default=None, help="only in this session")
+    q.add_argument("--agent", default="", help="the agent the action comes from")
+    q.add_argument("--minutes", type=int, required=True)
+    q.add_argument("--uses", type=int, default=None, help="how many times (default: 1 for an "
+                   "action, unlimited for a rule)")
+    q.add_argument("--as", dest="approver", default="")
+    q = ap.add_parser("revoke", help="revoke a grant")
+    q.add_argument("grant_id")
+    q.add_argument("--as", dest="approver", default="")
+    q = ap.add_parser("serve", help="serve the approval page on 127.0.0.1")
+    q.add_argument("--port", type=int, default=8765)
 
     sub.add_parser("demo", help="walk through a few real decisions on the built-in presets")
     return parser
@@ -125,6 +169,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.audit import run_audit
 
         return run_audit(args)
+    if args.command == "approvals":
+        from runestone.cli.approvals import run_approvals
+
+        return run_approvals(args)
     if args.command == "demo":
         from runestone.cli.demo import run_demo
 

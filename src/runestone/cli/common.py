@@ -19,6 +19,8 @@ def gatekeeper_from_args(args: argparse.Namespace) -> Gatekeeper | None:
             policy_file=getattr(args, "policy", None),
             preset=getattr(args, "preset", None),
             home=getattr(args, "home_dir", None),
+            approval_mode=getattr(args, "approval", None),
+            wait_seconds=getattr(args, "wait_seconds", None),
         )
     except PolicyError as exc:
         print(f"runestone: policy refused, nothing can be decided:\n{exc}", file=sys.stderr)

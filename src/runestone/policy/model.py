@@ -75,9 +75,13 @@ class Decision:
     hits: tuple[Hit, ...] = ()
     severity: str = ""
     request_id: str = ""
+    # How a human is (or was) involved: {"state", "request", "link", "grant", "approver"}.
+    approval: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        extra = {"request_id": self.request_id} if self.request_id else {}
+        extra: dict[str, Any] = {"request_id": self.request_id} if self.request_id else {}
+        if self.approval:
+            extra["approval"] = dict(self.approval)
         return {
             **extra,
             "decision": self.decision,

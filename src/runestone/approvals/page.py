@@ -1,0 +1,226 @@
+"""The approval page: a small HTTP server on 127.0.0.1 that shows a request and takes a
+decision.
+
+Opening the signed link (GET) only shows what would run: the command, how it was read, the
+rule that asked, and who asked. Only the page's own form, POSTed back with its CSRF token,
+changes anything. The server answers only to a Host of 127.0.0.1 or localhost (against DNS
+rebinding), refuses foreign Origins, and keeps the token out of referrers and caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import os
+import secrets
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from runestone.approvals.service import ApprovalError, Approvals, local_approver
+from runestone.approvals.store import Request
+from runestone.approvals.tokens import TokenRefused
+
+MAX_FORM_BYTES = 16 * 1024
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def csrf_key(keys_dir: Path) -> bytes:
+    """The page's CSRF key, created on first use (32 random bytes, mode 0600)."""
+    path = keys_dir / "approval-csrf.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+
+def csrf_token(key: bytes, request_id: str) -> str:
+    return hmac.new(key, b"approve:" + request_id.encode(), hashlib.sha256).hexdigest()
+
+
+class ApprovalPage:
+    """Serves the approval page for one runtime until `close()`."""
+
+    def __init__(self, approvals: Approvals, port: int = 8765, host: str = "127.0.0.1") -> None:
+        if host not in ("127.0.0.1", "::1"):
+            raise ValueError("the approval page listens on the loopback address only")
+        self.approvals = approvals
+        self.key = csrf_key(approvals.layout.keys_dir)
+        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.port = self.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler_for(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "runestone-approvals"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # the token is in the path: never write it to a log
+
+        def do_GET(self) -> None:
+            token = self._token()
+            if token is None or not self._host_ok():
+                return
+            try:
+                _, request = page.approvals.verify_token(token)
+            except TokenRefused as exc:
+                self._send(HTTPStatus.FORBIDDEN, _refusal(str(exc)))
+                return
+            self._send(HTTPStatus.OK, _page(request, csrf_token(page.key, request.id)))
+
+        def do_POST(self) -> None:
+            token = self._token()
+            if token is None or not self._host_ok():
+                return
+            origin = self.headers.get("Origin")
+            if origin is not None and origin not in self._own_origins():
+                self._send(HTTPStatus.FORBIDDEN, _refusal("the form was posted from another "
+                                                          "site"))
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_FORM_BYTES:
+                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _refusal("form too large"))
+                return
+            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            try:
+                _, request = page.approvals.verify_token(token)
+            except TokenRefused as exc:
+                self._send(HTTPStatus.FORBIDDEN, _refusal(str(exc)))
+                return
+            sent = form.get("csrf", [""])[0]
+            if not hmac.compare_digest(sent, csrf_token(page.key, request.id)):
+                self._send(HTTPStatus.FORBIDDEN, _refusal("missing or wrong CSRF token; "
+                                                          "decide from the approval page"))
+                return
+            choice = form.get("decision", [""])[0]
+            if choice not in ("approve", "deny"):
+                self._send(HTTPStatus.BAD_REQUEST, _refusal("choose approve or deny"))
+                return
+            try:
+                minutes = int(form.get("minutes", ["30"])[0] or 30)
+                decided = page.approvals.decide(
+                    request.id, approve=choice == "approve",
+                    approver=local_approver(page.approvals.settings) + " (approval page)",
+                    reason=form.get("reason", [""])[0][:500],
+                    scope=form.get("scope", ["once"])[0], minutes=minutes)
+            except (ApprovalError, ValueError) as exc:
+                self._send(HTTPStatus.CONFLICT, _refusal(str(exc)))
+                return
+            self._send(HTTPStatus.OK, _done(decided))
+
+        def _token(self) -> str | None:
+            prefix = "/approve/"
+            if not self.path.startswith(prefix) or len(self.path) > 4096:
+                self._send(HTTPStatus.NOT_FOUND, _refusal("not found"))
+                return None
+            return self.path[len(prefix):].split("?", 1)[0]
+
+        def _own_origins(self) -> set[str]:
+            return {f"http://{host}:{page.port}" for host in LOCAL_HOSTS}
+
+        def _host_ok(self) -> bool:
+            host = self.headers.get("Host", "")
+            if host not in {f"{h}:{page.port}" for h in LOCAL_HOSTS}:
+                self._send(HTTPStatus.MISDIRECTED_REQUEST, _refusal("this page answers only "
+                                                                    "on 127.0.0.1"))
+                return False
+            return True
+
+        def _send(self, status: HTTPStatus, body: str) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+_STYLE = ("body{font:15px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}"
+          "pre{background:#f4f4f4;padding:.75rem;white-space:pre-wrap;word-break:break-all}"
+          "th{text-align:left;padding-right:1rem;vertical-align:top}"
+          "button{font-size:1rem;padding:.4rem 1.2rem;margin-right:.5rem}")
+
+
+def _document(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{_STYLE}</style></head><body>{body}</body></html>")
+
+
+def _refusal(reason: str) -> str:
+    return _document("Refused", f"<h1>Refused</h1><p>{html.escape(reason)}</p>")
+
+
+def _page(request: Request, csrf: str) -> str:
+    e = html.escape
+    analysis = request.analysis or {}
+    parts = "".join(f"<li><code>{e(p)}</code></li>" for p in analysis.get("parts", []))
+    opaque = "".join(f"<li>{e(o.get('kind', ''))}: {e(o.get('reason', ''))}</li>"
+                     for o in analysis.get("opaque", []))
+    rows = [
+        ("Tool", request.tool), ("Working directory", str(request.action.get("cwd", ""))),
+        ("Rules that asked", ", ".join(request.rules) or "(none: not fully understood)"),
+        ("Why", request.reason),
+        ("Requested by", f"agent {request.agent or '?'}, session {request.session or '?'}, "
+                         f"user {request.user or '?'} on {request.host}"),
+        ("Request", request.id), ("State", request.state),
+    ]
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    body = (f"<h1>Approve this action?</h1><pre>{e(request.summary)}</pre>"
+            f"<table>{table}</table>"
+            f"<h2>How it was read</h2><ul>{parts or '<li>(no parts)</li>'}</ul>"
+            + (f"<h2>Not understood</h2><ul>{opaque}</ul>" if opaque else ""))
+    if request.state != "pending":
+        return _document("Approval", body + f"<p>This request is <b>{e(request.state)}</b>."
+                         "</p>")
+    form = (
+        f"<form method='post'><input type='hidden' name='csrf' value='{e(csrf)}'>"
+        "<p><label><input type='radio' name='scope' value='once' checked> this exact action, "
+        "once</label><br><label><input type='radio' name='scope' value='rule-session'> "
+        "whatever these rules ask about in this session for <input type='number' "
+        "name='minutes' value='30' min='1' max='1440' style='width:4rem'> minutes</label></p>"
+        "<p><input type='text' name='reason' placeholder='reason (optional)' size='50'></p>"
+        "<button name='decision' value='approve'>Approve</button>"
+        "<button name='decision' value='deny'>Deny</button></form>")
+    return _document("Approval", body + form)
+
+
+def _done(request: Request) -> str:
+    e = html.escape
+    return _document("Decided", f"<h1>{e(request.state.capitalize())}</h1><p>Request "
+                     f"{e(request.id)} was {e(request.state)} by {e(request.approver or '')} "
+                     f"(scope: {e(request.scope or 'once')}).</p>")

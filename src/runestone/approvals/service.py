@@ -1,0 +1,314 @@
+"""The approval workflow of one runtime: ask, decide, spend, with every step audited.
+
+The gatekeeper calls `redeem` before asking (is there an approval or grant for exactly
+this?) and `open_request` when it must ask; people call `decide`, `grant` and `revoke`
+through the CLI or the approval page. Each human decision is an `approval` entry in the
+audit log, linked by the request id to the request and the decision that asked.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runestone.actions import Action
+from runestone.approvals import tokens
+from runestone.approvals.store import ApprovalStore, Grant, Request
+from runestone.audit.log import AuditLog
+from runestone.audit.redact import Redactor
+from runestone.home import Layout
+from runestone.policy import Decision
+
+DEFAULT_TTL_SECONDS = 15 * 60
+DEFAULT_PAGE_URL = "http://127.0.0.1:8765"
+SCOPES = ("once", "rule-session")
+
+
+class ApprovalError(ValueError):
+    """A request for an approval action that cannot be carried out, and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSettings:
+    """How this runtime handles `ask`: from the environment, with safe defaults."""
+
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    skew_seconds: int = tokens.DEFAULT_SKEW_SECONDS
+    page_url: str = DEFAULT_PAGE_URL
+    approver: str = ""
+
+    @classmethod
+    def from_env(cls) -> ApprovalSettings:
+        return cls(
+            ttl_seconds=_int_env("RUNESTONE_APPROVAL_TTL", DEFAULT_TTL_SECONDS),
+            skew_seconds=_int_env("RUNESTONE_APPROVAL_SKEW", tokens.DEFAULT_SKEW_SECONDS),
+            page_url=os.environ.get("RUNESTONE_APPROVAL_URL", DEFAULT_PAGE_URL).rstrip("/"),
+            approver=os.environ.get("RUNESTONE_APPROVER", ""),
+        )
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def local_approver(settings: ApprovalSettings) -> str:
+    """The person approving on this machine: the configured name, else the login name."""
+    if settings.approver:
+        return settings.approver
+    try:
+        return "local:" + getpass.getuser()
+    except Exception:  # no login name is not a reason to fail
+        return f"local:uid-{os.getuid()}"
+
+
+class Approvals:
+    def __init__(self, layout: Layout, *, audit: AuditLog | None,
+                 settings: ApprovalSettings | None = None) -> None:
+        from runestone.audit.checkpoint import Signer
+        from runestone.identity import load_identity
+
+        self.layout = layout
+        self.identity = load_identity(layout)
+        self.signer = Signer(layout.private_key_file)
+        self._store: ApprovalStore | None = None
+        self.audit = audit
+        self.settings = settings or ApprovalSettings.from_env()
+        try:
+            self.redactor: Redactor | None = Redactor(layout.redaction_key_file.read_bytes())
+        except (OSError, ValueError):
+            self.redactor = None
+
+    @property
+    def store(self) -> ApprovalStore:
+        """Opened on first use: most decisions never ask, and need no database."""
+        if self._store is None:
+            self._store = ApprovalStore(self.layout.state_dir / "approvals.sqlite3")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def link(self, request: Request) -> str:
+        return f"{self.settings.page_url}/approve/{request.token}"
+
+    # --- asking ---------------------------------------------------------------------------
+
+    def open_request(self, action: Action, decision: Decision, request_id: str,
+                     analysis: dict[str, Any] | None = None) -> Request:
+        """Record a pending request and sign its token (the id is the audit request id)."""
+        now = time.time()
+        expires = int(now + self.settings.ttl_seconds)
+        claims = tokens.new_claims(request_id, decision.action_hash or action.hash,
+                                   decision.policy_hash, expires, self.identity.runtime_id)
+        identity = action.identity()
+        redacted = self.redactor.value(identity) if self.redactor else identity
+        from runestone.audit.records import summarize
+
+        summary = summarize(action)
+        if self.redactor:
+            summary = self.redactor.text(summary)
+        request = Request(
+            id=request_id, tool=action.tool, action=redacted, summary=summary,
+            action_hash=claims.action_hash, policy_hash=claims.policy_hash,
+            rules=tuple(decision.rules), reason=decision.reason, analysis=analysis or {},
+            agent=action.agent, session=action.session, user=action.user or _login(),
+            host=socket.gethostname(), created=now, expires=float(expires), state="pending",
+            token=tokens.issue(claims, self.signer), nonce=claims.nonce,
+        )
+        self.store.add_request(request)
+        return request
+
+    def claims_of(self, request: Request) -> tokens.Claims:
+        return tokens.Claims(request.id, request.action_hash, request.policy_hash,
+                             int(request.expires), request.nonce, self.identity.runtime_id)
+
+    def verify_token(self, token: str, *, action_hash: str | None = None,
+                     policy_hash: str | None = None) -> tuple[tokens.Claims, Request]:
+        """Check a link's token against this runtime and its store. Raises TokenRefused."""
+        claims, _, _ = tokens.read_claims(token)
+        request = self.store.request(claims.request_id)
+        if request is None:
+            raise tokens.TokenRefused("unknown-request", "no approval request with this id "
+                                      "exists on this runtime")
+        verified = tokens.verify(
+            token, public_key_hex=self.identity.public_key, runtime_id=self.identity.runtime_id,
+            now=time.time(), issued=self.claims_of(request), action_hash=action_hash,
+            policy_hash=policy_hash, skew_seconds=self.settings.skew_seconds)
+        if request.state == "consumed":
+            raise tokens.TokenRefused("used", "this approval was already used; approvals are "
+                                      "single-use")
+        return verified, request
+
+    # --- spending -------------------------------------------------------------------------
+
+    def redeem(self, action: Action, decision: Decision) -> tuple[str, str] | None:
+        """Spend an approval or grant that covers exactly this ask; ("request"|"grant", id)."""
+        now = time.time()
+        action_hash = decision.action_hash or action.hash
+        for request in self.store.approved_for(action_hash):
+            try:
+                self.verify_token(request.token, action_hash=action_hash,
+                                  policy_hash=decision.policy_hash)
+            except tokens.TokenRefused:
+                continue
+            if self.store.consume(request.id, action_hash, now):
+                self._audit({"kind": "execution-approved", "request_id": request.id,
+                             "action_hash": action_hash, "via": "approval",
+                             "approver": request.approver or ""})
+                return "request", request.id
+        grant = self.store.use_grant(action_key(action), tuple(decision.rules),
+                                     action.session, now)
+        if grant is not None:
+            self._audit({"kind": "grant-use", "grant_id": grant.id, "action_hash": action_hash,
+                         "request_id": grant.request_id or "", "rules": list(decision.rules),
+                         "session": action.session, "uses_left": grant.uses_left})
+            return "grant", grant.id
+        return None
+
+    # --- deciding -------------------------------------------------------------------------
+
+    def decide(self, request_id: str, *, approve: bool, approver: str, reason: str = "",
+               scope: str = "once", minutes: int = 30) -> Request:
+        """Approve or deny a pending request; with scope `rule-session`, also grant its rules
+        for the requesting session for `minutes`."""
+        if scope not in SCOPES:
+            raise ApprovalError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}")
+        request = self.store.request(request_id)
+        if request is None:
+            raise ApprovalError(f"no approval request {request_id}")
+        now = time.time()
+        if request.state == "pending" and request.expires <= now:
+            self.store.expire_due(now)
+            raise ApprovalError(f"request {request_id} expired; it can no longer be decided")
+        if request.state != "pending":
+            raise ApprovalError(f"request {request_id} is {request.state}, not pending")
+        if approve and scope == "rule-session" and not request.rules:
+            raise ApprovalError("this request was not asked by a rule (it was not fully "
+                                "understood), so only this exact action can be approved")
+        grant_ids = ["grant_" + secrets.token_hex(8) for _ in request.rules] \
+            if approve and scope == "rule-session" else []
+        state = "approved" if approve else "denied"
+        # Audit first: a decision that is not in the log must not take effect.
+        self._audit({"kind": "approval", "request_id": request_id, "decision": state,
+                     "approver": approver, "scope": scope, "reason": reason,
+                     "action_hash": request.action_hash, "policy_hash": request.policy_hash,
+                     "grants": grant_ids, "minutes": minutes if grant_ids else None})
+        if not self.store.decide(request_id, state, approver, reason, scope, now,
+                                 grant_id=",".join(grant_ids) or None):
+            self._audit({"kind": "approval-void", "request_id": request_id,
+                         "reason": "decided by someone else first, or expired"})
+            raise ApprovalError(f"request {request_id} was decided by someone else first")
+        for grant_id, rule_id in zip(grant_ids, request.rules if grant_ids else (),
+                                     strict=True):
+            self._new_grant("rule", approver, minutes, uses=None, rule_id=rule_id,
+                            session=request.session or None,
+                            summary=f"{rule_id} in session {request.session}",
+                            request_id=request.id, grant_id=grant_id)
+        decided = self.store.request(request_id)
+        assert decided is not None
+        return decided
+
+    def cancel(self, request_id: str, by: str) -> None:
+        if not self.store.cancel(request_id):
+            raise ApprovalError(f"request {request_id} is not pending")
+        self._audit({"kind": "approval", "request_id": request_id, "decision": "cancelled",
+                     "approver": by, "scope": "", "reason": ""})
+
+    def grant(self, *, approver: str, minutes: int, uses: int | None,
+              action: Action | None = None, rule_id: str | None = None,
+              session: str | None = None) -> Grant:
+        """A pre-approval: one exact action, or a rule's matches, until expiry or uses run out."""
+        if (action is None) == (rule_id is None):
+            raise ApprovalError("a grant is for one exact action or for one rule")
+        if action is not None:
+            from runestone.audit.records import summarize
+
+            summary = summarize(action)
+            grant = self._new_grant("action", approver, minutes, uses,
+                                    action_hash=action_key(action), session=session,
+                                    summary=self._redact(summary))
+        else:
+            grant = self._new_grant("rule", approver, minutes, uses, rule_id=rule_id,
+                                    session=session, summary=f"rule {rule_id}")
+        return grant
+
+    def _new_grant(self, kind: str, approver: str, minutes: int, uses: int | None, *,
+                   action_hash: str | None = None, rule_id: str | None = None,
+                   session: str | None = None, summary: str = "",
+                   request_id: str | None = None, grant_id: str | None = None) -> Grant:
+        if minutes <= 0:
+            raise ApprovalError("a grant needs a positive number of minutes")
+        if uses is not None and uses <= 0:
+            raise ApprovalError("a grant needs a positive number of uses")
+        now = time.time()
+        grant = Grant(id=grant_id or "grant_" + secrets.token_hex(8), kind=kind,
+                      action_hash=action_hash, rule_id=rule_id, session=session,
+                      summary=summary, created=now, expires=now + minutes * 60,
+                      uses_left=uses, uses=0, created_by=approver, request_id=request_id,
+                      revoked=None, revoked_by=None)
+        self._audit({"kind": "grant", "grant_id": grant.id, "grant_kind": kind,
+                     "action_hash": action_hash or "", "rule": rule_id or "",
+                     "session": session or "", "approver": approver, "minutes": minutes,
+                     "uses": uses, "request_id": request_id or ""})
+        self.store.add_grant(grant)
+        return grant
+
+    def revoke(self, grant_id: str, by: str) -> None:
+        if not self.store.revoke(grant_id, by, time.time()):
+            raise ApprovalError(f"no active grant {grant_id}")
+        self._audit({"kind": "grant-revoked", "grant_id": grant_id, "approver": by})
+
+    # --- waiting --------------------------------------------------------------------------
+
+    def wait(self, request_id: str, timeout: float, poll: float = 0.2) -> Request:
+        """Block until the request is decided or expires (or `timeout` passes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            request = self.store.request(request_id)
+            if request is None or request.state != "pending":
+                assert request is not None
+                return request
+            if request.expires <= time.time():
+                self.store.expire_due(time.time())
+                continue
+            if time.monotonic() >= deadline:
+                return request
+            time.sleep(poll)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return self.redactor.text(text) if self.redactor else text
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        """Write an approval-side entry; failing to audit a human decision is an error."""
+        if self.audit is not None:
+            self.audit.append([entry])
+
+
+def action_key(action: Action) -> str:
+    """What a pre-approval names: the tool, its input and where it runs.
+
+    Planned work is approved before the session that will do it exists, so the key leaves
+    out agent, session and user (a grant can still be limited to one session).
+    """
+    from runestone.actions.canonical import canonical_hash
+
+    return canonical_hash({"tool": action.tool, "input": action.input, "cwd": action.cwd})
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name: leave it empty
+        return ""

@@ -1,0 +1,267 @@
+"""The local approval store: requests and grants in SQLite (WAL), spent atomically.
+
+Many hook processes, the approval page and the CLI share one database file. Every state
+change is one conditional UPDATE inside `BEGIN IMMEDIATE`, so two processes racing to spend
+one approval cannot both win: the loser's UPDATE matches no row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATES = ("pending", "approved", "denied", "expired", "consumed", "cancelled")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    action TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    action_hash TEXT NOT NULL,
+    policy_hash TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    analysis TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    state TEXT NOT NULL,
+    token TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    approver TEXT,
+    decided REAL,
+    decision_reason TEXT,
+    scope TEXT,
+    grant_id TEXT,
+    consumed REAL
+);
+CREATE INDEX IF NOT EXISTS requests_by_hash ON requests (action_hash, state);
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    action_hash TEXT,
+    rule_id TEXT,
+    session TEXT,
+    summary TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    uses_left INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    request_id TEXT,
+    revoked REAL,
+    revoked_by TEXT
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One approval request as stored."""
+
+    id: str
+    tool: str
+    action: dict[str, Any]
+    summary: str
+    action_hash: str
+    policy_hash: str
+    rules: tuple[str, ...]
+    reason: str
+    analysis: dict[str, Any]
+    agent: str
+    session: str
+    user: str
+    host: str
+    created: float
+    expires: float
+    state: str
+    token: str
+    nonce: str
+    approver: str | None = None
+    decided: float | None = None
+    decision_reason: str | None = None
+    scope: str | None = None
+    grant_id: str | None = None
+    consumed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Permission given ahead of (or beyond) one request.
+
+    `kind` is `action` (one exact action hash) or `rule` (whatever that rule asks about, in
+    one session when `session` is set). `uses_left` None means unlimited until expiry.
+    """
+
+    id: str
+    kind: str
+    action_hash: str | None
+    rule_id: str | None
+    session: str | None
+    summary: str
+    created: float
+    expires: float
+    uses_left: int | None
+    uses: int
+    created_by: str
+    request_id: str | None
+    revoked: float | None
+    revoked_by: str | None
+
+    def active(self, now: float) -> bool:
+        return self.revoked is None and now < self.expires and (
+            self.uses_left is None or self.uses_left > 0)
+
+
+class ApprovalStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- requests -------------------------------------------------------------------------
+
+    def add_request(self, request: Request) -> None:
+        row = _request_row(request)
+        with self._write() as db:
+            db.execute(f"INSERT INTO requests ({', '.join(row)}) VALUES "
+                       f"({', '.join('?' for _ in row)})", tuple(row.values()))
+
+    def request(self, request_id: str) -> Request | None:
+        row = self._db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return _request(row) if row else None
+
+    def requests(self, states: tuple[str, ...] = STATES, limit: int = 200) -> list[Request]:
+        marks = ", ".join("?" for _ in states)
+        rows = self._db.execute(f"SELECT * FROM requests WHERE state IN ({marks}) "
+                                "ORDER BY created DESC LIMIT ?", (*states, limit)).fetchall()
+        return [_request(r) for r in rows]
+
+    def decide(self, request_id: str, state: str, approver: str, reason: str, scope: str,
+               now: float, grant_id: str | None = None) -> bool:
+        """Move a pending, unexpired request to approved or denied. False if it was not."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state = ?, approver = ?, decided = ?, decision_reason = ?, "
+                "scope = ?, grant_id = ? WHERE id = ? AND state = 'pending' AND expires > ?",
+                (state, approver, now, reason, scope, grant_id, request_id, now))
+            return cursor.rowcount == 1
+
+    def consume(self, request_id: str, action_hash: str, now: float) -> bool:
+        """Spend an approved request for this exact action, once. Exactly one caller wins."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state = 'consumed', consumed = ? WHERE id = ? AND "
+                "state = 'approved' AND action_hash = ? AND expires > ?",
+                (now, request_id, action_hash, now))
+            return cursor.rowcount == 1
+
+    def approved_for(self, action_hash: str) -> list[Request]:
+        rows = self._db.execute("SELECT * FROM requests WHERE action_hash = ? AND "
+                                "state = 'approved' ORDER BY decided", (action_hash,)).fetchall()
+        return [_request(r) for r in rows]
+
+    def cancel(self, request_id: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute("UPDATE requests SET state = 'cancelled' WHERE id = ? AND "
+                                "state = 'pending'", (request_id,))
+            return cursor.rowcount == 1
+
+    def expire_due(self, now: float) -> int:
+        with self._write() as db:
+            cursor = db.execute("UPDATE requests SET state = 'expired' WHERE state IN "
+                                "('pending', 'approved') AND expires <= ?", (now,))
+            return cursor.rowcount
+
+    # --- grants ---------------------------------------------------------------------------
+
+    def add_grant(self, grant: Grant) -> None:
+        row = {k: getattr(grant, k) for k in Grant.__slots__}
+        with self._write() as db:
+            db.execute(f"INSERT INTO grants ({', '.join(row)}) VALUES "
+                       f"({', '.join('?' for _ in row)})", tuple(row.values()))
+
+    def grant(self, grant_id: str) -> Grant | None:
+        row = self._db.execute("SELECT * FROM grants WHERE id = ?", (grant_id,)).fetchone()
+        return Grant(**dict(row)) if row else None
+
+    def grants(self, *, active_at: float | None = None) -> list[Grant]:
+        rows = self._db.execute("SELECT * FROM grants ORDER BY created DESC").fetchall()
+        grants = [Grant(**dict(r)) for r in rows]
+        return [g for g in grants if active_at is None or g.active(active_at)]
+
+    def revoke(self, grant_id: str, by: str, now: float) -> bool:
+        with self._write() as db:
+            cursor = db.execute("UPDATE grants SET revoked = ?, revoked_by = ? WHERE id = ? AND "
+                                "revoked IS NULL", (now, by, grant_id))
+            return cursor.rowcount == 1
+
+    def use_grant(self, action_key: str, rules: tuple[str, ...], session: str,
+                  now: float) -> Grant | None:
+        """Spend one use of an active grant that covers this action; None if none does.
+
+        An `action` grant names the action by its key (tool, input and working directory);
+        a `rule` grant covers every ask of that rule. Either may be limited to a session.
+        """
+        marks = ", ".join("?" for _ in rules) or "NULL"
+        with self._write() as db:
+            row = db.execute(
+                "SELECT * FROM grants WHERE revoked IS NULL AND expires > ? AND "
+                "(uses_left IS NULL OR uses_left > 0) AND (session IS NULL OR session = ?) "
+                "AND ((kind = 'action' AND action_hash = ?) OR "
+                f"(kind = 'rule' AND rule_id IN ({marks}))) ORDER BY expires LIMIT 1",
+                (now, session, action_key, *rules)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE grants SET uses = uses + 1, uses_left = CASE WHEN uses_left IS "
+                       "NULL THEN NULL ELSE uses_left - 1 END WHERE id = ?", (row["id"],))
+            return Grant(**{**dict(row), "uses": row["uses"] + 1,
+                            "uses_left": None if row["uses_left"] is None
+                            else row["uses_left"] - 1})
+
+
+def _request_row(request: Request) -> dict[str, Any]:
+    row = {k: getattr(request, k) for k in Request.__slots__}
+    row["action"] = json.dumps(request.action, sort_keys=True)
+    row["rules"] = json.dumps(list(request.rules))
+    row["analysis"] = json.dumps(request.analysis, sort_keys=True)
+    return row
+
+
+def _request(row: sqlite3.Row) -> Request:
+    data = dict(row)
+    data["action"] = json.loads(data["action"])
+    data["rules"] = tuple(json.loads(data["rules"]))
+    data["analysis"] = json.loads(data["analysis"])
+    return Request(**data)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,175 @@
+"""Single use under concurrency, expiry, grants and their revocation, scopes, the audit trail."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from runestone.actions import Action
+from runestone.approvals.service import ApprovalError
+from runestone.audit.query import read_entries
+from runestone.policy import Decision
+
+ACTION = Action("Bash", {"command": "ssh prod-db uptime"}, "/home/dev/app", session="s1")
+
+
+def ask(action: Action = ACTION, rules=("rce.remote-shell",)) -> Decision:
+    return Decision("ask", "Runs commands on another machine", tuple(rules), "p" * 64,
+                    action.hash)
+
+
+def open_one(approvals, request_id="req_a", action=ACTION, rules=("rce.remote-shell",)):
+    return approvals.open_request(action, ask(action, rules), request_id)
+
+
+def _spend(path: str, request_id: str, action_hash: str, start: float, out) -> None:
+    from pathlib import Path
+
+    from runestone.approvals.store import ApprovalStore
+
+    store = ApprovalStore(Path(path))
+    while time.time() < start:
+        pass
+    out.put(store.consume(request_id, action_hash, time.time()))
+
+
+def test_concurrent_double_spend_has_exactly_one_winner(runtime):
+    where, _, approvals = runtime
+    for round_ in range(5):
+        request = open_one(approvals, f"req_race{round_}")
+        approvals.decide(request.id, approve=True, approver="alice")
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        start = time.time() + 0.5
+        workers = [multiprocessing.Process(target=_spend, args=(
+            str(where.state_dir / "approvals.sqlite3"), request.id, request.action_hash, start,
+            queue)) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        results = [queue.get(timeout=30) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=30)
+        assert results.count(True) == 1, results
+
+
+def test_an_approval_is_spent_once_and_only_for_its_action(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    assert approvals.redeem(ACTION, ask()) is None  # pending: nothing to spend
+    approvals.decide(request.id, approve=True, approver="alice")
+    other = Action("Bash", {"command": "ssh prod-db reboot"}, "/home/dev/app", session="s1")
+    assert approvals.redeem(other, ask(other)) is None
+    assert approvals.redeem(ACTION, ask()) == ("request", request.id)
+    assert approvals.redeem(ACTION, ask()) is None
+    assert approvals.store.request(request.id).state == "consumed"
+
+
+def test_used_token_is_refused_with_its_reason(runtime):
+    from runestone.approvals.tokens import TokenRefused
+
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    approvals.decide(request.id, approve=True, approver="alice")
+    approvals.redeem(ACTION, ask())
+    with pytest.raises(TokenRefused) as info:
+        approvals.verify_token(request.token)
+    assert info.value.code == "used"
+
+
+def test_a_changed_policy_does_not_spend_an_old_approval(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    approvals.decide(request.id, approve=True, approver="alice")
+    changed = Decision("ask", "r", ("rce.remote-shell",), "q" * 64, ACTION.hash)
+    assert approvals.redeem(ACTION, changed) is None
+    assert approvals.store.request(request.id).state == "approved"
+
+
+def test_denied_requests_are_never_spent(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    approvals.decide(request.id, approve=False, approver="bob", reason="not today")
+    assert approvals.redeem(ACTION, ask()) is None
+    with pytest.raises(ApprovalError):
+        approvals.decide(request.id, approve=True, approver="mallory")
+
+
+def test_expired_requests_cannot_be_decided_or_spent(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    approvals.store._db.execute("UPDATE requests SET expires = ? WHERE id = ?",
+                                (time.time() - 1, request.id))
+    with pytest.raises(ApprovalError, match="expired"):
+        approvals.decide(request.id, approve=True, approver="alice")
+    assert approvals.store.request(request.id).state == "expired"
+    # An approved request past its expiry is expired by the sweep, not spent.
+    late = open_one(approvals, "req_late")
+    approvals.decide(late.id, approve=True, approver="alice")
+    approvals.store._db.execute("UPDATE requests SET expires = ? WHERE id = ?",
+                                (time.time() - 3600, late.id))
+    assert approvals.redeem(ACTION, ask()) is None
+
+
+def test_rule_session_scope_grants_the_rule_in_that_session_until_revoked(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    decided = approvals.decide(request.id, approve=True, approver="alice",
+                               scope="rule-session", minutes=10)
+    grant_id = decided.grant_id
+    assert grant_id and approvals.store.grant(grant_id).rule_id == "rce.remote-shell"
+    assert approvals.redeem(ACTION, ask()) == ("request", request.id)
+    similar = Action("Bash", {"command": "ssh prod-db df -h"}, "/home/dev/app", session="s1")
+    assert approvals.redeem(similar, ask(similar)) == ("grant", grant_id)
+    assert approvals.redeem(similar, ask(similar)) == ("grant", grant_id)
+    elsewhere = Action("Bash", {"command": "ssh prod-db df -h"}, "/home/dev/app", session="s2")
+    assert approvals.redeem(elsewhere, ask(elsewhere)) is None
+    approvals.revoke(grant_id, "alice")
+    assert approvals.redeem(similar, ask(similar)) is None
+    with pytest.raises(ApprovalError):
+        approvals.revoke(grant_id, "alice")
+
+
+def test_opaque_asks_can_only_be_approved_once_not_by_rule(runtime):
+    _, _, approvals = runtime
+    request = open_one(approvals, rules=())
+    with pytest.raises(ApprovalError, match="exact action"):
+        approvals.decide(request.id, approve=True, approver="alice", scope="rule-session")
+
+
+def test_pre_approval_with_expiry_and_use_count(runtime):
+    _, _, approvals = runtime
+    planned = Action("Bash", {"command": "ssh prod-db uptime"}, "/home/dev/app")
+    grant = approvals.grant(approver="alice", minutes=5, uses=2, action=planned)
+    in_session = Action("Bash", {"command": "ssh prod-db uptime"}, "/home/dev/app",
+                        session="any", agent="claude-code")
+    assert approvals.redeem(in_session, ask(in_session)) == ("grant", grant.id)
+    assert approvals.redeem(in_session, ask(in_session)) == ("grant", grant.id)
+    assert approvals.redeem(in_session, ask(in_session)) is None  # uses spent
+    again = approvals.grant(approver="alice", minutes=5, uses=None, action=planned)
+    approvals.store._db.execute("UPDATE grants SET expires = ? WHERE id = ?",
+                                (time.time() - 1, again.id))
+    assert approvals.redeem(in_session, ask(in_session)) is None  # expired
+    with pytest.raises(ApprovalError):
+        approvals.grant(approver="alice", minutes=0, uses=1, action=planned)
+
+
+def test_every_human_step_is_in_the_audit_log(runtime):
+    where, audit, approvals = runtime
+    request = open_one(approvals)
+    approvals.decide(request.id, approve=True, approver="alice", scope="rule-session")
+    approvals.redeem(ACTION, ask())
+    entries = [e for e in read_entries(where.audit_dir) if e.get("request_id") == request.id]
+    kinds = [e["kind"] for e in entries]
+    assert kinds[:2] == ["approval", "grant"] and "execution-approved" in kinds
+    approval = entries[0]
+    assert approval["approver"] == "alice" and approval["scope"] == "rule-session"
+
+
+def test_the_stored_action_is_redacted(runtime):
+    _, _, approvals = runtime
+    secret = "ghp_" + "a1B2" * 9
+    action = Action("Bash", {"command": f"GH_TOKEN={secret} gh pr list"}, "/w")
+    request = open_one(approvals, "req_secret", action=action)
+    stored = approvals.store.request(request.id)
+    assert secret not in str(stored.action) and secret not in stored.summary
