@@ -155,7 +155,7 @@ def test_pre_approval_with_expiry_and_use_count(runtime):
 
 
 def test_every_human_step_is_in_the_audit_log(runtime):
-    where, audit, approvals = runtime
+    where, _audit, approvals = runtime
     request = open_one(approvals)
     approvals.decide(request.id, approve=True, approver="alice", scope="rule-session")
     approvals.redeem(ACTION, ask())

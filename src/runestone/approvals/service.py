@@ -14,15 +14,17 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.approvals import tokens
-from runestone.approvals.store import ApprovalStore, Grant, Request
 from runestone.audit.log import AuditLog
 from runestone.audit.redact import Redactor
 from runestone.home import Layout
 from runestone.policy import Decision
+
+if TYPE_CHECKING:
+    from runestone.approvals.store import ApprovalStore, Grant, Request
 
 DEFAULT_TTL_SECONDS = 15 * 60
 DEFAULT_PAGE_URL = "http://127.0.0.1:8765"
@@ -90,6 +92,8 @@ class Approvals:
     def store(self) -> ApprovalStore:
         """Opened on first use: most decisions never ask, and need no database."""
         if self._store is None:
+            from runestone.approvals.store import ApprovalStore
+
             self._store = ApprovalStore(self.layout.state_dir / "approvals.sqlite3")
         return self._store
 
@@ -117,6 +121,8 @@ class Approvals:
         summary = summarize(action)
         if self.redactor:
             summary = self.redactor.text(summary)
+        from runestone.approvals.store import Request
+
         request = Request(
             id=request_id, tool=action.tool, action=redacted, summary=summary,
             action_hash=claims.action_hash, policy_hash=claims.policy_hash,
@@ -250,6 +256,8 @@ class Approvals:
             raise ApprovalError("a grant needs a positive number of minutes")
         if uses is not None and uses <= 0:
             raise ApprovalError("a grant needs a positive number of uses")
+        from runestone.approvals.store import Grant
+
         now = time.time()
         grant = Grant(id=grant_id or "grant_" + secrets.token_hex(8), kind=kind,
                       action_hash=action_hash, rule_id=rule_id, session=session,
