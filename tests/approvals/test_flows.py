@@ -177,3 +177,12 @@ def test_cli_approves_from_another_terminal(runtime, isolated_home):
     assert run_cli("approvals", "deny", denied_id, "--reason", "no").returncode == 0
     shown = json.loads(run_cli("approvals", "show", denied_id).stdout)
     assert shown["state"] == "denied" and shown["decision_reason"] == "no"
+
+
+def test_the_page_escapes_what_the_agent_wrote(runtime, page):
+    gatekeeper = gatekeeper_for(runtime, "defer")
+    hostile = Action("Bash", {"command": "ssh prod '<script>alert(1)</script>'"}, "/home/dev/app")
+    link = dict(gatekeeper.check(hostile).approval)["link"]
+    status, html_page = fetch(link)
+    assert status == 200
+    assert "<script>" not in html_page and "&lt;script&gt;" in html_page
