@@ -179,7 +179,7 @@ class Gatekeeper:
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
 
-    def check(self, action: Action) -> Decision:
+    def check(self, action: Action, *, approval_mode: str | None = None) -> Decision:
         """Decide one action and audit it. Never raises: any failure is a deny that says so.
 
         With an audit log, the request and the decision are durable on disk before the
@@ -201,8 +201,14 @@ class Gatekeeper:
                 action_hash=action_hash,
                 policy_hash=self.policy.hash,
             )
+        mode = approval_mode or self.approval_mode
         if decision.decision == "ask" and self.approvals is not None:
-            decision = self._ask_a_human(action, facts, decision)
+            decision = self._ask_a_human(action, facts, decision, mode)
+        elif decision.decision == "ask" and mode != "ask":
+            decision = self._record(action, dataclasses.replace(
+                decision, decision="deny",
+                reason=f"{decision.reason} This host cannot ask, and approvals need an "
+                       "initialised runtime (`runestone init`); denied."))
         else:
             decision = self._record(action, decision)
         if facts is not None and decision.decision != "deny":
@@ -211,7 +217,8 @@ class Gatekeeper:
                 self.sessions.mark_tainted(action.session, why)
         return decision
 
-    def _ask_a_human(self, action: Action, facts: Facts | None, decision: Decision) -> Decision:
+    def _ask_a_human(self, action: Action, facts: Facts | None, decision: Decision,
+                     mode: str) -> Decision:
         """Policy asked: spend an approval or grant for exactly this, or open a request."""
         assert self.approvals is not None
         try:
@@ -228,11 +235,11 @@ class Gatekeeper:
                 approval=(("state", "consumed" if kind == "request" else "granted"),
                           (kind, ident)))
             return self._record(action, allowed)
-        if self.approval_mode == "ask":
+        if mode == "ask":
             return self._record(action, decision)
         request_id = new_request_id()
         asked = self._record(action, dataclasses.replace(
-            decision, approval=(("state", "pending"), ("mode", self.approval_mode))),
+            decision, approval=(("state", "pending"), ("mode", mode))),
             request_id=request_id)
         if asked.decision != "ask":
             return asked  # the audit failed: already a deny that says so
@@ -245,7 +252,7 @@ class Gatekeeper:
                 action_hash=decision.action_hash, policy_hash=decision.policy_hash),
                 request_id=request_id, with_request=False)
         link = self.approvals.link(request)
-        if self.approval_mode == "defer":
+        if mode == "defer":
             return dataclasses.replace(
                 decision, decision="deny", request_id=request_id,
                 reason=f"{decision.reason} A human must approve this exact action first: open "

@@ -91,7 +91,9 @@ def file_targets(tool: str, tool_input: Any) -> list[tuple[str, str]]:
     family = family_of(tool)
     norm = _normal(tool)
     if norm in ("applypatch", "applydiff"):
-        text = tool_input.get("patch") or tool_input.get("input") or tool_input.get("diff")
+        # Codex sends the patch in `command`; others in `patch`, `input` or `diff`.
+        text = (tool_input.get("patch") or tool_input.get("input") or tool_input.get("diff")
+                or tool_input.get("command"))
         return patch_targets(text) if isinstance(text, str) else []
     if norm == "deletefile":
         access = "delete"

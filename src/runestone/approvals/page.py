@@ -64,7 +64,7 @@ class ApprovalPage:
             raise ValueError("the approval page listens on the loopback address only")
         self.approvals = approvals
         self.key = csrf_key(approvals.layout.keys_dir)
-        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.server = ThreadingHTTPServer((host, port), approval_handler(self))
         self.port = self.server.server_address[1]
         self._thread: threading.Thread | None = None
 
@@ -80,7 +80,8 @@ class ApprovalPage:
         self.server.server_close()
 
 
-def _handler_for(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
+def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
+    """The request handler class; the daemon subclasses it to add its own routes."""
     class Handler(BaseHTTPRequestHandler):
         server_version = "runestone-approvals"
         sys_version = ""

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,19 +115,24 @@ class AuditLog:
         self.segment_bytes = segment_bytes
         self.checkpoint_every = checkpoint_every
         self._lock_fd: int | None = None
+        self._thread_lock = threading.RLock()
 
     # --- locking and the head ---------------------------------------------------------------
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._lock_fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        # flock serialises processes; threads of one process share the open file, so they
+        # also take a thread lock first (the daemon serves hooks from many threads).
+        with self._thread_lock:
+            if self._lock_fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT,
+                                        0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._lock_fd is not None:

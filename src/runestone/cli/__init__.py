@@ -123,12 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
     q = ap.add_parser("serve", help="serve the approval page on 127.0.0.1")
     q.add_argument("--port", type=int, default=8765)
 
+    p = sub.add_parser("hook", help="the hook an agent host runs (stdin in, its answer out)")
+    p.add_argument("host", help="claude-code, codex, gemini, cursor or copilot")
+    p = sub.add_parser("daemon", help="serve hooks, the approval page and a local API")
+    p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
+    p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None)
+    p = sub.add_parser("install", help="add Runestone's hook to an agent host's settings")
+    p.add_argument("host")
+    p.add_argument("--settings", metavar="FILE", help="the settings file (default: the "
+                   "host's user settings)")
+    p.add_argument("--http", action="store_true",
+                   help="also register the daemon's HTTP hook (where the host supports it)")
+    p.add_argument("--port", type=int, default=8765)
+    p = sub.add_parser("uninstall", help="remove only what `install` added")
+    p.add_argument("host")
+    p.add_argument("--settings", metavar="FILE")
+    p = sub.add_parser("doctor", help="prove the installed hook denies, warn what fails open")
+    p.add_argument("host")
+    p.add_argument("--settings", metavar="FILE")
+
     sub.add_parser("demo", help="walk through a few real decisions on the built-in presets")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. A reader that goes away (`| head`) ends output quietly."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "hook" and not args[1].startswith("-"):
+        # The hot path: an agent host runs this before every tool call. Skip argparse.
+        from runestone.cli.hook import run_hook
+
+        return run_hook(args[1])
     try:
         return _dispatch(argv)
     except BrokenPipeError:
@@ -173,6 +198,18 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.approvals import run_approvals
 
         return run_approvals(args)
+    if args.command == "hook":
+        from runestone.cli.hook import run_hook
+
+        return run_hook(args.host)
+    if args.command == "daemon":
+        from runestone.cli.daemon import run_daemon
+
+        return run_daemon(args)
+    if args.command in ("install", "uninstall", "doctor"):
+        from runestone.cli.install import run_install_command
+
+        return run_install_command(args)
     if args.command == "demo":
         from runestone.cli.demo import run_demo
 

@@ -1,0 +1,75 @@
+"""`runestone hook <host>`: the command an agent host runs before and after each tool call.
+
+Kept light on purpose: when the daemon runs, this process only forwards the host's JSON
+over a Unix socket and prints the answer; the policy engine is imported only when it must
+decide in-process. Every failure is the host's own fail-closed answer.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runestone.home import Layout
+    from runestone.integrations.hosts import HostAdapter, Reply
+
+
+def run_hook(host_name: str) -> int:
+    from runestone.integrations.hosts import host
+
+    try:
+        adapter = host(host_name)
+    except ValueError as exc:
+        print(f"runestone: {exc}", file=sys.stderr)
+        return 2
+    try:
+        body = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        return _emit(adapter.failure(f"unreadable hook input ({exc}); denied"))
+    try:
+        reply = _decide(host_name, adapter, body)
+    except Exception as exc:  # the last line of defence: never exit in a way that passes
+        reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+    return _emit(reply)
+
+
+def _decide(host_name: str, adapter: HostAdapter, body: str) -> Reply:
+    from runestone.daemon.paths import daemon_socket
+    from runestone.home import layout
+    from runestone.integrations.client import DaemonFailed, ask_daemon
+    from runestone.integrations.hosts import Reply as Answer
+
+    where = layout()
+    try:
+        answer = ask_daemon(daemon_socket(where), f"/hooks/{host_name}", body)
+    except DaemonFailed as exc:
+        return adapter.failure(f"{exc}; denied to be safe, retry the call")
+    if answer is not None:
+        return Answer(*answer)
+    return _in_process(adapter, body, where)
+
+
+def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:
+    from runestone.audit import AuditWriteError
+    from runestone.gatekeeper import Gatekeeper
+    from runestone.integrations.hook import handle_hook
+    from runestone.integrations.links import CallLinks
+    from runestone.policy import PolicyError
+
+    try:
+        gatekeeper = Gatekeeper.from_layout(where)
+    except PolicyError as exc:
+        return adapter.failure(f"the policy cannot be loaded, nothing is allowed:\n{exc}")
+    except AuditWriteError as exc:
+        return adapter.failure(f"the audit log cannot be opened ({exc}); no audit, no allow")
+    return handle_hook(gatekeeper, adapter, body, CallLinks(where.state_dir / "calls"))
+
+
+def _emit(reply: Reply) -> int:
+    if reply.stdout:
+        sys.stdout.write(reply.stdout + ("\n" if not reply.stdout.endswith("\n") else ""))
+    if reply.stderr:
+        print(reply.stderr, file=sys.stderr)
+    sys.stdout.flush()
+    return reply.exit_code

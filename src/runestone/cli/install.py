@@ -1,0 +1,49 @@
+"""`runestone install|uninstall|doctor <host>`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runestone.integrations import install as hosts_install
+
+
+def run_install_command(args: argparse.Namespace) -> int:
+    installer = INSTALLERS.get(args.host)
+    if installer is None:
+        print(f"runestone: unknown host {args.host!r}; one of {', '.join(INSTALLERS)}",
+              file=sys.stderr)
+        return 2
+    path = Path(args.settings) if args.settings else installer["path"]()
+    try:
+        data = hosts_install.read_settings(path)
+    except (OSError, ValueError) as exc:
+        print(f"runestone: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "install":
+        try:
+            data = installer["install"](data, http=getattr(args, "http", False),
+                                        port=getattr(args, "port", 8765))
+        except ValueError as exc:
+            print(f"runestone: {path}: {exc}", file=sys.stderr)
+            return 1
+        backup = hosts_install.write_settings(path, data)
+        print(f"installed the {args.host} hook in {path}"
+              + (f" (backup: {backup})" if backup else ""))
+        return 0
+    if args.command == "uninstall":
+        data, removed = hosts_install.remove_ours(data, args.host, installer["events"])
+        backup = hosts_install.write_settings(path, data) if removed else None
+        print(f"removed {removed} Runestone hook(s) from {path}"
+              + (f" (backup: {backup})" if backup else ""))
+        return 0
+    report = hosts_install.DoctorReport()
+    installer["doctor"](data, report, hosts_install.run_shell)
+    print(f"{args.host} settings: {path}")
+    print("\n".join(report.lines))
+    print("verdict: " + ("the hook works and fails closed" if report.ok else "NOT PROTECTED"))
+    return 0 if report.ok else 1
+
+
+INSTALLERS = hosts_install.HOSTS

@@ -1,0 +1,291 @@
+"""`runestone daemon`: one long-lived process that keeps the policy compiled and the audit log
+open, and answers hooks in about a millisecond instead of a process start-up.
+
+Routes (127.0.0.1 and a Unix socket in the state directory):
+  POST /hooks/<host>          the host's hook JSON in, the host's answer out
+  GET|POST /approve/<token>   the approval page
+  GET /api/health             liveness, policy hash, pid
+  POST /api/check             a PreToolUse-shaped action in, a decision out (bearer token)
+
+Browsers are kept out: the Host must be local, any Origin header is refused on hook and API
+routes, and the API needs the daemon's bearer token (a file only this user can read). The
+policy file is watched; a new policy that fails to load is refused loudly and the last good
+one stays in force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+import secrets
+import socketserver
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from runestone.approvals.page import approval_handler, csrf_key
+from runestone.daemon.paths import daemon_socket
+from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
+from runestone.home import Layout
+from runestone.integrations.hook import handle_hook
+from runestone.integrations.hosts import host
+from runestone.integrations.links import CallLinks
+
+DEFAULT_PORT = 8765
+MAX_BODY = 1024 * 1024
+
+
+def socket_path(layout: Layout) -> Path:
+    return daemon_socket(layout)
+
+
+def api_token(layout: Layout) -> str:
+    """The daemon's bearer token for its local API, created on first use (mode 0600)."""
+    path = layout.keys_dir / "daemon.token"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        layout.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text(encoding="utf-8").strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        return path.read_text(encoding="utf-8").strip()
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class Daemon:
+    def __init__(self, layout: Layout, *, port: int = DEFAULT_PORT,
+                 policy_file: str | None = None, preset: str | None = None,
+                 approval_mode: str | None = None, unix_socket: bool = True) -> None:
+        self.layout = layout
+        self.policy_file = Path(policy_file) if policy_file else (
+            None if preset else layout.policy_file)
+        self.preset = preset
+        self.approval_mode = approval_mode
+        self.gatekeeper = Gatekeeper.from_layout(layout, policy_file=policy_file, preset=preset,
+                                                 approval_mode=approval_mode)
+        if self.gatekeeper.approvals is None:
+            raise RuntimeError("the runtime is not initialised; run `runestone init` first")
+        self.approvals = self.gatekeeper.approvals
+        self.key = csrf_key(layout.keys_dir)
+        self.token = api_token(layout)
+        self.links = CallLinks(layout.state_dir / "calls")
+        self.started = time.time()
+        self.policy_error = ""
+        handler = _daemon_handler(self)
+        self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.port = self.http.server_address[1]
+        self.approvals.settings = _with_page_url(self.approvals.settings,
+                                                 f"http://127.0.0.1:{self.port}")
+        self.unix: _UnixHTTPServer | None = None
+        if unix_socket:
+            path = socket_path(layout)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            old_umask = os.umask(0o177)
+            try:
+                self.unix = _UnixHTTPServer(str(path), handler)
+            finally:
+                os.umask(old_umask)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- running --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        servers: list[Any] = [self.http, *([self.unix] if self.unix else [])]
+        for server in servers:
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        watcher = threading.Thread(target=self._watch_policy, daemon=True)
+        watcher.start()
+        self._threads.append(watcher)
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    def close(self) -> None:
+        self._stop.set()
+        for server in (self.http, self.unix):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        if self.unix is not None:
+            with contextlib.suppress(OSError):
+                socket_path(self.layout).unlink()
+
+    # --- policy reload --------------------------------------------------------------------
+
+    def _policy_stamp(self) -> tuple[float, int] | None:
+        if self.policy_file is None:
+            return None
+        try:
+            stat = self.policy_file.stat()
+        except OSError:
+            return None
+        return stat.st_mtime, stat.st_size
+
+    def _watch_policy(self) -> None:
+        stamp = self._policy_stamp()
+        while not self._stop.wait(0.5):
+            current = self._policy_stamp()
+            if current is not None and current != stamp:
+                stamp = current
+                self.reload()
+
+    def reload(self) -> bool:
+        """Load the policy file again; keep the last good policy if the new one fails."""
+        from runestone.policy import PolicyError, VerifiedCache, load_policy
+
+        assert self.policy_file is not None
+        try:
+            policy = load_policy(self.policy_file,
+                                 verified=VerifiedCache(self.layout.verified_policies_file))
+        except (PolicyError, OSError) as exc:
+            self.policy_error = str(exc)
+            print(f"runestone daemon: the changed policy was REFUSED; still enforcing "
+                  f"sha256:{self.gatekeeper.policy.hash[:16]}.\n{exc}", file=sys.stderr)
+            self._audit({"kind": "policy-refused", "source": str(self.policy_file),
+                         "error": str(exc)[:2000], "policy_hash": self.gatekeeper.policy.hash})
+            return False
+        previous = self.gatekeeper.policy.hash
+        self.gatekeeper.policy = policy
+        self.policy_error = ""
+        print(f"runestone daemon: policy reloaded, sha256:{policy.hash[:16]}", file=sys.stderr)
+        self._audit({"kind": "policy-loaded", "source": str(self.policy_file),
+                     "policy_hash": policy.hash, "previous": previous})
+        return True
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        if self.gatekeeper.audit is not None:
+            try:
+                self.gatekeeper.audit.append([entry])
+            except Exception as exc:
+                print(f"runestone daemon: could not audit {entry['kind']}: {exc}",
+                      file=sys.stderr)
+
+    # --- answers --------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid(), "policy_hash": self.gatekeeper.policy.hash,
+                "policy_error": self.policy_error, "uptime": round(time.time() - self.started),
+                "approval_mode": self.gatekeeper.approval_mode}
+
+    def hook(self, host_name: str, body: str) -> tuple[int, str, int, str]:
+        """(HTTP status, body, the command hook's exit code, its stderr)."""
+        try:
+            adapter = host(host_name)
+        except ValueError as exc:
+            return HTTPStatus.NOT_FOUND, json.dumps({"error": str(exc)}), 2, str(exc)
+        reply = handle_hook(self.gatekeeper, adapter, body, self.links)
+        return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
+
+    def check(self, body: str) -> str:
+        from runestone.actions import ActionError, parse_action_json
+
+        try:
+            action = parse_action_json(body)
+        except ActionError as exc:
+            return decision_json(error_decision(f"Malformed action: {exc}; denied."))
+        return decision_json(self.gatekeeper.check(action))
+
+
+def _with_page_url(settings: Any, url: str) -> Any:
+    import dataclasses
+
+    if os.environ.get("RUNESTONE_APPROVAL_URL"):
+        return settings
+    return dataclasses.replace(settings, page_url=url)
+
+
+def _daemon_handler(daemon: Daemon) -> type:
+    base = approval_handler(daemon)  # type: ignore[arg-type]
+
+    class Handler(base):  # type: ignore[misc, valid-type]
+        server_version = "runestone-daemon"
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if self.path == "/api/health":
+                if self._local():
+                    self._json(HTTPStatus.OK, json.dumps(daemon.health()))
+                return
+            if self.path.startswith("/approve/"):
+                super().do_GET()
+                return
+            self._json(HTTPStatus.NOT_FOUND, '{"error": "not found"}')
+
+        def do_POST(self) -> None:
+            if self.path.startswith("/approve/"):
+                super().do_POST()
+                return
+            if not self._local():
+                return
+            body = self._body()
+            if body is None:
+                return
+            if self.path.startswith("/hooks/"):
+                status, out, code, err = daemon.hook(self.path[len("/hooks/"):], body)
+                self._json(status, out, {"X-Runestone-Exit": str(code),
+                                         "X-Runestone-Stderr": err.replace("\n", " ")[:4000]})
+                return
+            if self.path == "/api/check":
+                if self._authorised():
+                    self._json(HTTPStatus.OK, daemon.check(body))
+                return
+            self._json(HTTPStatus.NOT_FOUND, '{"error": "not found"}')
+
+        def _local(self) -> bool:
+            """Local callers only: a local Host, and no browser (browsers send Origin)."""
+            host_header = self.headers.get("Host", "")
+            if host_header.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", ""):
+                self._json(HTTPStatus.MISDIRECTED_REQUEST, '{"error": "local only"}')
+                return False
+            if self.headers.get("Origin") is not None:
+                self._json(HTTPStatus.FORBIDDEN, '{"error": "browsers may not call this"}')
+                return False
+            return True
+
+        def _authorised(self) -> bool:
+            sent = self.headers.get("Authorization", "")
+            if hmac.compare_digest(sent, f"Bearer {daemon.token}"):
+                return True
+            self._json(HTTPStatus.UNAUTHORIZED, '{"error": "missing or wrong bearer token"}')
+            return False
+
+        def _body(self) -> str | None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, '{"error": "body too large"}')
+                return None
+            return self.rfile.read(length).decode("utf-8", "replace")
+
+        def _json(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

@@ -1,0 +1,1 @@
+"""Integrations: where agents meet the gatekeeper (agent-host hooks, exec, the SDK)."""

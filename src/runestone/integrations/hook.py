@@ -1,0 +1,87 @@
+"""One hook call, start to finish: the host's JSON in, the host's answer out, audited.
+
+The same function serves the command hook (in-process) and the daemon's `/hooks/<host>`
+endpoint, so both give the same answer. Nothing here raises: any failure becomes the
+host's own fail-closed reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from runestone.actions import ActionError
+from runestone.actions.canonical import canonical_json
+from runestone.gatekeeper import Gatekeeper
+from runestone.integrations.hosts import Event, HostAdapter, Reply
+from runestone.integrations.links import CallLinks
+from runestone.policy import Decision
+
+
+def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
+                links: CallLinks | None = None) -> Reply:
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return adapter.failure(f"malformed hook input ({exc.msg} at line {exc.lineno}); "
+                               "denied")
+    try:
+        event = adapter.parse(data)
+    except ActionError as exc:
+        return adapter.failure(f"malformed hook input: {exc}; denied")
+    try:
+        if event.kind == "post":
+            return _record_result(gatekeeper, adapter, event, links)
+        # A host that cannot ask gets the approvals `defer` flow: deny now with a link, allow
+        # the identical retry once a human approved it.
+        mode = None if adapter.can_ask else "defer"
+        decision = gatekeeper.check(event.action, approval_mode=mode)
+        if links is not None and decision.request_id:
+            links.remember(_call_id(event), decision.request_id)
+        return adapter.reply(event, decision)
+    except Exception as exc:  # never let an agent host read a crash as "proceed"
+        return adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+
+
+def _call_id(event: Event) -> str:
+    raw = event.raw
+    for key in ("tool_use_id", "toolUseId", "call_id", "generation_id"):
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def result_summary(result: Any) -> dict[str, Any]:
+    """What the audit log keeps of a tool's output: its size, hash and error flag, not it."""
+    try:
+        encoded = canonical_json(result)
+    except Exception:
+        encoded = repr(result).encode("utf-8", "replace")
+    summary: dict[str, Any] = {"result_bytes": len(encoded),
+                               "result_sha256": hashlib.sha256(encoded).hexdigest()}
+    if isinstance(result, dict):
+        for key in ("is_error", "isError", "success", "exit_code", "exitCode", "interrupted"):
+            if key in result and isinstance(result[key], bool | int):
+                summary[key] = result[key]
+    return summary
+
+
+def _record_result(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
+                   links: CallLinks | None) -> Reply:
+    call_id = _call_id(event)
+    entry = {"kind": "result", "request_id": links.recall(call_id) if links else "",
+             "call_id": call_id, "host": adapter.name, "tool": event.action.tool,
+             "session": event.action.session, "action_hash": event.action.hash,
+             **result_summary(event.result)}
+    if gatekeeper.audit is not None:
+        try:
+            gatekeeper.audit.append([entry])
+        except Exception as exc:
+            return adapter.failure(f"the tool ran but its result could not be audited ({exc})")
+    return adapter.reply(event, _no_decision(gatekeeper, event))
+
+
+def _no_decision(gatekeeper: Gatekeeper, event: Event) -> Decision:
+    return Decision("allow", "result recorded", (), gatekeeper.policy.hash, event.action.hash)

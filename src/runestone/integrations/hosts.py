@@ -1,0 +1,295 @@
+"""Agent hosts' hook protocols: their input shapes in, their output shapes out.
+
+Each host sends its own JSON on stdin (or as an HTTP body) and reads its own answer; each
+fails open on something different. An adapter turns the host's event into an `Event`
+(a pre-tool check with an Action, or a post-tool result) and a Decision back into exactly
+what that host reads, including the fail-closed answer for an internal error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runestone.actions import Action, ActionError, action_from_hook_json
+
+if TYPE_CHECKING:
+    from runestone.policy import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One hook call: `pre` asks for a decision, `post` reports what a tool did."""
+
+    kind: str
+    action: Action
+    result: Any = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the hook process prints and how it exits (the HTTP body is `stdout`)."""
+
+    stdout: str
+    exit_code: int = 0
+    stderr: str = ""
+
+
+class HostAdapter(Protocol):
+    name: str
+    can_ask: bool
+
+    def parse(self, data: Any) -> Event: ...
+
+    def reply(self, event: Event, decision: Decision) -> Reply: ...
+
+    def failure(self, reason: str) -> Reply: ...
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+class ClaudeCode:
+    """Claude Code hooks: PreToolUse, PostToolUse and PermissionRequest.
+
+    Claude Code proceeds on a crash, a timeout or any exit code but 2, so every failure is
+    exit 2 with the reason on stderr, which Claude Code shows the model and blocks the call.
+    """
+
+    name = "claude-code"
+    can_ask = True
+    agent = "claude-code"
+
+    def parse(self, data: Any) -> Event:
+        if not isinstance(data, dict):
+            raise ActionError("expected a JSON object from Claude Code")
+        event = data.get("hook_event_name", "PreToolUse")
+        action = action_from_hook_json(data, agent=self.agent)
+        if event == "PostToolUse":
+            return Event("post", action, data.get("tool_response"), data)
+        if event in ("PreToolUse", "PermissionRequest"):
+            return Event("pre" if event == "PreToolUse" else "permission", action, None, data)
+        raise ActionError(f"unsupported Claude Code hook event {event!r}")
+
+    def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "post":
+            return Reply("")
+        if event.kind == "permission":
+            # The user is about to be asked. Policy can answer for them, or let them decide.
+            if decision.decision == "ask":
+                return Reply("")
+            behaviour = {"behavior": decision.decision}
+            if decision.decision == "deny":
+                behaviour["message"] = decision.reason
+            return Reply(_json({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+                                                       "decision": behaviour}}))
+        return Reply(_json({"hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": decision.decision,
+            "permissionDecisionReason": decision.reason,
+        }}))
+
+    def failure(self, reason: str) -> Reply:
+        return Reply("", 2, f"runestone: {reason}")
+
+
+class Codex(ClaudeCode):
+    """Codex CLI: Claude-shaped input, but only a deny counts and an allow prints nothing.
+
+    Codex rejects `ask` (and runs the tool), so an ask becomes the approvals `defer` flow.
+    `apply_patch` carries its patch in `tool_input.command`.
+    """
+
+    name = "codex"
+    can_ask = False
+    agent = "codex"
+
+    def parse(self, data: Any) -> Event:
+        event = super().parse(data)
+        if event.kind == "permission":
+            raise ActionError("Codex sends no PermissionRequest event")
+        return event
+
+    def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "post" or decision.decision == "allow":
+            return Reply("")
+        return Reply(_json({"hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": decision.reason or "denied by Runestone",
+        }}))
+
+
+class Gemini:
+    """Gemini CLI: `BeforeTool` / `AfterTool`, a top-level `decision` and `reason`."""
+
+    name = "gemini"
+    can_ask = False
+    agent = "gemini-cli"
+
+    def parse(self, data: Any) -> Event:
+        if not isinstance(data, dict):
+            raise ActionError("expected a JSON object from Gemini CLI")
+        event = data.get("hook_event_name", "BeforeTool")
+        action = action_from_hook_json(data, agent=self.agent)
+        if event == "AfterTool":
+            return Event("post", action, data.get("tool_response"), data)
+        if event == "BeforeTool":
+            return Event("pre", action, None, data)
+        raise ActionError(f"unsupported Gemini CLI hook event {event!r}")
+
+    def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "post" or decision.decision == "allow":
+            return Reply("{}")
+        return Reply(_json({"decision": "deny", "reason": decision.reason}))
+
+    def failure(self, reason: str) -> Reply:
+        return Reply("", 2, f"runestone: {reason}")
+
+
+class Cursor:
+    """Cursor: one event per kind of action, and `permission` allow / deny / ask.
+
+    `ask` is honoured for shell and MCP calls only; reads are allow or deny.
+    """
+
+    name = "cursor"
+    can_ask = True
+    agent = "cursor"
+    ASKABLE = ("beforeShellExecution", "beforeMCPExecution")
+
+    def parse(self, data: Any) -> Event:
+        if not isinstance(data, dict):
+            raise ActionError("expected a JSON object from Cursor")
+        event = data.get("hook_event_name")
+        roots = data.get("workspace_roots") or []
+        root = roots[0] if isinstance(roots, list) and roots and isinstance(roots[0], str) \
+            else ""
+        session = str(data.get("conversation_id") or "")
+        common = {"cwd": data.get("cwd") or root, "session_id": session,
+                  "project_dir": root, "user": data.get("user_email") or ""}
+        if event == "beforeShellExecution":
+            command = data.get("command")
+            if not isinstance(command, str):
+                raise ActionError("beforeShellExecution without a 'command' string")
+            hook = {**common, "tool_name": "Bash", "tool_input": {"command": command}}
+        elif event == "beforeMCPExecution":
+            tool = data.get("tool_name")
+            if not isinstance(tool, str) or not tool:
+                raise ActionError("beforeMCPExecution without a 'tool_name'")
+            server = _mcp_server(data)
+            name = tool if tool.startswith("mcp__") else f"mcp__{server}__{tool}"
+            tool_input = data.get("tool_input")
+            if isinstance(tool_input, str):
+                import json
+
+                try:
+                    tool_input = json.loads(tool_input)
+                except ValueError:
+                    tool_input = {"input": tool_input}
+            hook = {**common, "tool_name": name, "tool_input": tool_input or {}}
+        elif event == "beforeReadFile":
+            path = data.get("file_path")
+            if not isinstance(path, str):
+                raise ActionError("beforeReadFile without a 'file_path'")
+            hook = {**common, "tool_name": "Read", "tool_input": {"file_path": path}}
+        else:
+            raise ActionError(f"unsupported Cursor hook event {event!r}")
+        return Event("pre", action_from_hook_json(hook, agent=self.agent), None, data)
+
+    def reply(self, event: Event, decision: Decision) -> Reply:
+        permission = decision.decision
+        if permission == "ask" and event.raw.get("hook_event_name") not in self.ASKABLE:
+            permission = "deny"
+        body: dict[str, Any] = {"permission": permission}
+        if permission != "allow":
+            body["user_message"] = decision.reason
+            body["agent_message"] = decision.reason
+        return Reply(_json(body))
+
+    def failure(self, reason: str) -> Reply:
+        return Reply(_json({"permission": "deny", "user_message": f"runestone: {reason}",
+                            "agent_message": f"runestone: {reason}"}), 2, f"runestone: {reason}")
+
+
+def _mcp_server(data: dict[str, Any]) -> str:
+    """A name for the MCP server Cursor calls: from its URL host or its command."""
+    url = data.get("url")
+    if isinstance(url, str) and url:
+        from urllib.parse import urlsplit
+
+        return (urlsplit(url).hostname or "remote").replace(".", "_")
+    command = data.get("command")
+    if isinstance(command, str) and command:
+        import os
+        import shlex
+
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = command.split()
+        if words:
+            return os.path.basename(words[-1] if words[0] in ("npx", "uvx", "node",
+                                                                "python", "python3")
+                                    else words[0]).split("@")[0] or "local"
+    return "unknown"
+
+
+class Copilot:
+    """GitHub Copilot (CLI and coding agent): `preToolUse` with `toolName` and `toolArgs`.
+
+    The cloud agent treats `ask` as deny and older releases honour only deny, so an ask
+    becomes the approvals `defer` flow. `toolArgs` arrives as a JSON string.
+    """
+
+    name = "copilot"
+    can_ask = False
+    agent = "copilot"
+
+    def parse(self, data: Any) -> Event:
+        if not isinstance(data, dict):
+            raise ActionError("expected a JSON object from Copilot")
+        if "tool_name" in data:  # a PascalCase `PreToolUse` hook sends Claude-style input
+            return Event("pre", action_from_hook_json(data, agent=self.agent), None, data)
+        tool = data.get("toolName")
+        if not isinstance(tool, str) or not tool:
+            raise ActionError("missing 'toolName'")
+        args = data.get("toolArgs", {})
+        if isinstance(args, str):
+            import json
+
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except ValueError as exc:
+                raise ActionError(f"'toolArgs' is not JSON ({exc})") from exc
+        if not isinstance(args, dict):
+            args = {"args": args}
+        hook = {"tool_name": tool, "tool_input": args, "cwd": data.get("cwd") or "",
+                "session_id": data.get("sessionId") or ""}
+        return Event("pre", action_from_hook_json(hook, agent=self.agent), None, data)
+
+    def reply(self, event: Event, decision: Decision) -> Reply:
+        if decision.decision == "allow":
+            return Reply(_json({"permissionDecision": "allow"}))
+        return Reply(_json({"permissionDecision": "deny",
+                            "permissionDecisionReason": decision.reason}))
+
+    def failure(self, reason: str) -> Reply:
+        return Reply(_json({"permissionDecision": "deny",
+                            "permissionDecisionReason": f"runestone: {reason}"}), 2,
+                     f"runestone: {reason}")
+
+
+HOSTS: dict[str, HostAdapter] = {adapter.name: adapter for adapter in (
+    ClaudeCode(), Codex(), Gemini(), Cursor(), Copilot())}
+
+
+def host(name: str) -> HostAdapter:
+    try:
+        return HOSTS[name]
+    except KeyError:
+        raise ValueError(f"unknown host {name!r}; one of {', '.join(sorted(HOSTS))}") from None

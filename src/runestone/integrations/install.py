@@ -1,0 +1,371 @@
+"""Install Runestone's hook into an agent host's settings, remove it, and check it works.
+
+The host's file is merged, never overwritten: everything already there stays, a backup is
+written first, and what Runestone adds is recognisable (its command line or daemon URL), so
+`uninstall` removes exactly that. `doctor` runs the installed command with the host's own
+input for an action every policy denies and checks the deny comes back, then warns about
+anything that would let a call through unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MARK = "runestone hook"
+
+
+def hook_command(host: str) -> str:
+    """The command a host runs: this interpreter and this installation, not whatever is on PATH."""
+    return f"{shlex.quote(sys.executable)} -m runestone hook {host}"
+
+
+@dataclass(slots=True)
+class DoctorReport:
+    ok: bool = True
+    lines: list[str] = field(default_factory=list)
+
+    def good(self, text: str) -> None:
+        self.lines.append(f"ok    {text}")
+
+    def warn(self, text: str) -> None:
+        self.lines.append(f"WARN  {text}")
+
+    def fail(self, text: str) -> None:
+        self.ok = False
+        self.lines.append(f"FAIL  {text}")
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        return {}
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def write_settings(path: Path, data: dict[str, Any]) -> Path | None:
+    """Back the old file up (if any), then replace it atomically."""
+    backup = None
+    if path.exists():
+        backup = path.with_name(f"{path.name}.runestone-backup-{time.strftime('%Y%m%d%H%M%S')}")
+        shutil.copy2(path, backup)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".runestone-tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return backup
+
+
+# --- Claude Code ------------------------------------------------------------------------------
+
+
+CLAUDE_EVENTS = ("PreToolUse", "PostToolUse", "PermissionRequest")
+
+
+def claude_settings_path() -> Path:
+    return Path(os.path.expanduser("~/.claude/settings.json"))
+
+
+def _is_ours(handler: Any, host: str) -> bool:
+    if not isinstance(handler, dict):
+        return False
+    if handler.get("type") == "http":
+        return str(handler.get("url", "")).endswith(f"/hooks/{host}")
+    command = handler.get("command") or handler.get("bash") or ""
+    return f"{MARK} {host}" in str(command)
+
+
+def claude_install(data: dict[str, Any], *, http: bool, port: int) -> dict[str, Any]:
+    hooks = data.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ValueError("'hooks' in the settings is not an object")
+    for event in CLAUDE_EVENTS:
+        groups = hooks.setdefault(event, [])
+        if not isinstance(groups, list):
+            raise ValueError(f"'hooks.{event}' in the settings is not a list")
+        handlers: list[dict[str, Any]] = [{"type": "command",
+                                           "command": hook_command("claude-code"),
+                                           "timeout": 600}]
+        if http and event != "PostToolUse":
+            handlers.append({"type": "http", "url": f"http://127.0.0.1:{port}/hooks/claude-code",
+                             "timeout": 30})
+        present = [h for g in groups if isinstance(g, dict)
+                   for h in g.get("hooks", []) if _is_ours(h, "claude-code")]
+        missing = [h for h in handlers if not any(p.get("type") == h["type"] for p in present)]
+        if missing:
+            groups.append({"matcher": "*", "hooks": missing})
+    return data
+
+
+def remove_ours(data: dict[str, Any], host: str, events: tuple[str, ...]) -> tuple[dict, int]:
+    """Drop Runestone's handlers (and groups left empty by that); count what went."""
+    removed = 0
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        return data, 0
+    for event in events:
+        groups = hooks.get(event)
+        if not isinstance(groups, list):
+            continue
+        kept_groups = []
+        for group in groups:
+            if _is_ours(group, host):  # a flat list of handlers (Cursor, Copilot)
+                removed += 1
+                continue
+            if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
+                kept_groups.append(group)
+                continue
+            kept = [h for h in group["hooks"] if not _is_ours(h, host)]
+            removed += len(group["hooks"]) - len(kept)
+            if kept:
+                kept_groups.append({**group, "hooks": kept})
+            elif len(group["hooks"]) == 0:
+                kept_groups.append(group)
+        if kept_groups:
+            hooks[event] = kept_groups
+        else:
+            hooks.pop(event, None)
+    if not hooks:
+        data.pop("hooks", None)
+        if set(data) <= {"version"}:
+            data.clear()
+    return data, removed
+
+
+CLAUDE_PROBE = {
+    "session_id": "runestone-doctor", "transcript_path": "", "cwd": os.path.expanduser("~"),
+    "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+    "tool_input": {"command": "rm -rf ~", "description": "runestone doctor probe"},
+    "tool_use_id": "toolu_runestone_doctor",
+}
+
+
+def claude_doctor(data: dict[str, Any], report: DoctorReport,
+                  run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+    if data.get("disableAllHooks") is True:
+        report.fail("'disableAllHooks' is true: no hook runs, every call goes through")
+    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+    groups = hooks.get("PreToolUse", []) if isinstance(hooks, dict) else []
+    commands = [(g.get("matcher", ""), h) for g in groups if isinstance(g, dict)
+                for h in g.get("hooks", []) if _is_ours(h, "claude-code")]
+    command_hooks = [(m, h) for m, h in commands if h.get("type") == "command"]
+    http_hooks = [(m, h) for m, h in commands if h.get("type") == "http"]
+    if not commands:
+        report.fail("no Runestone PreToolUse hook is installed; run `runestone install "
+                    "claude-code`")
+        return
+    for matcher, _ in commands:
+        if matcher not in ("", "*", None):
+            report.warn(f"the hook's matcher is {matcher!r}: tools it does not match are not "
+                        "checked")
+    if http_hooks and not command_hooks:
+        report.warn("only the HTTP hook is installed: Claude Code lets a call through when "
+                    "the daemon does not answer; keep the command hook too")
+    for _, handler in command_hooks:
+        result = run(handler["command"], json.dumps(CLAUDE_PROBE))
+        answer = _claude_answer(result)
+        if answer == "deny":
+            report.good(f"the command hook denied the probe (`rm -rf ~`): {handler['command']}")
+        else:
+            report.fail(f"the command hook did not deny the probe (exit {result.returncode}, "
+                        f"answer {answer!r}): {result.stderr.strip()[:300]}")
+    for _, handler in http_hooks:
+        report.warn(f"HTTP hook {handler['url']}: Claude Code proceeds if it gets no answer; "
+                    "make sure `runestone daemon` runs")
+    post = hooks.get("PostToolUse", []) if isinstance(hooks, dict) else []
+    if not any(_is_ours(h, "claude-code") for g in post if isinstance(g, dict)
+               for h in g.get("hooks", [])):
+        report.warn("no PostToolUse hook: results of tool calls will not be audited")
+
+
+def _claude_answer(result: subprocess.CompletedProcess[str]) -> str:
+    if result.returncode == 2:
+        return "deny"
+    if result.returncode != 0:
+        return f"exit {result.returncode} (Claude Code proceeds)"
+    try:
+        output = json.loads(result.stdout)
+        return str(output["hookSpecificOutput"]["permissionDecision"])
+    except (ValueError, KeyError, TypeError):
+        return "no decision"
+
+
+def run_shell(command: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    """Run a hook command the way a host does: through the shell, input on stdin."""
+    return subprocess.run(["/bin/sh", "-c", command], input=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+# --- the other hosts ----------------------------------------------------------------------------
+
+
+def grouped_install(events: dict[str, dict[str, Any]], host: str, matcher: str
+                    ) -> Callable[..., dict[str, Any]]:
+    """Hosts with Claude Code's shape: event -> [{matcher, hooks: [handler]}] (Codex, Gemini)."""
+
+    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
+        hooks = data.setdefault("hooks", {})
+        if not isinstance(hooks, dict):
+            raise ValueError("'hooks' in the settings is not an object")
+        for event, extra in events.items():
+            groups = hooks.setdefault(event, [])
+            if not isinstance(groups, list):
+                raise ValueError(f"'hooks.{event}' in the settings is not a list")
+            if not any(_is_ours(h, host) for g in groups if isinstance(g, dict)
+                       for h in g.get("hooks", [])):
+                groups.append({"matcher": matcher, "hooks": [
+                    {"type": "command", "command": hook_command(host), **extra}]})
+        return data
+
+    return install
+
+
+def flat_install(events: dict[str, dict[str, Any]], host: str, command_key: str
+                 ) -> Callable[..., dict[str, Any]]:
+    """Hosts whose events hold handlers directly, with a format version (Cursor, Copilot)."""
+
+    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
+        data.setdefault("version", 1)
+        hooks = data.setdefault("hooks", {})
+        if not isinstance(hooks, dict):
+            raise ValueError("'hooks' in the settings is not an object")
+        for event, extra in events.items():
+            handlers = hooks.setdefault(event, [])
+            if not isinstance(handlers, list):
+                raise ValueError(f"'hooks.{event}' in the settings is not a list")
+            if not any(_is_ours(h, host) for h in handlers):
+                handlers.append({command_key: hook_command(host), **extra})
+        return data
+
+    return install
+
+
+def _installed_commands(data: dict[str, Any], host: str, event: str) -> list[str]:
+    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+    entries = hooks.get(event, []) if isinstance(hooks, dict) else []
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        handlers = entry.get("hooks", [entry]) if isinstance(entry, dict) else []
+        for handler in handlers:
+            if _is_ours(handler, host) and handler.get("type") != "http":
+                found.append(str(handler.get("command") or handler.get("bash")))
+    return found
+
+
+def probe_doctor(host: str, event: str, probe: dict[str, Any],
+                 denied: Callable[[subprocess.CompletedProcess[str]], bool],
+                 settings_check: Callable[[dict[str, Any], DoctorReport], None] | None = None,
+                 ) -> Callable[..., None]:
+    """Run the installed command with the host's own input for `rm -rf ~`; expect a deny."""
+
+    def doctor(data: dict[str, Any], report: DoctorReport,
+               run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+        commands = _installed_commands(data, host, event)
+        if not commands:
+            report.fail(f"no Runestone {event} hook is installed; run `runestone install "
+                        f"{host}`")
+            return
+        if settings_check is not None:
+            settings_check(data, report)
+        for command in commands:
+            result = run(command, json.dumps(probe))
+            if denied(result):
+                report.good(f"the {event} hook denied the probe (`rm -rf ~`): {command}")
+            else:
+                report.fail(f"the {event} hook did not deny the probe (exit "
+                            f"{result.returncode}): {result.stdout.strip()[:200]} "
+                            f"{result.stderr.strip()[:200]}")
+
+    return doctor
+
+
+def _json_field(result: subprocess.CompletedProcess[str], *path: str) -> Any:
+    try:
+        value: Any = json.loads(result.stdout)
+        for key in path:
+            value = value[key]
+        return value
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _cursor_settings(data: dict[str, Any], report: DoctorReport) -> None:
+    hooks = data.get("hooks", {})
+    for event in ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile"):
+        ours = [h for h in hooks.get(event, []) if _is_ours(h, "cursor")]
+        if not ours:
+            report.warn(f"no {event} hook: those actions are not checked")
+        elif not all(h.get("failClosed") is True for h in ours):
+            report.fail(f"the {event} hook lacks failClosed: Cursor lets the action through "
+                        "when the hook crashes or times out")
+
+
+_HOME_PROBE_CWD = os.path.expanduser("~")
+CODEX_PROBE = {"session_id": "runestone-doctor", "turn_id": "turn-1", "transcript_path": None,
+               "cwd": _HOME_PROBE_CWD, "hook_event_name": "PreToolUse", "model": "doctor",
+               "permission_mode": "default", "tool_name": "Bash",
+               "tool_input": {"command": "rm -rf ~"}, "tool_use_id": "call_runestone_doctor"}
+GEMINI_PROBE = {"session_id": "runestone-doctor", "transcript_path": "", "cwd": _HOME_PROBE_CWD,
+                "hook_event_name": "BeforeTool", "timestamp": "2026-01-01T00:00:00Z",
+                "tool_name": "run_shell_command", "tool_input": {"command": "rm -rf ~"}}
+CURSOR_PROBE = {"conversation_id": "runestone-doctor", "generation_id": "g",
+                "hook_event_name": "beforeShellExecution", "workspace_roots": [_HOME_PROBE_CWD],
+                "command": "rm -rf ~", "cwd": _HOME_PROBE_CWD}
+COPILOT_PROBE = {"timestamp": 1704614600000, "cwd": _HOME_PROBE_CWD, "toolName": "bash",
+                 "toolArgs": json.dumps({"command": "rm -rf ~"})}
+
+HOSTS: dict[str, dict[str, Any]] = {
+    "claude-code": {"path": claude_settings_path, "install": claude_install,
+                    "events": CLAUDE_EVENTS, "doctor": claude_doctor},
+    "codex": {
+        "path": lambda: Path(os.path.expanduser("~/.codex/hooks.json")),
+        "install": grouped_install({"PreToolUse": {"timeout": 600},
+                                    "PostToolUse": {"timeout": 600}}, "codex", ".*"),
+        "events": ("PreToolUse", "PostToolUse"),
+        "doctor": probe_doctor("codex", "PreToolUse", CODEX_PROBE, lambda r: r.returncode == 2
+                               or _json_field(r, "hookSpecificOutput",
+                                              "permissionDecision") == "deny"),
+    },
+    "gemini": {
+        "path": lambda: Path(os.path.expanduser("~/.gemini/settings.json")),
+        "install": grouped_install({"BeforeTool": {"name": "runestone", "timeout": 600_000},
+                                    "AfterTool": {"name": "runestone", "timeout": 600_000}},
+                                   "gemini", ".*"),
+        "events": ("BeforeTool", "AfterTool"),
+        "doctor": probe_doctor("gemini", "BeforeTool", GEMINI_PROBE, lambda r: r.returncode == 2
+                               or _json_field(r, "decision") in ("deny", "block")),
+    },
+    "cursor": {
+        "path": lambda: Path(os.path.expanduser("~/.cursor/hooks.json")),
+        "install": flat_install({event: {"failClosed": True, "timeout": 600} for event in (
+            "beforeShellExecution", "beforeMCPExecution", "beforeReadFile")}, "cursor",
+            "command"),
+        "events": ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile"),
+        "doctor": probe_doctor("cursor", "beforeShellExecution", CURSOR_PROBE,
+                               lambda r: r.returncode == 2
+                               or _json_field(r, "permission") == "deny", _cursor_settings),
+    },
+    "copilot": {
+        "path": lambda: Path.cwd() / ".github" / "hooks" / "runestone.json",
+        "install": flat_install({"preToolUse": {"type": "command", "timeoutSec": 600}},
+                                "copilot", "bash"),
+        "events": ("preToolUse",),
+        "doctor": probe_doctor("copilot", "preToolUse", COPILOT_PROBE,
+                               lambda r: r.returncode != 0 or _json_field(
+                                   r, "permissionDecision") == "deny"),
+    },
+}
