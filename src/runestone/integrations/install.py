@@ -239,7 +239,8 @@ def flat_install(events: dict[str, dict[str, Any]], host: str, command_key: str
     """Hosts whose events hold handlers directly, with a format version (Cursor, Copilot)."""
 
     def install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
-        data.setdefault("version", 1)
+        if not data:
+            data["version"] = 1  # a new file; an existing one keeps whatever it declares
         hooks = data.setdefault("hooks", {})
         if not isinstance(hooks, dict):
             raise ValueError("'hooks' in the settings is not an object")

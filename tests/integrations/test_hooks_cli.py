@@ -1,0 +1,250 @@
+"""Each host's documented input through the real `runestone hook <host>` command line.
+
+Fixtures are the hosts' own examples, with their source named; the output shape and exit
+code are what each host reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from clihelp import run_cli
+
+from runestone.home import layout
+from runestone.identity import create_identity
+
+# Claude Code hooks reference, "PreToolUse input" (https://code.claude.com/docs/en/hooks),
+# plus `tool_use_id`, which the same section says is sent.
+CLAUDE_PRE = {
+    "session_id": "abc123",
+    "transcript_path": "/home/user/.claude/projects/.../transcript.jsonl",
+    "cwd": "/home/user/my-project",
+    "permission_mode": "default",
+    "hook_event_name": "PreToolUse",
+    "tool_name": "Bash",
+    "tool_input": {"command": "npm test"},
+    "tool_use_id": "toolu_01ABC123",
+}
+# Same page, "PostToolUse input".
+CLAUDE_POST = {
+    "session_id": "abc123",
+    "transcript_path": "/Users/.../.claude/projects/.../00893aaf-19fa-41d2-8238-13269b9b3ca0.jsonl",
+    "cwd": "/Users/...",
+    "permission_mode": "default",
+    "hook_event_name": "PostToolUse",
+    "tool_name": "Write",
+    "tool_input": {"file_path": "/path/to/file.txt", "content": "file content"},
+    "tool_response": {"filePath": "/path/to/file.txt", "success": True},
+    "tool_use_id": "toolu_01ABC123...",
+}
+# Same page, "PermissionRequest input".
+CLAUDE_PERMISSION = {
+    "session_id": "abc123",
+    "transcript_path": "/Users/.../.claude/projects/.../00893aaf-19fa-41d2-8238-13269b9b3ca0.jsonl",
+    "cwd": "/Users/...",
+    "permission_mode": "default",
+    "hook_event_name": "PermissionRequest",
+    "tool_name": "Bash",
+    "tool_input": {"command": "rm -rf node_modules",
+                   "description": "Remove node_modules directory"},
+    "permission_suggestions": [{"type": "addRules", "rules": [
+        {"toolName": "Bash", "ruleContent": "rm -rf node_modules"}],
+        "behavior": "allow", "destination": "localSettings"}],
+}
+# Codex: fields serialised by PreToolUseCommandInput in openai/codex
+# codex-rs/hooks/src/events/pre_tool_use.rs (values from its test request).
+CODEX_PRE = {
+    "session_id": "0197b3c2-0000-7000-8000-000000000000", "turn_id": "turn-1",
+    "transcript_path": None, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+    "model": "gpt-test", "permission_mode": "default", "tool_name": "Bash",
+    "tool_input": {"command": "echo hello"}, "tool_use_id": "call_1",
+}
+# Gemini CLI hooks reference (google-gemini/gemini-cli docs/hooks), BeforeTool input.
+GEMINI_BEFORE = {
+    "session_id": "s-1", "transcript_path": "/tmp/t.json", "cwd": "/home/dev/app",
+    "hook_event_name": "BeforeTool", "timestamp": "2026-01-01T00:00:00Z",
+    "tool_name": "run_shell_command", "tool_input": {"command": "ls -la"},
+}
+# Cursor hooks docs (https://cursor.com/docs/agent/hooks), beforeShellExecution example.
+CURSOR_SHELL = {
+    "conversation_id": "conv-123", "generation_id": "gen-456",
+    "hook_event_name": "beforeShellExecution", "workspace_roots": ["/home/dev/app"],
+    "command": "npm install express", "cwd": "/home/dev/app",
+}
+# GitHub Copilot hooks configuration (github/docs hooks-configuration.md), preToolUse input.
+COPILOT_PRE = {
+    "timestamp": 1704614600000, "cwd": "/path/to/project", "toolName": "bash",
+    "toolArgs": "{\"command\":\"rm -rf dist\",\"description\":\"Clean build directory\"}",
+}
+
+
+@pytest.fixture
+def initialised(isolated_home):
+    create_identity(layout())
+    return isolated_home
+
+
+def hook(host: str, payload: object, **env: str):
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return run_cli("hook", host, stdin=body, env=env or None)
+
+
+def with_command(payload: dict, command: str) -> dict:
+    return {**payload, "tool_input": {**payload.get("tool_input", {}), "command": command}}
+
+
+def test_claude_code_pre_tool_use_shapes(initialised):
+    denied = hook("claude-code", with_command(CLAUDE_PRE, "rm -rf ~"))
+    assert denied.returncode == 0, denied.stderr
+    output = json.loads(denied.stdout)["hookSpecificOutput"]
+    assert output["hookEventName"] == "PreToolUse" and output["permissionDecision"] == "deny"
+    assert "home" in output["permissionDecisionReason"]
+    asked = hook("claude-code", CLAUDE_PRE)  # `npm test` under the starter policy? ask or allow
+    decision = json.loads(asked.stdout)["hookSpecificOutput"]["permissionDecision"]
+    assert decision in ("allow", "ask")
+
+
+def test_claude_code_permission_request_and_post_tool_use(initialised):
+    permission = hook("claude-code", {**CLAUDE_PERMISSION,
+                                      "tool_input": {"command": "rm -rf ~"}})
+    output = json.loads(permission.stdout)["hookSpecificOutput"]
+    assert output["hookEventName"] == "PermissionRequest"
+    assert output["decision"]["behavior"] == "deny" and output["decision"]["message"]
+    post = hook("claude-code", CLAUDE_POST)
+    assert post.returncode == 0 and post.stdout == ""
+    from runestone.audit.query import read_entries
+
+    results = [e for e in read_entries(layout().audit_dir) if e["kind"] == "result"]
+    assert results and results[-1]["call_id"] == "toolu_01ABC123..."
+    assert results[-1]["result_bytes"] > 0 and "file content" not in json.dumps(results[-1])
+
+
+def test_claude_code_post_tool_use_links_to_its_request(initialised):
+    pre = {**CLAUDE_PRE, "tool_use_id": "toolu_link", "tool_input": {"command": "ls"}}
+    hook("claude-code", pre)
+    hook("claude-code", {**CLAUDE_POST, "tool_use_id": "toolu_link", "tool_name": "Bash",
+                         "tool_input": {"command": "ls"}, "tool_response": {"stdout": "a"}})
+    from runestone.audit.query import read_entries
+
+    entries = list(read_entries(layout().audit_dir))
+    request_id = next(e["request_id"] for e in entries
+                      if e["kind"] == "request" and e.get("tool_use_id") == "toolu_link")
+    result = next(e for e in entries if e["kind"] == "result" and e["call_id"] == "toolu_link")
+    assert result["request_id"] == request_id
+
+
+def test_codex_deny_and_silent_allow(initialised):
+    denied = hook("codex", with_command(CODEX_PRE, "rm -rf /"))
+    output = json.loads(denied.stdout)["hookSpecificOutput"]
+    assert output["permissionDecision"] == "deny" and output["permissionDecisionReason"]
+    allowed = hook("codex", with_command(CODEX_PRE, "echo hello"), RUNESTONE_HOME=str(
+        initialised))
+    assert allowed.returncode == 0
+
+
+def test_hosts_that_cannot_ask_get_a_deny_with_an_approval_link(initialised):
+    # `ssh host` asks under every preset: Codex cannot ask, so it is denied with a link.
+    deferred = hook("codex", with_command(CODEX_PRE, "ssh prod-db uptime"))
+    reason = json.loads(deferred.stdout)["hookSpecificOutput"]["permissionDecisionReason"]
+    assert "/approve/" in reason and "runestone approvals approve" in reason
+    request_id = reason.split("runestone approvals approve ")[1].split("`")[0]
+    assert run_cli("approvals", "approve", request_id).returncode == 0
+    retry = hook("codex", with_command(CODEX_PRE, "ssh prod-db uptime"))
+    assert retry.returncode == 0 and retry.stdout.strip() == ""  # allowed: Codex wants nothing
+    again = hook("codex", with_command(CODEX_PRE, "ssh prod-db uptime"))
+    assert json.loads(again.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_gemini_shapes(initialised):
+    denied = hook("gemini", {**GEMINI_BEFORE, "tool_input": {"command": "rm -rf ~"}})
+    assert json.loads(denied.stdout) == {"decision": "deny",
+                                         "reason": json.loads(denied.stdout)["reason"]}
+    assert hook("gemini", {**GEMINI_BEFORE, "hook_event_name": "AfterTool",
+                           "tool_response": {"llmContent": "x"}}).stdout.strip() == "{}"
+
+
+def test_cursor_shapes(initialised):
+    denied = hook("cursor", {**CURSOR_SHELL, "command": "rm -rf ~"})
+    output = json.loads(denied.stdout)
+    assert output["permission"] == "deny" and output["user_message"] and output["agent_message"]
+    asked = hook("cursor", {**CURSOR_SHELL, "command": "ssh prod-db uptime"})
+    assert json.loads(asked.stdout)["permission"] == "ask"
+    read = hook("cursor", {**CURSOR_SHELL, "hook_event_name": "beforeReadFile",
+                           "file_path": "/home/dev/.ssh/id_rsa", "content": "x"})
+    assert json.loads(read.stdout)["permission"] == "deny"
+
+
+def test_copilot_shapes(initialised):
+    denied = hook("copilot", {**COPILOT_PRE, "toolArgs": json.dumps({"command": "rm -rf ~"})})
+    output = json.loads(denied.stdout)
+    assert output["permissionDecision"] == "deny" and output["permissionDecisionReason"]
+    with_object = hook("copilot", {**COPILOT_PRE, "toolArgs": {"command": "rm -rf /"}})
+    assert json.loads(with_object.stdout)["permissionDecision"] == "deny"
+
+
+@pytest.mark.parametrize("host", ["claude-code", "codex", "gemini", "cursor", "copilot"])
+@pytest.mark.parametrize("body", ["", "{not json", "[]", '{"tool_name": 3}'])
+def test_malformed_input_fails_closed_with_exit_2(initialised, host, body):
+    result = hook(host, body)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "runestone:" in result.stderr
+
+
+def test_a_broken_policy_fails_closed(initialised):
+    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
+    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
+    result = hook("claude-code", with_command(CLAUDE_PRE, "ls"))
+    assert result.returncode == 2 and "policy" in result.stderr
+
+
+def test_an_unwritable_audit_log_fails_closed(initialised):
+    audit_dir = layout().audit_dir
+    audit_dir.parent.mkdir(parents=True, exist_ok=True)
+    audit_dir.write_text("not a directory")  # every write fails, even for root
+    result = hook("claude-code", with_command(CLAUDE_PRE, "ls"))
+    if result.returncode == 0:
+        output = json.loads(result.stdout)["hookSpecificOutput"]
+        assert output["permissionDecision"] == "deny"
+        assert "no audit, no allow" in output["permissionDecisionReason"]
+    else:
+        assert result.returncode == 2
+
+
+def test_unknown_host_is_an_error():
+    result = run_cli("hook", "netscape")
+    assert result.returncode == 2 and "unknown host" in result.stderr
+
+
+def test_install_merges_and_uninstall_removes_only_ours(tmp_path, initialised):
+    for host in ("claude-code", "codex", "gemini", "cursor", "copilot"):
+        settings = tmp_path / f"{host}.json"
+        original = {"theme": "dark", "hooks": {"Other": [{"matcher": "x", "hooks": [
+            {"type": "command", "command": "echo mine"}]}]}}
+        settings.write_text(json.dumps(original))
+        assert run_cli("install", host, "--settings", str(settings)).returncode == 0
+        assert run_cli("install", host, "--settings", str(settings)).returncode == 0  # idempotent
+        installed = json.loads(settings.read_text())
+        assert installed["theme"] == "dark" and installed["hooks"]["Other"]
+        ours = [e for e in installed["hooks"] if e != "Other"]
+        assert json.dumps(installed).count("runestone hook") == len(ours)
+        assert list(tmp_path.glob(f"{host}.json.runestone-backup-*"))
+        doctor = run_cli("doctor", host, "--settings", str(settings))
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert run_cli("uninstall", host, "--settings", str(settings)).returncode == 0
+        assert json.loads(settings.read_text()) == original
+
+
+def test_doctor_reports_what_fails_open(tmp_path, initialised):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"disableAllHooks": True, "hooks": {"PreToolUse": [
+        {"matcher": "*", "hooks": [{"type": "http",
+                                    "url": "http://127.0.0.1:9/hooks/claude-code"}]}]}}))
+    report = run_cli("doctor", "claude-code", "--settings", str(settings))
+    assert report.returncode == 1
+    assert "disableAllHooks" in report.stdout and "only the HTTP hook" in report.stdout
+    cursor = tmp_path / "cursor.json"
+    cursor.write_text(json.dumps({"version": 1, "hooks": {"beforeShellExecution": [
+        {"command": f"{os.sys.executable} -m runestone hook cursor"}]}}))
+    assert "failClosed" in run_cli("doctor", "cursor", "--settings", str(cursor)).stdout
