@@ -10,8 +10,8 @@ import json
 import os
 
 import pytest
-from clihelp import run_cli
 
+from clihelp import run_cli
 from runestone.home import layout
 from runestone.identity import create_identity
 
