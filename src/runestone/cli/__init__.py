@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hook", help="the hook an agent host runs (stdin in, its answer out)")
     p.add_argument("host", help="claude-code, codex, gemini, cursor or copilot")
     p = sub.add_parser("daemon", help="serve hooks, the approval page and a local API")
+    _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
     p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None)
     p = sub.add_parser("install", help="add Runestone's hook to an agent host's settings")

@@ -1,0 +1,184 @@
+"""The daemon as a separate process: hooks over HTTP and through the command, an ask approved
+on the approval page, policy reload, and a daemon killed mid-request."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from clihelp import run_cli
+
+from runestone.audit.query import read_entries
+from runestone.home import layout
+from runestone.identity import create_identity
+
+PRE = {"session_id": "sess-e2e", "transcript_path": "/tmp/t.jsonl", "cwd": "/home/dev/app",
+       "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+       "tool_input": {"command": "ls"}, "tool_use_id": "toolu_e2e"}
+
+
+def post(url: str, body: bytes, headers: dict | None = None):
+    request = urllib.request.Request(url, data=body, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read().decode()
+
+
+@pytest.fixture
+def daemon(isolated_home):
+    create_identity(layout())
+    run_cli("init")  # the starter policy (developer preset) and the rest of the home
+    process = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
+                               env={**os.environ, "RUNESTONE_HOME": str(isolated_home)},
+                               stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    port = int(match.group(1))
+    yield process, port
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def hook_body(command: str, call_id: str = "toolu_e2e") -> bytes:
+    return json.dumps({**PRE, "tool_input": {"command": command},
+                       "tool_use_id": call_id}).encode()
+
+
+def decision_of(body: str) -> str:
+    return json.loads(body)["hookSpecificOutput"]["permissionDecision"]
+
+
+def test_end_to_end_with_the_daemon(daemon, tmp_path, isolated_home):
+    process, port = daemon
+    base = f"http://127.0.0.1:{port}"
+    settings = tmp_path / "settings.json"
+    assert run_cli("install", "claude-code", "--settings", str(settings), "--http", "--port",
+                   str(port)).returncode == 0
+    config = json.loads(settings.read_text())
+    handlers = [h for g in config["hooks"]["PreToolUse"] for h in g["hooks"]]
+    http_hook = next(h for h in handlers if h["type"] == "http")
+    command_hook = next(h for h in handlers if h["type"] == "command")
+
+    # Over HTTP, as Claude Code's http hook would call it.
+    status, body, _ = post(http_hook["url"], hook_body("rm -rf ~"))
+    assert status == 200 and decision_of(body) == "deny"
+    status, body, _ = post(http_hook["url"], hook_body("git status"))
+    assert decision_of(body) == "allow"
+
+    # Through the command hook, which goes over the daemon's Unix socket.
+    result = subprocess.run(["/bin/sh", "-c", command_hook["command"]],
+                            input=hook_body("rm -rf ~").decode(), capture_output=True, text=True,
+                            env={**os.environ, "RUNESTONE_HOME": str(isolated_home)}, timeout=60)
+    assert result.returncode == 0 and decision_of(result.stdout) == "deny"
+
+    # A browser cannot use the hook endpoint or the API.
+    assert post(http_hook["url"], hook_body("ls"), {"Origin": "https://evil.example"})[0] == 403
+    assert post(f"{base}/api/check", hook_body("ls"))[0] == 401
+    token = (layout().keys_dir / "daemon.token").read_text().strip()
+    status, body, _ = post(f"{base}/api/check", hook_body("rm -rf ~"),
+                           {"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(body)["decision"] == "deny"
+    assert json.loads(get(f"{base}/api/health")[1])["ok"] is True
+
+    # An ask, approved on the approval page the daemon serves, then the retry.
+    defer = subprocess.run([sys.executable, "-m", "runestone", "hook", "codex"],
+                           input=json.dumps({**PRE, "hook_event_name": "PreToolUse",
+                                             "tool_input": {"command": "ssh prod-db uptime"},
+                                             "tool_use_id": "call_ask"}),
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "RUNESTONE_HOME": str(isolated_home)})
+    reason = json.loads(defer.stdout)["hookSpecificOutput"]["permissionDecisionReason"]
+    link = re.search(r"(http://127\.0\.0\.1:\d+/approve/\S+)", reason).group(1)
+    assert link.startswith(base)
+    _, page = get(link)
+    csrf = re.search(r"name='csrf' value='([0-9a-f]+)'", page).group(1)
+    status, _, _ = post(link, urllib.parse.urlencode({"decision": "approve", "csrf": csrf})
+                        .encode(), {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    retry = subprocess.run([sys.executable, "-m", "runestone", "hook", "codex"],
+                           input=json.dumps({**PRE, "tool_input": {"command": "ssh prod-db "
+                                                                   "uptime"},
+                                             "tool_use_id": "call_retry"}),
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "RUNESTONE_HOME": str(isolated_home)})
+    assert retry.returncode == 0 and retry.stdout.strip() == ""
+
+    # The audit trail: request -> decision(ask) -> approval -> the allowed retry.
+    request_id = reason.split("runestone approvals approve ")[1].split("`")[0]
+    entries = list(read_entries(layout().audit_dir))
+    linked = [e for e in entries if e.get("request_id") == request_id
+              or (e.get("approval") or {}).get("request") == request_id]
+    kinds = [(e["kind"], e.get("decision")) for e in linked]
+    assert kinds[:3] == [("request", None), ("decision", "ask"), ("approval", "approved")]
+    assert kinds[-1] == ("decision", "allow")
+    verify = run_cli("audit", "verify")
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_policy_reload_keeps_the_last_good_policy(daemon):
+    process, port = daemon
+    url = f"http://127.0.0.1:{port}/hooks/claude-code"
+    policy_file = layout().policy_file
+    policy_file.write_text('[policy]\ndefault = "ask"\ninclude = ["default"]\n\n[[rule]]\n'
+                           'id = "team.ls"\ndecision = "deny"\nreason = "no ls today"\n'
+                           'program = ["ls"]\n')
+    deadline = time.time() + 15
+    while time.time() < deadline and decision_of(post(url, hook_body("ls"))[1]) != "deny":
+        time.sleep(0.3)
+    assert decision_of(post(url, hook_body("ls"))[1]) == "deny"
+    health = json.loads(get(f"http://127.0.0.1:{port}/api/health")[1])
+    policy_file.write_text('[policy]\ndefault = "sometimes"\n')  # invalid
+    deadline = time.time() + 15
+    while time.time() < deadline and not json.loads(
+            get(f"http://127.0.0.1:{port}/api/health")[1])["policy_error"]:
+        time.sleep(0.3)
+    after = json.loads(get(f"http://127.0.0.1:{port}/api/health")[1])
+    assert after["policy_error"] and after["policy_hash"] == health["policy_hash"]
+    assert decision_of(post(url, hook_body("ls"))[1]) == "deny"  # still the last good one
+
+
+def test_a_daemon_killed_mid_request_is_a_deny(isolated_home):
+    create_identity(layout())
+    run_cli("init")
+    env = {**os.environ, "RUNESTONE_HOME": str(isolated_home)}
+    process = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0",
+                                "--approval", "wait"], env=env, stderr=subprocess.PIPE,
+                               text=True)
+    process.stderr.readline()
+    socket_file = Path(layout().state_dir / "daemon.sock")
+    assert socket_file.exists()
+    # `ssh` asks; in wait mode the daemon holds the request until a human decides.
+    hook = subprocess.Popen([sys.executable, "-m", "runestone", "hook", "claude-code"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    hook.stdin.write(hook_body("ssh prod-db uptime").decode())
+    hook.stdin.close()
+    time.sleep(1.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    out = hook.stdout.read()
+    err = hook.stderr.read()
+    assert hook.wait(timeout=30) == 2, (out, err)
+    assert "daemon" in err and "denied" in err
