@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from clihelp import run_cli
 
+from clihelp import run_cli
 from runestone.audit.query import read_entries
 from runestone.home import layout
 from runestone.identity import create_identity
@@ -71,7 +71,7 @@ def decision_of(body: str) -> str:
 
 
 def test_end_to_end_with_the_daemon(daemon, tmp_path, isolated_home):
-    process, port = daemon
+    _process, port = daemon
     base = f"http://127.0.0.1:{port}"
     settings = tmp_path / "settings.json"
     assert run_cli("install", "claude-code", "--settings", str(settings), "--http", "--port",
@@ -138,7 +138,7 @@ def test_end_to_end_with_the_daemon(daemon, tmp_path, isolated_home):
 
 
 def test_policy_reload_keeps_the_last_good_policy(daemon):
-    process, port = daemon
+    _process, port = daemon
     url = f"http://127.0.0.1:{port}/hooks/claude-code"
     policy_file = layout().policy_file
     policy_file.write_text('[policy]\ndefault = "ask"\ninclude = ["default"]\n\n[[rule]]\n'
