@@ -12,42 +12,50 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runestone.home import Layout
-    from runestone.integrations.hosts import HostAdapter, Reply
+    from runestone.integrations.hosts import HostAdapter
+    from runestone.integrations.reply import Reply
 
 
 def run_hook(host_name: str) -> int:
-    from runestone.integrations.hosts import host
+    from runestone.integrations.client import HOST_NAMES
 
-    try:
-        adapter = host(host_name)
-    except ValueError as exc:
-        print(f"runestone: {exc}", file=sys.stderr)
+    if host_name not in HOST_NAMES:
+        print(f"runestone: unknown host {host_name!r}; one of {', '.join(HOST_NAMES)}",
+              file=sys.stderr)
         return 2
     try:
         body = sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
-        return _emit(adapter.failure(f"unreadable hook input ({exc}); denied"))
+        return _emit(_adapter(host_name).failure(f"unreadable hook input ({exc}); denied"))
     try:
-        reply = _decide(host_name, adapter, body)
+        reply = _decide(host_name, body)
     except Exception as exc:  # the last line of defence: never exit in a way that passes
-        reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+        reply = _adapter(host_name).failure(f"internal error ({type(exc).__name__}: {exc}); "
+                                            "denied")
     return _emit(reply)
 
 
-def _decide(host_name: str, adapter: HostAdapter, body: str) -> Reply:
+def _adapter(host_name: str) -> HostAdapter:
+    from runestone.integrations.hosts import host
+
+    return host(host_name)
+
+
+def _decide(host_name: str, body: str) -> Reply:
     from runestone.daemon.paths import daemon_socket
     from runestone.home import layout
     from runestone.integrations.client import DaemonFailed, ask_daemon
-    from runestone.integrations.hosts import Reply as Answer
 
     where = layout()
     try:
         answer = ask_daemon(daemon_socket(where), f"/hooks/{host_name}", body)
     except DaemonFailed as exc:
-        return adapter.failure(f"{exc}; denied to be safe, retry the call")
+        return _adapter(host_name).failure(f"{exc}; denied to be safe, retry the call")
     if answer is not None:
+        from runestone.integrations.reply import Reply as Answer
+
         return Answer(*answer)
-    return _in_process(adapter, body, where)
+    return _in_process(_adapter(host_name), body, where)
 
 
 def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:

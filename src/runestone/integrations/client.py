@@ -1,62 +1,72 @@
 """The command hook's way to the daemon: one HTTP request over its Unix socket.
 
-If no daemon answers the connection, the caller decides in-process (same policy, same
-answer). If a daemon took the request and then failed (killed, timed out, garbled), the
-outcome is unknown, so the caller must deny: `DaemonFailed`.
+Written on the bare socket, not `http.client`: this runs before every tool call, and the
+import of `http.client` alone costs more than the request. If no daemon answers the
+connection, the caller decides in-process (same policy, same answer). If a daemon took the
+request and then failed (killed, timed out, garbled), the outcome is unknown, so the caller
+must deny: `DaemonFailed`.
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 from pathlib import Path
 
 CONNECT_TIMEOUT = 0.5
 ANSWER_TIMEOUT = 900.0  # a hook may wait for a human (approval mode `wait`)
+HOST_NAMES = ("claude-code", "codex", "gemini", "cursor", "copilot")
 
 
 class DaemonFailed(RuntimeError):
     """The daemon accepted the request but gave no complete answer."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(CONNECT_TIMEOUT)
-        try:
-            sock.connect(str(self.path))
-        except OSError:
-            sock.close()
-            raise
-        sock.settimeout(self.timeout)
-        self.sock = sock
-
-
 def ask_daemon(socket_file: Path, path: str, body: str,
                timeout: float = ANSWER_TIMEOUT) -> tuple[str, int, str] | None:
     """(body, exit code, stderr) from the daemon; None when no daemon is listening."""
-    if not socket_file.exists():
-        return None
-    connection = _UnixConnection(socket_file, timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
     try:
-        connection.connect()
+        sock.connect(str(socket_file))
     except OSError:
+        sock.close()
         return None  # nobody listening: decide in-process
     try:
-        connection.request("POST", path, body=body.encode("utf-8"),
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        data = response.read().decode("utf-8")
-        if response.status != 200:
-            raise DaemonFailed(f"the daemon answered HTTP {response.status}: {data[:200]}")
-        exit_code = int(response.getheader("X-Runestone-Exit", "2"))
-        stderr = response.getheader("X-Runestone-Stderr", "")
-        return data, exit_code, stderr
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+        sock.settimeout(timeout)
+        payload = body.encode("utf-8")
+        sock.sendall(b"POST " + path.encode("ascii") + b" HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return _parse(b"".join(chunks))
+    except OSError as exc:
         raise DaemonFailed(f"the daemon stopped answering mid-request ({exc})") from exc
     finally:
-        connection.close()
+        sock.close()
+
+
+def _parse(raw: bytes) -> tuple[str, int, str]:
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    if not separator:
+        raise DaemonFailed("the daemon closed the connection without an answer")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or parts[1] != "200":
+        raise DaemonFailed(f"the daemon answered {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = headers.get("content-length")
+    if length is None or not length.isdigit() or len(body) != int(length):
+        raise DaemonFailed("the daemon's answer was cut short")
+    try:
+        exit_code = int(headers.get("x-runestone-exit", "2"))
+    except ValueError as exc:
+        raise DaemonFailed("the daemon's answer had no exit code") from exc
+    return body.decode("utf-8"), exit_code, headers.get("x-runestone-stderr", "")

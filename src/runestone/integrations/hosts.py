@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runestone.actions import Action, ActionError, action_from_hook_json
+from runestone.integrations.reply import Reply
 
 if TYPE_CHECKING:
     from runestone.policy import Decision
@@ -25,15 +26,6 @@ class Event:
     action: Action
     result: Any = None
     raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the hook process prints and how it exits (the HTTP body is `stdout`)."""
-
-    stdout: str
-    exit_code: int = 0
-    stderr: str = ""
 
 
 class HostAdapter(Protocol):

@@ -1,0 +1,95 @@
+"""Hook latency, in one run, beside bare Python start-up:
+
+  - `python -c pass` (the floor for any command hook);
+  - the command hook `runestone hook claude-code` cold, with no daemon (decides in-process);
+  - the same command hook with the daemon running (forwards over the Unix socket);
+  - the daemon's HTTP hook endpoint, from a kept-alive client (what Claude Code's `http`
+    hook costs).
+
+Every run goes through an initialised runtime, so the audit write (fsync) is included.
+Usage: python bench/hook.py [--runs 20] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
+          "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+          "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
+
+
+def timed_runs(argv: list[str], stdin: str, runs: int, env: dict[str, str]) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=False)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def http_latency(port: int, requests: int) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps(ACTION).encode()
+    samples = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        connection.request("POST", "/hooks/claude-code", body=body,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        samples.append((time.perf_counter() - start) * 1000)
+    connection.close()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, RUNESTONE_HOME=home)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # a normal install runs from bytecode
+        subprocess.run([sys.executable, "-m", "runestone", "init"], env=env, check=True,
+                       capture_output=True)
+        hook = [sys.executable, "-m", "runestone", "hook", "claude-code"]
+        stdin = json.dumps(ACTION)
+        timed_runs(hook, stdin, 2, env)  # warm caches and bytecode
+        bare = timed_runs([sys.executable, "-c", "pass"], "", args.runs, env)
+        cold = timed_runs(hook, stdin, args.runs, env)
+        daemon = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
+                                  env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            port = int(re.search(r":(\d+) ", daemon.stderr.readline()).group(1))
+            http_latency(port, 20)  # warm-up
+            via_daemon = timed_runs(hook, stdin, args.runs, env)
+            over_http = http_latency(port, args.requests)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=10)
+    base = statistics.median(bare)
+    print(f"command hooks, {args.runs} runs each; HTTP, {args.requests} requests (medians)")
+    print(f"  python -c pass                     {base:8.1f} ms")
+    for label, samples, target in (
+            ("command hook, no daemon", cold, "target: within 2x bare Python"),
+            ("command hook, through the daemon", via_daemon, "")):
+        median = statistics.median(samples)
+        print(f"  {label:34} {median:8.1f} ms   ({median / base:.1f}x bare python) {target}")
+    median = statistics.median(over_http)
+    p99 = sorted(over_http)[int(len(over_http) * 0.99) - 1]
+    print(f"  daemon HTTP hook endpoint          {median:8.2f} ms   p99 {p99:.2f} ms "
+          "(target: median < 2 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""What a hook process prints and how it exits; kept apart so the daemon path stays light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The hook's stdout (also the HTTP body), its exit code, and its stderr."""
+
+    stdout: str
+    exit_code: int = 0
+    stderr: str = ""
