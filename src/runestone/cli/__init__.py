@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hook", help="the hook an agent host runs (stdin in, its answer out)")
     p.add_argument("host", help="claude-code, codex, gemini, cursor or copilot")
+    p = sub.add_parser("exec", help="decide, then run a command and audit its result")
+    _policy_options(p)
+    p.add_argument("--approval", choices=("wait", "defer", "ask"), default=None,
+                   help="when policy asks (default: wait for a human)")
+    p.add_argument("--wait-seconds", type=float, default=None)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p = sub.add_parser("daemon", help="serve hooks, the approval page and a local API")
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
@@ -203,6 +209,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.hook import run_hook
 
         return run_hook(args.host)
+    if args.command == "exec":
+        from runestone.cli.exec import run_exec
+
+        return run_exec(args)
     if args.command == "daemon":
         from runestone.cli.daemon import run_daemon
 

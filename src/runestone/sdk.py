@@ -1,0 +1,99 @@
+"""The Python SDK: guard a function an agent may call, with the same policy, approvals and
+audit as every other tool call.
+
+    from runestone import guard
+
+    @guard(tool="deploy")
+    def deploy(service: str, version: str) -> str: ...
+
+Each call becomes an Action (the tool name and the call's arguments as JSON), is decided,
+and runs only when allowed; its result (size and hash, not content) is audited and linked
+to the request. A deny, or an ask nobody approved, raises `ToolDenied` with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from runestone.actions import Action
+from runestone.gatekeeper import Gatekeeper
+from runestone.policy import Decision
+
+F = TypeVar("F", bound=Callable[..., Any])
+_default: Gatekeeper | None = None
+_default_lock = threading.Lock()
+
+
+class ToolDenied(PermissionError):
+    """The gatekeeper did not allow the call; `decision` says who and why."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(f"{decision.decision}: {decision.reason}")
+        self.decision = decision
+
+
+def gatekeeper() -> Gatekeeper:
+    """The runtime's gatekeeper for this process (configured policy, audit, approvals)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            from runestone.home import layout
+
+            _default = Gatekeeper.from_layout(layout())
+        return _default
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def guard(func: F | None = None, *, tool: str | None = None, agent: str = "python-sdk",
+          session: str | None = None, keeper: Gatekeeper | None = None) -> Any:
+    """Decorate a tool function so that every call is decided, audited and linked."""
+
+    def wrap(function: F) -> F:
+        name = tool or function.__name__
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            tool_input = {key: _jsonable(value) for key, value in bound.arguments.items()}
+            action = Action(name, tool_input, os.getcwd(), agent=agent,
+                            session=session or os.environ.get("RUNESTONE_SESSION", ""))
+            gk = keeper or gatekeeper()
+            decision = gk.check(action)
+            if decision.decision != "allow":
+                raise ToolDenied(decision)
+            try:
+                result = function(*args, **kwargs)
+            except Exception as exc:
+                _record(gk, decision, action, {"error": type(exc).__name__})
+                raise
+            _record(gk, decision, action, result)
+            return result
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap(func) if func is not None else wrap
+
+
+def _record(gk: Gatekeeper, decision: Decision, action: Action, result: Any) -> None:
+    if gk.audit is None:
+        return
+    from runestone.integrations.hook import result_summary
+
+    gk.audit.append([{"kind": "result", "request_id": decision.request_id, "via": "python-sdk",
+                      "tool": action.tool, "action_hash": action.hash,
+                      **result_summary(_jsonable(result))}])
