@@ -17,6 +17,7 @@ _LAZY = {
     "guard": "runestone.sdk",
     "ToolDenied": "runestone.sdk",
     "gatekeeper": "runestone.sdk",
+    "call_tool": "runestone.sdk",
 }
 __all__ = ["__version__", *_LAZY]
 

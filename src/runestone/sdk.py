@@ -97,3 +97,27 @@ def _record(gk: Gatekeeper, decision: Decision, action: Action, result: Any) -> 
     gk.audit.append([{"kind": "result", "request_id": decision.request_id, "via": "python-sdk",
                       "tool": action.tool, "action_hash": action.hash,
                       **result_summary(_jsonable(result))}])
+
+
+def call_tool(name: str, *, agent: str = "python-sdk", session: str | None = None,
+              cwd: str | None = None, **params: Any) -> dict[str, Any]:
+    """Run one of the runtime's own tools through the local daemon; raise ToolDenied unless
+    it was allowed. Returns the tool's result (`request_id` included)."""
+    from runestone.daemon.paths import daemon_socket
+    from runestone.daemon.server import api_token
+    from runestone.home import layout
+    from runestone.integrations.client import ask_daemon
+
+    where = layout()
+    body = json.dumps({"params": params, "agent": agent, "cwd": cwd or os.getcwd(),
+                       "session": session or os.environ.get("RUNESTONE_SESSION", "")})
+    answer = ask_daemon(daemon_socket(where), f"/tools/{name}", body,
+                        headers={"Authorization": f"Bearer {api_token(where)}"})
+    if answer is None:
+        raise RuntimeError("the runestone daemon is not running; start `runestone daemon`")
+    response = json.loads(answer[0])
+    if response.get("decision") != "allow":
+        raise ToolDenied(Decision(response.get("decision", "deny"),
+                                  response.get("error") or response.get("reason", ""), (), "",
+                                  "", request_id=response.get("request_id", "")))
+    return {"request_id": response["request_id"], **response.get("result", {})}

@@ -182,3 +182,33 @@ def test_a_daemon_killed_mid_request_is_a_deny(isolated_home):
     err = hook.stderr.read()
     assert hook.wait(timeout=30) == 2, (out, err)
     assert "daemon" in err and "denied" in err
+
+
+def test_sdk_calls_the_daemons_tools(isolated_home, tmp_path, monkeypatch):
+    create_identity(layout())
+    run_cli("init")
+    work = tmp_path / "work"
+    work.mkdir()
+    layout().config_file.write_text(f"[tools.shell]\ncwd_prefixes = ['{work}']\n"
+                                    f"[tools.files]\nroots = ['{work}']\n")
+    env = {**os.environ, "RUNESTONE_HOME": str(isolated_home)}
+    process = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r":(\d+) ", process.stderr.readline()).group(1))
+        from runestone import ToolDenied, call_tool
+
+        result = call_tool("shell.exec", command="echo from the daemon", cwd=str(work))
+        assert result["stdout"] == "from the daemon\n" and result["request_id"]
+        with pytest.raises(ToolDenied):
+            call_tool("shell.exec", command="rm -rf ~", cwd=str(work))
+        written = call_tool("files.write", path="out.txt", content="ok", cwd=str(work))
+        assert (work / "out.txt").read_text() == "ok" and written["bytes"] == 2
+        status, _, _ = post(f"http://127.0.0.1:{port}/tools/shell.exec",
+                            json.dumps({"params": {"command": "echo x"}}).encode())
+        assert status == 401  # no bearer token, no tool
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    kinds = [e["kind"] for e in read_entries(layout().audit_dir)]
+    assert kinds.count("execution") >= 2 and kinds.count("result") >= 2

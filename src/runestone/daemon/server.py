@@ -6,6 +6,7 @@ Routes (127.0.0.1 and a Unix socket in the state directory):
   GET|POST /approve/<token>   the approval page
   GET /api/health             liveness, policy hash, pid
   POST /api/check             a PreToolUse-shaped action in, a decision out (bearer token)
+  POST /tools/<name>          run shell.exec, files.write or http.request (bearer token)
 
 Browsers are kept out: the Host must be local, any Origin header is refused on hook and API
 routes, and the API needs the daemon's bearer token (a file only this user can read). The
@@ -83,6 +84,9 @@ class Daemon:
         self.key = csrf_key(layout.keys_dir)
         self.token = api_token(layout)
         self.links = CallLinks(layout.state_dir / "calls")
+        from runestone.tools.settings import ToolSettings
+
+        self.tool_settings = ToolSettings.load(layout.config_file)
         self.started = time.time()
         self.policy_error = ""
         handler = _daemon_handler(self)
@@ -195,6 +199,23 @@ class Daemon:
         reply = handle_hook(self.gatekeeper, adapter, body, self.links)
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
+    def tool(self, name: str, body: str) -> str:
+        """Run one of the runtime's own tools: decide, approve if needed, execute, audit."""
+        from runestone.tools.runner import run_tool
+
+        try:
+            request = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError as exc:
+            return json.dumps({"decision": "deny", "reason": f"malformed JSON: {exc.msg}"})
+        if not isinstance(request, dict):
+            return json.dumps({"decision": "deny", "reason": "expected a JSON object"})
+        response = run_tool(self.gatekeeper, self.tool_settings, name,
+                            request.get("params", {}), agent=str(request.get("agent", "")),
+                            session=str(request.get("session", "")),
+                            cwd=request.get("cwd") if isinstance(request.get("cwd"), str)
+                            else None)
+        return json.dumps(response.to_json(), ensure_ascii=False)
+
     def check(self, body: str) -> str:
         from runestone.actions import ActionError, parse_action_json
 
@@ -250,6 +271,10 @@ def _daemon_handler(daemon: Daemon) -> type:
                 status, out, code, err = daemon.hook(self.path[len("/hooks/"):], body)
                 self._json(status, out, {"X-Runestone-Exit": str(code),
                                          "X-Runestone-Stderr": err.replace("\n", " ")[:4000]})
+                return
+            if self.path.startswith("/tools/"):
+                if self._authorised():
+                    self._json(HTTPStatus.OK, daemon.tool(self.path[len("/tools/"):], body))
                 return
             if self.path == "/api/check":
                 if self._authorised():

@@ -21,8 +21,8 @@ class DaemonFailed(RuntimeError):
     """The daemon accepted the request but gave no complete answer."""
 
 
-def ask_daemon(socket_file: Path, path: str, body: str,
-               timeout: float = ANSWER_TIMEOUT) -> tuple[str, int, str] | None:
+def ask_daemon(socket_file: Path, path: str, body: str, timeout: float = ANSWER_TIMEOUT,
+               headers: dict[str, str] | None = None) -> tuple[str, int, str] | None:
     """(body, exit code, stderr) from the daemon; None when no daemon is listening."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT)
@@ -34,9 +34,11 @@ def ask_daemon(socket_file: Path, path: str, body: str,
     try:
         sock.settimeout(timeout)
         payload = body.encode("utf-8")
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         sock.sendall(b"POST " + path.encode("ascii") + b" HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Content-Type: application/json\r\nConnection: close\r\n"
-                     b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                     b"Content-Type: application/json\r\nConnection: close\r\n" + extra
+                     + b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n"
+                     + payload)
         chunks = []
         while True:
             chunk = sock.recv(65536)

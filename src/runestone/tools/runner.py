@@ -1,0 +1,103 @@
+"""One tool call the runtime executes: decide, hold to the tool's limits, run, audit."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from runestone.actions import Action
+from runestone.gatekeeper import Gatekeeper
+from runestone.tools import files, http, shell
+from runestone.tools.settings import ToolSettings
+from runestone.tools.shell import ToolRefused
+
+TOOL_NAMES = ("shell.exec", "files.write", "http.request")
+
+
+@dataclass(slots=True)
+class ToolResponse:
+    request_id: str
+    decision: str
+    reason: str
+    result: dict[str, Any] | None = None
+    error: str = ""
+    approval: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"request_id": self.request_id, "decision": self.decision,
+                                "reason": self.reason}
+        if self.result is not None:
+            body["result"] = self.result
+        if self.error:
+            body["error"] = self.error
+        if self.approval:
+            body["approval"] = self.approval
+        return body
+
+
+def run_tool(gatekeeper: Gatekeeper, settings: ToolSettings, name: str,
+             params: dict[str, Any], *, agent: str = "", session: str = "",
+             cwd: str | None = None) -> ToolResponse:
+    if name not in TOOL_NAMES:
+        return ToolResponse("", "deny", f"unknown tool {name!r}; one of {', '.join(TOOL_NAMES)}")
+    if not isinstance(params, dict):
+        return ToolResponse("", "deny", "the tool's parameters must be a JSON object")
+    cwd = cwd or os.getcwd()
+    try:
+        action, execute = _plan(name, params, settings, cwd, gatekeeper, agent, session)
+    except ToolRefused as exc:
+        return ToolResponse("", "deny", f"{name}: {exc}")
+    action = Action(action.tool, action.input, action.cwd, agent=agent, session=session)
+    decision = gatekeeper.check(action)
+    response = ToolResponse(decision.request_id, decision.decision, decision.reason,
+                            approval=dict(decision.approval))
+    if decision.decision != "allow":
+        return response
+    audit = gatekeeper.audit
+    try:
+        if audit is not None:
+            audit.append([{"kind": "execution", "request_id": decision.request_id,
+                           "tool": name, "action_hash": decision.action_hash}])
+        result = execute()
+    except ToolRefused as exc:
+        response.decision, response.error = "deny", f"{name}: {exc}"
+        response.reason = f"Refused by the tool's limits: {exc}"
+        result = {"_audit": {"refused": str(exc)}}
+    except Exception as exc:
+        response.decision, response.error = "deny", f"{name} failed: {exc}"
+        result = {"_audit": {"error": f"{type(exc).__name__}: {exc}"}}
+    audit_fields = result.pop("_audit", {})
+    if response.decision == "allow":
+        response.result = result
+    if audit is not None:
+        try:
+            audit.append([{"kind": "result", "request_id": decision.request_id, "tool": name,
+                           **audit_fields}])
+        except Exception as exc:
+            response.error = (response.error + "; " if response.error else "") + \
+                f"the result could not be audited: {exc}"
+    return response
+
+
+def _plan(name: str, params: dict[str, Any], settings: ToolSettings, cwd: str,
+          gatekeeper: Gatekeeper, agent: str, session: str) -> tuple[Action, Any]:
+    if name == "shell.exec":
+        command, run_cwd, env = shell.prepare(params, cwd)
+        action = Action("Bash", {"command": command}, run_cwd)
+        return action, lambda: shell.run(command, run_cwd, env, settings.shell)
+    if name == "files.write":
+        path, content = files.prepare(params, cwd)
+        action = Action("Write", {"file_path": path, "content": content}, cwd)
+        return action, lambda: files.write(path, content, settings.files)
+    url, method, headers, body = http.prepare(params)
+
+    def approve_hop(next_url: str) -> None:
+        hop = Action("WebFetch", {"url": next_url, "method": method}, cwd, agent=agent,
+                     session=session)
+        verdict = gatekeeper.check(hop, approval_mode="ask")
+        if verdict.decision != "allow":
+            raise ToolRefused(f"the redirect to {next_url} is not allowed ({verdict.reason})")
+
+    action = Action("WebFetch", {"url": url, "method": method}, cwd)
+    return action, lambda: http.fetch(url, method, headers, body, settings.http, approve_hop)
