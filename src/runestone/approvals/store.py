@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,6 +130,7 @@ class ApprovalStore:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
@@ -138,13 +140,20 @@ class ApprovalStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        # One connection serves every thread of a process (the daemon): the lock keeps one
+        # transaction at a time on it; BEGIN IMMEDIATE does the same across processes.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     # --- requests -------------------------------------------------------------------------
 
@@ -155,13 +164,13 @@ class ApprovalStore:
                        f"({', '.join('?' for _ in row)})", tuple(row.values()))
 
     def request(self, request_id: str) -> Request | None:
-        row = self._db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
-        return _request(row) if row else None
+        rows = self._read("SELECT * FROM requests WHERE id = ?", (request_id,))
+        return _request(rows[0]) if rows else None
 
     def requests(self, states: tuple[str, ...] = STATES, limit: int = 200) -> list[Request]:
         marks = ", ".join("?" for _ in states)
-        rows = self._db.execute(f"SELECT * FROM requests WHERE state IN ({marks}) "
-                                "ORDER BY created DESC LIMIT ?", (*states, limit)).fetchall()
+        rows = self._read(f"SELECT * FROM requests WHERE state IN ({marks}) "
+                          "ORDER BY created DESC LIMIT ?", (*states, limit))
         return [_request(r) for r in rows]
 
     def decide(self, request_id: str, state: str, approver: str, reason: str, scope: str,
@@ -184,8 +193,8 @@ class ApprovalStore:
             return cursor.rowcount == 1
 
     def approved_for(self, action_hash: str) -> list[Request]:
-        rows = self._db.execute("SELECT * FROM requests WHERE action_hash = ? AND "
-                                "state = 'approved' ORDER BY decided", (action_hash,)).fetchall()
+        rows = self._read("SELECT * FROM requests WHERE action_hash = ? AND "
+                          "state = 'approved' ORDER BY decided", (action_hash,))
         return [_request(r) for r in rows]
 
     def cancel(self, request_id: str) -> bool:
@@ -209,11 +218,11 @@ class ApprovalStore:
                        f"({', '.join('?' for _ in row)})", tuple(row.values()))
 
     def grant(self, grant_id: str) -> Grant | None:
-        row = self._db.execute("SELECT * FROM grants WHERE id = ?", (grant_id,)).fetchone()
-        return Grant(**dict(row)) if row else None
+        rows = self._read("SELECT * FROM grants WHERE id = ?", (grant_id,))
+        return Grant(**dict(rows[0])) if rows else None
 
     def grants(self, *, active_at: float | None = None) -> list[Grant]:
-        rows = self._db.execute("SELECT * FROM grants ORDER BY created DESC").fetchall()
+        rows = self._read("SELECT * FROM grants ORDER BY created DESC")
         grants = [Grant(**dict(r)) for r in rows]
         return [g for g in grants if active_at is None or g.active(active_at)]
 

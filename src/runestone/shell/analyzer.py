@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -46,18 +47,19 @@ _WORDISH = frozenset({"word", "string", "raw_string", "ansi_c_string", "concaten
                       "simple_expansion", "expansion", "number", "command_substitution",
                       "translated_string", "extglob_pattern", "regex"})
 _SUBSTITUTIONS = ("command_substitution", "process_substitution")
-_parser: Parser | None = None
+_local = threading.local()
 
 
 def _get_parser() -> Parser:
-    """One tree-sitter parser per process, built on first use (loading it costs ~1 ms)."""
-    global _parser
-    if _parser is None:
+    """One tree-sitter parser per thread (a parser is not safe to share), built on first use."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
         import tree_sitter_bash
         from tree_sitter import Language, Parser
 
-        _parser = Parser(Language(tree_sitter_bash.language()))
-    return _parser
+        parser = Parser(Language(tree_sitter_bash.language()))
+        _local.parser = parser
+    return parser
 
 
 class _TooDeep(Exception):
