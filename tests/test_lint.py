@@ -22,7 +22,8 @@ def test_ruff_clean():
 
 def test_deciding_imports_no_heavy_modules():
     code = (
-        "import sys, runestone.gatekeeper, runestone.cli.check;"
+        "import sys, runestone.gatekeeper, runestone.cli.check, runestone.cli.hook,"
+        " runestone.integrations.hook, runestone.daemon.server, runestone.tools.runner;"
         "heavy = {'fastapi','sqlalchemy','pydantic','starlette','uvicorn','httpx','jinja2',"
         "'mcp','cryptography','requests'};"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"

@@ -131,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when policy asks (default: wait for a human)")
     p.add_argument("--wait-seconds", type=float, default=None)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p = sub.add_parser("mcp", help="govern MCP: a gateway in front of a server, or serve tools")
+    msub = p.add_subparsers(dest="mcp_command", required=True)
+    q = msub.add_parser("wrap", help="a stdio MCP server that relays to the real one and gates "
+                        "tools/call")
+    _policy_options(q)
+    q.add_argument("--name", default=None, help="the server's name in mcp__<server>__<tool> "
+                   "(default: the server's own serverInfo.name)")
+    q.add_argument("--url", default=None, help="a streamable-HTTP MCP server to front")
+    q.add_argument("server", nargs=argparse.REMAINDER, help="-- SERVER COMMAND [ARGS...]")
+    q = msub.add_parser("serve", help="an MCP server offering the runtime's governed tools")
+    _policy_options(q)
     p = sub.add_parser("daemon", help="serve hooks, the approval page and a local API")
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
@@ -213,6 +224,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.exec import run_exec
 
         return run_exec(args)
+    if args.command == "mcp":
+        from runestone.cli.mcp import run_mcp
+
+        return run_mcp(args)
     if args.command == "daemon":
         from runestone.cli.daemon import run_daemon
 

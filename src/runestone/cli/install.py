@@ -33,9 +33,10 @@ def run_install_command(args: argparse.Namespace) -> int:
               + (f" (backup: {backup})" if backup else ""))
         return 0
     if args.command == "uninstall":
-        data, removed = hosts_install.remove_ours(data, args.host, installer["events"])
+        remove = installer.get("uninstall", hosts_install.remove_ours)
+        data, removed = remove(data, args.host, installer["events"])
         backup = hosts_install.write_settings(path, data) if removed else None
-        print(f"removed {removed} Runestone hook(s) from {path}"
+        print(f"removed {removed} Runestone entr{'y' if removed == 1 else 'ies'} from {path}"
               + (f" (backup: {backup})" if backup else ""))
         return 0
     report = hosts_install.DoctorReport()

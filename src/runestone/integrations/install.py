@@ -329,6 +329,71 @@ CURSOR_PROBE = {"conversation_id": "runestone-doctor", "generation_id": "g",
 COPILOT_PROBE = {"timestamp": 1704614600000, "cwd": _HOME_PROBE_CWD, "toolName": "bash",
                  "toolArgs": json.dumps({"command": "rm -rf ~"})}
 
+# --- MCP server entries (Claude Code's .mcp.json and the like) ----------------------------------
+
+MCP_WRAP = ("-m", "runestone", "mcp", "wrap")
+
+
+def _wrapped(entry: dict[str, Any]) -> bool:
+    args = entry.get("args") or []
+    return isinstance(args, list) and tuple(args[:4]) == MCP_WRAP
+
+
+def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
+    """Route every server in `mcpServers` through `runestone mcp wrap`."""
+    servers = data.get("mcpServers")
+    if not isinstance(servers, dict):
+        raise ValueError("no 'mcpServers' object in this file")
+    for name, entry in servers.items():
+        if not isinstance(entry, dict) or _wrapped(entry):
+            continue
+        if entry.get("command"):
+            servers[name] = {**{k: v for k, v in entry.items() if k not in ("command", "args")},
+                             "command": sys.executable,
+                             "args": [*MCP_WRAP, "--name", name, "--", entry["command"],
+                                      *(entry.get("args") or [])]}
+        elif entry.get("url") and not entry.get("headers"):
+            servers[name] = {"command": sys.executable,
+                             "args": [*MCP_WRAP, "--name", name, "--url", entry["url"]]}
+        else:
+            print(f"runestone: {name} sends headers (credentials?) the gateway would drop; "
+                  "left as it is", file=sys.stderr)
+    return data
+
+
+def mcp_uninstall(data: dict[str, Any], host: str, events: tuple[str, ...]) -> tuple[dict, int]:
+    servers = data.get("mcpServers")
+    restored = 0
+    if not isinstance(servers, dict):
+        return data, 0
+    for name, entry in servers.items():
+        if not isinstance(entry, dict) or not _wrapped(entry):
+            continue
+        args = list(entry["args"])
+        rest = {k: v for k, v in entry.items() if k not in ("command", "args")}
+        if "--url" in args:
+            servers[name] = {**rest, "type": "http", "url": args[args.index("--url") + 1]}
+        elif "--" in args:
+            original = args[args.index("--") + 1:]
+            servers[name] = {**rest, "command": original[0], "args": original[1:]}
+        restored += 1
+    return data, restored
+
+
+def mcp_doctor(data: dict[str, Any], report: DoctorReport,
+               run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+    servers = data.get("mcpServers")
+    if not isinstance(servers, dict) or not servers:
+        report.fail("no 'mcpServers' in this file")
+        return
+    for name, entry in servers.items():
+        if isinstance(entry, dict) and _wrapped(entry):
+            report.good(f"{name} goes through the Runestone gateway")
+        else:
+            report.fail(f"{name} does not go through the gateway: its tool calls are not "
+                        "governed; run `runestone install mcp`")
+
+
 HOSTS: dict[str, dict[str, Any]] = {
     "claude-code": {"path": claude_settings_path, "install": claude_install,
                     "events": CLAUDE_EVENTS, "doctor": claude_doctor},
@@ -360,6 +425,8 @@ HOSTS: dict[str, dict[str, Any]] = {
                                lambda r: r.returncode == 2
                                or _json_field(r, "permission") == "deny", _cursor_settings),
     },
+    "mcp": {"path": lambda: Path.cwd() / ".mcp.json", "install": mcp_install,
+            "events": (), "doctor": mcp_doctor, "uninstall": mcp_uninstall},
     "copilot": {
         "path": lambda: Path.cwd() / ".github" / "hooks" / "runestone.json",
         "install": flat_install({"preToolUse": {"type": "command", "timeoutSec": 600}},

@@ -1,0 +1,248 @@
+"""The MCP gateway with the official SDK's client session and real MCP servers from PyPI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.client.stdio import stdio_client
+
+from mcp import ClientSession, StdioServerParameters
+from runestone.audit.query import read_entries
+from runestone.home import layout
+from runestone.identity import create_identity
+
+pytestmark = pytest.mark.skipif(shutil.which("mcp-server-git") is None,
+                                reason="mcp-server-git is not installed")
+HERE = Path(__file__).parent
+POLICY = """
+[policy]
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "t.time"
+decision = "allow"
+reason = "reading the clock"
+mcp_server = ["mcp-time", "time"]
+mcp_tool = ["get_current_time"]
+
+[[rule]]
+id = "t.git-read"
+decision = "allow"
+reason = "reading the repository"
+mcp_server = ["mcp-git"]
+mcp_tool = ["git_status", "git_log", "git_diff*", "git_show"]
+
+[[rule]]
+id = "t.git-write"
+decision = "deny"
+reason = "the agent may not change the repository"
+mcp_server = ["mcp-git"]
+mcp_tool = ["git_add", "git_commit", "git_reset", "git_create_branch", "git_checkout"]
+
+[[rule]]
+id = "t.fake"
+decision = "allow"
+reason = "the broken test server"
+mcp_server = ["fake"]
+"""
+
+
+@pytest.fixture
+def policy(isolated_home, tmp_path):
+    create_identity(layout())
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "repo"
+    path.mkdir()
+    git = ["git", "-C", str(path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (path / "a.txt").write_text("one\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    (path / "b.txt").write_text("untracked\n")
+    return path
+
+
+def gateway(policy: Path, *server: str, env: dict | None = None) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "runestone", "mcp", "wrap", "--policy", str(policy), "--", *server],
+        env={**os.environ, **(env or {})})
+
+
+async def session_run(params: StdioServerParameters, body, elicitation=None):
+    async with stdio_client(params) as streams, ClientSession(
+            streams[0], streams[1], elicitation_callback=elicitation) as session:
+        await session.initialize()
+        return await body(session)
+
+
+def git_state(repo: Path) -> tuple[str, str]:
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout
+    return head, status
+
+
+def test_listing_allowed_and_denied_calls_through_the_gateway(policy, repo):
+    before = git_state(repo)
+
+    async def body(session):
+        tools = [t.name for t in (await session.list_tools()).tools]
+        status = await session.call_tool("git_status", {"repo_path": str(repo)})
+        added = await session.call_tool("git_add", {"repo_path": str(repo),
+                                                    "files": ["b.txt"]})
+        return tools, status, added
+
+    tools, status, added = anyio.run(session_run, gateway(
+        policy, "mcp-server-git", "--repository", str(repo)), body)
+    assert {"git_status", "git_add", "git_commit"} <= set(tools)
+    assert not status.is_error and "b.txt" in status.content[0].text
+    assert added.is_error and "may not change the repository" in added.content[0].text
+    assert git_state(repo) == before  # the denied call never reached the server
+
+    entries = list(read_entries(layout().audit_dir))
+    decisions = {(e["tool"], e["decision"]) for e in entries if e["kind"] == "decision"}
+    assert ("mcp__mcp-git__git_status", "allow") in decisions
+    assert ("mcp__mcp-git__git_add", "deny") in decisions
+    allowed = next(e for e in entries if e["kind"] == "decision"
+                   and e["tool"] == "mcp__mcp-git__git_status")
+    result = next(e for e in entries if e["kind"] == "result")
+    assert result["request_id"] == allowed["request_id"] and result["is_error"] is False
+    assert result["result_bytes"] > 0 and "b.txt" not in json.dumps(result)
+
+
+def test_an_ask_answered_through_elicitation(policy):
+    asked: list[str] = []
+
+    async def approve(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    async def decline(context, params):
+        return types.ElicitResult(action="decline")
+
+    async def body(session):
+        return await session.call_tool("convert_time", {
+            "source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"})
+
+    approved = anyio.run(session_run, gateway(policy, "mcp-server-time"), body, approve)
+    assert not approved.is_error and "Asia/Tokyo" in approved.content[0].text
+    assert asked and "convert_time" in asked[0]
+    declined = anyio.run(session_run, gateway(policy, "mcp-server-time"), body, decline)
+    assert declined.is_error and "Declined" in declined.content[0].text
+
+    entries = list(read_entries(layout().audit_dir))
+    approval = next(e for e in entries if e["kind"] == "approval" and e["decision"] == "approved")
+    first = approval["request_id"]
+    trail = [e["kind"] for e in entries if e.get("request_id") == first
+             or (e.get("approval") or {}).get("request") == first]
+    assert trail[:3] == ["request", "decision", "approval"] and trail[-1] == "decision"
+    allowed = next(e for e in entries if e["kind"] == "decision"
+                   and (e.get("approval") or {}).get("request") == first)
+    assert allowed["decision"] == "allow"
+    assert any(e["kind"] == "result" and e["request_id"] == allowed["request_id"]
+               for e in entries)
+    assert "(elicitation)" in approval["approver"]
+
+
+def test_an_ask_without_elicitation_defers_with_a_link(policy):
+    async def body(session):
+        return await session.call_tool("convert_time", {
+            "source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"})
+
+    result = anyio.run(session_run, gateway(policy, "mcp-server-time"), body)
+    assert result.is_error and "/approve/" in result.content[0].text
+
+
+def test_a_crashing_server_gives_an_error_not_a_hang(policy):
+    async def body(session):
+        with anyio.fail_after(20):
+            try:
+                return await session.call_tool("boom", {})
+            except Exception as exc:  # the SDK raises on a JSON-RPC error
+                return exc
+
+    outcome = anyio.run(session_run, gateway(policy, sys.executable, str(HERE / "fake_server.py"),
+                                             env={"FAKE_MODE": "crash"}), body)
+    text = str(outcome) if isinstance(outcome, Exception) else outcome.content[0].text
+    assert "exited" in text
+
+
+def test_malformed_messages_from_either_side(policy):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runestone", "mcp", "wrap", "--policy", str(policy), "--",
+         sys.executable, str(HERE / "fake_server.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FAKE_MODE": "garbage"})
+    try:
+        process.stdin.write("{this is not json\n")
+        process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                        "params": {"protocolVersion": "2025-06-18",
+                                                   "capabilities": {},
+                                                   "clientInfo": {"name": "t",
+                                                                  "version": "1"}}}) + "\n")
+        process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                        "params": {"name": "boom", "arguments": {}}}) + "\n")
+        process.stdin.flush()
+        first = json.loads(process.stdout.readline())
+        assert first["error"]["code"] == -32700
+        second = json.loads(process.stdout.readline())
+        assert second["id"] == 1 and second["result"]["serverInfo"]["name"] == "fake"
+        third = json.loads(process.stdout.readline())
+        assert third["id"] == 2 and third["result"]["content"][0]["text"] == "ok"
+    finally:
+        process.stdin.close()
+        deadline = time.time() + 10
+        while process.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        process.kill()
+    assert "malformed message from the server" in process.stderr.read()
+
+
+def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, policy):
+    from clihelp import run_cli
+
+    config = tmp_path / ".mcp.json"
+    original = {"mcpServers": {
+        "time": {"command": "mcp-server-time", "args": [], "env": {"TZ": "UTC"}},
+        "git": {"command": "mcp-server-git", "args": ["--repository", str(tmp_path)]},
+        "remote": {"type": "http", "url": "https://mcp.example.com/mcp"},
+        "secret": {"type": "http", "url": "https://x.example/mcp",
+                   "headers": {"Authorization": "Bearer abc"}}}}
+    config.write_text(json.dumps(original))
+    assert run_cli("install", "mcp", "--settings", str(config)).returncode == 0
+    wrapped = json.loads(config.read_text())["mcpServers"]
+    assert wrapped["time"]["args"][:4] == ["-m", "runestone", "mcp", "wrap"]
+    assert wrapped["time"]["env"] == {"TZ": "UTC"}
+    assert wrapped["secret"] == original["mcpServers"]["secret"]
+    doctor = run_cli("doctor", "mcp", "--settings", str(config))
+    assert doctor.returncode == 1 and "secret does not go through" in doctor.stdout
+
+    async def body(session):
+        return await session.call_tool("get_current_time", {"timezone": "UTC"})
+
+    entry = wrapped["time"]
+    result = anyio.run(session_run, StdioServerParameters(
+        command=entry["command"],
+        args=[*entry["args"][:4], "--policy", str(policy), *entry["args"][4:]],
+        env={**os.environ, **entry["env"]}), body)
+    assert not result.is_error
+    assert run_cli("uninstall", "mcp", "--settings", str(config)).returncode == 0
+    assert json.loads(config.read_text()) == original
