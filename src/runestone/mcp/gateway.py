@@ -55,7 +55,8 @@ class Gateway:
         self._ids = itertools.count(1)
         self._out_lock = asyncio.Lock()
         self.server_alive = True
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()    # gates in flight
+        self._audits: set[asyncio.Future[None]] = set()  # result entries being written
         self.initialized = asyncio.Event()  # the server's name is known from here on
 
     # --- wiring ---------------------------------------------------------------------------
@@ -76,6 +77,10 @@ class Gateway:
             server_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await server_task
+            for task in self._tasks:  # the client is gone: nobody waits for these answers
+                task.cancel()
+            if self._audits:  # but the results of calls that ran are written before we exit
+                await asyncio.gather(*self._audits, return_exceptions=True)
             await self.upstream.close()
         return 0
 
@@ -256,7 +261,14 @@ class Gateway:
                 self.initialized.set()
             if message_id in self.gated:
                 request_id, action = self.gated.pop(message_id)
-                await asyncio.to_thread(self._audit_result, request_id, action, message)
+                # The call already ran: answer first, then make its result durable. (The
+                # request and the decision were durable before the call was forwarded.)
+                await self.to_client(message)
+                audit = asyncio.ensure_future(asyncio.to_thread(
+                    self._audit_result, request_id, action, message))
+                self._audits.add(audit)
+                audit.add_done_callback(self._audits.discard)
+                return
         await self.to_client(message)
 
     def _audit_result(self, request_id: str, action: Action, message: dict[str, Any]) -> None:
