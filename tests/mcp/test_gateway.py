@@ -246,3 +246,45 @@ def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, polic
     assert not result.is_error
     assert run_cli("uninstall", "mcp", "--settings", str(config)).returncode == 0
     assert json.loads(config.read_text()) == original
+
+
+def test_the_gateway_in_front_of_a_streamable_http_server(policy, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(HERE / "http_server.py"), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        rules = policy.read_text() + (
+            '\n[[rule]]\nid = "t.notes-add"\ndecision = "allow"\nreason = "notes"\n'
+            'mcp_server = ["notes"]\nmcp_tool = ["add_note"]\n\n'
+            '[[rule]]\nid = "t.notes-delete"\ndecision = "deny"\nreason = "keep the notes"\n'
+            'mcp_server = ["notes"]\nmcp_tool = ["delete_notes"]\n')
+        policy.write_text(rules)
+        params = StdioServerParameters(command=sys.executable, env=dict(os.environ), args=[
+            "-m", "runestone", "mcp", "wrap", "--policy", str(policy), "--name", "notes",
+            "--url", f"http://127.0.0.1:{port}/mcp"])
+
+        async def body(session):
+            tools = [t.name for t in (await session.list_tools()).tools]
+            added = await session.call_tool("add_note", {"text": "remember"})
+            deleted = await session.call_tool("delete_notes", {})
+            again = await session.call_tool("add_note", {"text": "twice"})
+            return tools, added, deleted, again
+
+        tools, added, deleted, again = anyio.run(session_run, params, body)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert set(tools) == {"add_note", "delete_notes"}
+    assert not added.is_error and "1 notes" in added.content[0].text
+    assert deleted.is_error and "keep the notes" in deleted.content[0].text
+    assert "2 notes" in again.content[0].text  # the denied delete never reached the server
