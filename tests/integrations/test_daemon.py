@@ -93,6 +93,10 @@ def test_end_to_end_with_the_daemon(daemon, tmp_path, isolated_home):
                             env={**os.environ, "RUNESTONE_HOME": str(isolated_home)}, timeout=60)
     assert result.returncode == 0 and decision_of(result.stdout) == "deny"
 
+    # Claude Code reads any HTTP failure as "proceed", so a broken input is a 200 deny.
+    status, body, _ = post(http_hook["url"], b"{not json")
+    assert status == 200 and decision_of(body) == "deny"
+
     # A browser cannot use the hook endpoint or the API.
     assert post(http_hook["url"], hook_body("ls"), {"Origin": "https://evil.example"})[0] == 403
     assert post(f"{base}/api/check", hook_body("ls"))[0] == 401

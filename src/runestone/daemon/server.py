@@ -196,7 +196,10 @@ class Daemon:
             adapter = host(host_name)
         except ValueError as exc:
             return HTTPStatus.NOT_FOUND, json.dumps({"error": str(exc)}), 2, str(exc)
-        reply = handle_hook(self.gatekeeper, adapter, body, self.links)
+        try:
+            reply = handle_hook(self.gatekeeper, adapter, body, self.links)
+        except Exception as exc:  # an HTTP hook reads a dropped connection as "proceed"
+            reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:

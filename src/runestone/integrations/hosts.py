@@ -86,7 +86,11 @@ class ClaudeCode:
         }}))
 
     def failure(self, reason: str) -> Reply:
-        return Reply("", 2, f"runestone: {reason}")
+        # Exit 2 blocks a command hook (stdout is then ignored); the same deny as JSON is the
+        # body an `http` hook needs, since Claude Code reads any HTTP failure as "proceed".
+        return Reply(_json({"hookSpecificOutput": {
+            "hookEventName": "PreToolUse", "permissionDecision": "deny",
+            "permissionDecisionReason": f"runestone: {reason}"}}), 2, f"runestone: {reason}")
 
 
 class Codex(ClaudeCode):
@@ -140,7 +144,8 @@ class Gemini:
         return Reply(_json({"decision": "deny", "reason": decision.reason}))
 
     def failure(self, reason: str) -> Reply:
-        return Reply("", 2, f"runestone: {reason}")
+        return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
+                     f"runestone: {reason}")
 
 
 class Cursor:
