@@ -143,6 +143,9 @@ class Gatekeeper:
             policy = load_preset(preset, verified=verified)
         elif policy_file:
             policy = load_policy(policy_file, verified=verified)
+        elif (layout.config_dir / "policy.remote.toml").exists():
+            # Enrolled: the last verified policy from the control plane governs.
+            policy = load_policy(layout.config_dir / "policy.remote.toml", verified=verified)
         elif layout.policy_file.exists():
             policy = load_policy(layout.policy_file, verified=verified)
         else:

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         q = psub.add_parser(name, help=text)
         _policy_options(q)
     q = psub.add_parser("packs", help="list the built-in packs")
+    psub.add_parser("pull", help="fetch and verify the policy the control plane assigns")
     q = psub.add_parser("import-claude", help="turn Claude Code permissions into rules")
     q.add_argument("settings", help="a Claude Code settings.json")
 
@@ -142,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("server", nargs=argparse.REMAINDER, help="-- SERVER COMMAND [ARGS...]")
     q = msub.add_parser("serve", help="an MCP server offering the runtime's governed tools")
     _policy_options(q)
+    p = sub.add_parser("enroll", help="enroll this runtime with a control plane")
+    p.add_argument("--server", required=True)
+    p.add_argument("--token", required=True, help="a one-time enrollment token")
+    p.add_argument("--label", action="append", help="KEY=VALUE, repeatable")
+    sub.add_parser("status", help="which policy is active, where from, when last checked")
     p = sub.add_parser("daemon", help="serve hooks, the approval page and a local API")
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
@@ -228,6 +234,14 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.mcp import run_mcp
 
         return run_mcp(args)
+    if args.command == "enroll":
+        from runestone.cli.remote import run_enroll
+
+        return run_enroll(args)
+    if args.command == "status":
+        from runestone.cli.remote import run_status
+
+        return run_status()
     if args.command == "daemon":
         from runestone.cli.daemon import run_daemon
 

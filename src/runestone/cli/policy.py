@@ -27,6 +27,10 @@ def run_policy(args: argparse.Namespace) -> int:
         return 0
     if action == "import-claude":
         return _import_claude(args.settings)
+    if action == "pull":
+        from runestone.cli.remote import run_pull
+
+        return run_pull()
     try:
         policy = _load(args, run_tests=False)
     except PolicyError as exc:

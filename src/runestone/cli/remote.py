@@ -1,0 +1,61 @@
+"""`runestone enroll`, `runestone policy pull`, `runestone status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from runestone.home import layout
+from runestone.remote import client
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    labels = {}
+    for item in args.label or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"runestone enroll: label {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        labels[key] = value
+    try:
+        config = client.enroll(layout(), args.server, args.token, labels)
+        state = client.pull(layout())
+    except client.RemoteError as exc:
+        print(f"runestone enroll: {exc}", file=sys.stderr)
+        return 1
+    print(f"enrolled {config['runtime_id']} with {config['server']} (team {config['team_id']})")
+    print(f"policy: {state.get('number', 'none published yet')}")
+    return 0
+
+
+def run_pull() -> int:
+    try:
+        state = client.pull(layout())
+    except client.RemoteError as exc:
+        print(f"runestone: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: state.get(k) for k in ("number", "hash", "last_error")}))
+    return 0
+
+
+def run_status() -> int:
+    where = layout()
+    config = client.load_remote(where)
+    state = client.read_state(where)
+    if config is None:
+        print(f"policy: local file {where.policy_file} (not enrolled with a control plane)")
+        return 0
+    checked = state.get("checked")
+    print(f"control plane: {config['server']} (team {config['team_id']}, runtime "
+          f"{config['runtime_id']})")
+    if state.get("hash"):
+        print(f"policy: version {state['number']}, sha256:{state['hash'][:16]}, fetched "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state['fetched']))}")
+    else:
+        print("policy: none received yet (the local policy applies)")
+    if checked:
+        print(f"last checked: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(checked))}"
+              + (f" ({state['last_error']})" if state.get("last_error") else ""))
+    return 0

@@ -1,0 +1,1 @@
+"""The runtime's side of the control plane: enrollment, signed policy pulls, status."""

@@ -1,0 +1,96 @@
+"""Enrollment: one-time tokens, runtimes registering their key, the server's key back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select, update
+
+from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Who, team_for
+from runestone_server.events import record
+from runestone_server.models import EnrollmentToken, Runtime
+from runestone_server.security import new_token, token_hash
+
+router = APIRouter(prefix="/api/v1")
+
+
+class NewEnrollment(BaseModel):
+    labels: dict[str, str] = Field(default_factory=dict)
+    hours: int = Field(default=24, ge=1, le=720)
+
+
+class EnrollmentOut(BaseModel):
+    token: str
+    expires: datetime
+
+
+@router.post("/teams/{team_id}/enrollment-tokens", response_model=EnrollmentOut,
+             status_code=201)
+def create_enrollment(team_id: int, body: NewEnrollment, who: Who, db: DB) -> EnrollmentOut:
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    token, digest = new_token("rse")
+    expires = datetime.now(UTC) + timedelta(hours=body.hours)
+    db.add(EnrollmentToken(org_id=who.org_id, team_id=team.id, token_hash=digest,
+                           labels=body.labels, created_by=who.user.id, expires=expires))
+    record(db, who.org_id, team.id, who.name, "enrollment.created", {"labels": body.labels})
+    db.commit()
+    return EnrollmentOut(token=token, expires=expires)
+
+
+class Enroll(BaseModel):
+    token: str = Field(max_length=200)
+    runtime_id: str = Field(pattern=r"^rt_[0-9a-f]{8,64}$")
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Enrolled(BaseModel):
+    credential: str
+    server_public_key: str
+    team_id: int
+
+
+@router.post("/enroll", response_model=Enrolled, status_code=201)
+def enroll(body: Enroll, request: Request, db: DB) -> Enrolled:
+    """No other credential: the one-time token is it. Spent atomically."""
+    now = datetime.now(UTC)
+    digest = token_hash(body.token)
+    spent = db.execute(update(EnrollmentToken).where(
+        EnrollmentToken.token_hash == digest, EnrollmentToken.used.is_(None),
+        EnrollmentToken.expires > now).values(used=now))
+    if spent.rowcount != 1:
+        db.rollback()
+        raise HTTPException(401, "unknown, used or expired enrollment token")
+    enrollment = db.scalar(select(EnrollmentToken).where(EnrollmentToken.token_hash == digest))
+    assert enrollment is not None
+    if db.scalar(select(Runtime).where(Runtime.runtime_id == body.runtime_id)):
+        db.rollback()
+        raise HTTPException(409, "this runtime is already enrolled")
+    credential, credential_digest = new_token("rsr")
+    labels = {**body.labels, **enrollment.labels}
+    db.add(Runtime(org_id=enrollment.org_id, team_id=enrollment.team_id,
+                   runtime_id=body.runtime_id, public_key=body.public_key, labels=labels,
+                   credential_hash=credential_digest))
+    record(db, enrollment.org_id, enrollment.team_id, f"runtime:{body.runtime_id}",
+           "runtime.enrolled", {"labels": labels})
+    db.commit()
+    return Enrolled(credential=credential, team_id=enrollment.team_id,
+                    server_public_key=request.app.state.key.public_hex)
+
+
+class RuntimeOut(BaseModel):
+    runtime_id: str
+    labels: dict[str, str]
+    enrolled: datetime
+    last_seen: datetime | None
+    policy_hash: str | None
+
+
+@router.get("/teams/{team_id}/runtimes", response_model=list[RuntimeOut])
+def list_runtimes(team_id: int, who: Who, db: DB) -> list[RuntimeOut]:
+    team = team_for(db, who, team_id, READ_ROLES)
+    rows = db.scalars(select(Runtime).where(Runtime.team_id == team.id).order_by(Runtime.id))
+    return [RuntimeOut(runtime_id=r.runtime_id, labels=r.labels, enrolled=r.enrolled,
+                       last_seen=r.last_seen, policy_hash=r.policy_hash) for r in rows]

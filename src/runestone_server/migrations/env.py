@@ -1,0 +1,26 @@
+"""Alembic environment: the URL and the connection come from runestone-server."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from runestone_server.models import Base
+
+config = context.config
+connection = config.attributes.get("connection")
+target_metadata = Base.metadata
+
+if connection is None:
+    from runestone_server.db import make_engine
+
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.begin() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+else:
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,161 @@
+"""Every endpoint x every role x another tenant's objects: exactly the allowed set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from runestone_server.models import ROLES, ApiToken, Membership, Organisation, Team, User
+from runestone_server.security import hash_password, new_token
+
+GOOD_POLICY = '[policy]\ndefault = "ask"\ninclude = ["default"]\n'
+
+
+def _token(db, user: User, scopes=("read", "write")) -> str:
+    token, digest = new_token("rst")
+    db.add(ApiToken(org_id=user.org_id, user_id=user.id, name="t", token_hash=digest,
+                    scopes=list(scopes), kind="api"))
+    return token
+
+
+@pytest.fixture
+def world(server):
+    """Org A: a team with one user per role, an org admin, an outsider in another team.
+    Org B: its own admin and team."""
+    app, client = server
+    with app.state.db.sessions() as db:
+        a, b = Organisation(name="a"), Organisation(name="b")
+        db.add_all([a, b])
+        db.flush()
+        team, other_team = Team(org_id=a.id, name="core"), Team(org_id=a.id, name="other")
+        b_team = Team(org_id=b.id, name="b-core")
+        db.add_all([team, other_team, b_team])
+        db.flush()
+        tokens: dict[str, str] = {}
+        for role in ROLES:
+            user = User(org_id=a.id, username=role, password_hash=hash_password("x" * 12))
+            db.add(user)
+            db.flush()
+            db.add(Membership(org_id=a.id, team_id=team.id, user_id=user.id, role=role))
+            tokens[role] = _token(db, user)
+        for name, org, is_admin in (("orgadmin", a, True), ("outsider", a, False),
+                                    ("b-admin", b, True)):
+            user = User(org_id=org.id, username=name, password_hash=hash_password("x" * 12),
+                        org_admin=is_admin)
+            db.add(user)
+            db.flush()
+            tokens[name] = _token(db, user)
+            if name == "outsider":
+                db.add(Membership(org_id=a.id, team_id=other_team.id, user_id=user.id,
+                                  role="owner"))
+        db.commit()
+        ids = {"team": team.id, "b_team": b_team.id}
+    # One version to read, diff and publish.
+    created = client.post(f"/api/v1/teams/{ids['team']}/policies",
+                          json={"text": GOOD_POLICY, "message": "v1"},
+                          headers={"Authorization": f"Bearer {tokens['orgadmin']}"})
+    assert created.status_code == 201, created.text
+    return app, client, tokens, ids
+
+
+def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
+    """(method, path, body, roles allowed); org admins are allowed everything."""
+    read = {"owner", "admin", "policy_author", "approver", "auditor", "member"}
+    return [
+        ("GET", f"/api/v1/teams/{team}/members", None, read),
+        ("PUT", f"/api/v1/teams/{team}/members", {"username": "member", "role": "member"},
+         {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/policies", None, read),
+        ("GET", f"/api/v1/teams/{team}/policies/1", None, read),
+        ("GET", f"/api/v1/teams/{team}/diff?old=1&new=1", None, read),
+        ("POST", f"/api/v1/teams/{team}/policies", {"text": GOOD_POLICY},
+         {"owner", "admin", "policy_author"}),
+        ("POST", f"/api/v1/teams/{team}/publications", {"number": 1},
+         {"owner", "admin", "policy_author"}),
+        ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
+        ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
+    ]
+
+
+def call(client, method, path, body, token):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.request(method, path, json=body, headers=headers)
+
+
+def test_every_role_against_every_team_endpoint(world):
+    _, client, tokens, ids = world
+    for method, path, body, allowed in endpoints(ids["team"]):
+        for caller in (*ROLES, "orgadmin", "outsider", "b-admin"):
+            status = call(client, method, path, body, tokens[caller]).status_code
+            if caller == "orgadmin" or caller in allowed:
+                assert status < 300, (caller, method, path, status)
+            elif caller in ("outsider", "b-admin"):
+                assert status == 404, (caller, method, path, status)  # not even its existence
+            else:
+                assert status == 403, (caller, method, path, status)
+
+
+def test_nobody_reaches_another_tenants_team(world):
+    _, client, tokens, ids = world
+    for method, path, body, _ in endpoints(ids["b_team"]):
+        for caller in (*ROLES, "orgadmin"):
+            assert call(client, method, path, body, tokens[caller]).status_code == 404
+
+
+def test_organisation_level_endpoints(world):
+    _, client, tokens, _ = world
+    for caller in (*ROLES, "outsider"):
+        assert call(client, "POST", "/api/v1/teams", {"name": f"t-{caller}"},
+                    tokens[caller]).status_code == 403
+        assert call(client, "POST", "/api/v1/users", {"username": f"u{caller}",
+                    "password": "p" * 12}, tokens[caller]).status_code == 403
+    assert call(client, "POST", "/api/v1/teams", {"name": "new"},
+                tokens["orgadmin"]).status_code == 201
+    teams = call(client, "GET", "/api/v1/teams", None, tokens["member"]).json()
+    assert [t["name"] for t in teams] == ["core"]
+    b_teams = call(client, "GET", "/api/v1/teams", None, tokens["b-admin"]).json()
+    assert [t["name"] for t in b_teams] == ["b-core"]
+
+
+def test_unauthenticated_expired_revoked_and_read_only_credentials(world):
+    app, client, tokens, ids = world
+    path = f"/api/v1/teams/{ids['team']}/policies"
+    assert call(client, "GET", path, None, None).status_code == 401
+    assert call(client, "GET", path, None, "rst_forged").status_code == 401
+    with app.state.db.sessions() as db:
+        db.execute(update(ApiToken).values(expires=datetime.now(UTC) - timedelta(seconds=1))
+                   .where(ApiToken.token_hash == __import__(
+                       "runestone_server.security", fromlist=["x"]).token_hash(
+                       tokens["auditor"])))
+        db.commit()
+    assert call(client, "GET", path, None, tokens["auditor"]).status_code == 401
+    read_only = call(client, "POST", "/api/v1/tokens", {"name": "ro", "scopes": ["read"]},
+                     tokens["admin"]).json()["token"]
+    assert call(client, "GET", path, None, read_only).status_code == 200
+    assert call(client, "POST", path, {"text": GOOD_POLICY}, read_only).status_code == 403
+    created = call(client, "POST", "/api/v1/tokens", {"name": "w", "scopes": ["write", "read"]},
+                   tokens["admin"]).json()
+    assert call(client, "DELETE", f"/api/v1/tokens/{created['id']}", None,
+                tokens["admin"]).status_code == 204
+    assert call(client, "GET", path, None, created["token"]).status_code == 401
+    assert call(client, "POST", "/api/v1/tokens", {"name": "x", "scopes": ["write"]},
+                read_only).status_code == 403
+
+
+def test_login_issues_a_session_token(world):
+    app, client, _, _ = world
+    with app.state.db.sessions() as db:
+        db.execute(update(User).where(User.username == "member").values(
+            password_hash=hash_password("correct horse battery")))
+        db.commit()
+    bad = client.post("/api/v1/login", json={"organisation": "a", "username": "member",
+                                             "password": "wrong"})
+    assert bad.status_code == 401
+    good = client.post("/api/v1/login", json={"organisation": "a", "username": "member",
+                                              "password": "correct horse battery"})
+    assert good.status_code == 200
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {good.json()['token']}"})
+    assert me.json()["teams"] == {"core": "member"}
