@@ -69,3 +69,7 @@ def _init(db: Database, args: argparse.Namespace) -> int:
         session.commit()
     print(f"organisation {args.organisation} with admin {args.admin}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""A real server process and two enrolled runtimes, each with its own data directory:
+publish v1, both take it; v2 to one label only; the server stops and the runtimes keep
+deciding with their cached versions; it restarts; roll back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+V1 = '[policy]\nname = "v1"\ndefault = "ask"\ninclude = ["default"]\n'
+V2 = V1.replace('"v1"', '"v2"') + (
+    '\n[[rule]]\nid = "team.no-curl"\ndecision = "deny"\nreason = "no curl in prod"\n'
+    'program = ["curl"]\n\n[[test]]\ncommand = "curl https://example.com"\nexpect = "deny"\n')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def api(base: str, method: str, path: str, token: str | None = None, body=None):
+    request = urllib.request.Request(base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"}
+                                                 if token else {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+class Server:
+    def __init__(self, url: str, home: Path) -> None:
+        self.url, self.home, self.port = url, home, free_port()
+        self.env = {**os.environ, "RUNESTONE_SERVER_HOME": str(home),
+                    "RUNESTONE_ADMIN_PASSWORD": "correct horse battery"}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runestone_server.cli", "--database-url", self.url, "serve",
+             "--port", str(self.port)], env=self.env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                api(self.base, "GET", "/healthz")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the server did not start")
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def runestone(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runestone", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RUNESTONE_HOME": str(home)})
+
+
+def decide(home: Path, command: str) -> str:
+    result = runestone(home, "check", "--command", command)
+    return json.loads(result.stdout)["decision"]
+
+
+def test_two_runtimes_follow_the_published_policy(database_url, tmp_path):
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
+    server = Server(database_url, tmp_path / "server")
+    init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
+                           database_url, "init", "--organisation", "acme", "--admin", "alice"],
+                          env=server.env, capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    server.start()
+    try:
+        token = api(server.base, "POST", "/api/v1/login", body={
+            "organisation": "acme", "username": "alice",
+            "password": "correct horse battery"})["token"]
+        team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
+        homes = []
+        for label in ("dev", "prod"):
+            home = tmp_path / f"runtime-{label}"
+            assert runestone(home, "init").returncode == 0
+            enrollment = api(server.base, "POST", f"/api/v1/teams/{team}/enrollment-tokens",
+                             token, {"labels": {"env": label}})["token"]
+            enrolled = runestone(home, "enroll", "--server", server.base, "--token", enrollment)
+            assert enrolled.returncode == 0, enrolled.stderr
+            homes.append(home)
+        dev, prod = homes
+        again = runestone(dev, "enroll", "--server", server.base, "--token", enrollment)
+        assert again.returncode != 0  # a one-time token
+
+        api(server.base, "POST", f"/api/v1/teams/{team}/policies", token, {"text": V1})
+        api(server.base, "POST", f"/api/v1/teams/{team}/publications", token, {"number": 1})
+        for home in homes:
+            assert runestone(home, "policy", "pull").returncode == 0
+            assert '"name": "v1"' not in runestone(home, "status").stdout
+            assert "version 1" in runestone(home, "status").stdout
+        assert decide(prod, "curl https://example.com") == "ask"
+
+        api(server.base, "POST", f"/api/v1/teams/{team}/policies", token, {"text": V2})
+        api(server.base, "POST", f"/api/v1/teams/{team}/publications", token,
+            {"number": 2, "selector": {"env": "prod"}})
+        for home in homes:
+            runestone(home, "policy", "pull")
+        assert "version 2" in runestone(prod, "status").stdout
+        assert "version 1" in runestone(dev, "status").stdout
+        assert decide(prod, "curl https://example.com") == "deny"
+        assert decide(dev, "curl https://example.com") == "ask"
+        runtimes = api(server.base, "GET", f"/api/v1/teams/{team}/runtimes", token)
+        assert {r["labels"]["env"]: r["last_seen"] is not None for r in runtimes} == \
+            {"dev": True, "prod": True}
+    finally:
+        server.stop()
+
+    # The server is gone: the runtimes keep deciding with what they verified last.
+    failed = runestone(prod, "policy", "pull")
+    assert failed.returncode == 1 and "does not answer" in failed.stderr
+    assert decide(prod, "curl https://example.com") == "deny"
+    assert "does not answer" in runestone(prod, "status").stdout
+
+    server.start()
+    try:
+        api(server.base, "POST", f"/api/v1/teams/{team}/publications", token,
+            {"number": 1, "selector": {"env": "prod"}})  # roll back
+        assert runestone(prod, "policy", "pull").returncode == 0
+        assert "version 1" in runestone(prod, "status").stdout
+        assert decide(prod, "curl https://example.com") == "ask"
+        events = api(server.base, "GET", f"/api/v1/teams/{team}/events", token)
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("policy.published") == 3 and kinds.count("runtime.enrolled") == 2
+    finally:
+        server.stop()
