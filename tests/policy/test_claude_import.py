@@ -74,3 +74,22 @@ def test_cli_import(tmp_path):
     policy_file.write_text(result.stdout)
     check = run_cli("check", "--policy", str(policy_file), "--command", "curl https://x.example")
     assert json.loads(check.stdout)["decision"] == "deny"
+
+
+def test_simulation_replays_the_audit_log_against_a_candidate(tmp_path):
+    from runestone.home import layout
+    from runestone.identity import create_identity
+
+    create_identity(layout())
+    for command in ("ls", "git status", "curl https://example.com", "rm -rf ~"):
+        run_cli("check", "--preset", "developer", "--command", command, "--cwd", str(tmp_path))
+    candidate = tmp_path / "candidate.toml"
+    candidate.write_text('[policy]\ndefault = "ask"\ninclude = ["developer"]\n\n[[rule]]\n'
+                         'id = "team.no-git"\ndecision = "deny"\nreason = "frozen"\n'
+                         'program = ["git"]\n')
+    result = run_cli("policy", "simulate", str(candidate), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["replayed"] == 4 and report["unchanged"] == 3
+    assert report["changed"] == {"allow->deny": 1}
+    assert report["examples"]["allow->deny"][0]["summary"] == "git status"

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         _policy_options(q)
     q = psub.add_parser("packs", help="list the built-in packs")
     psub.add_parser("pull", help="fetch and verify the policy the control plane assigns")
+    q = psub.add_parser("simulate", help="replay the audit log against a candidate policy")
+    q.add_argument("candidate", help="the candidate policy file")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
     q = psub.add_parser("import-claude", help="turn Claude Code permissions into rules")
     q.add_argument("settings", help="a Claude Code settings.json")
 

@@ -27,6 +27,8 @@ def run_policy(args: argparse.Namespace) -> int:
         return 0
     if action == "import-claude":
         return _import_claude(args.settings)
+    if action == "simulate":
+        return _simulate(args)
     if action == "pull":
         from runestone.cli.remote import run_pull
 
@@ -72,4 +74,28 @@ def _import_claude(settings_path: str) -> int:
     sys.stdout.write(result.toml)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from runestone.audit.query import read_entries
+    from runestone.home import layout
+    from runestone.policy import load_policy
+    from runestone.policy.simulate import simulate
+
+    try:
+        candidate = load_policy(args.candidate)
+    except PolicyError as exc:
+        print(f"candidate refused:\n{exc}", file=sys.stderr)
+        return 1
+    result = simulate(read_entries(layout().audit_dir), candidate,
+                      home=getattr(args, "home_dir", None))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    print(f"replayed {result.replayed} decisions: {result.unchanged} unchanged")
+    for transition, count in result.transitions.most_common():
+        print(f"  {transition:14} {count}")
+        for example in result.examples[transition]:
+            print(f"      {example['summary'][:70]}  [{', '.join(example['rules'])}]")
     return 0
