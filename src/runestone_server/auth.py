@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,6 +82,9 @@ def runtime_principal(request: Request, db: DB) -> Runtime:
 
 
 Who = Annotated[Principal, Depends(principal)]
+MAX_ID = 2_147_483_647  # ids fit a 32-bit integer column on every database
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
 RuntimeCaller = Annotated[Runtime, Depends(runtime_principal)]
 
 

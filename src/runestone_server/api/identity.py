@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Who, team_for
+from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Id, Who, team_for
 from runestone_server.events import record
 from runestone_server.models import ROLES, ApiToken, Membership, Organisation, Team, User
 from runestone_server.security import check_password, hash_password, new_token
@@ -129,7 +129,7 @@ class MemberOut(BaseModel):
 
 
 @router.put("/teams/{team_id}/members", response_model=MemberOut)
-def set_member(team_id: int, body: NewMember, who: Who, db: DB) -> MemberOut:
+def set_member(team_id: Id, body: NewMember, who: Who, db: DB) -> MemberOut:
     team = team_for(db, who, team_id, MANAGE_ROLES)
     user = db.scalar(select(User).where(User.org_id == who.org_id,
                                         User.username == body.username))
@@ -150,7 +150,7 @@ def set_member(team_id: int, body: NewMember, who: Who, db: DB) -> MemberOut:
 
 
 @router.get("/teams/{team_id}/members", response_model=list[MemberOut])
-def list_members(team_id: int, who: Who, db: DB) -> list[MemberOut]:
+def list_members(team_id: Id, who: Who, db: DB) -> list[MemberOut]:
     team = team_for(db, who, team_id, READ_ROLES)
     rows = db.execute(select(User.username, Membership.role).join(
         Membership, Membership.user_id == User.id).where(Membership.team_id == team.id))
@@ -166,7 +166,7 @@ class NewToken(BaseModel):
 @router.post("/tokens", response_model=TokenOut, status_code=201)
 def create_token(body: NewToken, who: Who, db: DB) -> TokenOut:
     if not set(body.scopes) <= {"read", "write"} or not body.scopes:
-        raise HTTPException(422, "scopes are 'read' and/or 'write'")
+        raise HTTPException(400, "scopes are 'read' and/or 'write'")
     if not set(body.scopes) <= set(who.scopes):
         raise HTTPException(403, "a token cannot have more scopes than its creator")
     token, digest = new_token("rst")
@@ -182,7 +182,7 @@ def create_token(body: NewToken, who: Who, db: DB) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, who: Who, db: DB) -> None:
+def revoke_token(token_id: Id, who: Who, db: DB) -> None:
     row = db.scalar(select(ApiToken).where(ApiToken.id == token_id,
                                            ApiToken.org_id == who.org_id,
                                            ApiToken.user_id == who.user.id))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -14,7 +15,10 @@ from runestone_server.auth import (
     AUDIT_ROLES,
     AUTHOR_ROLES,
     DB,
+    MAX_ID,
     READ_ROLES,
+    Id,
+    QueryId,
     RuntimeCaller,
     Who,
     team_for,
@@ -51,11 +55,11 @@ def validate(text: str) -> str:
     try:
         return compile_policy_text(text, source="policy version").hash
     except PolicyError as exc:
-        raise HTTPException(422, f"the policy does not load: {exc}") from exc
+        raise HTTPException(400, f"the policy does not load: {exc}") from exc
 
 
 @router.post("/teams/{team_id}/policies", response_model=VersionOut, status_code=201)
-def create_version(team_id: int, body: NewVersion, who: Who, db: DB) -> VersionOut:
+def create_version(team_id: Id, body: NewVersion, who: Who, db: DB) -> VersionOut:
     team = team_for(db, who, team_id, AUTHOR_ROLES)
     digest = validate(body.text)
     number = (db.scalar(select(func.max(PolicyVersion.number)).where(
@@ -69,7 +73,7 @@ def create_version(team_id: int, body: NewVersion, who: Who, db: DB) -> VersionO
     return _out(version)
 
 
-def _version(db: DB, team_id: int, number: int) -> PolicyVersion:
+def _version(db: DB, team_id: Id, number: int) -> PolicyVersion:
     version = db.scalar(select(PolicyVersion).where(PolicyVersion.team_id == team_id,
                                                     PolicyVersion.number == number))
     if version is None:
@@ -78,21 +82,21 @@ def _version(db: DB, team_id: int, number: int) -> PolicyVersion:
 
 
 @router.get("/teams/{team_id}/policies", response_model=list[VersionOut])
-def list_versions(team_id: int, who: Who, db: DB) -> list[VersionOut]:
+def list_versions(team_id: Id, who: Who, db: DB) -> list[VersionOut]:
     team = team_for(db, who, team_id, READ_ROLES)
     return [_out(v) for v in db.scalars(select(PolicyVersion).where(
         PolicyVersion.team_id == team.id).order_by(PolicyVersion.number))]
 
 
 @router.get("/teams/{team_id}/policies/{number}")
-def get_version(team_id: int, number: int, who: Who, db: DB) -> dict[str, object]:
+def get_version(team_id: Id, number: Id, who: Who, db: DB) -> dict[str, object]:
     team = team_for(db, who, team_id, READ_ROLES)
     version = _version(db, team.id, number)
     return {**_out(version).model_dump(mode="json"), "text": version.text}
 
 
 @router.get("/teams/{team_id}/diff")
-def diff(team_id: int, old: int, new: int, who: Who, db: DB) -> dict[str, str]:
+def diff(team_id: Id, old: QueryId, new: QueryId, who: Who, db: DB) -> dict[str, str]:
     team = team_for(db, who, team_id, READ_ROLES)
     a, b = _version(db, team.id, old), _version(db, team.id, new)
     lines = difflib.unified_diff(a.text.splitlines(keepends=True),
@@ -101,12 +105,12 @@ def diff(team_id: int, old: int, new: int, who: Who, db: DB) -> dict[str, str]:
 
 
 class Publish(BaseModel):
-    number: int
+    number: int = Field(ge=1, le=MAX_ID)
     selector: dict[str, str] = Field(default_factory=dict)
 
 
 @router.post("/teams/{team_id}/publications", status_code=201)
-def publish(team_id: int, body: Publish, who: Who, db: DB) -> dict[str, object]:
+def publish(team_id: Id, body: Publish, who: Who, db: DB) -> dict[str, object]:
     """Publish a version to the team (or to its runtimes matching every selector label).
     Rolling back is publishing an older version."""
     team = team_for(db, who, team_id, AUTHOR_ROLES)
@@ -120,10 +124,11 @@ def publish(team_id: int, body: Publish, who: Who, db: DB) -> dict[str, object]:
 
 
 @router.get("/teams/{team_id}/events")
-def events(team_id: int, who: Who, db: DB, limit: int = 100) -> list[dict[str, object]]:
+def events(team_id: Id, who: Who, db: DB,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, object]]:
     team = team_for(db, who, team_id, AUDIT_ROLES)
     rows = db.scalars(select(ServerEvent).where(ServerEvent.team_id == team.id).order_by(
-        ServerEvent.id.desc()).limit(max(1, min(limit, 1000))))
+        ServerEvent.id.desc()).limit(limit))
     return [{"id": e.id, "actor": e.actor, "kind": e.kind, "detail": e.detail,
              "created": e.created.isoformat()} for e in rows]
 

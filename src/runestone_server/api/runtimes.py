@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
-from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Who, team_for
+from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Id, Who, team_for
 from runestone_server.events import record
 from runestone_server.models import EnrollmentToken, Runtime
 from runestone_server.security import new_token, token_hash
@@ -28,7 +28,7 @@ class EnrollmentOut(BaseModel):
 
 @router.post("/teams/{team_id}/enrollment-tokens", response_model=EnrollmentOut,
              status_code=201)
-def create_enrollment(team_id: int, body: NewEnrollment, who: Who, db: DB) -> EnrollmentOut:
+def create_enrollment(team_id: Id, body: NewEnrollment, who: Who, db: DB) -> EnrollmentOut:
     team = team_for(db, who, team_id, MANAGE_ROLES)
     token, digest = new_token("rse")
     expires = datetime.now(UTC) + timedelta(hours=body.hours)
@@ -49,7 +49,7 @@ class Enroll(BaseModel):
 class Enrolled(BaseModel):
     credential: str
     server_public_key: str
-    team_id: int
+    team_id: Id
 
 
 @router.post("/enroll", response_model=Enrolled, status_code=201)
@@ -89,7 +89,7 @@ class RuntimeOut(BaseModel):
 
 
 @router.get("/teams/{team_id}/runtimes", response_model=list[RuntimeOut])
-def list_runtimes(team_id: int, who: Who, db: DB) -> list[RuntimeOut]:
+def list_runtimes(team_id: Id, who: Who, db: DB) -> list[RuntimeOut]:
     team = team_for(db, who, team_id, READ_ROLES)
     rows = db.scalars(select(Runtime).where(Runtime.team_id == team.id).order_by(Runtime.id))
     return [RuntimeOut(runtime_id=r.runtime_id, labels=r.labels, enrolled=r.enrolled,
