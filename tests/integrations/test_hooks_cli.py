@@ -101,9 +101,9 @@ def test_claude_code_pre_tool_use_shapes(initialised):
     output = json.loads(denied.stdout)["hookSpecificOutput"]
     assert output["hookEventName"] == "PreToolUse" and output["permissionDecision"] == "deny"
     assert "home" in output["permissionDecisionReason"]
-    asked = hook("claude-code", CLAUDE_PRE)  # `npm test` under the starter policy? ask or allow
-    decision = json.loads(asked.stdout)["hookSpecificOutput"]["permissionDecision"]
-    assert decision in ("allow", "ask")
+    # No policy file here, so the `default` preset decides: it allows nothing, `npm test` asks.
+    asked = hook("claude-code", CLAUDE_PRE)
+    assert json.loads(asked.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
 
 
 def test_claude_code_permission_request_and_post_tool_use(initialised):
