@@ -1,4 +1,7 @@
-"""Schema changes only through Alembic: `upgrade` brings any database to the models."""
+"""Schema changes only through Alembic: `upgrade` brings any database to the models.
+
+Each domain's migrations are a branch from the initial schema (down_revision "0001"), so
+domains evolve independently; `upgrade` goes to every head."""
 
 from __future__ import annotations
 
@@ -23,4 +26,4 @@ def upgrade(db: Database) -> None:
     config = alembic_config(db.url)
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")

@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 
 from runestone_server.db import Database
 from runestone_server.migrate import upgrade
-from runestone_server.models import Base
+from runestone_server.schema import metadata
 
 
 def test_migrations_match_the_models(database_url):
@@ -15,6 +15,6 @@ def test_migrations_match_the_models(database_url):
     upgrade(db)
     upgrade(db)  # idempotent
     with db.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
     db.engine.dispose()
     assert differences == []

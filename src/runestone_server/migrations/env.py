@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from runestone_server.models import Base
+from runestone_server.schema import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
-target_metadata = Base.metadata
+target_metadata = metadata
 
 if connection is None:
     from runestone_server.db import make_engine

@@ -1,0 +1,1 @@
+"""Alert rules over server events and ingested audit, with de-duplication."""

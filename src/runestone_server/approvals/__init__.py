@@ -1,0 +1,1 @@
+"""Approvals routed through the server: routes, escalation, delegation, quorum."""

@@ -1,0 +1,1 @@
+"""Audit from every runtime: ingest with chain verification, search, retention, export."""

@@ -1,0 +1,1 @@
+"""Notifications: signed webhooks, Slack-compatible messages and e-mail, with retries."""
