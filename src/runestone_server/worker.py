@@ -33,7 +33,7 @@ def run_once(db: Database) -> None:
     for name, function in list(TASKS.items()):
         try:
             function(db)
-        except Exception:  # noqa: BLE001 - one broken task must not stop the others
+        except Exception:
             log.exception("worker task %s failed", name)
 
 
