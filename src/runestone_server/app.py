@@ -19,6 +19,7 @@ from runestone_server.security import ServerKey
 # worker tasks. A module that does not exist yet is skipped.
 DOMAIN_ROUTERS = (
     "runestone_server.audit.api",
+    "runestone_server.audit.search_api",
     "runestone_server.approvals.api",
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
