@@ -143,11 +143,9 @@ class Gatekeeper:
             policy = load_preset(preset, verified=verified)
         elif policy_file:
             policy = load_policy(policy_file, verified=verified)
-        elif (layout.config_dir / "policy.remote.toml").exists():
+        elif layout.governing_policy_file().exists():
             # Enrolled: the last verified policy from the control plane governs.
-            policy = load_policy(layout.config_dir / "policy.remote.toml", verified=verified)
-        elif layout.policy_file.exists():
-            policy = load_policy(layout.policy_file, verified=verified)
+            policy = load_policy(layout.governing_policy_file(), verified=verified)
         else:
             print(
                 f"runestone: no policy at {layout.policy_file}; using the 'default' preset "

@@ -29,6 +29,17 @@ class Layout:
         return self.config_dir / "policy.toml"
 
     @property
+    def remote_policy_file(self) -> Path:
+        """The last policy pulled from the control plane and verified (when enrolled)."""
+        return self.config_dir / "policy.remote.toml"
+
+    def governing_policy_file(self) -> Path:
+        """The file whose policy governs: the control plane's once one was pulled (an enrolled
+        runtime obeys its team's policy), else the local one."""
+        remote = self.remote_policy_file
+        return remote if remote.exists() else self.policy_file
+
+    @property
     def identity_file(self) -> Path:
         return self.config_dir / "identity.json"
 

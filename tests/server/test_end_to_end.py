@@ -4,8 +4,10 @@ deciding with their cached versions; it restarts; roll back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -142,5 +144,40 @@ def test_two_runtimes_follow_the_published_policy(database_url, tmp_path):
         events = api(server.base, "GET", f"/api/v1/teams/{team}/events", token)
         kinds = [e["kind"] for e in events]
         assert kinds.count("policy.published") == 3 and kinds.count("runtime.enrolled") == 2
+
+        # A running daemon follows publications by itself: no `policy pull` by hand.
+        with running_daemon(prod) as health:
+            assert health()["policy_hash"] == api(
+                server.base, "GET", f"/api/v1/teams/{team}/policies/1", token)["hash"]
+            api(server.base, "POST", f"/api/v1/teams/{team}/publications", token,
+                {"number": 2, "selector": {"env": "prod"}})
+            v2_hash = api(server.base, "GET", f"/api/v1/teams/{team}/policies/2", token)["hash"]
+            deadline = time.time() + 20
+            while health()["policy_hash"] != v2_hash and time.time() < deadline:
+                time.sleep(0.2)
+            assert health()["policy_hash"] == v2_hash
+        assert "version 2" in runestone(prod, "status").stdout
+        assert decide(prod, "curl https://example.com") == "deny"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running_daemon(home: Path):
+    """`runestone daemon` for `home`, pulling every second; yields a health reader."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runestone", "daemon", "--port", "0"], stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "RUNESTONE_HOME": str(home),
+                        "RUNESTONE_PULL_INTERVAL": "1"})
+    try:
+        assert process.stderr is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", process.stderr.readline())
+        assert match, "the daemon did not say where it listens"
+        base = f"http://127.0.0.1:{match.group(1)}"
+        yield lambda: api(base, "GET", "/api/health")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -72,8 +72,7 @@ class Daemon:
                  policy_file: str | None = None, preset: str | None = None,
                  approval_mode: str | None = None, unix_socket: bool = True) -> None:
         self.layout = layout
-        self.policy_file = Path(policy_file) if policy_file else (
-            None if preset else layout.policy_file)
+        self._explicit_policy_file = Path(policy_file) if policy_file else None
         self.preset = preset
         self.approval_mode = approval_mode
         self.gatekeeper = Gatekeeper.from_layout(layout, policy_file=policy_file, preset=preset,
@@ -119,6 +118,13 @@ class Daemon:
         watcher = threading.Thread(target=self._watch_policy, daemon=True)
         watcher.start()
         self._threads.append(watcher)
+        if self._explicit_policy_file is None and not self.preset:
+            from runestone.daemon.sync import PolicySync
+
+            syncer = threading.Thread(target=PolicySync(self.layout, self._stop).run,
+                                      name="runestone-policy-sync", daemon=True)
+            syncer.start()
+            self._threads.append(syncer)
 
     def wait(self) -> None:
         self._stop.wait()
@@ -135,6 +141,15 @@ class Daemon:
 
     # --- policy reload --------------------------------------------------------------------
 
+    @property
+    def policy_file(self) -> Path | None:
+        """The file the daemon follows: the one given, none for a preset, else the governing
+        file (the control plane's cached policy once pulled, which may appear while the
+        daemon runs)."""
+        if self._explicit_policy_file is not None:
+            return self._explicit_policy_file
+        return None if self.preset else self.layout.governing_policy_file()
+
     def _policy_stamp(self) -> tuple[float, int] | None:
         if self.policy_file is None:
             return None
@@ -145,11 +160,11 @@ class Daemon:
         return stat.st_mtime, stat.st_size
 
     def _watch_policy(self) -> None:
-        stamp = self._policy_stamp()
+        watched, stamp = self.policy_file, self._policy_stamp()
         while not self._stop.wait(0.5):
             current = self._policy_stamp()
-            if current is not None and current != stamp:
-                stamp = current
+            if current is not None and (current != stamp or self.policy_file != watched):
+                watched, stamp = self.policy_file, current
                 self.reload()
 
     def reload(self) -> bool:

@@ -39,7 +39,7 @@ def credential_file(layout: Layout) -> Path:
 
 
 def cached_policy_file(layout: Layout) -> Path:
-    return layout.config_dir / "policy.remote.toml"
+    return layout.remote_policy_file
 
 
 def state_file(layout: Layout) -> Path:
