@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from runestone_server.api import identity, policies, runtimes
+from runestone_server.api import identity, policies, runtimes, simulation
 from runestone_server.db import Database, data_dir
 from runestone_server.security import ServerKey
 
@@ -69,7 +69,7 @@ def create_app(database_url: str, key_path: str | None = None, *,
     app.state.db = database
     app.state.key = ServerKey(Path(key_path) if key_path else
                               data_dir() / "keys" / "server.ed25519")
-    for module in (identity, runtimes, policies):
+    for module in (identity, runtimes, policies, simulation):
         app.include_router(module.router)
     for router in _domain_routers():
         app.include_router(router)  # type: ignore[arg-type]

@@ -74,6 +74,8 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin", "policy_author"}),
         ("POST", f"/api/v1/teams/{team}/publications", {"number": 1},
          {"owner", "admin", "policy_author"}),
+        ("POST", f"/api/v1/teams/{team}/simulations", {"number": 1},
+         {"owner", "admin", "policy_author"}),
         ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
         ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
