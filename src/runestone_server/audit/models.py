@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from runestone_server.audit.search_schema import SEARCH_INDEXES
 from runestone_server.models import Base, utcnow
 
 # BIGINT on PostgreSQL (millions of entries), INTEGER on SQLite so it stays the rowid and
@@ -38,6 +39,7 @@ class AuditEntry(Base):
     __table_args__ = (
         UniqueConstraint("runtime_id", "seq", name="uq_audit_entries_runtime_seq"),
         Index("ix_audit_entries_org_time", "org_id", "time"),
+        *SEARCH_INDEXES,  # audit search (migration 0102_audit_search)
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)

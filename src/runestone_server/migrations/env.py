@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from runestone_server.audit.fulltext import include_name
 from runestone_server.schema import metadata
 
 config = context.config
@@ -16,11 +17,16 @@ if connection is None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.begin() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True)
+                          render_as_batch=True,
+                          # audit full text: objects the models do not describe
+                          include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
 else:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True)
+                      render_as_batch=True,
+                      # audit full text: an FTS5 table / expression index the models
+                      # do not describe (see audit/fulltext.py)
+                      include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,93 @@
+"""Full-text search over audit entries: SQLite FTS5 and PostgreSQL full-text, one meaning.
+
+What is searchable is one document per entry: its summary (the command, path or URL), tool,
+first rule, agent, user, approver, runtime and the decision's reason. Both databases see the
+same words: PostgreSQL's parser would keep `/etc/passwd` as one "file" token, so the document
+is first cut at every non-alphanumeric character, which is what FTS5's `unicode61` tokenizer
+does; the query is cut the same way here. A search is all of its words (AND); `word*` is a
+prefix. Anything else in the query is not syntax, so no input can break the statement.
+
+- SQLite: a contentless FTS5 table (`audit_entries_fts`, rowid = entry id) fed by triggers on
+  insert and delete, so ingest and retention keep it in sync without any code of theirs.
+- PostgreSQL: a GIN index over the `tsvector` expression (no extra column, so the table stays
+  what the models say); the query repeats the expression verbatim so the planner uses it.
+
+Both objects are created by migration `0102_audit_search`; they are not in the models, so
+the schema comparison skips them by name (`include_name`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, literal_column, select, table, text
+
+from runestone_server.audit.models import AuditEntry
+
+FTS_TABLE = "audit_entries_fts"
+PG_INDEX = "ix_audit_entries_fts"
+MAX_WORDS = 16
+MAX_WORD = 100
+
+# The document, exactly as in migration 0102_audit_search (index and query must agree).
+PG_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, regexp_replace("
+    "coalesce(summary, '') || ' ' || coalesce(tool, '') || ' ' || coalesce(rule, '') || ' ' "
+    "|| coalesce(agent, '') || ' ' || coalesce(\"user\", '') || ' ' || coalesce(approver, '') "
+    "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(entry ->> 'reason', ''), "
+    "'[^[:alnum:]]+', ' ', 'g'))"
+)
+
+_WORD = re.compile(r"[^\W_]+\*?")
+
+
+class TextQueryError(ValueError):
+    """The text query has no word to search for."""
+
+
+def words(query: str) -> list[tuple[str, bool]]:
+    """The query's words, lower-cased, each with whether it is a prefix (`word*`)."""
+    found = []
+    for raw in _WORD.findall(query)[:MAX_WORDS]:
+        prefix = raw.endswith("*")
+        found.append((raw.rstrip("*")[:MAX_WORD].lower(), prefix))
+    if not found:
+        raise TextQueryError("the text search has no word in it (letters or digits)")
+    return found
+
+
+def fts5_query(query: str) -> str:
+    """`"word" "pre"*`: FTS5 phrases, ANDed; the words are alphanumeric, so quoting is safe."""
+    return " ".join(f'"{w}"' + ("*" if prefix else "") for w, prefix in words(query))
+
+
+def tsquery(query: str) -> str:
+    """`word & pre:*` for `to_tsquery('simple', ...)`."""
+    return " & ".join(w + (":*" if prefix else "") for w, prefix in words(query))
+
+
+def match(dialect: str, query: str) -> ColumnElement[Any]:
+    """The WHERE clause for entries whose document contains every word of `query`."""
+    if dialect == "sqlite":
+        hits = select(literal_column("rowid")).select_from(table(FTS_TABLE)).where(
+            text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=fts5_query(query)))
+        return AuditEntry.id.in_(hits)
+    if dialect == "postgresql":
+        return text(f"{PG_DOCUMENT} @@ to_tsquery('simple'::regconfig, :fts_query)").bindparams(
+            fts_query=tsquery(query))
+    raise TextQueryError(f"full-text search is not available on {dialect}")
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Alembic's filter: leave the full-text objects (not in the models) out of comparisons.
+
+    FTS5 creates the virtual table and its shadow tables (`_data`, `_idx`, `_docsize`,
+    `_config`); PostgreSQL has the expression index. Nothing else is skipped."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not (name == FTS_TABLE or name.startswith(FTS_TABLE + "_"))
+    if type_ == "index":
+        return name != PG_INDEX
+    return True
