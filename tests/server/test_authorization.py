@@ -79,6 +79,12 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
         ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
         ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
+        # Notifications: channels decide where the team's requests and alerts go.
+        ("POST", f"/api/v1/teams/{team}/channels",
+         {"name": "hook", "kind": "webhook", "target": "https://hooks.example/x"},
+         {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/channels", None, {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/channels/1/deliveries", None, {"owner", "admin"}),
     ]
 
 
@@ -143,6 +149,16 @@ def test_unauthenticated_expired_revoked_and_read_only_credentials(world):
     assert call(client, "DELETE", f"/api/v1/tokens/{created['id']}", None,
                 tokens["admin"]).status_code == 204
     assert call(client, "GET", path, None, created["token"]).status_code == 401
+    listed = call(client, "GET", "/api/v1/tokens", None, tokens["admin"]).json()
+    assert [(t["name"], t["revoked"] is not None) for t in listed] == \
+        [("t", False), ("ro", False), ("w", True)]
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+    # Nobody lists or revokes another user's tokens.
+    assert [t["name"] for t in call(client, "GET", "/api/v1/tokens", None,
+                                    tokens["member"]).json()] == ["t"]
+    first = listed[0]["id"]
+    assert call(client, "DELETE", f"/api/v1/tokens/{first}", None,
+                tokens["member"]).status_code == 404
     assert call(client, "POST", "/api/v1/tokens", {"name": "x", "scopes": ["write"]},
                 read_only).status_code == 403
 

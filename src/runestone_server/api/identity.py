@@ -181,6 +181,27 @@ def create_token(body: NewToken, who: Who, db: DB) -> TokenOut:
     return TokenOut(id=row.id, token=token, expires=expires)
 
 
+class TokenInfo(BaseModel):
+    """A token as listed: everything but the secret, which was shown once and not kept."""
+
+    id: int
+    name: str
+    scopes: list[str]
+    created: datetime
+    expires: datetime | None
+    revoked: datetime | None
+
+
+@router.get("/tokens", response_model=list[TokenInfo])
+def list_tokens(who: Who, db: DB) -> list[TokenInfo]:
+    """The caller's own API tokens (sessions are not listed)."""
+    rows = db.scalars(select(ApiToken).where(
+        ApiToken.org_id == who.org_id, ApiToken.user_id == who.user.id,
+        ApiToken.kind == "api").order_by(ApiToken.id))
+    return [TokenInfo(id=t.id, name=t.name, scopes=list(t.scopes), created=t.created,
+                      expires=t.expires, revoked=t.revoked) for t in rows]
+
+
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: Id, who: Who, db: DB) -> None:
     row = db.scalar(select(ApiToken).where(ApiToken.id == token_id,
