@@ -1,0 +1,103 @@
+"""The worker side of the outbox: claim what is due, send it, record the outcome.
+
+Claiming is a conditional UPDATE on (id, status, attempts, next_attempt): of several
+replicas reading the same due row only one matches, and the claim moves `next_attempt` a
+lease into the future, so a replica that dies mid-send leaves the row to be retried after
+the lease instead of lost. Sending happens outside any transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from runestone_server.db import Database
+from runestone_server.events import record
+from runestone_server.models import utcnow
+from runestone_server.notify import settings
+from runestone_server.notify.channels import SendError, sender
+from runestone_server.notify.models import Channel, Delivery
+from runestone_server.worker import task
+
+log = logging.getLogger("runestone_server.notify")
+BATCH = 50
+
+
+def backoff(attempts: int, retry: settings.Retry, rng: random.Random | None = None) -> float:
+    """Seconds before the next attempt after `attempts` failures: exponential, capped, with
+    "equal jitter" (half fixed, half random) so that receivers recovering from an outage
+    are not hit by every sender at once, while the wait still grows with each failure."""
+    ceiling = min(retry.max_delay, retry.base_delay * 2 ** max(0, attempts - 1))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+def _claim(db: Database, row: Delivery, now: datetime, lease: float) -> bool:
+    with db.sessions() as session:
+        claimed = session.execute(update(Delivery).where(
+            Delivery.id == row.id, Delivery.status == "pending",
+            Delivery.attempts == row.attempts, Delivery.next_attempt <= now,
+        ).values(attempts=row.attempts + 1, next_attempt=now + timedelta(seconds=lease)))
+        session.commit()
+        return claimed.rowcount == 1
+
+
+def _finish(db: Database, delivery_id: int, attempts: int, error: str | None,
+            retry: settings.Retry, tick: datetime) -> None:
+    now = max(tick, utcnow())
+    with db.sessions() as session:
+        row = session.get(Delivery, delivery_id)
+        if row is None or row.status != "pending" or row.attempts != attempts:
+            return  # deleted with its channel, or the lease ran out and another took it
+        if error is None:
+            row.status, row.delivered, row.last_error = "delivered", now, None
+        elif attempts >= retry.max_attempts:
+            row.status, row.last_error = "failed", error
+            channel = session.get(Channel, row.channel_id)
+            record(session, row.org_id, channel.team_id if channel else None,
+                   "system:notify", "notify.failed",
+                   {"delivery": row.id, "channel": row.channel_id, "subject": row.subject,
+                    "attempts": attempts, "error": error[:500]})
+            log.warning("delivery %s failed for good after %s attempts: %s", row.id,
+                        attempts, error)
+        else:
+            row.last_error = error
+            row.next_attempt = now + timedelta(seconds=backoff(attempts, retry))
+        session.commit()
+
+
+def deliver_due(db: Database, *, now: datetime | None = None, limit: int = BATCH) -> int:
+    """Send every delivery due at `now` (default: the clock); the number attempted."""
+    now = now or utcnow()
+    retry = settings.retry()
+    with db.sessions() as session:
+        due = list(session.scalars(select(Delivery).where(
+            Delivery.status == "pending", Delivery.next_attempt <= now,
+        ).order_by(Delivery.next_attempt, Delivery.id).limit(limit)))
+        channels = {c.id: c for c in session.scalars(select(Channel).where(
+            Channel.id.in_({d.channel_id for d in due})))}
+    attempted = 0
+    for row in due:
+        if not _claim(db, row, now, retry.lease):
+            continue
+        attempted += 1
+        channel = channels.get(row.channel_id)
+        error: str | None = None
+        try:
+            if channel is None or channel.org_id != row.org_id:
+                raise SendError("the channel no longer exists")
+            sender(channel.kind)(channel, row, retry.timeout)
+        except SendError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug in a sender must not stop the other deliveries
+            log.exception("delivery %s: unexpected error", row.id)
+            error = f"{type(exc).__name__}: {exc}"
+        _finish(db, row.id, row.attempts + 1, error, retry, now)
+    return attempted
+
+
+@task("notify.deliver")
+def deliver_task(db: Database) -> None:
+    deliver_due(db)

@@ -1,0 +1,43 @@
+"""The outbox: other domains enqueue a notification inside their own transaction.
+
+Enqueueing writes a row and nothing else, so the notification exists exactly when the
+change that caused it was committed; the worker (`delivery`) sends it afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runestone_server.models import utcnow
+from runestone_server.notify.models import Channel, Delivery
+
+
+class UnknownChannel(LookupError):
+    """The channel does not exist in this organisation (deleted, or another tenant's)."""
+
+
+def enqueue(db: Session, *, org_id: int, channel_id: int, subject: str, text: str,
+            link: str | None = None, data: dict[str, Any] | None = None,
+            dedup_key: str | None = None) -> None:
+    """Add a delivery of this message to the channel, in the caller's transaction (the
+    caller commits). With `dedup_key`, a message already enqueued to the same channel under
+    the same key is not enqueued again. Raises UnknownChannel for a channel that is not the
+    organisation's: a notification never crosses tenants."""
+    channel = db.scalar(select(Channel).where(Channel.id == channel_id,
+                                              Channel.org_id == org_id))
+    if channel is None:
+        raise UnknownChannel(f"no notification channel {channel_id} in this organisation")
+    if dedup_key is not None:
+        seen = db.scalar(select(Delivery.id).where(Delivery.channel_id == channel.id,
+                                                   Delivery.dedup_key == dedup_key).limit(1))
+        if seen is not None:
+            return
+    now = utcnow()
+    db.add(Delivery(org_id=org_id, channel_id=channel.id, subject=subject[:500],
+                    payload={"subject": subject, "text": text, "link": link,
+                             "data": data or {}},
+                    dedup_key=dedup_key, status="pending", attempts=0, next_attempt=now,
+                    created=now))

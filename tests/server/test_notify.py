@@ -1,0 +1,246 @@
+"""Notifications against real receivers: a signed webhook retried with back-off, a
+Slack-compatible message with the link, e-mail through a real SMTP server; redirects not
+followed, failure after the last attempt, one send across competing workers, tenants apart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from notify_receivers import HttpReceiver, SmtpReceiver, make_tenant
+from sqlalchemy import select
+
+from runestone_server.models import ServerEvent
+from runestone_server.notify import UnknownChannel, enqueue, verify_signature
+from runestone_server.notify.delivery import deliver_due
+from runestone_server.notify.models import Delivery
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("RUNESTONE_NOTIFY_BASE_DELAY", "2")
+    monkeypatch.setenv("RUNESTONE_NOTIFY_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("RUNESTONE_NOTIFY_TIMEOUT", "5")
+
+
+def channel(client, team: int, token: str, kind: str, target: str) -> dict:
+    created = client.post(f"/api/v1/teams/{team}/channels",
+                          json={"name": f"{kind}-channel", "kind": kind, "target": target},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def send(app, org: int, channel_id: int, **extra) -> None:
+    with app.state.db.sessions() as db:
+        enqueue(db, org_id=org, channel_id=channel_id, subject="Approval needed",
+                text="rm -rf build/ on ci-7", link="https://runestone.example/a/42",
+                data={"request": 42}, **extra)
+        db.commit()
+
+
+def delivery(app) -> Delivery:
+    with app.state.db.sessions() as db:
+        return db.scalars(select(Delivery)).one()
+
+
+def test_webhook_is_signed_and_retried_with_backoff(server, fast_retries):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver(statuses=[500, 500, 200]) as hook:
+        made = channel(client, team, token, "webhook", hook.url)
+        secret = made["secret"]
+        assert secret and len(secret) >= 40
+        send(app, org, made["id"])
+        db = app.state.db
+
+        start = datetime.now(UTC)
+        assert deliver_due(db) == 1
+        first = delivery(app)
+        assert (first.status, first.attempts) == ("pending", 1)
+        assert "HTTP 500" in first.last_error
+        wait = (aware(first.next_attempt) - start).total_seconds()
+        assert 1.0 <= wait <= 2.5  # base 2 s, half of it fixed, half jitter
+        assert deliver_due(db) == 0  # not due yet: nothing is sent early
+        assert len(hook.requests) == 1
+
+        assert deliver_due(db, now=aware(first.next_attempt)) == 1
+        second = delivery(app)
+        wait = (aware(second.next_attempt) - aware(first.next_attempt)).total_seconds()
+        assert 2.0 <= wait <= 4.5  # doubled
+        assert deliver_due(db, now=aware(second.next_attempt)) == 1
+        done = delivery(app)
+        assert (done.status, done.attempts, done.last_error) == ("delivered", 3, None)
+        assert deliver_due(db, now=aware(second.next_attempt) + timedelta(hours=1)) == 0
+
+    assert len(hook.requests) == 3
+    bodies = {r.body for r in hook.requests}
+    assert len(bodies) == 1  # the same message each time, with the same delivery id
+    assert {r.headers["X-Runestone-Delivery"] for r in hook.requests} == {str(done.id)}
+    for request in hook.requests:
+        stamp, signature = (request.headers["X-Runestone-Timestamp"],
+                            request.headers["X-Runestone-Signature"])
+        assert signature.startswith("sha256=")
+        assert verify_signature(secret, stamp, request.body, signature)
+        assert not verify_signature(secret, stamp, request.body + b" ", signature)
+        assert not verify_signature("another secret", stamp, request.body, signature)
+        assert not verify_signature(secret, str(int(stamp) + 1), request.body, signature)
+        assert not verify_signature(secret, stamp, request.body, signature,
+                                    now=int(stamp) + 3600)  # a replay an hour later
+    body = json.loads(hook.requests[0].body)
+    assert body["subject"] == "Approval needed"
+    assert body["link"] == "https://runestone.example/a/42"
+    assert body["data"] == {"request": 42}
+
+
+def test_failed_for_good_after_the_last_attempt(server, fast_retries, monkeypatch):
+    monkeypatch.setenv("RUNESTONE_NOTIFY_MAX_ATTEMPTS", "2")
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver(statuses=[503]) as hook:
+        made = channel(client, team, token, "webhook", hook.url)
+        send(app, org, made["id"])
+        assert deliver_due(app.state.db) == 1
+        later = aware(delivery(app).next_attempt)
+        assert deliver_due(app.state.db, now=later) == 1
+        assert deliver_due(app.state.db, now=later + timedelta(days=1)) == 0
+    row = delivery(app)
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert "HTTP 503" in row.last_error
+    with app.state.db.sessions() as db:
+        failed = db.scalars(select(ServerEvent).where(ServerEvent.kind == "notify.failed")).one()
+    assert failed.org_id == org and failed.team_id == team
+    assert failed.detail["delivery"] == row.id and failed.detail["attempts"] == 2
+    listed = client.get(f"/api/v1/teams/{team}/channels/{made['id']}/deliveries",
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    assert [(d["status"], d["attempts"]) for d in listed] == [("failed", 2)]
+
+
+def test_a_redirect_is_not_followed(server, fast_retries):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver() as elsewhere, HttpReceiver(statuses=[307]) as hook:
+        hook.location = elsewhere.url
+        made = channel(client, team, token, "webhook", hook.url)
+        send(app, org, made["id"])
+        deliver_due(app.state.db)
+    row = delivery(app)
+    assert row.status == "pending" and "redirects are not followed" in row.last_error
+    assert elsewhere.url in row.last_error
+    assert len(hook.requests) == 1 and elsewhere.requests == []
+
+
+def test_slack_message_carries_the_link(server):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver() as slack:
+        made = channel(client, team, token, "slack", slack.url)
+        assert made["secret"] is None
+        with app.state.db.sessions() as db:
+            enqueue(db, org_id=org, channel_id=made["id"], subject="Deny <b>spike</b>",
+                    text="12 denies & counting", link="https://runestone.example/alerts/1")
+            db.commit()
+        assert deliver_due(app.state.db) == 1
+    assert delivery(app).status == "delivered"
+    message = json.loads(slack.requests[0].body)
+    assert "https://runestone.example/alerts/1" in message["text"]
+    assert "&lt;b&gt;spike&lt;/b&gt;" in message["text"]  # no forged markup
+    assert "12 denies &amp; counting" in message["blocks"][0]["text"]["text"]
+    button = message["blocks"][1]["elements"][0]
+    assert button["url"] == "https://runestone.example/alerts/1"
+
+
+def test_email_through_a_real_smtp_server(server, monkeypatch):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with SmtpReceiver() as smtp:
+        monkeypatch.setenv("RUNESTONE_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("RUNESTONE_SMTP_PORT", str(smtp.port))
+        monkeypatch.setenv("RUNESTONE_SMTP_FROM", "runestone@example.org")
+        made = channel(client, team, token, "email", "ops@example.org, lead@example.org")
+        send(app, org, made["id"])
+        assert deliver_due(app.state.db) == 1
+    assert delivery(app).status == "delivered"
+    [(sender, recipients, mail)] = smtp.messages
+    assert sender == "runestone@example.org"
+    assert recipients == ["ops@example.org", "lead@example.org"]
+    assert mail["Subject"] == "Approval needed"
+    body = mail.get_payload(decode=True).decode()
+    assert "rm -rf build/ on ci-7" in body and "https://runestone.example/a/42" in body
+
+
+def test_email_without_smtp_settings_fails_with_a_reason(server, monkeypatch):
+    monkeypatch.delenv("RUNESTONE_SMTP_HOST", raising=False)
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    made = channel(client, team, token, "email", "ops@example.org")
+    send(app, org, made["id"])
+    deliver_due(app.state.db)
+    assert "RUNESTONE_SMTP_HOST" in delivery(app).last_error
+
+
+def test_competing_workers_send_once(server):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver(delay=0.2) as hook:
+        made = channel(client, team, token, "webhook", hook.url)
+        for n in range(5):
+            send(app, org, made["id"], dedup_key=f"k{n}")
+        counts: list[int] = []
+        workers = [threading.Thread(target=lambda: counts.append(deliver_due(app.state.db)))
+                   for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        time.sleep(0.1)
+    assert sum(counts) == 5
+    assert len(hook.requests) == 5
+    assert len({r.headers["X-Runestone-Delivery"] for r in hook.requests}) == 5
+
+
+def test_dedup_key_enqueues_once(server):
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    made = channel(client, team, token, "webhook", "https://hooks.example/x")
+    send(app, org, made["id"], dedup_key="approval-42")
+    send(app, org, made["id"], dedup_key="approval-42")
+    send(app, org, made["id"], dedup_key="approval-43")
+    with app.state.db.sessions() as db:
+        assert sorted(d.dedup_key for d in db.scalars(select(Delivery))) == [
+            "approval-42", "approval-43"]
+
+
+def test_channels_are_per_tenant_and_the_secret_is_shown_once(server):
+    app, client = server
+    org_a, team_a, token_a = make_tenant(app, "acme")
+    org_b, team_b, token_b = make_tenant(app, "globex")
+    made = channel(client, team_a, token_a, "webhook", "https://hooks.example/a")
+    auth_a = {"Authorization": f"Bearer {token_a}"}
+    auth_b = {"Authorization": f"Bearer {token_b}"}
+    listed = client.get(f"/api/v1/teams/{team_a}/channels", headers=auth_a).json()
+    assert [c["id"] for c in listed] == [made["id"]] and listed[0]["secret"] is None
+    assert client.get(f"/api/v1/teams/{team_b}/channels", headers=auth_b).json() == []
+    assert client.get(f"/api/v1/teams/{team_a}/channels", headers=auth_b).status_code == 404
+    assert client.delete(f"/api/v1/teams/{team_b}/channels/{made['id']}",
+                         headers=auth_b).status_code == 404
+    with app.state.db.sessions() as db, pytest.raises(UnknownChannel):
+        enqueue(db, org_id=org_b, channel_id=made["id"], subject="s", text="t")
+    for kind, target in (("webhook", "ftp://x/y"), ("slack", "not a url"),
+                         ("email", "ops@example.org, nobody"), ("email", " , ")):
+        bad = client.post(f"/api/v1/teams/{team_a}/channels", headers=auth_a,
+                          json={"name": "bad", "kind": kind, "target": target})
+        assert bad.status_code == 400, (kind, target)
+    send(app, org_a, made["id"])
+    assert client.delete(f"/api/v1/teams/{team_a}/channels/{made['id']}",
+                         headers=auth_a).status_code == 204
+    with app.state.db.sessions() as db:
+        assert db.scalars(select(Delivery)).all() == []  # nothing left to send there
