@@ -1,0 +1,304 @@
+"""Shipping the audit log to the control plane, resumable and losing nothing.
+
+The local log is the queue: entries are read from its segments after the last sequence
+number the server acknowledged, in batches, and nothing is deleted locally. When the server
+does not answer, the entries simply wait in the log; the next round (the daemon's loop, or
+`runestone audit ship`) starts again from what the server says it has, so an entry arrives
+exactly once however often a batch is retried (the server treats an identical re-send as
+acknowledged).
+
+Standard library only (urllib), like runestone.remote.client: the hook path stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from runestone.audit.log import list_segments
+from runestone.home import Layout
+from runestone.remote.client import RemoteError, _request, credential_file, load_remote
+
+BATCH_ENTRIES = 500
+BATCH_BYTES = 2 * 1024 * 1024
+DEFAULT_INTERVAL = 5.0
+MAX_BACKOFF = 60.0
+
+
+class ShipError(RuntimeError):
+    """Shipping stopped; the message says why. The entries stay in the local log."""
+
+
+@dataclass
+class ShipReport:
+    acknowledged: int = 0
+    local_head: int = 0
+    sent: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def ship_state_file(layout: Layout) -> Path:
+    return layout.state_dir / "audit-ship.json"
+
+
+def read_ship_state(layout: Layout) -> dict[str, Any]:
+    try:
+        return json.loads(ship_state_file(layout).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_ship_state(layout: Layout, state: dict[str, Any]) -> None:
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    temporary = ship_state_file(layout).with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(temporary, ship_state_file(layout))
+
+
+# --- reading the local log -------------------------------------------------------------------
+
+def _first_seq(path: Path) -> int | None:
+    with path.open("rb") as handle:
+        line = handle.readline()
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        return int(json.loads(line)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def entries_after(directory: Path, seq: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """(entry, its size in bytes) for every complete entry with a seq above `seq`, in order.
+
+    Starts at the segment holding seq + 1 (found by each segment's first line), so a long
+    history is not re-read; a torn final line (never acknowledged locally) is left out.
+    """
+    segments = list_segments(directory)
+    start = 0
+    for index, (_, path) in enumerate(segments):
+        first = _first_seq(path)
+        if first is not None and first <= seq + 1:
+            start = index
+    for _, path in segments[start:]:
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a torn tail: not an entry (the next append moves it aside)
+                try:
+                    entry = json.loads(line)
+                except ValueError as exc:
+                    raise ShipError(f"{path.name}: an unreadable entry ({exc}); run "
+                                    "`runestone audit verify`") from exc
+                if isinstance(entry, dict) and isinstance(entry.get("seq"), int) \
+                        and entry["seq"] > seq:
+                    yield entry, len(line)
+
+
+def local_head(directory: Path) -> int:
+    """The seq of the log's last complete entry (0 for an empty log)."""
+    for _, path in reversed(list_segments(directory)):
+        data = path.read_bytes()
+        end = data.rfind(b"\n")
+        if end == -1:
+            continue
+        start = data.rfind(b"\n", 0, end) + 1
+        try:
+            return int(json.loads(data[start:end])["seq"])
+        except (ValueError, KeyError, TypeError):
+            return 0
+    return 0
+
+
+def _batches(directory: Path, after: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for entry, length in entries_after(directory, after):
+        if batch and (len(batch) >= BATCH_ENTRIES or size + length > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += length
+    if batch:
+        yield batch
+
+
+# --- talking to the server -------------------------------------------------------------------
+
+class _Server:
+    """The control plane's audit endpoints with retries and exponential back-off on
+    connection errors and 5xx answers; 4xx answers are not retried."""
+
+    def __init__(self, layout: Layout, retries: int, backoff: float,
+                 sleep: Callable[[float], None]) -> None:
+        config = load_remote(layout)
+        if config is None:
+            raise ShipError("this runtime is not enrolled; run `runestone enroll`")
+        try:
+            credential = credential_file(layout).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ShipError(f"the control-plane credential is unreadable: {exc}") from exc
+        self.url = f"{config['server']}/api/v1/runtime/audit"
+        self.server = config["server"]
+        self.headers = {"Authorization": f"Bearer {credential}"}
+        self.retries, self.backoff, self.sleep = retries, backoff, sleep
+
+    def call(self, method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                status, data, _ = _request(self.url, method=method, body=body,
+                                           headers=self.headers)
+            except RemoteError as exc:
+                problem = str(exc)
+            else:
+                if status < 500:
+                    try:
+                        return status, json.loads(data or b"null")
+                    except ValueError:
+                        return status, {"detail": data.decode(errors="replace")[:300]}
+                problem = f"the server at {self.server} answered HTTP {status}: " \
+                          f"{data.decode(errors='replace')[:200]}"
+            if attempt < self.retries:
+                self.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        raise ShipError(problem)
+
+
+def _detail(answer: Any) -> Any:
+    return answer.get("detail", answer) if isinstance(answer, dict) else answer
+
+
+def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
+         sleep: Callable[[float], None] = time.sleep) -> ShipReport:
+    """Ship every entry the server does not have yet; returns what happened.
+
+    Raises ShipError when the server does not answer (after the retries) or refuses part
+    of the log (a broken chain); the state file records the error either way.
+    """
+    state = read_ship_state(layout)
+    report = ShipReport(local_head=local_head(layout.audit_dir))
+    try:
+        server = _Server(layout, retries, backoff, sleep)
+        status, answer = server.call("GET")
+        if status != 200:
+            raise ShipError(f"the server refused (HTTP {status}): {_detail(answer)}")
+        report.acknowledged = int(answer["acknowledged"])
+        checkpoints = _latest_checkpoint(layout)
+        for batch in _batches(layout.audit_dir, report.acknowledged):
+            status, answer = server.call("POST", {"entries": batch,
+                                                  "checkpoints": checkpoints})
+            report.batches += 1
+            report.sent += len(batch)
+            detail = _detail(answer)
+            if isinstance(detail, dict) and "acknowledged" in detail:
+                report.acknowledged = int(detail["acknowledged"])
+                report.stored += int(detail.get("stored", 0))
+                report.duplicates += int(detail.get("duplicates", 0))
+            if status == 409 and isinstance(detail, dict) and detail.get("problem"):
+                problem = detail["problem"]
+                raise ShipError(f"the server refused the log from seq {problem['seq']} "
+                                f"({problem['problem']}): {problem['message']}")
+            if status != 200:
+                raise ShipError(f"the server refused the batch (HTTP {status}): {detail}")
+            if report.acknowledged < batch[-1]["seq"]:
+                raise ShipError(f"the server acknowledged only up to seq "
+                                f"{report.acknowledged} of {batch[-1]['seq']}")
+    except (ShipError, KeyError, TypeError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, ShipError) else f"unexpected answer: {exc!r}"
+        state.update({"last_error": message, "attempted": time.time()})
+        _write_ship_state(layout, state)
+        raise ShipError(message) from exc
+    state.update({"acknowledged": report.acknowledged, "shipped": time.time(),
+                  "last_error": ""})
+    _write_ship_state(layout, state)
+    return report
+
+
+def _latest_checkpoint(layout: Layout) -> list[dict[str, Any]]:
+    """The log's latest signed checkpoint record, so the server can hold the head to it."""
+    try:
+        record = json.loads((layout.audit_dir / "checkpoint.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [record] if isinstance(record, dict) else []
+
+
+# --- the daemon's loop ---------------------------------------------------------------------
+
+def ship_interval() -> float:
+    """Seconds between rounds: $RUNESTONE_AUDIT_SHIP_INTERVAL, else 5; at least 0.2."""
+    try:
+        return max(0.2, float(os.environ.get("RUNESTONE_AUDIT_SHIP_INTERVAL",
+                                             DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+class ShipLoop:
+    """Ships while the daemon runs and the runtime is enrolled. A failed round waits twice
+    as long before the next (up to a minute); the error is said once, not every round."""
+
+    def __init__(self, layout: Layout, stop: threading.Event,
+                 interval: float | None = None) -> None:
+        self.layout, self.stop = layout, stop
+        self.interval = interval if interval is not None else ship_interval()
+        self.last_error = ""
+
+    def run(self) -> None:
+        delay = 0.0
+        while not self.stop.wait(delay):
+            delay = self.interval if self.round() else min(max(delay, self.interval) * 2,
+                                                            MAX_BACKOFF)
+
+    def round(self) -> bool:
+        """One round; False when the server could not take the log."""
+        if load_remote(self.layout) is None:
+            return True
+        state = read_ship_state(self.layout)
+        if not state.get("last_error") and state.get("acknowledged") == \
+                local_head(self.layout.audit_dir):
+            return True  # nothing new: no request at all
+        try:
+            ship(self.layout, retries=0)
+        except (ShipError, OSError) as exc:
+            self._say(str(exc))
+            return False
+        self._say("")
+        return True
+
+    def _say(self, error: str) -> None:
+        if error and error != self.last_error:
+            print(f"runestone daemon: audit shipping: {error}", file=sys.stderr)
+        elif not error and self.last_error:
+            print("runestone daemon: audit shipping caught up", file=sys.stderr)
+        self.last_error = error
+
+
+def run_ship(layout: Layout) -> int:
+    """`runestone audit ship`: one round, said plainly; 1 when the server cannot take it."""
+    try:
+        report = ship(layout)
+    except ShipError as exc:
+        print(f"runestone audit ship: {exc} (the entries stay in the local log and are "
+              "sent on the next round)", file=sys.stderr)
+        return 1
+    if report.sent:
+        print(f"shipped {report.sent} entries in {report.batches} batch(es): {report.stored} "
+              f"stored, {report.duplicates} already there; the server has up to seq "
+              f"{report.acknowledged} of {report.local_head}")
+    else:
+        print(f"nothing to ship: the server has every entry up to seq {report.acknowledged}")
+    return 0

@@ -1,0 +1,317 @@
+"""Ingest of a runtime's audit entries: verify every link against the stored chain, store
+each entry exactly once, and mark the chain broken (with an event for the alerts) when a
+batch shows a gap, a fork, an altered entry or a forged checkpoint.
+
+Verification uses the runtime's own functions (`entry_hash`, `genesis`,
+`checkpoint_message`, `verify_signature`), so the server and `runestone audit verify` agree
+on what an intact chain is. The chain row is locked first (an UPDATE), so two batches of one
+runtime arriving at once are applied one after the other, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from runestone.actions.canonical import CanonicalJSONError
+from runestone.audit.checkpoint import checkpoint_message, verify_signature
+from runestone.audit.entry import entry_hash, genesis
+from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
+from runestone_server.events import record
+from runestone_server.models import Runtime
+
+PROBLEMS = ("gap", "fork", "bad_hash", "bad_signature")
+
+
+@dataclass
+class Problem:
+    """Why (part of) a batch was refused; `seq` is the first refused entry."""
+
+    kind: str  # one of PROBLEMS
+    seq: int
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"problem": self.kind, "seq": self.seq, "message": self.message}
+
+
+@dataclass
+class IngestResult:
+    runtime_id: str
+    acknowledged: int  # the last seq stored: the runtime resumes after it
+    last_hash: str
+    stored: int = 0
+    duplicates: int = 0
+    checkpoints: int = 0
+    problem: Problem | None = None
+    status: str = "ok"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runtime_id": self.runtime_id, "acknowledged": self.acknowledged,
+                "last_hash": self.last_hash, "stored": self.stored,
+                "duplicates": self.duplicates, "checkpoints": self.checkpoints,
+                "status": self.status,
+                "problem": self.problem.as_dict() if self.problem else None}
+
+
+def lock_chain(db: Session, runtime: Runtime) -> AuditChain:
+    """The runtime's chain row, created at genesis if new, locked for this transaction.
+
+    The UPDATE takes SQLite's write lock or PostgreSQL's row lock before anything is read,
+    so the head read below cannot go stale under a concurrent batch. A concurrent creation
+    of the row fails one of the two inserts; the caller retries the whole batch.
+    """
+    now = datetime.now(UTC)
+    locked = db.execute(update(AuditChain).where(AuditChain.runtime_ref == runtime.id)
+                        .values(updated=now)).rowcount
+    if not locked:
+        start = genesis(runtime.runtime_id)
+        db.add(AuditChain(org_id=runtime.org_id, team_id=runtime.team_id,
+                          runtime_ref=runtime.id, runtime_id=runtime.runtime_id, last_seq=0,
+                          last_hash=start, base_seq=0, base_hash=start, status="ok",
+                          updated=now))
+        db.flush()
+    chain = db.scalar(select(AuditChain).where(AuditChain.runtime_ref == runtime.id)
+                      .execution_options(populate_existing=True))
+    assert chain is not None
+    return chain
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _text(value: Any, size: int) -> str | None:
+    """A column value: strings only, without NUL (PostgreSQL refuses it), cut to size."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    return value.replace("\x00", "")[:size] or None
+
+
+def columns(entry: dict[str, Any], runtime: Runtime, now: datetime) -> dict[str, Any]:
+    """The searchable columns of one entry; the entry itself is kept whole in `entry`."""
+    rules = entry.get("rules")
+    rule = rules[0] if isinstance(rules, list) and rules else entry.get("rule")
+    return {
+        "org_id": runtime.org_id, "team_id": runtime.team_id,
+        "runtime_id": runtime.runtime_id, "seq": int(entry["seq"]),
+        "kind": _text(entry.get("kind"), 20) or "unknown",
+        "request_id": _text(entry.get("request_id"), 64),
+        "time": parse_time(entry.get("time")) or now,
+        "tool": _text(entry.get("tool"), 200),
+        "decision": _text(entry.get("decision"), 20),
+        "severity": _text(entry.get("severity"), 20),
+        "rule": _text(rule, 200),
+        "agent": _text(entry.get("agent"), 200),
+        "user": _text(entry.get("user"), 200),
+        "approver": _text(entry.get("approver"), 200),
+        "summary": _text(entry.get("summary") or entry.get("reason"), 10_000),
+        "action_hash": _text(entry.get("action_hash"), 64),
+        "policy_hash": _text(entry.get("policy_hash"), 64),
+        "hash": str(entry["hash"]), "entry": entry, "received": now,
+    }
+
+
+def _own_hash(entry: dict[str, Any]) -> str | None:
+    """The entry's recomputed hash, or None when it cannot be hashed at all."""
+    try:
+        return entry_hash(entry)
+    except CanonicalJSONError:
+        return None
+
+
+def check_checkpoint(record_: Any, runtime: Runtime) -> str:
+    """'' when `record_` is a checkpoint of this runtime signed by its enrolled key."""
+    if not isinstance(record_, dict):
+        return "the checkpoint record is not an object"
+    try:
+        seq, head = int(record_["seq"]), str(record_["hash"])
+        signature = str(record_["signature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"the checkpoint record is malformed ({exc})"
+    if record_.get("runtime") != runtime.runtime_id:
+        return f"the checkpoint names runtime {record_.get('runtime')!r}"
+    if not verify_signature(runtime.public_key, checkpoint_message(runtime.runtime_id, seq, head),
+                            signature):
+        return "the checkpoint's signature does not verify with the runtime's enrolled key"
+    return ""
+
+
+class _Batch:
+    """One batch applied to a locked chain: the state that moves as entries are accepted."""
+
+    def __init__(self, db: Session, runtime: Runtime, chain: AuditChain) -> None:
+        self.db, self.runtime, self.chain = db, runtime, chain
+        self.seq, self.head = chain.last_seq, chain.last_hash
+        self.rows: list[dict[str, Any]] = []
+        self.new_checkpoints: list[dict[str, Any]] = []
+        self.result = IngestResult(runtime.runtime_id, chain.last_seq, chain.last_hash)
+        self.now = datetime.now(UTC)
+
+    def stored_hashes(self, low: int, high: int) -> dict[int, str]:
+        if high < low:
+            return {}
+        return dict(self.db.execute(select(AuditEntry.seq, AuditEntry.hash).where(
+            AuditEntry.runtime_id == self.runtime.runtime_id, AuditEntry.seq >= low,
+            AuditEntry.seq <= high)).all())
+
+    def apply(self, entries: list[dict[str, Any]]) -> Problem | None:
+        seqs = [e.get("seq") for e in entries if isinstance(e.get("seq"), int)]
+        stored = self.stored_hashes(min(seqs, default=1), min(max(seqs, default=0), self.seq))
+        for entry in entries:
+            seq = entry.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 \
+                    or not isinstance(entry.get("hash"), str):
+                return Problem("bad_hash", self.seq + 1, "an entry without an integer seq "
+                               "and a hash")
+            if seq <= self.seq:
+                problem = self._resent(entry, seq, stored)
+                if problem:
+                    return problem
+                continue
+            if seq > self.seq + 1:
+                return Problem("gap", self.seq + 1, f"expected seq {self.seq + 1}, got {seq}: "
+                               "entries are missing")
+            problem = self._next(entry, seq)
+            if problem:
+                return problem
+        return None
+
+    def _resent(self, entry: dict[str, Any], seq: int, stored: dict[int, str]) -> Problem | None:
+        """An entry at or below the head: a harmless resend if identical, else a fork."""
+        if seq <= self.chain.base_seq:
+            if seq == self.chain.base_seq and entry["hash"] != self.chain.base_hash:
+                return Problem("fork", seq, f"seq {seq} differs from the kept checkpoint")
+            self.result.duplicates += 1  # pruned by retention; the kept checkpoint stands
+            return None
+        known = stored.get(seq)
+        if known is None:  # accepted earlier in this same batch
+            known = next((r["hash"] for r in self.rows if r["seq"] == seq), None)
+        if known == entry["hash"]:
+            if _own_hash(entry) != known:
+                return Problem("bad_hash", seq, f"seq {seq} was resent altered under its "
+                               "stored hash")
+            self.result.duplicates += 1
+            return None
+        return Problem("fork", seq, f"seq {seq} was stored with hash {str(known)[:16]}…, this "
+                       f"batch has {entry['hash'][:16]}… (two histories)")
+
+    def _next(self, entry: dict[str, Any], seq: int) -> Problem | None:
+        if entry.get("runtime") != self.runtime.runtime_id:
+            return Problem("fork", seq, f"seq {seq} is an entry of runtime "
+                           f"{str(entry.get('runtime'))[:80]!r}, not of this runtime")
+        if _own_hash(entry) != entry["hash"]:
+            return Problem("bad_hash", seq, f"seq {seq}: the hash does not match the entry "
+                           "(the entry was altered)")
+        if entry.get("prev") != self.head:
+            return Problem("fork", seq, f"seq {seq} does not chain to seq {seq - 1} (prev "
+                           f"{str(entry.get('prev'))[:16]}…, expected {self.head[:16]}…)")
+        if entry.get("kind") == "checkpoint":
+            checkpoint = entry.get("checkpoint")
+            why = check_checkpoint(checkpoint, self.runtime)
+            if not why and (checkpoint["seq"] != seq - 1 or checkpoint["hash"] != self.head):
+                why = "the checkpoint does not sign the entry before it"
+            if why:
+                return Problem("bad_signature", seq, f"seq {seq}: {why}")
+            self.new_checkpoints.append({**checkpoint, "time": entry.get("time")})
+        self.rows.append(columns(entry, self.runtime, self.now))
+        self.seq, self.head = seq, entry["hash"]
+        return None
+
+    def extra_checkpoints(self, records: list[dict[str, Any]]) -> Problem | None:
+        """Standalone checkpoints (the runtime's latest `checkpoint.json`): each must be
+        signed by the runtime and name a hash the chain has at that seq."""
+        for item in records:
+            why = check_checkpoint(item, self.runtime)
+            if why:
+                where = item.get("seq") if isinstance(item, dict) else None
+                return Problem("bad_signature", where if isinstance(where, int) else 0,
+                               f"checkpoint: {why}")
+            seq = int(item["seq"])
+            if seq > self.seq or seq <= self.chain.base_seq:
+                continue  # not stored yet (comes with a later batch) or pruned
+            known = self.head if seq == self.seq else (
+                next((r["hash"] for r in self.rows if r["seq"] == seq), None)
+                or self.stored_hashes(seq, seq).get(seq))
+            if known != item["hash"]:
+                return Problem("fork", seq, f"a signed checkpoint names another hash for seq "
+                               f"{seq} than the stored chain (two histories)")
+            self.new_checkpoints.append(item)
+        return None
+
+    def save(self) -> None:
+        if self.rows:
+            self.db.execute(insert(AuditEntry), self.rows)
+        known = set(self.db.scalars(select(AuditCheckpoint.seq).where(
+            AuditCheckpoint.runtime_id == self.runtime.runtime_id,
+            AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))))
+        for item in self.new_checkpoints:
+            if int(item["seq"]) in known:
+                continue
+            known.add(int(item["seq"]))
+            self.db.add(AuditCheckpoint(org_id=self.runtime.org_id,
+                                        runtime_id=self.runtime.runtime_id,
+                                        seq=int(item["seq"]), hash=str(item["hash"]),
+                                        signature=str(item["signature"]),
+                                        time=parse_time(item.get("time")), received=self.now))
+            self.result.checkpoints += 1
+            if self.chain.checkpoint_seq is None or int(item["seq"]) > self.chain.checkpoint_seq:
+                self.chain.checkpoint_seq = int(item["seq"])
+                self.chain.checkpoint_hash = str(item["hash"])
+                self.chain.checkpoint_signature = str(item["signature"])
+        self.chain.last_seq, self.chain.last_hash = self.seq, self.head
+        self.result.stored = len(self.rows)
+        self.result.acknowledged, self.result.last_hash = self.seq, self.head
+
+
+def ingest(db: Session, runtime: Runtime, entries: list[dict[str, Any]],
+           checkpoints: list[dict[str, Any]] | None = None) -> IngestResult:
+    """Apply one batch (in seq order) and commit. Everything before the first problem is
+    stored; the problem and everything after it are refused, the chain is marked broken and
+    an `audit.chain_problem` event is recorded (once per distinct problem)."""
+    chain = lock_chain(db, runtime)
+    batch = _Batch(db, runtime, chain)
+    problem = batch.apply(entries)
+    if problem is None:
+        problem = batch.extra_checkpoints(checkpoints or [])
+    batch.save()
+    result = batch.result
+    if problem is not None:
+        result.problem = problem
+        if chain.problem != problem.message or chain.status != "broken":
+            chain.status, chain.problem, chain.problem_seq = "broken", problem.message, \
+                problem.seq
+            record(db, runtime.org_id, runtime.team_id, f"runtime:{runtime.runtime_id}",
+                   "audit.chain_problem", {"runtime_id": runtime.runtime_id,
+                                           "problem": problem.kind, "seq": problem.seq,
+                                           "message": problem.message})
+    result.status = chain.status
+    runtime.last_seen = batch.now
+    db.commit()
+    return result
+
+
+def chain_state(db: Session, runtime: Runtime) -> dict[str, Any]:
+    """Where the runtime resumes: the last seq stored, its hash, and the chain's health."""
+    chain = db.scalar(select(AuditChain).where(AuditChain.runtime_ref == runtime.id))
+    if chain is None:
+        start = genesis(runtime.runtime_id)
+        return {"runtime_id": runtime.runtime_id, "acknowledged": 0, "last_hash": start,
+                "status": "ok", "problem": None}
+    return {"runtime_id": runtime.runtime_id, "acknowledged": chain.last_seq,
+            "last_hash": chain.last_hash, "status": chain.status,
+            "problem": {"message": chain.problem, "seq": chain.problem_seq}
+            if chain.problem else None}
