@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             q.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     asub.add_parser("checkpoint", help="write a signed checkpoint of the head now")
+    asub.add_parser("ship", help="send the entries the control plane does not have yet")
 
     p = sub.add_parser("approvals", help="list, show, approve, deny, grant and revoke")
     ap = p.add_subparsers(dest="approvals_command", required=True)

@@ -18,6 +18,10 @@ def run_audit(args: argparse.Namespace) -> int:
     where = layout()
     directory = where.audit_dir
     action = args.audit_command
+    if action == "ship":
+        from runestone.remote.shipper import run_ship
+
+        return run_ship(where)
     if action == "verify":
         try:
             identity = load_identity(where)

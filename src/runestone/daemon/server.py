@@ -125,6 +125,14 @@ class Daemon:
                                       name="runestone-policy-sync", daemon=True)
             syncer.start()
             self._threads.append(syncer)
+        from runestone.remote.shipper import ShipLoop
+
+        # The audit log is shipped while enrolled (the loop idles otherwise); the local log
+        # is the queue, so a server that is down only delays it.
+        shipper = threading.Thread(target=ShipLoop(self.layout, self._stop).run,
+                                   name="runestone-audit-ship", daemon=True)
+        shipper.start()
+        self._threads.append(shipper)
 
     def wait(self) -> None:
         self._stop.wait()
