@@ -1,0 +1,344 @@
+"""Security of the dashboard's pages, on SQLite and PostgreSQL: CSRF on every form (the
+router's POST routes are enumerated, so a new form is covered without being listed), no
+state change by GET, cookie flags, the CSP and friends on every response, escaped output,
+no open redirect, and another tenant's objects are 404."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select, text
+
+V1 = '[policy]\nname = "v1"\ndefault = "ask"\ninclude = ["default"]\n'
+V2 = V1.replace('"v1"', '"v2"') + (
+    '\n[[rule]]\nid = "team.no-curl"\ndecision = "deny"\nreason = "no curl"\n'
+    'program = ["curl"]\n')
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+def add_user(app, org_name: str, username: str, *, org_admin: bool = False) -> int:
+    from runestone_server.models import Organisation, User
+    from runestone_server.security import hash_password
+
+    with app.state.db.sessions() as db:
+        org = db.scalar(select(Organisation).where(Organisation.name == org_name))
+        if org is None:
+            org = Organisation(name=org_name)
+            db.add(org)
+            db.flush()
+        user = User(org_id=org.id, username=username, org_admin=org_admin,
+                    password_hash=hash_password(PASSWORD))
+        db.add(user)
+        db.commit()
+        return user.id
+
+
+def login(client, org: str, username: str, next_path: str = "/"):
+    """Sign in through the form; the response of the POST (not followed)."""
+    page = client.get("/login", params={"next": next_path})
+    token = CSRF.search(page.text).group(1)
+    return client.post("/login", data={"csrf": token, "organisation": org,
+                                       "username": username, "password": PASSWORD,
+                                       "next": next_path}, follow_redirects=False)
+
+
+def csrf_of(client, path: str = "/teams") -> str:
+    return CSRF.search(client.get(path).text).group(1)
+
+
+@pytest.fixture
+def world(server):
+    """acme: admin alice (org admin), bob a plain member of team core with v1 and v2 and an
+    API token; globex: mallory, an org admin of another tenant."""
+    from fastapi.testclient import TestClient
+
+    app, client = server
+    add_user(app, "acme", "alice", org_admin=True)
+    add_user(app, "acme", "bob")
+    add_user(app, "globex", "mallory", org_admin=True)
+    assert login(client, "acme", "alice").status_code == 303
+    token = csrf_of(client)
+    made = client.post("/teams", data={"csrf": token, "name": "core"}, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    team = int(made.headers["location"].rsplit("/", 1)[1])
+    for body, message in ((V1, "first"), (V2, "no curl")):
+        r = client.post(f"/teams/{team}/policies", data={"csrf": token, "text": body,
+                                                         "message": message},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+    r = client.post(f"/teams/{team}/members", data={"csrf": token, "username": "bob",
+                                                    "role": "member"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post("/tokens", data={"csrf": token, "name": "ci", "scopes": "read",
+                                     "days": "30"})
+    assert r.status_code == 201
+    from runestone_server.models import ApiToken
+
+    with app.state.db.sessions() as db:
+        token_id = db.scalar(select(ApiToken.id).where(ApiToken.kind == "api"))
+    other = TestClient(app)
+    assert login(other, "globex", "mallory").status_code == 303
+    yield {"app": app, "client": client, "team": team, "token_id": token_id, "other": other}
+    other.close()
+
+
+def fill(path: str, world) -> str:
+    values = {"team_id": world["team"], "token_id": world["token_id"], "number": 1,
+              "name": "app.css"}
+    values.update(world.get("extra_ids", {}))
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in values, f"the security tests need an id for {{{name}}} in {path}"
+        return str(values[name])
+
+    return re.sub(r"\{(\w+)\}", one, path)
+
+
+def snapshot(app) -> str:
+    """A digest of every row of every table: equal digests, nothing changed."""
+    from runestone_server.models import Base
+
+    digest = hashlib.sha256()
+    with app.state.db.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = conn.execute(text(f'SELECT * FROM "{table.name}" ORDER BY 1')).all()
+            digest.update(repr((table.name, rows)).encode())
+    return digest.hexdigest()
+
+
+def routes(method: str):
+    from runestone_server.web.pages import page_routes
+
+    return [r for r in page_routes() if method in r.methods]
+
+
+def test_every_form_refuses_a_missing_or_wrong_csrf_token(world):
+    client, app = world["client"], world["app"]
+    posts = routes("POST")
+    assert {"/login", "/logout", "/teams/{team_id}/members", "/tokens",
+            "/teams/{team_id}/publications", "/teams/{team_id}/policies"} <= \
+        {r.path for r in posts}
+    before = snapshot(app)
+    for route in posts:
+        path = fill(route.path, world)
+        form = {"name": "x", "username": "bob", "role": "owner", "number": "1",
+                "text": V1, "password": PASSWORD, "organisation": "acme", "vote": "approve"}
+        missing = client.post(path, data=form, follow_redirects=False)
+        assert missing.status_code == 403, (path, missing.status_code, missing.text[:300])
+        wrong = client.post(path, data={**form, "csrf": "0" * 64}, follow_redirects=False)
+        assert wrong.status_code == 403, (path, wrong.status_code)
+        # Another session's valid token is wrong here too: tokens are bound to a session.
+        stolen = client.post(path, data={**form, "csrf": csrf_of(world["other"])},
+                             follow_redirects=False)
+        assert stolen.status_code == 403, (path, stolen.status_code)
+        assert "CSRF" in missing.text
+    assert snapshot(app) == before
+    # Still signed in: the refused logout did not end the session.
+    assert client.get("/teams").status_code == 200
+
+
+def test_no_get_changes_anything(world):
+    client, app = world["client"], world["app"]
+    before = snapshot(app)
+    seen = 0
+    for route in routes("GET"):
+        path = fill(route.path, world)
+        for params in ({}, {"old": 1, "new": 2, "number": 1, "role": "owner",
+                            "username": "bob", "vote": "approve", "csrf": csrf_of(client)}):
+            response = client.get(path, params=params, follow_redirects=False)
+            assert response.status_code < 500, (path, response.text[:300])
+            seen += 1
+    assert seen >= 2 * 8
+    assert snapshot(app) == before
+    # A GET on a form's address does not run the form either.
+    for route in routes("POST"):
+        client.get(fill(route.path, world), follow_redirects=False)
+    assert snapshot(app) == before
+
+
+def test_security_headers_on_every_page_and_error(world):
+    client = world["client"]
+    anonymous_paths = ["/login", "/", "/teams/999999", "/no/such/page"]
+    checked = 0
+    responses = [client.get(fill(r.path, world), follow_redirects=False)
+                 for r in routes("GET")]
+    responses += [client.get(p, follow_redirects=False) for p in anonymous_paths]
+    responses.append(world["other"].get(f"/teams/{world['team']}"))  # 404, another tenant
+    responses.append(client.post("/tokens", data={}, follow_redirects=False))  # 403
+    for response in responses:
+        if response.status_code == 404 and "application/json" in \
+                response.headers.get("content-type", ""):
+            continue  # not a page route (Starlette's own 404)
+        csp = response.headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, response.url
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
+        checked += 1
+    assert checked >= 10
+    # No page carries inline script: every <script> has a src on our own origin.
+    for route in routes("GET"):
+        html = client.get(fill(route.path, world)).text
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert re.search(r'src="/static/[a-z.]+"', tag), tag
+        assert " on" + "click=" not in html and "javascript:" not in html
+
+
+def test_session_cookie_flags(server, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    app, client = server
+    add_user(app, "acme", "alice")
+    plain = login(client, "acme", "alice")
+    cookie = plain.headers["set-cookie"]
+    assert "runestone_session=" in cookie and "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower() and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never come back
+
+    with TestClient(app, base_url="https://testserver") as tls:
+        cookie = login(tls, "acme", "alice").headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie
+
+    # Behind a TLS-terminating proxy: believed only when the operator says so.
+    forwarded = {"X-Forwarded-Proto": "https"}
+    with TestClient(app, headers=forwarded) as proxied:
+        assert "Secure" not in login(proxied, "acme", "alice").headers["set-cookie"]
+    monkeypatch.setenv("RUNESTONE_SERVER_TRUST_PROXY", "1")
+    with TestClient(app, headers=forwarded) as trusted:
+        page = trusted.get("/login")
+        assert "Secure" in page.headers["set-cookie"]
+        # The client speaks plain HTTP to the proxy's back end, so it would not send a
+        # Secure cookie back by itself: hand it over as the browser (on HTTPS) would.
+        value = re.search(r"runestone_prelogin=([^;]+)", page.headers["set-cookie"]).group(1)
+        form = {"csrf": CSRF.search(page.text).group(1), "organisation": "acme",
+                "username": "alice", "password": PASSWORD, "next": "/"}
+        signed = trusted.post("/login", data=form, follow_redirects=False,
+                              headers={"Cookie": f"runestone_prelogin={value}"})
+        assert signed.status_code == 303
+        assert "Secure" in signed.headers["set-cookie"]
+
+
+def test_wrong_password_and_logout_revokes_the_session(server):
+    from runestone_server.models import ApiToken
+
+    app, client = server
+    add_user(app, "acme", "alice")
+    page = client.get("/login")
+    token = CSRF.search(page.text).group(1)
+    wrong = client.post("/login", data={"csrf": token, "organisation": "acme",
+                                        "username": "alice", "password": "nope" * 4})
+    assert wrong.status_code == 401 and "runestone_session" not in wrong.headers.get(
+        "set-cookie", "")
+    assert login(client, "acme", "alice").status_code == 303
+    secret = client.cookies["runestone_session"]
+    assert client.get("/teams").status_code == 200
+    out = client.post("/logout", data={"csrf": csrf_of(client)}, follow_redirects=False)
+    assert out.status_code == 303
+    with app.state.db.sessions() as db:
+        rows = list(db.scalars(select(ApiToken).where(ApiToken.kind == "session")))
+        assert len(rows) == 1 and rows[0].revoked is not None
+    # The old cookie, replayed, is worth nothing.
+    client.cookies.set("runestone_session", secret)
+    again = client.get("/teams", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
+    # A session cookie is not an API bearer token's substitute, nor the reverse.
+    api = client.post("/api/v1/login", json={"organisation": "acme", "username": "alice",
+                                             "password": PASSWORD}).json()["token"]
+    with app.state.db.sessions() as db:
+        db.execute(text("UPDATE api_tokens SET kind = 'api' WHERE kind = 'session'"))
+        db.commit()
+    client.cookies.set("runestone_session", api)
+    assert client.get("/teams", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+    "javascript:alert(1)", "/%0d%0aLocation:%20https://evil.example", "http:/evil.example",
+    "/\t/evil.example", "evil.example",
+])
+def test_sign_in_never_redirects_off_site(server, target):
+    app, client = server
+    add_user(app, "acme", "alice")
+    response = login(client, "acme", "alice", target)
+    assert response.status_code == 303
+    location = response.headers["location"]
+    parts = urlsplit(location)
+    assert not parts.scheme and not parts.netloc, location
+    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    assert not any(ord(c) < 0x20 for c in location)
+    if not target.startswith("/%0d"):
+        assert location == "/"
+
+
+def test_sign_in_returns_to_the_requested_page(server):
+    app, client = server
+    add_user(app, "acme", "alice", org_admin=True)
+    first = client.get("/tokens?x=1", follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/login?next=/tokens%3Fx%3D1"
+    response = login(client, "acme", "alice", "/tokens?x=1")
+    assert response.headers["location"] == "/tokens?x=1"
+
+
+def test_output_is_escaped(world):
+    client, team = world["client"], world["team"]
+    token = csrf_of(client)
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    r = client.post(f"/teams/{team}/policies", data={
+        "csrf": token, "text": V1 + f"# {evil}\n", "message": evil}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post("/people", data={"csrf": token, "username": "eve",
+                                     "password": PASSWORD + evil}, follow_redirects=False)
+    for path in (f"/teams/{team}/policies", f"/teams/{team}/policies/3",
+                 f"/teams/{team}/policies/diff?old=1&new=3"):
+        html = client.get(path).text
+        assert "&lt;script&gt;alert(" in html, path
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+    # A refused form echoes what was typed, escaped.
+    r = client.post(f"/teams/{team}/policies", data={"csrf": token, "text": evil,
+                                                     "message": evil})
+    assert r.status_code == 400 and "<script>alert" not in r.text
+    assert "&lt;script&gt;" in r.text
+
+
+def test_another_tenants_objects_are_not_found(world):
+    other, team = world["other"], world["team"]
+    for path in (f"/teams/{team}", f"/teams/{team}/policies", f"/teams/{team}/policies/1",
+                 f"/teams/{team}/policies/diff?old=1&new=2"):
+        response = other.get(path)
+        assert response.status_code == 404, path
+        assert "v1" not in response.text and "core" not in response.text
+    token = csrf_of(other)
+    before = snapshot(world["app"])
+    for path, form in ((f"/teams/{team}/members", {"username": "mallory", "role": "owner"}),
+                       (f"/teams/{team}/publications", {"number": "1"}),
+                       (f"/teams/{team}/policies", {"text": V1}),
+                       (f"/tokens/{world['token_id']}/revoke", {})):
+        response = other.post(path, data={"csrf": token, **form}, follow_redirects=False)
+        assert response.status_code == 404, (path, response.status_code)
+    assert snapshot(world["app"]) == before
+
+
+def test_roles_are_the_apis(world):
+    """bob is a member: he reads the team and its policies but cannot publish or add."""
+    from fastapi.testclient import TestClient
+
+    app, team = world["app"], world["team"]
+    with TestClient(app) as bob:
+        login(bob, "acme", "bob")
+        assert bob.get(f"/teams/{team}/policies").status_code == 200
+        assert "Publish v1" not in bob.get(f"/teams/{team}/policies").text
+        token = csrf_of(bob)
+        r = bob.post(f"/teams/{team}/publications", data={"csrf": token, "number": "1"})
+        assert r.status_code == 403 and "roles" in r.text
+        r = bob.post(f"/teams/{team}/members", data={"csrf": token, "username": "bob",
+                                                     "role": "owner"})
+        assert r.status_code == 403
+        r = bob.post("/people", data={"csrf": token, "username": "x", "password": PASSWORD})
+        assert r.status_code == 403
