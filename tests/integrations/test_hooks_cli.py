@@ -79,6 +79,31 @@ COPILOT_PRE = {
     "toolArgs": "{\"command\":\"rm -rf dist\",\"description\":\"Clean build directory\"}",
 }
 
+# Cursor's after-events, fields as listed by Cursor's hooks documentation
+# (https://cursor.com/docs/agent/hooks; reproduced in Cupcake's Cursor reference,
+# https://cupcake.eqtylab.io/reference/harnesses/cursor): output and duration (ms).
+CURSOR_AFTER_SHELL = {**CURSOR_SHELL, "hook_event_name": "afterShellExecution",
+                      "output": "added 64 packages", "duration": 150}
+CURSOR_MCP = {"conversation_id": "conv-123", "generation_id": "gen-456",
+              "hook_event_name": "beforeMCPExecution", "workspace_roots": ["/home/dev/app"],
+              "tool_name": "database_query", "tool_input": "{\"query\": \"SELECT 1\"}",
+              "url": "https://db.example.com/mcp"}
+CURSOR_AFTER_MCP = {**CURSOR_MCP, "hook_event_name": "afterMCPExecution",
+                    "result_json": "{\"rows\": [[1]]}", "duration": 250}
+# GitHub Copilot CLI hooks reference (github/docs, copilot-cli-reference, "Hook event input
+# payloads"): camelCase postToolUse / postToolUseFailure, and the PascalCase PostToolUse.
+COPILOT_SESSION = {"sessionId": "sess-1", "timestamp": 1704614600000,
+                   "cwd": "/path/to/project", "toolName": "bash",
+                   "toolArgs": "{\"command\":\"ls\"}"}
+COPILOT_POST = {**COPILOT_SESSION, "toolResult": {"resultType": "success",
+                                                   "textResultForLlm": "README.md"}}
+COPILOT_FAILURE = {**COPILOT_SESSION, "error": "command exited with 2"}
+COPILOT_PASCAL_POST = {"hook_event_name": "PostToolUse", "session_id": "sess-2",
+                       "timestamp": "2026-01-01T00:00:00Z", "cwd": "/path/to/project",
+                       "tool_name": "bash", "tool_input": {"command": "ls"},
+                       "tool_result": {"result_type": "success",
+                                       "text_result_for_llm": "README.md"}}
+
 
 @pytest.fixture
 def initialised(isolated_home):
@@ -248,3 +273,57 @@ def test_doctor_reports_what_fails_open(tmp_path, initialised):
     cursor.write_text(json.dumps({"version": 1, "hooks": {"beforeShellExecution": [
         {"command": f"{os.sys.executable} -m runestone hook cursor"}]}}))
     assert "failClosed" in run_cli("doctor", "cursor", "--settings", str(cursor)).stdout
+
+
+def _entries():
+    from runestone.audit.query import read_entries
+
+    return list(read_entries(layout().audit_dir))
+
+
+def _linked_result(host: str, tool_prefix: str = "") -> tuple[dict, dict]:
+    entries = _entries()
+    result = [e for e in entries if e["kind"] == "result" and e["host"] == host][-1]
+    request = next(e for e in entries if e["kind"] == "request"
+                   and e["request_id"] == result["request_id"])
+    assert request["tool"].startswith(tool_prefix)
+    return request, result
+
+
+def test_cursor_after_events_are_recorded_and_linked(initialised):
+    hook("cursor", CURSOR_SHELL)
+    after = hook("cursor", CURSOR_AFTER_SHELL)
+    assert after.returncode == 0 and json.loads(after.stdout) == {}
+    request, result = _linked_result("cursor", "Bash")
+    assert request["input"] == {"command": "npm install express"}
+    assert result["result_bytes"] > 0 and "added 64" not in json.dumps(result)
+
+    hook("cursor", CURSOR_MCP)
+    assert json.loads(hook("cursor", CURSOR_AFTER_MCP).stdout) == {}
+    request, result = _linked_result("cursor", "mcp__")
+    assert request["tool"] == result["tool"] == "mcp__db_example_com__database_query"
+
+
+def test_copilot_after_events_are_recorded_and_linked(initialised):
+    hook("copilot", COPILOT_SESSION)
+    post = hook("copilot", COPILOT_POST)
+    assert post.returncode == 0 and json.loads(post.stdout) == {}
+    request, result = _linked_result("copilot")
+    assert request["input"] == {"command": "ls"} and result["result_bytes"] > 0
+    assert "README.md" not in json.dumps(result)
+    failed = hook("copilot", COPILOT_FAILURE)
+    assert failed.returncode == 0
+    assert _linked_result("copilot")[1]["request_id"] == request["request_id"]
+    pascal = hook("copilot", COPILOT_PASCAL_POST)
+    assert pascal.returncode == 0 and json.loads(pascal.stdout) == {}
+    assert [e for e in _entries() if e["kind"] == "result"][-1]["call_id"].startswith(
+        "session_id:sess-2:")
+
+
+def test_gemini_after_tool_is_linked_by_session_and_action(initialised):
+    hook("gemini", GEMINI_BEFORE)
+    after = {**GEMINI_BEFORE, "hook_event_name": "AfterTool",
+             "tool_response": {"llmContent": "total 0", "returnDisplay": "total 0"}}
+    assert hook("gemini", after).returncode == 0
+    request, result = _linked_result("gemini")
+    assert request["input"] == {"command": "ls -la"} and result["result_bytes"] > 0

@@ -45,11 +45,18 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
 
 
 def _call_id(event: Event) -> str:
+    """What ties a tool's before- and after-event: the host's call id where it sends one
+    (Claude Code, Codex); else the turn or session with the action's hash (Cursor's
+    generation, Copilot's session), since those hosts send the same call twice."""
     raw = event.raw
-    for key in ("tool_use_id", "toolUseId", "call_id", "generation_id"):
+    for key in ("tool_use_id", "toolUseId", "call_id"):
         value = raw.get(key)
         if isinstance(value, str) and value:
             return value
+    for key in ("generation_id", "sessionId", "session_id", "conversation_id"):
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            return f"{key}:{value}:{event.action.hash}"
     return ""
 
 

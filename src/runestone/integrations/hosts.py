@@ -194,11 +194,24 @@ class Cursor:
             if not isinstance(path, str):
                 raise ActionError("beforeReadFile without a 'file_path'")
             hook = {**common, "tool_name": "Read", "tool_input": {"file_path": path}}
+        elif event == "afterShellExecution":
+            command = data.get("command")
+            if not isinstance(command, str):
+                raise ActionError("afterShellExecution without a 'command' string")
+            hook = {**common, "tool_name": "Bash", "tool_input": {"command": command}}
+            result = {"output": data.get("output"), "duration_ms": data.get("duration")}
+            return Event("post", action_from_hook_json(hook, agent=self.agent), result, data)
+        elif event == "afterMCPExecution":
+            pre = self.parse({**data, "hook_event_name": "beforeMCPExecution"})
+            return Event("post", pre.action, {"result_json": data.get("result_json"),
+                                              "duration_ms": data.get("duration")}, data)
         else:
             raise ActionError(f"unsupported Cursor hook event {event!r}")
         return Event("pre", action_from_hook_json(hook, agent=self.agent), None, data)
 
     def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "post":
+            return Reply("{}")  # after-events are observe-only; Cursor reads no decision
         permission = decision.decision
         if permission == "ask" and event.raw.get("hook_event_name") not in self.ASKABLE:
             permission = "deny"
@@ -250,8 +263,12 @@ class Copilot:
     def parse(self, data: Any) -> Event:
         if not isinstance(data, dict):
             raise ActionError("expected a JSON object from Copilot")
-        if "tool_name" in data:  # a PascalCase `PreToolUse` hook sends Claude-style input
-            return Event("pre", action_from_hook_json(data, agent=self.agent), None, data)
+        if "tool_name" in data:  # a PascalCase hook sends snake_case, Claude-style input
+            action = action_from_hook_json(data, agent=self.agent)
+            if data.get("hook_event_name") in ("PostToolUse", "PostToolUseFailure"):
+                return Event("post", action, data.get("tool_result") or
+                             {"error": data.get("error")}, data)
+            return Event("pre", action, None, data)
         tool = data.get("toolName")
         if not isinstance(tool, str) or not tool:
             raise ActionError("missing 'toolName'")
@@ -267,9 +284,18 @@ class Copilot:
             args = {"args": args}
         hook = {"tool_name": tool, "tool_input": args, "cwd": data.get("cwd") or "",
                 "session_id": data.get("sessionId") or ""}
-        return Event("pre", action_from_hook_json(hook, agent=self.agent), None, data)
+        action = action_from_hook_json(hook, agent=self.agent)
+        # camelCase payloads name no event: a result (postToolUse) or an error
+        # (postToolUseFailure) is what tells an after-event from preToolUse.
+        if "toolResult" in data:
+            return Event("post", action, data.get("toolResult"), data)
+        if "error" in data:
+            return Event("post", action, {"error": data.get("error")}, data)
+        return Event("pre", action, None, data)
 
     def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "post":
+            return Reply("{}")  # postToolUse may add context; Runestone only records
         if decision.decision == "allow":
             return Reply(_json({"permissionDecision": "allow"}))
         return Reply(_json({"permissionDecision": "deny",

@@ -417,10 +417,14 @@ HOSTS: dict[str, dict[str, Any]] = {
     },
     "cursor": {
         "path": lambda: Path(os.path.expanduser("~/.cursor/hooks.json")),
-        "install": flat_install({event: {"failClosed": True, "timeout": 600} for event in (
-            "beforeShellExecution", "beforeMCPExecution", "beforeReadFile")}, "cursor",
-            "command"),
-        "events": ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile"),
+        "install": flat_install({
+            **{event: {"failClosed": True, "timeout": 600} for event in (
+                "beforeShellExecution", "beforeMCPExecution", "beforeReadFile")},
+            # After-events only record results; they cannot block, so no failClosed.
+            **{event: {"timeout": 600} for event in (
+                "afterShellExecution", "afterMCPExecution")}}, "cursor", "command"),
+        "events": ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile",
+                   "afterShellExecution", "afterMCPExecution"),
         "doctor": probe_doctor("cursor", "beforeShellExecution", CURSOR_PROBE,
                                lambda r: r.returncode == 2
                                or _json_field(r, "permission") == "deny", _cursor_settings),
@@ -429,9 +433,9 @@ HOSTS: dict[str, dict[str, Any]] = {
             "events": (), "doctor": mcp_doctor, "uninstall": mcp_uninstall},
     "copilot": {
         "path": lambda: Path.cwd() / ".github" / "hooks" / "runestone.json",
-        "install": flat_install({"preToolUse": {"type": "command", "timeoutSec": 600}},
-                                "copilot", "bash"),
-        "events": ("preToolUse",),
+        "install": flat_install({event: {"type": "command", "timeoutSec": 600} for event in (
+            "preToolUse", "postToolUse", "postToolUseFailure")}, "copilot", "bash"),
+        "events": ("preToolUse", "postToolUse", "postToolUseFailure"),
         "doctor": probe_doctor("copilot", "preToolUse", COPILOT_PROBE,
                                lambda r: r.returncode != 0 or _json_field(
                                    r, "permissionDecision") == "deny"),
