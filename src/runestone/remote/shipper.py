@@ -249,7 +249,7 @@ def ship_interval() -> float:
 
 class ShipLoop:
     """Ships while the daemon runs and the runtime is enrolled. A failed round waits twice
-    as long before the next (up to a minute); the error is said once, not every round."""
+    as long before the next; the error is said once, not every round."""
 
     def __init__(self, layout: Layout, stop: threading.Event,
                  interval: float | None = None) -> None:
@@ -258,10 +258,13 @@ class ShipLoop:
         self.last_error = ""
 
     def run(self) -> None:
+        # Back-off doubles from the interval up to ten intervals (at most a minute), so a
+        # server back from a restart is found again within a few rounds.
+        ceiling = min(MAX_BACKOFF, 10 * self.interval)
         delay = 0.0
         while not self.stop.wait(delay):
             delay = self.interval if self.round() else min(max(delay, self.interval) * 2,
-                                                            MAX_BACKOFF)
+                                                            ceiling)
 
     def round(self) -> bool:
         """One round; False when the server could not take the log."""
@@ -290,7 +293,7 @@ class ShipLoop:
 def run_ship(layout: Layout) -> int:
     """`runestone audit ship`: one round, said plainly; 1 when the server cannot take it."""
     try:
-        report = ship(layout)
+        report = ship(layout, retries=2)
     except ShipError as exc:
         print(f"runestone audit ship: {exc} (the entries stay in the local log and are "
               "sent on the next round)", file=sys.stderr)
