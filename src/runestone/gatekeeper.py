@@ -237,7 +237,9 @@ class Gatekeeper:
                           (kind, ident)))
             return self._record(action, allowed)
         if mode == "ask":
-            return self._record(action, decision)
+            asked = self._record(action, decision)
+            self.approvals.note_host_ask(action, asked)  # enrolled: recorded on the server
+            return asked
         request_id = new_request_id()
         asked = self._record(action, dataclasses.replace(
             decision, approval=(("state", "pending"), ("mode", mode))),
@@ -256,12 +258,12 @@ class Gatekeeper:
         if mode == "defer":
             return dataclasses.replace(
                 decision, decision="deny", request_id=request_id,
-                reason=f"{decision.reason} A human must approve this exact action first: open "
-                       f"{link} or run `runestone approvals approve {request_id}`; then retry "
-                       "the identical call, which will be allowed once.",
+                reason=f"{decision.reason} A human must approve this exact action first: "
+                       f"{self.approvals.how_to_approve(request)}; then retry the identical "
+                       "call, which will be allowed once.",
                 approval=(("state", "pending"), ("request", request_id), ("link", link)))
-        print(f"runestone: approval needed for `{request.summary}`\n  open {link}\n"
-              f"  or run `runestone approvals approve {request_id}`", file=sys.stderr)
+        print(f"runestone: approval needed for `{request.summary}`\n  "
+              f"{self.approvals.how_to_approve(request)}", file=sys.stderr)
         try:
             final = self.approvals.wait(request_id, self.wait_seconds)
             consumed = final.state == "approved" and self.approvals.store.consume(

@@ -12,6 +12,7 @@ import getpass
 import os
 import secrets
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from runestone.policy import Decision
 
 if TYPE_CHECKING:
     from runestone.approvals.store import ApprovalStore, Grant, Request
+    from runestone.remote.approvals import ServerApprovals, Verdict
 
 DEFAULT_TTL_SECONDS = 15 * 60
 DEFAULT_PAGE_URL = "http://127.0.0.1:8765"
@@ -81,6 +83,9 @@ class Approvals:
         self.identity = load_identity(layout)
         self.signer = Signer(layout.private_key_file)
         self._store: ApprovalStore | None = None
+        self._remote: ServerApprovals | bool | None = False  # False: not looked up yet
+        self._links: dict[str, str] = {}  # request id -> the control plane's link
+        self._notes: dict[str, str] = {}  # request id -> why the server was not used
         self.audit = audit
         self.settings = settings or ApprovalSettings.from_env()
         try:
@@ -102,8 +107,27 @@ class Approvals:
             self._store.close()
             self._store = None
 
+    @property
+    def remote(self) -> ServerApprovals | None:
+        """The control plane's approvals when this runtime is enrolled, else None."""
+        if self._remote is False:
+            from runestone.remote.approvals import ServerApprovals
+
+            self._remote = ServerApprovals.from_layout(self.layout)
+        return self._remote  # type: ignore[return-value]
+
     def link(self, request: Request) -> str:
-        return f"{self.settings.page_url}/approve/{request.token}"
+        """Where a human decides: the control plane's page when the ask went there."""
+        return self._links.get(request.id) or f"{self.settings.page_url}/approve/{request.token}"
+
+    def how_to_approve(self, request: Request) -> str:
+        """The instruction a deferred or waiting ask shows the person."""
+        if request.id in self._links:
+            return (f"open {self.link(request)} (routed to the control plane's approvers; "
+                    "local approval is refused for it)")
+        note = self._notes.get(request.id, "")
+        return (f"open {self.link(request)} or run `runestone approvals approve "
+                f"{request.id}`" + (f" ({note})" if note else ""))
 
     # --- asking ---------------------------------------------------------------------------
 
@@ -132,7 +156,108 @@ class Approvals:
             token=tokens.issue(claims, self.signer), nonce=claims.nonce,
         )
         self.store.add_request(request)
+        self._send(request, decision.severity)
         return request
+
+    def _send(self, request: Request, severity: str, mode: str = "wait") -> None:
+        """Enrolled: route the ask through the control plane. Offline, it stays local and
+        the reason says so; either way nothing is allowed without a verified approval."""
+        remote = self.remote
+        if remote is None:
+            return
+        from runestone.remote.client import RemoteError
+
+        ask = {"request_id": request.id, "action_hash": request.action_hash,
+               "tool": request.tool, "summary": request.summary, "reason": request.reason,
+               "rules": list(request.rules), "severity": severity or "medium",
+               "input": request.action, "user": request.user, "agent": request.agent,
+               "session": request.session, "mode": mode}
+        try:
+            view = remote.submit(ask)
+        except RemoteError as exc:
+            self._notes[request.id] = (f"{exc}; falling back to local approval on this "
+                                       "machine")
+            self._audit({"kind": "approval-routing", "request_id": request.id,
+                         "server": remote.server, "routed": False, "error": str(exc)})
+            return
+        remote.remember(request.id, request.action_hash, view)
+        self._links[request.id] = str(view.get("link") or "")
+        self._audit({"kind": "approval-routing", "request_id": request.id,
+                     "server": remote.server, "routed": True,
+                     "server_id": view.get("id"), "link": view.get("link", "")})
+
+    def note_host_ask(self, action: Action, decision: Decision) -> None:
+        """The host asks its user itself; an enrolled runtime still records the ask on the
+        control plane (briefly: the host is waiting), and carries on if it cannot."""
+        remote = self.remote
+        if remote is None or decision.decision != "ask" or not decision.request_id:
+            return
+        from runestone.audit.records import summarize
+        from runestone.remote.client import RemoteError
+
+        identity = action.identity()
+        try:
+            remote.submit({
+                "request_id": decision.request_id,
+                "action_hash": decision.action_hash or action.hash, "tool": action.tool,
+                "summary": self._redact(summarize(action)), "reason": decision.reason,
+                "rules": list(decision.rules), "severity": decision.severity or "medium",
+                "input": self.redactor.value(identity) if self.redactor else identity,
+                "user": action.user or _login(), "agent": action.agent,
+                "session": action.session, "mode": "ask"}, timeout=_record_timeout())
+        except RemoteError as exc:
+            print(f"runestone: the ask was not recorded on the control plane ({exc})",
+                  file=sys.stderr)
+
+    def remote_verdict(self, request: Request, wait: float = 0.0) -> Verdict | None:
+        """The control plane's verified answer for a request sent there; None when it was
+        not sent or the server cannot be reached. Applies a decision to the local store."""
+        remote = self.remote
+        if remote is None or remote.was_sent(request.id, request.action_hash) is None:
+            return None
+        from runestone.remote.client import RemoteError
+
+        try:
+            view = remote.fetch(request.id, wait=wait)
+        except RemoteError as exc:
+            self._notes[request.id] = str(exc)
+            return None
+        if view is None:
+            return None
+        verdict = remote.verdict(view, request.id, request.action_hash)
+        if verdict.decided:
+            self._apply(request, verdict)
+        return verdict
+
+    def _apply(self, request: Request, verdict: Verdict) -> None:
+        """Make a verified server decision (or a forged one, as a deny) local: audited,
+        then stored, so the retry spends it once like a local approval."""
+        assert self.remote is not None
+        state = "approved" if verdict.state == "approved" and verdict.verified else "denied"
+        approver = "server:" + (",".join(verdict.approvers) or verdict.state)
+        reason = verdict.reason or ("expired unanswered on the control plane"
+                                    if verdict.state == "expired" else "")
+        self._audit({"kind": "approval", "request_id": request.id, "decision": state,
+                     "approver": approver, "scope": "once", "reason": reason,
+                     "action_hash": request.action_hash, "policy_hash": request.policy_hash,
+                     "grants": [], "minutes": None, "via": "control plane",
+                     "verified": verdict.verified})
+        self.store.decide(request.id, state, approver, reason, "once", time.time())
+        self.remote.forget(request.id, request.action_hash)
+
+    def sync_from_server(self, action_hash: str) -> None:
+        """Before spending approvals for this action, learn what the server decided about
+        the requests for it that were sent there (the retry of a deferred call)."""
+        remote = self.remote
+        if remote is None:
+            return
+        for sent in remote.sent(action_hash):
+            request = self.store.request(str(sent.get("request_id", "")))
+            if request is None or request.state != "pending":
+                remote.forget(str(sent.get("request_id", "")), action_hash)
+                continue
+            if request.action_hash == action_hash:
+                self.remote_verdict(request)
 
     def claims_of(self, request: Request) -> tokens.Claims:
         return tokens.Claims(request.id, request.action_hash, request.policy_hash,
@@ -161,6 +286,10 @@ class Approvals:
         """Spend an approval or grant that covers exactly this ask; ("request"|"grant", id)."""
         now = time.time()
         action_hash = decision.action_hash or action.hash
+        try:
+            self.sync_from_server(action_hash)
+        except Exception as exc:  # the server's answer is optional; a broken one is no allow
+            print(f"runestone: control plane approvals unavailable ({exc})", file=sys.stderr)
         for request in self.store.approved_for(action_hash):
             try:
                 self.verify_token(request.token, action_hash=action_hash,
@@ -198,6 +327,11 @@ class Approvals:
             raise ApprovalError(f"request {request_id} expired; it can no longer be decided")
         if request.state != "pending":
             raise ApprovalError(f"request {request_id} is {request.state}, not pending")
+        remote = self.remote
+        sent = remote.was_sent(request_id, request.action_hash) if remote else None
+        if sent is not None:
+            raise ApprovalError(f"request {request_id} was routed to the control plane; "
+                                f"decide it there: {sent.get('link') or remote.server}")
         if approve and scope == "rule-session" and not request.rules:
             raise ApprovalError("this request was not asked by a rule (it was not fully "
                                 "understood), so only this exact action can be approved")
@@ -279,13 +413,19 @@ class Approvals:
     # --- waiting --------------------------------------------------------------------------
 
     def wait(self, request_id: str, timeout: float, poll: float = 0.2) -> Request:
-        """Block until the request is decided or expires (or `timeout` passes)."""
+        """Block until the request is decided or expires (or `timeout` passes). A request
+        sent to the control plane is long-polled there (answered the moment it is decided);
+        if the server stops answering, the wait goes on locally."""
         deadline = time.monotonic() + timeout
         while True:
             request = self.store.request(request_id)
             if request is None or request.state != "pending":
                 assert request is not None
                 return request
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and request_id not in self._notes and \
+                    self.remote_verdict(request, wait=min(remaining, 30.0)) is not None:
+                continue
             if request.expires <= time.time():
                 self.store.expire_due(time.time())
                 continue
@@ -313,6 +453,13 @@ def action_key(action: Action) -> str:
     from runestone.actions.canonical import canonical_hash
 
     return canonical_hash({"tool": action.tool, "input": action.input, "cwd": action.cwd})
+
+
+def _record_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get("RUNESTONE_APPROVAL_RECORD_TIMEOUT", "2")))
+    except ValueError:
+        return 2.0
 
 
 def _login() -> str:

@@ -8,3 +8,17 @@ from runestone.actions.canonical import canonical_json
 def policy_message(runtime_id: str, number: int, policy_hash: str, text: str) -> bytes:
     return canonical_json({"kind": "runestone-policy", "runtime_id": runtime_id,
                            "number": number, "hash": policy_hash, "text": text})
+
+
+def decision_message(runtime_id: str, request_id: str, action_hash: str, decision: str,
+                     credential_hash: str) -> bytes:
+    """What the server signs when it tells a runtime how an approval request ended.
+
+    Bound to the runtime (its id and a SHA-256 of its own credential, which only it and
+    the server know), the request and the exact action, so a decision can be neither
+    replayed to another runtime nor spent on another action. `decision` is `approved`,
+    `denied` or `expired`; only `approved` allows anything.
+    """
+    return canonical_json({"kind": "runestone-approval-decision", "runtime_id": runtime_id,
+                           "request_id": request_id, "action_hash": action_hash,
+                           "decision": decision, "credential_hash": credential_hash})

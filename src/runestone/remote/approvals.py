@@ -1,0 +1,194 @@
+"""Approvals through the control plane: send an ask, learn the decision, verify it.
+
+An enrolled runtime sends each ask to its server, which routes it to the right approvers.
+The answer counts only after one check made here, with values this runtime holds itself:
+the server's Ed25519 signature (key received at enrollment) over the runtime id, the
+request id, the *local* action hash, the decision and a hash of this runtime's own
+credential. An answer that fails the check is a deny; nothing the server says about which
+action was approved is trusted beyond that signature.
+
+Which local requests were sent to the server is remembered on disk (one small file per
+request, under the action hash), so a later process (the retry of a deferred call) knows
+to ask the server about them. Standard library only: this runs on the hook path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runestone.home import Layout
+from runestone.remote.client import RemoteError, credential_file, load_remote
+
+SUBMIT_TIMEOUT = 5.0
+RECORD_TIMEOUT = 2.0
+FETCH_TIMEOUT = 3.0
+DECIDED = ("approved", "denied", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The server's answer as this runtime reads it. `state` is pending, approved, denied
+    or expired; an answer that did not verify is `denied` with `verified` False."""
+
+    state: str
+    approvers: tuple[str, ...] = ()
+    reason: str = ""
+    verified: bool = True
+
+    @property
+    def decided(self) -> bool:
+        return self.state in DECIDED
+
+
+class ServerApprovals:
+    """The control plane's approval API, as seen by one enrolled runtime."""
+
+    def __init__(self, layout: Layout, config: dict[str, Any], credential: str) -> None:
+        self.layout = layout
+        self.server = str(config["server"]).rstrip("/")
+        self.runtime_id = str(config["runtime_id"])
+        self.server_public_key = str(config["server_public_key"])
+        self._credential = credential
+
+    @classmethod
+    def from_layout(cls, layout: Layout) -> ServerApprovals | None:
+        """None when this runtime is not enrolled (local approvals only)."""
+        config = load_remote(layout)
+        if config is None:
+            return None
+        try:
+            credential = credential_file(layout).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return cls(layout, config, credential)
+
+    @property
+    def credential_hash(self) -> str:
+        return hashlib.sha256(self._credential.encode("utf-8")).hexdigest()
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None,
+              timeout: float) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.server + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization":
+                                                      f"Bearer {self._credential}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read() or b"{}")
+            except ValueError:
+                detail = {}
+            return exc.code, detail if isinstance(detail, dict) else {}
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RemoteError(f"the control plane at {self.server} does not answer: "
+                              f"{exc}") from exc
+
+    def submit(self, ask: dict[str, Any], *, timeout: float = SUBMIT_TIMEOUT) -> dict[str, Any]:
+        """Send an ask; the server's view of it (id, link, state). Raises RemoteError."""
+        status, answer = self._call("POST", "/api/v1/runtime/approvals", ask, timeout)
+        if status not in (200, 201):
+            raise RemoteError(f"the control plane refused the approval request (HTTP "
+                              f"{status}: {str(answer.get('detail', ''))[:200]})")
+        return answer
+
+    def fetch(self, request_id: str, wait: float = 0.0) -> dict[str, Any] | None:
+        """The server's view of a request, waiting up to `wait` seconds for a decision;
+        None if the server does not know it. Raises RemoteError."""
+        query = urllib.parse.urlencode({"wait": f"{max(0.0, wait):g}"})
+        status, answer = self._call(
+            "GET", f"/api/v1/runtime/approvals/{urllib.parse.quote(request_id)}?{query}",
+            None, FETCH_TIMEOUT + wait)
+        if status == 404:
+            return None
+        if status != 200:
+            raise RemoteError(f"the control plane answered HTTP {status} for approval "
+                              f"{request_id}")
+        return answer
+
+    # --- verifying ----------------------------------------------------------------------
+
+    def verdict(self, view: dict[str, Any], request_id: str, action_hash: str) -> Verdict:
+        """Read the server's view of `request_id` for this exact action."""
+        state = str(view.get("state", ""))
+        if state not in DECIDED:
+            return Verdict("pending")
+        problem = self._problem(view, request_id, action_hash, state)
+        if problem:
+            return Verdict("denied", reason=f"the control plane's decision does not verify "
+                           f"({problem}); treated as a deny", verified=False)
+        approvers = tuple(str(a) for a in view.get("approvers") or ())
+        return Verdict(state, approvers, str(view.get("reason") or ""))
+
+    def _problem(self, view: dict[str, Any], request_id: str, action_hash: str,
+                 state: str) -> str:
+        from runestone.audit.checkpoint import verify_signature
+        from runestone.remote.signing import decision_message
+
+        for name, mine in (("runtime_id", self.runtime_id), ("request_id", request_id),
+                           ("action_hash", action_hash)):
+            if not hmac.compare_digest(str(view.get(name, "")), mine):
+                return f"it names another {name.replace('_', ' ')}"
+        message = decision_message(self.runtime_id, request_id, action_hash, state,
+                                   self.credential_hash)
+        if not verify_signature(self.server_public_key, message,
+                                str(view.get("signature", ""))):
+            return "bad signature"
+        return ""
+
+    # --- what was sent ------------------------------------------------------------------
+
+    def _dir(self, action_hash: str) -> Path:
+        safe = "".join(c for c in action_hash if c in "0123456789abcdef")[:64] or "none"
+        return self.layout.state_dir / "server-approvals" / safe
+
+    def remember(self, request_id: str, action_hash: str, view: dict[str, Any]) -> None:
+        directory = self._dir(action_hash)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"request_id": request_id, "action_hash": action_hash,
+                  "id": view.get("id"), "link": view.get("link", "")}
+        temporary = directory / f".{request_id}.tmp"
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(temporary, directory / f"{request_id}.json")
+
+    def sent(self, action_hash: str) -> list[dict[str, Any]]:
+        """Requests for this action that were sent to the server and not yet settled."""
+        records = []
+        try:
+            names = sorted(os.listdir(self._dir(action_hash)))
+        except OSError:
+            return []
+        for name in names:
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                records.append(json.loads((self._dir(action_hash) / name).read_text(
+                    encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return records
+
+    def was_sent(self, request_id: str, action_hash: str) -> dict[str, Any] | None:
+        path = self._dir(action_hash) / f"{request_id}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def forget(self, request_id: str, action_hash: str) -> None:
+        with contextlib.suppress(OSError):
+            (self._dir(action_hash) / f"{request_id}.json").unlink()

@@ -1,0 +1,292 @@
+"""HTTP for approvals: runtimes send asks and long-poll for decisions; approvers list,
+read and vote; team managers configure groups and routes; anyone delegates. A thin layer
+over `service` and `config`, which the dashboard's pages call too."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+# Importing the worker task registers it with the worker.
+from runestone_server.approvals import config, escalation, service, wakeups  # noqa: F401
+from runestone_server.approvals.models import SEVERITIES
+from runestone_server.approvals.service import NewAsk, Refused, RuntimeRef
+from runestone_server.auth import DB, READ_ROLES, Id, RuntimeCaller, Who, runtime_principal
+from runestone_server.auth import team_for as _team_for
+
+router = APIRouter(prefix="/api/v1")
+MAX_WAIT = 60.0
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+# --- runtimes ---------------------------------------------------------------------------
+
+class AskIn(BaseModel):
+    request_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")
+    action_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tool: str = Field(min_length=1, max_length=200)
+    summary: str = Field(default="", max_length=4000)
+    reason: str = Field(default="", max_length=4000)
+    rules: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
+                                                               max_length=50)
+    severity: str = Field(default="medium", max_length=20)
+    input: dict[str, Any] = Field(default_factory=dict)
+    user: str = Field(default="", max_length=200)
+    agent: str = Field(default="", max_length=200)
+    session: str = Field(default="", max_length=200)
+    mode: Literal["wait", "defer", "ask"] = "wait"
+
+
+class RuntimeDecision(BaseModel):
+    id: int
+    request_id: str
+    state: str
+    action_hash: str
+    runtime_id: str
+    level: int
+    link: str
+    reason: str
+    approvers: list[str]
+    signature: str
+
+
+@router.post("/runtime/approvals", response_model=RuntimeDecision, status_code=201)
+def runtime_ask(body: AskIn, runtime: RuntimeCaller, request: Request,
+                db: DB) -> dict[str, Any]:
+    """An ask from a runtime: recorded, routed, its approvers notified."""
+    ref = RuntimeRef.of(runtime)
+    service.submit(db, ref, NewAsk(
+        request_id=body.request_id, action_hash=body.action_hash, tool=body.tool,
+        summary=body.summary, reason=body.reason, rules=tuple(body.rules),
+        severity=body.severity if body.severity in SEVERITIES else "critical",
+        input=body.input, user=body.user, agent=body.agent, session=body.session,
+        mode=body.mode))
+    view = service.runtime_view(db, ref, body.request_id, request.app.state.key.sign)
+    assert view is not None
+    return view
+
+
+def _runtime_ref(request: Request) -> RuntimeRef:
+    """Authenticate in a short session of its own: a long-poll holds no connection."""
+    with request.app.state.db.sessions() as db:
+        return RuntimeRef.of(runtime_principal(request, db))
+
+
+@router.get("/runtime/approvals/{request_id}", response_model=RuntimeDecision)
+async def runtime_long_poll(
+        request_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")],
+        request: Request,
+        runtime: Annotated[RuntimeRef, Depends(_runtime_ref)],
+        wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0) -> dict[str, Any]:
+    """The request's state; with `wait`, answer as soon as it is decided, or after `wait`
+    seconds. Each re-check is a short session; in between, no connection is held."""
+    database = request.app.state.db
+    sign = request.app.state.key.sign
+    deadline = time.monotonic() + wait
+
+    def look() -> dict[str, Any] | None:
+        with database.sessions() as db:
+            return service.runtime_view(db, runtime, request_id, sign)
+
+    while True:
+        view = await run_in_threadpool(look)
+        if view is None:
+            raise Refused(404, "no such approval request from this runtime")
+        remaining = deadline - time.monotonic()
+        if view["state"] != "pending" or remaining <= 0:
+            return view
+        await wakeups.wait(database.url, view["id"], remaining)
+
+
+# --- approvers --------------------------------------------------------------------------
+
+class ApprovalSummary(BaseModel):
+    id: int
+    request_id: str
+    team_id: int
+    tool: str
+    summary: str
+    rule: str
+    severity: str
+    requester: dict[str, str]
+    state: str
+    level: int
+    level_deadline: datetime | None
+    created: datetime
+    link: str
+
+
+class Vote(BaseModel):
+    user: str
+    vote: str
+    reason: str
+    level: int
+    on_behalf_of: str | None
+    created: datetime
+
+
+class Step(BaseModel):
+    kind: str
+    actor: str
+    created: datetime
+    detail: dict[str, Any]
+
+
+class ApprovalDetail(ApprovalSummary):
+    reason: str
+    rules: list[str]
+    action_hash: str
+    input: dict[str, Any]
+    runtime_id: str
+    route: str | None
+    levels: list[dict[str, Any]]
+    decided: datetime | None
+    decided_reason: str
+    votes: list[Vote]
+    timeline: list[Step]
+    can_vote: bool
+
+
+class VoteIn(BaseModel):
+    vote: Literal["approve", "deny"]
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.get("/approvals", response_model=list[ApprovalSummary])
+def my_inbox(who: Who, db: DB) -> list[dict[str, Any]]:
+    """Pending requests that I (or someone who delegated to me) may decide now."""
+    return [service.summary(a) for a in service.inbox(db, who)]
+
+
+@router.get("/approvals/{approval_id}", response_model=ApprovalDetail)
+def get_approval(approval_id: Id, who: Who, db: DB) -> dict[str, Any]:
+    return service.describe(db, who, service.load(db, who, approval_id))
+
+
+@router.post("/approvals/{approval_id}/votes", response_model=ApprovalDetail)
+def cast_vote(approval_id: Id, body: VoteIn, who: Who, db: DB) -> dict[str, Any]:
+    approval = service.vote(db, who, approval_id, body.vote, body.reason)
+    return service.describe(db, who, approval)
+
+
+@router.get("/teams/{team_id}/approvals", response_model=list[ApprovalSummary])
+def team_approvals(team_id: Id, who: Who, db: DB,
+                   state: Annotated[str | None, Query(max_length=20)] = None
+                   ) -> list[dict[str, Any]]:
+    team = _team_for(db, who, team_id, READ_ROLES)
+    return [service.summary(a) for a in service.team_requests(db, who.org_id, team.id, state)]
+
+
+# --- configuration ----------------------------------------------------------------------
+
+class GroupIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    members: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
+                                                                 max_length=500)
+    channel_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
+        default_factory=list, max_length=50)
+
+
+class GroupOut(BaseModel):
+    id: int
+    team_id: int
+    name: str
+    members: list[str]
+    channel_ids: list[int]
+
+
+@router.get("/teams/{team_id}/approver-groups", response_model=list[GroupOut])
+def list_groups(team_id: Id, who: Who, db: DB) -> list[dict[str, Any]]:
+    return config.list_groups(db, who, team_id)
+
+
+@router.post("/teams/{team_id}/approver-groups", response_model=GroupOut, status_code=201)
+def create_group(team_id: Id, body: GroupIn, who: Who, db: DB) -> dict[str, Any]:
+    return config.save_group(db, who, team_id, body.name, body.members, body.channel_ids)
+
+
+@router.put("/teams/{team_id}/approver-groups/{group_id}", response_model=GroupOut)
+def update_group(team_id: Id, group_id: Id, body: GroupIn, who: Who,
+                 db: DB) -> dict[str, Any]:
+    return config.save_group(db, who, team_id, body.name, body.members, body.channel_ids,
+                             group_id=group_id)
+
+
+class LevelIn(BaseModel):
+    group_id: int = Field(ge=1, le=2_147_483_647)
+    timeout_seconds: int = Field(ge=1, le=30 * 24 * 3600)
+    quorum: int = Field(default=1, ge=1, le=50)
+
+
+class RouteIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    labels: dict[Annotated[str, Field(max_length=100)],
+                 Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
+    tool: str = Field(default="*", max_length=200)
+    rule: str = Field(default="*", max_length=200)
+    min_severity: Severity = "low"
+    levels: list[LevelIn] = Field(min_length=1, max_length=20)
+
+
+class RouteOut(BaseModel):
+    id: int
+    team_id: int
+    name: str
+    priority: int
+    labels: dict[str, str]
+    tool: str
+    rule: str
+    min_severity: str
+    levels: list[LevelIn]
+
+
+@router.get("/teams/{team_id}/approval-routes", response_model=list[RouteOut])
+def list_routes(team_id: Id, who: Who, db: DB) -> list[dict[str, Any]]:
+    return config.list_routes(db, who, team_id)
+
+
+@router.post("/teams/{team_id}/approval-routes", response_model=RouteOut, status_code=201)
+def create_route(team_id: Id, body: RouteIn, who: Who, db: DB) -> dict[str, Any]:
+    return config.create_route(
+        db, who, team_id, name=body.name, priority=body.priority, labels=body.labels,
+        tool=body.tool, rule=body.rule, min_severity=body.min_severity,
+        steps=[config.LevelSpec(s.group_id, s.timeout_seconds, s.quorum)
+               for s in body.levels])
+
+
+class DelegationIn(BaseModel):
+    to: str = Field(min_length=1, max_length=200)
+    starts: datetime | None = None
+    ends: datetime
+
+
+class DelegationOut(BaseModel):
+    id: int
+    from_: str | None = Field(alias="from")
+    to: str | None
+    starts: datetime
+    ends: datetime
+    revoked: datetime | None
+
+
+@router.get("/delegations", response_model=list[DelegationOut], response_model_by_alias=True)
+def my_delegations(who: Who, db: DB) -> list[dict[str, Any]]:
+    return config.list_delegations(db, who)
+
+
+@router.post("/delegations", response_model=DelegationOut, status_code=201,
+             response_model_by_alias=True)
+def create_delegation(body: DelegationIn, who: Who, db: DB) -> dict[str, Any]:
+    return config.delegate(db, who, body.to, body.starts, body.ends)
+
+
+@router.delete("/delegations/{delegation_id}", status_code=204)
+def revoke_delegation(delegation_id: Id, who: Who, db: DB) -> Response:
+    config.revoke_delegation(db, who, delegation_id)
+    return Response(status_code=204)

@@ -1,0 +1,206 @@
+"""Configuring who approves: approver groups, routes with escalation levels, delegations.
+
+Team managers (owner, admin) set groups and routes; anyone sets their own delegations.
+Every referenced user, group and channel must belong to the caller's organisation (and
+groups to the same team), so configuration can never point across tenants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from runestone_server.approvals.models import (
+    SEVERITIES,
+    ApprovalLevel,
+    ApprovalRoute,
+    ApproverGroup,
+    ApproverGroupMember,
+    Delegation,
+)
+from runestone_server.approvals.service import Refused, aware, now
+from runestone_server.auth import MANAGE_ROLES, READ_ROLES, Principal, team_for
+from runestone_server.events import record
+from runestone_server.models import User
+
+
+def _users(db: Session, org_id: int, usernames: list[str]) -> list[User]:
+    users = list(db.scalars(select(User).where(User.org_id == org_id,
+                                               User.username.in_(usernames))))
+    missing = sorted(set(usernames) - {u.username for u in users})
+    if missing:
+        raise Refused(400, f"no such users: {', '.join(missing)}")
+    return users
+
+
+def _check_channels(db: Session, org_id: int, channel_ids: list[int]) -> None:
+    if not channel_ids:
+        return
+    try:
+        from runestone_server.notify.models import Channel
+    except ImportError as exc:
+        raise Refused(400, "notifications are not installed on this server") from exc
+    found = set(db.scalars(select(Channel.id).where(Channel.org_id == org_id,
+                                                    Channel.id.in_(channel_ids))))
+    missing = sorted(set(channel_ids) - found)
+    if missing:
+        raise Refused(400, f"no such notification channels: {missing}")
+
+
+def group_out(db: Session, group: ApproverGroup) -> dict[str, Any]:
+    members = db.scalars(select(User.username).join(
+        ApproverGroupMember, ApproverGroupMember.user_id == User.id).where(
+        ApproverGroupMember.group_id == group.id).order_by(User.username))
+    return {"id": group.id, "team_id": group.team_id, "name": group.name,
+            "members": list(members), "channel_ids": list(group.channel_ids or [])}
+
+
+def list_groups(db: Session, who: Principal, team_id: int) -> list[dict[str, Any]]:
+    team = team_for(db, who, team_id, READ_ROLES)
+    groups = db.scalars(select(ApproverGroup).where(ApproverGroup.team_id == team.id,
+                                                    ApproverGroup.org_id == who.org_id)
+                        .order_by(ApproverGroup.id))
+    return [group_out(db, g) for g in groups]
+
+
+def save_group(db: Session, who: Principal, team_id: int, name: str, members: list[str],
+               channel_ids: list[int], group_id: int | None = None) -> dict[str, Any]:
+    """Create a group (group_id None) or replace an existing one's members and channels."""
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    users = _users(db, who.org_id, members)
+    _check_channels(db, who.org_id, channel_ids)
+    if group_id is None:
+        group = ApproverGroup(org_id=who.org_id, team_id=team.id, name=name,
+                              channel_ids=list(channel_ids))
+        db.add(group)
+        try:
+            db.flush()
+        except IntegrityError as exc:
+            db.rollback()
+            raise Refused(409, "this team already has a group with that name") from exc
+    else:
+        found = db.scalar(select(ApproverGroup).where(
+            ApproverGroup.id == group_id, ApproverGroup.team_id == team.id,
+            ApproverGroup.org_id == who.org_id))
+        if found is None:
+            raise Refused(404, "no such approver group")
+        group = found
+        group.channel_ids = list(channel_ids)
+        db.execute(delete(ApproverGroupMember).where(ApproverGroupMember.group_id == group.id))
+    for user in users:
+        db.add(ApproverGroupMember(org_id=who.org_id, group_id=group.id, user_id=user.id))
+    record(db, who.org_id, team.id, who.name, "approval.group-saved",
+           {"group": name if group_id is None else group.name, "members": sorted(members),
+            "channel_ids": list(channel_ids)})
+    db.commit()
+    return group_out(db, group)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSpec:
+    group_id: int
+    timeout_seconds: int
+    quorum: int = 1
+
+
+def route_out(db: Session, route: ApprovalRoute) -> dict[str, Any]:
+    steps = db.scalars(select(ApprovalLevel).where(ApprovalLevel.route_id == route.id)
+                       .order_by(ApprovalLevel.position))
+    return {"id": route.id, "team_id": route.team_id, "name": route.name,
+            "priority": route.priority, "labels": route.match_labels,
+            "tool": route.tool_glob, "rule": route.rule_glob,
+            "min_severity": route.min_severity,
+            "levels": [{"group_id": s.group_id, "timeout_seconds": s.timeout_seconds,
+                        "quorum": s.quorum} for s in steps]}
+
+
+def list_routes(db: Session, who: Principal, team_id: int) -> list[dict[str, Any]]:
+    team = team_for(db, who, team_id, READ_ROLES)
+    routes = db.scalars(select(ApprovalRoute).where(ApprovalRoute.team_id == team.id,
+                                                    ApprovalRoute.org_id == who.org_id)
+                        .order_by(ApprovalRoute.priority, ApprovalRoute.id))
+    return [route_out(db, r) for r in routes]
+
+
+def create_route(db: Session, who: Principal, team_id: int, *, name: str, priority: int,
+                 labels: dict[str, str], tool: str, rule: str, min_severity: str,
+                 steps: list[LevelSpec]) -> dict[str, Any]:
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    if min_severity not in SEVERITIES:
+        raise Refused(400, f"min_severity is one of {', '.join(SEVERITIES)}")
+    if not steps:
+        raise Refused(400, "a route needs at least one level")
+    group_ids = {s.group_id for s in steps}
+    found = set(db.scalars(select(ApproverGroup.id).where(
+        ApproverGroup.id.in_(group_ids), ApproverGroup.team_id == team.id,
+        ApproverGroup.org_id == who.org_id)))
+    if found != group_ids:
+        raise Refused(400, f"no such approver groups in this team: "
+                           f"{sorted(group_ids - found)}")
+    route = ApprovalRoute(org_id=who.org_id, team_id=team.id, name=name, priority=priority,
+                          match_labels=dict(labels), tool_glob=tool or "*",
+                          rule_glob=rule or "*", min_severity=min_severity)
+    db.add(route)
+    db.flush()
+    for position, step in enumerate(steps):
+        db.add(ApprovalLevel(org_id=who.org_id, route_id=route.id, position=position,
+                             group_id=step.group_id, timeout_seconds=step.timeout_seconds,
+                             quorum=step.quorum))
+    record(db, who.org_id, team.id, who.name, "approval.route-created",
+           {"route": name, "priority": priority, "labels": labels, "tool": tool,
+            "rule": rule, "min_severity": min_severity,
+            "levels": [[s.group_id, s.timeout_seconds, s.quorum] for s in steps]})
+    db.commit()
+    return route_out(db, route)
+
+
+def delegation_out(db: Session, delegation: Delegation) -> dict[str, Any]:
+    names = dict(db.execute(select(User.id, User.username).where(
+        User.id.in_([delegation.from_user_id, delegation.to_user_id]))).all())
+    return {"id": delegation.id, "from": names.get(delegation.from_user_id),
+            "to": names.get(delegation.to_user_id), "starts": aware(delegation.starts),
+            "ends": aware(delegation.ends), "revoked": aware(delegation.revoked)}
+
+
+def delegate(db: Session, who: Principal, to: str, starts: datetime | None,
+             ends: datetime) -> dict[str, Any]:
+    """I let `to` decide in my place from `starts` (default now) until `ends`."""
+    starts = aware(starts) or now()
+    ends = aware(ends)  # type: ignore[assignment]
+    if ends <= starts:
+        raise Refused(400, "a delegation must end after it starts")
+    (target,) = _users(db, who.org_id, [to])
+    if target.id == who.user.id:
+        raise Refused(400, "you cannot delegate to yourself")
+    delegation = Delegation(org_id=who.org_id, from_user_id=who.user.id,
+                            to_user_id=target.id, starts=starts, ends=ends, created=now())
+    db.add(delegation)
+    record(db, who.org_id, None, who.name, "approval.delegated",
+           {"to": target.username, "starts": starts.isoformat(), "ends": ends.isoformat()})
+    db.commit()
+    return delegation_out(db, delegation)
+
+
+def list_delegations(db: Session, who: Principal) -> list[dict[str, Any]]:
+    rows = db.scalars(select(Delegation).where(
+        Delegation.org_id == who.org_id, (Delegation.from_user_id == who.user.id)
+        | (Delegation.to_user_id == who.user.id)).order_by(Delegation.id))
+    return [delegation_out(db, d) for d in rows]
+
+
+def revoke_delegation(db: Session, who: Principal, delegation_id: int) -> None:
+    delegation = db.scalar(select(Delegation).where(
+        Delegation.id == delegation_id, Delegation.org_id == who.org_id,
+        Delegation.from_user_id == who.user.id))
+    if delegation is None:
+        raise Refused(404, "no such delegation of yours")
+    if delegation.revoked is None:
+        delegation.revoked = now()
+        record(db, who.org_id, None, who.name, "approval.delegation-revoked",
+               {"delegation_id": delegation.id})
+        db.commit()

@@ -1,0 +1,430 @@
+"""Approvals through the server: routing, escalation, quorum, delegation, self-approval,
+tenant isolation, signed decisions and the long-poll, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from runestone.audit.checkpoint import verify_signature
+from runestone.remote.signing import decision_message
+from runestone_server.approvals import wakeups
+from runestone_server.approvals.escalation import escalate_due
+from runestone_server.approvals.models import ApprovalRoute
+from runestone_server.approvals.routing import Ask, matches
+from runestone_server.models import (
+    ApiToken,
+    Membership,
+    Organisation,
+    Runtime,
+    ServerEvent,
+    Team,
+    User,
+)
+from runestone_server.security import hash_password, new_token
+
+PASSWORD = hash_password("x" * 12)  # hashing once keeps the fixtures fast
+
+
+@pytest.fixture
+def app_client(database_url, tmp_path):
+    """The app with no background worker: the tests run escalation themselves."""
+    from fastapi.testclient import TestClient
+
+    from runestone_server.app import create_app
+    from runestone_server.migrate import upgrade
+
+    app = create_app(database_url, key_path=str(tmp_path / "server.ed25519"),
+                     worker_interval=0)
+    upgrade(app.state.db)
+    with TestClient(app) as client:
+        yield app, client
+    app.state.db.engine.dispose()
+
+
+class World:
+    """Two organisations, each with a team, people and an enrolled runtime."""
+
+    def __init__(self, app, client) -> None:
+        self.app, self.client = app, client
+        self.tokens: dict[str, str] = {}
+        self.runtimes: dict[str, tuple[str, str]] = {}  # name -> (runtime id, credential)
+        self.ids: dict[str, int] = {}
+
+    def user(self, db, org: Organisation, name: str, *, team: Team | None = None,
+             role: str | None = None, org_admin: bool = False) -> User:
+        user = User(org_id=org.id, username=name, password_hash=PASSWORD, org_admin=org_admin)
+        db.add(user)
+        db.flush()
+        if team is not None and role is not None:
+            db.add(Membership(org_id=org.id, team_id=team.id, user_id=user.id, role=role))
+        token, digest = new_token("rst")
+        db.add(ApiToken(org_id=org.id, user_id=user.id, name="t", token_hash=digest,
+                        scopes=["read", "write"], kind="api"))
+        self.tokens[name] = token
+        self.ids[name] = user.id
+        return user
+
+    def runtime(self, db, org: Organisation, team: Team, name: str,
+                labels: dict[str, str]) -> None:
+        credential, digest = new_token("rsr")
+        runtime_id = "rt_" + hashlib.sha256(name.encode()).hexdigest()[:16]
+        db.add(Runtime(org_id=org.id, team_id=team.id, runtime_id=runtime_id,
+                       public_key="0" * 64, labels=labels, credential_hash=digest))
+        self.runtimes[name] = (runtime_id, credential)
+
+    def as_user(self, name: str, method: str, path: str, body=None):
+        return self.client.request(method, path, json=body,
+                                   headers={"Authorization": f"Bearer {self.tokens[name]}"})
+
+    def ok(self, name: str, method: str, path: str, body=None, status: int = 200):
+        response = self.as_user(name, method, path, body)
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
+
+    def ask(self, runtime: str, request_id: str, *, tool: str = "Bash", severity="medium",
+            rules=("shell.network",), user: str = "dev1", mode: str = "defer",
+            action_hash: str | None = None) -> dict:
+        _, credential = self.runtimes[runtime]
+        response = self.client.post("/api/v1/runtime/approvals", json={
+            "request_id": request_id, "tool": tool, "severity": severity,
+            "action_hash": action_hash or hashlib.sha256(request_id.encode()).hexdigest(),
+            "summary": f"{tool}: curl https://example.com", "reason": "network access",
+            "rules": list(rules), "input": {"command": "curl https://example.com"},
+            "user": user, "agent": "claude-code", "mode": mode},
+            headers={"Authorization": f"Bearer {credential}"})
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def poll(self, runtime: str, request_id: str, wait: float = 0.0):
+        _, credential = self.runtimes[runtime]
+        return self.client.get(f"/api/v1/runtime/approvals/{request_id}?wait={wait}",
+                               headers={"Authorization": f"Bearer {credential}"})
+
+    def group(self, name: str, members: list[str]) -> int:
+        return self.ok("admin", "POST", f"/api/v1/teams/{self.ids['team']}/approver-groups",
+                       {"name": name, "members": members}, status=201)["id"]
+
+    def route(self, name: str, levels: list[tuple[int, int, int]], **match) -> dict:
+        return self.ok("admin", "POST", f"/api/v1/teams/{self.ids['team']}/approval-routes",
+                       {"name": name, **match, "levels": [
+                           {"group_id": g, "timeout_seconds": t, "quorum": q}
+                           for g, t, q in levels]}, status=201)
+
+    def vote(self, name: str, approval_id: int, vote: str = "approve", reason: str = ""):
+        return self.as_user(name, "POST", f"/api/v1/approvals/{approval_id}/votes",
+                            {"vote": vote, "reason": reason})
+
+    def events(self, request_id: str) -> list[str]:
+        with self.app.state.db.sessions() as db:
+            rows = db.scalars(select(ServerEvent).where(
+                ServerEvent.detail["request_id"].as_string() == request_id)
+                .order_by(ServerEvent.id))
+            return [e.kind for e in rows]
+
+    def escalate(self) -> int:
+        return escalate_due(self.app.state.db)
+
+
+@pytest.fixture
+def world(app_client):
+    app, client = app_client
+    w = World(app, client)
+    with app.state.db.sessions() as db:
+        a, b = Organisation(name="acme"), Organisation(name="other")
+        db.add_all([a, b])
+        db.flush()
+        team, b_team = Team(org_id=a.id, name="core"), Team(org_id=b.id, name="core")
+        db.add_all([team, b_team])
+        db.flush()
+        w.ids["team"], w.ids["b_team"] = team.id, b_team.id
+        w.user(db, a, "admin", team=team, role="admin")
+        for name in ("ops1", "ops2", "lead1", "lead2", "sec1", "dev1", "carol"):
+            w.user(db, a, name, team=team, role="approver" if name != "carol" else "member")
+        w.user(db, a, "stranger")  # in the organisation, in no team or group
+        w.user(db, b, "b-admin", team=b_team, role="admin", org_admin=True)
+        w.user(db, b, "b-ops", team=b_team, role="approver")
+        w.runtime(db, a, team, "prod", {"env": "prod", "user": "dev1", "host": "p1"})
+        w.runtime(db, a, team, "dev", {"env": "dev", "user": "dev1", "host": "d1"})
+        w.runtime(db, b, b_team, "b-prod", {"env": "prod", "user": "b-dev"})
+        db.commit()
+    return w
+
+
+def test_route_matching_rules():
+    route = ApprovalRoute(match_labels={"env": "prod"}, tool_glob="Bash", rule_glob="net.*",
+                          min_severity="high")
+    ask = Ask(labels={"env": "prod", "host": "x"}, tool="Bash", rules=("fs.read", "net.curl"),
+              severity="high")
+    assert matches(route, ask)
+    assert not matches(route, Ask({"env": "dev"}, "Bash", ("net.curl",), "high"))
+    assert not matches(route, Ask({"env": "prod"}, "Write", ("net.curl",), "high"))
+    assert not matches(route, Ask({"env": "prod"}, "Bash", ("fs.read",), "critical"))
+    assert not matches(route, Ask({"env": "prod"}, "Bash", ("net.curl",), "medium"))
+    assert matches(route, Ask({"env": "prod"}, "Bash", ("net.curl",), "critical"))
+    assert matches(route, Ask({"env": "prod"}, "Bash", ("net.curl",), "unheard-of"))
+
+
+def test_asks_are_routed_to_the_right_group(world):
+    ops = world.group("prod-oncall", ["ops1", "ops2"])
+    sec = world.group("security", ["sec1"])
+    general = world.group("general", ["lead1"])
+    world.route("catch-all", [(general, 600, 1)], priority=100)
+    world.route("prod-shell", [(ops, 600, 1)], priority=10, labels={"env": "prod"},
+                tool="Bash")
+    world.route("critical", [(sec, 600, 1)], priority=5, min_severity="critical")
+    cases = {
+        "req_prod_bash": ("prod", "Bash", "medium", "prod-oncall"),
+        "req_prod_critical": ("prod", "Bash", "critical", "security"),
+        "req_prod_write": ("prod", "Write", "medium", "general"),
+        "req_dev_bash": ("dev", "Bash", "medium", "general"),
+    }
+    for request_id, (runtime, tool, severity, _) in cases.items():
+        world.ask(runtime, request_id, tool=tool, severity=severity)
+    inbox = {name: {a["request_id"] for a in world.ok(name, "GET", "/api/v1/approvals")}
+             for name in ("ops1", "sec1", "lead1", "dev1")}
+    assert inbox == {"ops1": {"req_prod_bash"}, "sec1": {"req_prod_critical"},
+                     "lead1": {"req_prod_write", "req_dev_bash"}, "dev1": set()}
+    for request_id, (*_, group) in cases.items():
+        approval = world.ask("prod" if "prod" in request_id else "dev", request_id,
+                             tool=cases[request_id][1], severity=cases[request_id][2])
+        detail = world.ok("admin", "GET", f"/api/v1/approvals/{approval['id']}")
+        assert detail["levels"][0]["group"] == group
+        assert [s["kind"] for s in detail["timeline"]] == ["approval.requested",
+                                                           "approval.notified"]
+        assert detail["timeline"][1]["detail"]["group"] == group
+    # Without any matching route the team's approvers decide (fallback, quorum one).
+    with world.app.state.db.sessions() as db:
+        db.query(ApprovalRoute).filter(ApprovalRoute.name == "catch-all").update(
+            {"tool_glob": "nothing-matches"})
+        db.commit()
+    fallback = world.ask("dev", "req_fallback", tool="Write")
+    assert fallback["id"] in {a["id"] for a in world.ok("ops2", "GET", "/api/v1/approvals")}
+    assert world.vote("carol", fallback["id"]).status_code == 403  # a member, not approver
+    assert world.vote("ops2", fallback["id"]).json()["state"] == "approved"
+
+
+def test_escalation_after_timeout_then_expiry_claimed_once(world):
+    first = world.group("first", ["ops1"])
+    second = world.group("second", ["lead1"])
+    world.route("escalating", [(first, 1, 1), (second, 1, 1)])
+    approval = world.ask("prod", "req_escalate")
+    assert world.escalate() == 0  # not due yet
+    time.sleep(1.1)
+    # Two replicas tick at once: exactly one moves the request.
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(world.escalate()))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 1]
+    detail = world.ok("admin", "GET", f"/api/v1/approvals/{approval['id']}")
+    assert (detail["state"], detail["level"]) == ("pending", 1)
+    assert world.events("req_escalate").count("approval.escalated") == 1
+    assert [a["id"] for a in world.ok("lead1", "GET", "/api/v1/approvals")] == [approval["id"]]
+    assert world.ok("ops1", "GET", "/api/v1/approvals") == []
+    assert world.vote("ops1", approval["id"]).status_code == 403  # level 1 has moved on
+    time.sleep(1.1)
+    assert world.escalate() == 1
+    assert world.escalate() == 0
+    view = world.poll("prod", "req_escalate").json()
+    assert view["state"] == "expired"
+    assert world.vote("lead1", approval["id"]).status_code == 409
+    assert world.events("req_escalate") == [
+        "approval.requested", "approval.notified", "approval.escalated", "approval.notified",
+        "approval.expired"]
+
+
+def test_quorum_needs_two_distinct_approvers_and_one_deny_denies(world):
+    leads = world.group("leads", ["lead1", "lead2", "ops1"])
+    world.route("two-leads", [(leads, 600, 2)])
+    approval = world.ask("prod", "req_quorum")
+    first = world.vote("lead1", approval["id"], reason="looks fine")
+    assert first.status_code == 200 and first.json()["state"] == "pending"
+    again = world.vote("lead1", approval["id"])
+    assert again.status_code == 409  # the same person twice counts once
+    assert world.ok("admin", "GET", f"/api/v1/approvals/{approval['id']}")["state"] == \
+        "pending"
+    second = world.vote("lead2", approval["id"])
+    assert second.json()["state"] == "approved"
+    assert [v["user"] for v in second.json()["votes"]] == ["lead1", "lead2"]
+    view = world.poll("prod", "req_quorum").json()
+    assert view["approvers"] == ["lead1", "lead2"]
+
+    denied = world.ask("prod", "req_one_deny")
+    world.vote("lead1", denied["id"])
+    answer = world.vote("ops1", denied["id"], "deny", reason="not on a Friday")
+    assert answer.json()["state"] == "denied"
+    assert answer.json()["decided_reason"] == "not on a Friday"
+    assert world.vote("lead2", denied["id"]).status_code == 409
+
+
+def test_delegation_lets_another_user_decide_for_a_period(world):
+    ops = world.group("ops", ["ops1", "ops2"])
+    world.route("ops-two", [(ops, 600, 2)])
+    approval = world.ask("prod", "req_delegated")
+    assert world.vote("carol", approval["id"]).status_code == 403  # not (yet) a delegate
+    now = datetime.now(UTC)
+    made = world.ok("ops1", "POST", "/api/v1/delegations", {
+        "to": "carol", "ends": (now + timedelta(hours=1)).isoformat()}, status=201)
+    assert (made["from"], made["to"]) == ("ops1", "carol")
+    assert [a["id"] for a in world.ok("carol", "GET", "/api/v1/approvals")] == [approval["id"]]
+    # ops1 votes, and carol votes on ops1's behalf: one person, one vote.
+    world.vote("ops1", approval["id"])
+    stand_in = world.vote("carol", approval["id"])
+    assert stand_in.status_code == 200 and stand_in.json()["state"] == "pending"
+    assert stand_in.json()["votes"][-1]["on_behalf_of"] == "ops1"
+    assert world.vote("ops2", approval["id"]).json()["state"] == "approved"
+
+    # A revoked or not yet started delegation gives nothing.
+    world.as_user("ops1", "DELETE", f"/api/v1/delegations/{made['id']}")
+    later = world.ask("prod", "req_after_revoke")
+    assert world.vote("carol", later["id"]).status_code == 403
+    world.ok("ops2", "POST", "/api/v1/delegations", {
+        "to": "carol", "starts": (now + timedelta(hours=1)).isoformat(),
+        "ends": (now + timedelta(hours=2)).isoformat()}, status=201)
+    assert world.vote("carol", later["id"]).status_code == 403
+    assert world.as_user("carol", "DELETE", f"/api/v1/delegations/{made['id']}"
+                         ).status_code == 404  # only the delegator revokes
+
+
+def test_nobody_approves_their_own_agents_request(world):
+    ops = world.group("ops", ["dev1", "ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    approval = world.ask("prod", "req_self", user="dev1")
+    refused = world.vote("dev1", approval["id"])
+    assert refused.status_code == 403 and "own agent" in refused.json()["detail"]
+    # Not through a stand-in either.
+    world.ok("dev1", "POST", "/api/v1/delegations", {
+        "to": "carol", "ends": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+        status=201)
+    assert world.vote("carol", approval["id"]).status_code == 403
+    assert world.ok("admin", "GET", f"/api/v1/approvals/{approval['id']}")["state"] == \
+        "pending"
+    assert world.vote("ops1", approval["id"]).json()["state"] == "approved"
+
+
+def test_tenants_never_see_each_others_approvals(world):
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    approval = world.ask("prod", "req_tenant")
+    b_approval = world.ask("b-prod", "req_tenant")  # same request id, other tenant
+    assert b_approval["id"] != approval["id"]
+    for caller in ("b-admin", "b-ops"):
+        assert world.as_user(caller, "GET", f"/api/v1/approvals/{approval['id']}"
+                             ).status_code == 404
+        assert world.vote(caller, approval["id"]).status_code == 404
+        assert world.ok(caller, "GET", "/api/v1/approvals") == [] or all(
+            a["id"] != approval["id"] for a in world.ok(caller, "GET", "/api/v1/approvals"))
+    # An org member who is in neither the team nor the group does not see it either.
+    assert world.as_user("stranger", "GET", f"/api/v1/approvals/{approval['id']}"
+                         ).status_code == 404
+    assert world.as_user("ops1", "GET", f"/api/v1/approvals/{b_approval['id']}"
+                         ).status_code == 404
+    team = world.ids["team"]
+    assert world.as_user("b-admin", "GET", f"/api/v1/teams/{team}/approvals").status_code == 404
+    # Configuration cannot point across tenants.
+    bad = world.as_user("admin", "POST", f"/api/v1/teams/{team}/approver-groups",
+                        {"name": "x", "members": ["b-ops"]})
+    assert bad.status_code == 400
+    b_group = world.as_user("b-admin", "POST",
+                            f"/api/v1/teams/{world.ids['b_team']}/approver-groups",
+                            {"name": "b", "members": ["b-ops"]}).json()["id"]
+    assert world.as_user("admin", "POST", f"/api/v1/teams/{team}/approval-routes", {
+        "name": "x", "levels": [{"group_id": b_group, "timeout_seconds": 5}]}
+    ).status_code == 400
+    assert world.as_user("admin", "POST", "/api/v1/delegations", {
+        "to": "b-ops", "ends": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    ).status_code == 400
+    # A runtime reads only its own requests.
+    assert world.poll("dev", "req_tenant").status_code == 404
+    assert world.poll("prod", "req_tenant").json()["id"] == approval["id"]
+
+
+def test_decisions_are_signed_for_the_runtime_and_bound_to_its_action(world):
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    action_hash = hashlib.sha256(b"the action").hexdigest()
+    approval = world.ask("prod", "req_signed", action_hash=action_hash)
+    assert world.poll("prod", "req_signed").json()["signature"] == ""  # pending: nothing
+    world.vote("ops1", approval["id"])
+    view = world.poll("prod", "req_signed").json()
+    runtime_id, credential = world.runtimes["prod"]
+    public = world.app.state.key.public_hex
+    credential_hash = hashlib.sha256(credential.encode()).hexdigest()
+
+    def signed(**change) -> bool:
+        fields = {"runtime_id": runtime_id, "request_id": "req_signed",
+                  "action_hash": action_hash, "decision": "approved",
+                  "credential_hash": credential_hash, **change}
+        return verify_signature(public, decision_message(**fields), view["signature"])
+
+    assert view["state"] == "approved" and signed()
+    assert not signed(action_hash="0" * 64)
+    assert not signed(decision="denied")
+    assert not signed(request_id="req_other")
+    assert not signed(credential_hash=hashlib.sha256(b"another runtime").hexdigest())
+    # The same request id asked again for another action is refused, not overwritten.
+    response = world.client.post("/api/v1/runtime/approvals", json={
+        "request_id": "req_signed", "tool": "Bash", "action_hash": "1" * 64},
+        headers={"Authorization": f"Bearer {credential}"})
+    assert response.status_code == 409
+    assert world.client.get("/api/v1/runtime/approvals/req_signed").status_code == 401
+
+
+def test_long_poll_answers_as_soon_as_it_is_decided(world):
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    approval = world.ask("prod", "req_long_poll")
+    started = time.monotonic()
+    assert world.poll("prod", "req_long_poll", wait=0.5).json()["state"] == "pending"
+    assert time.monotonic() - started >= 0.5
+    timer = threading.Timer(0.7, lambda: world.vote("ops1", approval["id"]))
+    timer.start()
+    started = time.monotonic()
+    view = world.poll("prod", "req_long_poll", wait=20).json()
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert view["state"] == "approved"
+    assert 0.6 < elapsed < 3.0, elapsed
+
+
+def test_a_host_ask_is_recorded_not_routed(world):
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    world.ask("prod", "req_host", mode="ask")
+    assert world.ok("ops1", "GET", "/api/v1/approvals") == []
+    assert world.events("req_host") == ["approval.requested"]
+    assert world.poll("prod", "req_host").json()["state"] == "host"
+
+
+def test_postgres_notifications_wake_other_replicas(database_url):
+    """A decision taken on another replica reaches a waiter through LISTEN/NOTIFY, long
+    before its safety re-check."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    import psycopg
+
+    async def waiter() -> float:
+        started = time.monotonic()
+        await wakeups.wait(database_url, 424242, 10.0)
+        return time.monotonic() - started
+
+    def notify_later() -> None:
+        time.sleep(1.0)  # the listener thread has connected by then
+        with psycopg.connect(database_url, autocommit=True) as other_replica:
+            other_replica.execute("SELECT pg_notify(%s, %s)", (wakeups.CHANNEL, "424242"))
+
+    thread = threading.Thread(target=notify_later)
+    thread.start()
+    elapsed = asyncio.run(waiter())
+    thread.join()
+    assert 0.9 < elapsed < wakeups.POSTGRES_RECHECK - 1, elapsed
