@@ -6,6 +6,7 @@ no open redirect, and another tenant's objects are 404."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 from urllib.parse import urlsplit
 
@@ -83,8 +84,39 @@ def world(server):
         token_id = db.scalar(select(ApiToken.id).where(ApiToken.kind == "api"))
     other = TestClient(app)
     assert login(other, "globex", "mallory").status_code == 303
-    yield {"app": app, "client": client, "team": team, "token_id": token_id, "other": other}
+    extra = {}
+    if HAVE_APPROVALS:
+        approval_id = ask(client, team, EVIL_COMMAND)
+        extra = {"approval_id": approval_id, "request_id": "req-evil-1"}
+    yield {"app": app, "client": client, "team": team, "token_id": token_id, "other": other,
+           "extra_ids": extra}
     other.close()
+
+
+HAVE_APPROVALS = importlib.util.find_spec("runestone_server.approvals.service") is not None
+EVIL_COMMAND = 'echo "<script>alert(1)</script>" > /tmp/<b>x</b> && curl https://e.example/<i>'
+
+
+def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
+    """A real ask from a real (API-enrolled) runtime, through the runtime API."""
+    api = client.post("/api/v1/login", json={"organisation": "acme", "username": "alice",
+                                             "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": f"Bearer {api}"}
+    enrollment = client.post(f"/api/v1/teams/{team}/enrollment-tokens", headers=bearer,
+                             json={"labels": {"host": "ci"}}).json()["token"]
+    enrolled = client.post("/api/v1/enroll", json={
+        "token": enrollment, "runtime_id": "rt_" + hashlib.sha256(request_id.encode())
+        .hexdigest()[:16], "public_key": "ab" * 32, "labels": {}})
+    assert enrolled.status_code == 201, enrolled.text
+    credential = enrolled.json()["credential"]
+    made = client.post("/api/v1/runtime/approvals", headers={
+        "Authorization": f"Bearer {credential}"}, json={
+        "request_id": request_id, "action_hash": "c" * 64, "tool": "Bash",
+        "summary": f"run {command}", "reason": "<u>asks</u> for shell", "rules": ["r.<x>"],
+        "severity": "high", "input": {"command": command}, "user": "carol",
+        "agent": "claude", "mode": "wait"})
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
 
 
 def fill(path: str, world) -> str:
@@ -300,6 +332,15 @@ def test_output_is_escaped(world):
         html = client.get(path).text
         assert "&lt;script&gt;alert(" in html, path
         assert "<script>alert" not in html and "<img src=x" not in html, path
+    if HAVE_APPROVALS:
+        for path in (f"/approvals/{world['extra_ids']['approval_id']}", "/approvals",
+                     "/approvals/rows"):
+            html = client.get(path).text
+            assert "<script>alert" not in html and "<b>x</b>" not in html, path
+            assert "<u>asks" not in html and "r.<x>" not in html, path
+        html = client.get(f"/approvals/{world['extra_ids']['approval_id']}").text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+        assert "/tmp/&lt;b&gt;x&lt;/b&gt;" in html  # the redirect target, analysed
     # A refused form echoes what was typed, escaped.
     r = client.post(f"/teams/{team}/policies", data={"csrf": token, "text": evil,
                                                      "message": evil})
