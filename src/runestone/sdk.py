@@ -57,6 +57,36 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+class GuardedCall:
+    """One call of an agent's tool: decided before it runs, its result audited after.
+
+    `guard` and the framework adapters (runestone.adapters) share it, so a call through any
+    of them is the same Action, the same decision and the same linked audit entries.
+    """
+
+    def __init__(self, tool: str, tool_input: dict[str, Any], *, agent: str,
+                 session: str | None = None, keeper: Gatekeeper | None = None) -> None:
+        self.keeper = keeper or gatekeeper()
+        self.action = Action(tool, {k: _jsonable(v) for k, v in tool_input.items()},
+                             os.getcwd(), agent=agent,
+                             session=session or os.environ.get("RUNESTONE_SESSION", ""))
+        self.decision: Decision | None = None
+
+    def decide(self) -> Decision:
+        """The decision; raises ToolDenied unless the call may run."""
+        self.decision = self.keeper.check(self.action)
+        if self.decision.decision != "allow":
+            raise ToolDenied(self.decision)
+        return self.decision
+
+    def finished(self, result: Any) -> None:
+        if self.decision is not None:
+            _record(self.keeper, self.decision, self.action, result)
+
+    def failed(self, error: BaseException) -> None:
+        self.finished({"error": type(error).__name__})
+
+
 def guard(func: F | None = None, *, tool: str | None = None, agent: str = "python-sdk",
           session: str | None = None, keeper: Gatekeeper | None = None) -> Any:
     """Decorate a tool function so that every call is decided, audited and linked."""
@@ -69,19 +99,15 @@ def guard(func: F | None = None, *, tool: str | None = None, agent: str = "pytho
         def guarded(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            tool_input = {key: _jsonable(value) for key, value in bound.arguments.items()}
-            action = Action(name, tool_input, os.getcwd(), agent=agent,
-                            session=session or os.environ.get("RUNESTONE_SESSION", ""))
-            gk = keeper or gatekeeper()
-            decision = gk.check(action)
-            if decision.decision != "allow":
-                raise ToolDenied(decision)
+            call = GuardedCall(name, dict(bound.arguments), agent=agent, session=session,
+                               keeper=keeper)
+            call.decide()
             try:
                 result = function(*args, **kwargs)
             except Exception as exc:
-                _record(gk, decision, action, {"error": type(exc).__name__})
+                call.failed(exc)
                 raise
-            _record(gk, decision, action, result)
+            call.finished(result)
             return result
 
         return guarded  # type: ignore[return-value]
@@ -94,7 +120,7 @@ def _record(gk: Gatekeeper, decision: Decision, action: Action, result: Any) -> 
         return
     from runestone.integrations.hook import result_summary
 
-    gk.audit.append([{"kind": "result", "request_id": decision.request_id, "via": "python-sdk",
+    gk.audit.append([{"kind": "result", "request_id": decision.request_id, "via": action.agent,
                       "tool": action.tool, "action_hash": action.hash,
                       **result_summary(_jsonable(result))}])
 
