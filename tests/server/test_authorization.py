@@ -79,6 +79,12 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
         ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
         ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
+        # Audit search: entries, export and the compliance report are for auditors.
+        ("GET", f"/api/v1/teams/{team}/audit?q=word&limit=5", None,
+         {"owner", "admin", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/audit/export?format=csv", None,
+         {"owner", "admin", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/audit/report", None, {"owner", "admin", "auditor"}),
         # Notifications: channels decide where the team's requests and alerts go.
         ("POST", f"/api/v1/teams/{team}/channels",
          {"name": "hook", "kind": "webhook", "target": "https://hooks.example/x"},
