@@ -91,6 +91,9 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/channels", None, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/channels/1/deliveries", None, {"owner", "admin"}),
+        # Audit ingest: each runtime's chain health, and re-verification of stored chains.
+        ("GET", f"/api/v1/teams/{team}/audit/chains", None, read),
+        ("GET", f"/api/v1/teams/{team}/audit/verify", None, {"owner", "admin", "auditor"}),
     ]
 
 
@@ -132,6 +135,24 @@ def test_organisation_level_endpoints(world):
     assert [t["name"] for t in teams] == ["core"]
     b_teams = call(client, "GET", "/api/v1/teams", None, tokens["b-admin"]).json()
     assert [t["name"] for t in b_teams] == ["b-core"]
+
+
+def test_audit_retention_is_for_organisation_admins(world):
+    _, client, tokens, _ = world
+    for caller in (*ROLES, "outsider"):
+        for method, path, body in (("GET", "/api/v1/audit/retention", None),
+                                   ("PUT", "/api/v1/audit/retention", {"days": 30}),
+                                   ("POST", "/api/v1/audit/retention/prune", None)):
+            assert call(client, method, path, body, tokens[caller]).status_code == 403
+    assert call(client, "PUT", "/api/v1/audit/retention", {"days": 30},
+                tokens["orgadmin"]).json()["days"] == 30
+    assert call(client, "GET", "/api/v1/audit/retention", None,
+                tokens["b-admin"]).json()["days"] is None  # another tenant's setting
+    assert call(client, "POST", "/api/v1/audit/retention/prune", None,
+                tokens["orgadmin"]).status_code == 200
+    # A person's token is not a runtime credential.
+    assert call(client, "GET", "/api/v1/runtime/audit", None,
+                tokens["orgadmin"]).status_code == 401
 
 
 def test_unauthenticated_expired_revoked_and_read_only_credentials(world):
