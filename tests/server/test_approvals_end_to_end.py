@@ -1,0 +1,424 @@
+"""Approvals routed through a real server process, end to end.
+
+1. The runtime acts only on a decision it verified: against the real server, and against
+   an impersonating server that forges or tampers with decisions; offline, it falls back
+   to local approval and says so. On SQLite and PostgreSQL.
+2. The issue's must-show, on PostgreSQL: two runtimes, real webhook and SMTP receivers; an
+   ask routed to the right group, escalated after its timeout, approved by the second
+   level with a quorum of two, the retried action allowed, and the whole timeline visible
+   through the server's API and its audit search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from notify_receivers import HttpReceiver, SmtpReceiver
+
+from runestone.actions import Action
+from runestone.remote.signing import decision_message
+
+PASSWORD = "correct horse battery"
+COMMAND = "curl https://example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(base: str, method: str, path: str, token: str | None = None, body=None):
+    """(status, JSON answer) of one API call."""
+    request = urllib.request.Request(
+        base + path, method=method, data=json.dumps(body).encode() if body is not None
+        else None, headers={"Content-Type": "application/json",
+                            **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def ok(base: str, method: str, path: str, token: str | None = None, body=None):
+    status, answer = call(base, method, path, token, body)
+    assert status < 300, (method, path, status, answer)
+    return answer
+
+
+class ServerProcess:
+    """`runestone-server serve` in a process of its own, on a free port."""
+
+    def __init__(self, url: str, home: Path, **env: str) -> None:
+        self.url, self.home, self.port = url, home, free_port()
+        self.env = {**os.environ, "RUNESTONE_SERVER_HOME": str(home),
+                    "RUNESTONE_ADMIN_PASSWORD": PASSWORD, "RUNESTONE_SERVER_TICK": "0.3",
+                    "RUNESTONE_SERVER_PUBLIC_URL": f"http://127.0.0.1:{self.port}", **env}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def init(self) -> None:
+        done = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
+                               self.url, "init", "--organisation", "acme", "--admin", "alice"],
+                              env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runestone_server.cli", "--database-url", self.url,
+             "serve", "--port", str(self.port)], env=self.env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                call(self.base, "GET", "/healthz")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def runestone(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runestone", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "RUNESTONE_HOME": str(home)})
+
+
+def check(home: Path, *options: str) -> dict:
+    result = runestone(home, "check", *options, "--command", COMMAND)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+class Org:
+    """The organisation `acme` on a running server: its admin, a team, people."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.base = server.base
+        self.admin = ok(self.base, "POST", "/api/v1/login", body={
+            "organisation": "acme", "username": "alice", "password": PASSWORD})["token"]
+        self.team = ok(self.base, "POST", "/api/v1/teams", self.admin, {"name": "core"})["id"]
+        self.tokens: dict[str, str] = {}
+
+    def person(self, name: str, role: str = "approver") -> str:
+        ok(self.base, "POST", "/api/v1/users", self.admin,
+           {"username": name, "password": PASSWORD})
+        ok(self.base, "PUT", f"/api/v1/teams/{self.team}/members", self.admin,
+           {"username": name, "role": role})
+        self.tokens[name] = ok(self.base, "POST", "/api/v1/login", body={
+            "organisation": "acme", "username": name, "password": PASSWORD})["token"]
+        return self.tokens[name]
+
+    def group(self, name: str, members: list[str], channels: list[int] = ()) -> int:
+        return ok(self.base, "POST", f"/api/v1/teams/{self.team}/approver-groups", self.admin,
+                  {"name": name, "members": members, "channel_ids": list(channels)})["id"]
+
+    def route(self, name: str, levels: list[tuple[int, int, int]], **match) -> None:
+        ok(self.base, "POST", f"/api/v1/teams/{self.team}/approval-routes", self.admin,
+           {"name": name, **match, "levels": [
+               {"group_id": g, "timeout_seconds": t, "quorum": q} for g, t, q in levels]})
+
+    def enroll(self, home: Path, labels: dict[str, str]) -> None:
+        assert runestone(home, "init").returncode == 0
+        token = ok(self.base, "POST", f"/api/v1/teams/{self.team}/enrollment-tokens",
+                   self.admin, {"labels": labels})["token"]
+        enrolled = runestone(home, "enroll", "--server", self.base, "--token", token)
+        assert enrolled.returncode == 0, enrolled.stderr
+
+    def vote(self, who: str, approval_id: int, vote: str = "approve") -> dict:
+        return ok(self.base, "POST", f"/api/v1/approvals/{approval_id}/votes",
+                  self.tokens[who], {"vote": vote, "reason": f"{who} checked it"})
+
+
+def approval_id_of(decision: dict) -> int:
+    link = decision["approval"]["link"]
+    assert "/approvals/" in link, link
+    return int(link.rsplit("/", 1)[1])
+
+
+# --- 1. the runtime verifies ------------------------------------------------------------
+
+class Impersonator:
+    """A server that is not the control plane: it answers a runtime's approval calls with
+    whatever decision and signature the test sets."""
+
+    def __init__(self) -> None:
+        self.answer: dict = {}
+        self.asked: list[dict] = []
+        impersonator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, document: dict) -> None:
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                impersonator.asked.append(body)
+                self._send(201, {"id": 99, "request_id": body["request_id"],
+                                 "state": "pending", "action_hash": body["action_hash"],
+                                 "runtime_id": "", "level": 0, "reason": "",
+                                 "link": "http://impersonator/approvals/99", "approvers": [],
+                                 "signature": ""})
+
+            def do_GET(self) -> None:
+                request_id = self.path.split("?")[0].rsplit("/", 1)[1]
+                self._send(200, {**impersonator.answer, "request_id": request_id,
+                                 "signature": impersonator.sign(request_id)})
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.sign = lambda request_id: ""
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def gate(mode: str, wait: float = 30.0):
+    """A fresh gatekeeper, as a new hook process would build it."""
+    from runestone.gatekeeper import Gatekeeper
+    from runestone.home import layout
+
+    return Gatekeeper.from_layout(layout(), approval_mode=mode, wait_seconds=wait)
+
+
+def decide(mode: str, action: Action, wait: float = 30.0):
+    gatekeeper = gate(mode, wait)
+    try:
+        return gatekeeper.check(action)
+    finally:
+        gatekeeper.approvals.close()
+        gatekeeper.audit.close()
+
+
+def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, isolated_home):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from runestone.approvals.store import ApprovalStore
+    from runestone.home import layout
+    from runestone_server.security import ServerKey
+
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'verify.sqlite3'}"
+    server = ServerProcess(database_url, tmp_path / "server")
+    server.init()
+    server.start()
+    impersonator = Impersonator()
+    try:
+        org = Org(server)
+        org.person("ops1")
+        org.route("all", [(org.group("ops", ["ops1"]), 600, 1)])
+        org.enroll(isolated_home, {"env": "prod"})
+        where = layout()
+        remote_file = where.config_dir / "remote.json"
+        remote = json.loads(remote_file.read_text())
+        action = Action("Bash", {"command": COMMAND}, str(tmp_path))
+
+        # Deferred: denied now, with the server's link; the approver approves.
+        first = decide("defer", action)
+        assert first.decision == "deny"
+        assert dict(first.approval)["link"].startswith(f"{server.base}/approvals/")
+        assert "routed to the control plane" in first.reason
+        action_hash = first.action_hash
+
+        # The server can be impersonated: every answer that does not verify is a deny.
+        remote_file.write_text(json.dumps({**remote, "server": impersonator.base}))
+        real_key = ServerKey(server.home / "keys" / "server.ed25519")
+        credential = (where.keys_dir / "remote.credential").read_text().strip()
+        mine = hashlib.sha256(credential.encode()).hexdigest()
+        runtime_id = remote["runtime_id"]
+        impersonator.answer = {"state": "approved", "action_hash": action_hash,
+                               "runtime_id": runtime_id, "approvers": ["mallory"],
+                               "reason": "", "id": 99, "level": 0, "link": ""}
+        forged_key = Ed25519PrivateKey.generate()
+        forgeries = {
+            "another key": lambda rid: forged_key.sign(decision_message(
+                runtime_id, rid, action_hash, "approved", mine)).hex(),
+            "another action": lambda rid: real_key.sign(decision_message(
+                runtime_id, rid, "0" * 64, "approved", mine)),
+            "another runtime's credential": lambda rid: real_key.sign(decision_message(
+                runtime_id, rid, action_hash, "approved", hashlib.sha256(b"x").hexdigest())),
+            "a denial's signature": lambda rid: real_key.sign(decision_message(
+                runtime_id, rid, action_hash, "denied", mine)),
+        }
+        for why, forge in forgeries.items():
+            impersonator.sign = forge
+            answer = decide("defer", action)
+            assert answer.decision == "deny", why
+            store = ApprovalStore(where.state_dir / "approvals.sqlite3")
+            refused = [r for r in store.requests(("denied",))
+                       if "does not verify" in (r.decision_reason or "")]
+            store.close()
+            assert refused, why
+        # The same impersonator with a genuine signature is believed: the check is the key.
+        impersonator.sign = lambda rid: real_key.sign(decision_message(
+            runtime_id, rid, action_hash, "approved", mine))
+        assert decide("defer", action).decision == "allow"
+
+        # The real server: approve, and the identical retry is allowed once.
+        remote_file.write_text(json.dumps(remote))
+        deferred = decide("defer", action)
+        assert deferred.decision == "deny"
+        approval = approval_id_of(deferred.to_json())
+        assert org.vote("ops1", approval)["state"] == "approved"
+        allowed = decide("defer", action)
+        assert allowed.decision == "allow" and "Approved by a human" in allowed.reason
+        assert decide("defer", action).decision == "deny"  # single use
+
+        # Wait mode: blocked on the long-poll, released as soon as the vote lands.
+        pending_before = {a["id"] for a in ok(server.base, "GET", "/api/v1/approvals",
+                                              org.tokens["ops1"])}
+
+        def approve_when_it_arrives() -> None:
+            for _ in range(100):
+                inbox = ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])
+                new = [a["id"] for a in inbox if a["id"] not in pending_before]
+                if new:
+                    time.sleep(0.5)
+                    org.vote("ops1", new[0])
+                    return
+                time.sleep(0.1)
+
+        voter = threading.Thread(target=approve_when_it_arrives)
+        voter.start()
+        started = time.monotonic()
+        waited = decide("wait", action, wait=30)
+        elapsed = time.monotonic() - started
+        voter.join()
+        assert waited.decision == "allow", waited.reason
+        assert elapsed < 6, elapsed
+    finally:
+        impersonator.close()
+        server.stop()
+
+    # Offline: the ask stays local, the reason says so, and nothing is allowed.
+    offline = decide("defer", action)
+    assert offline.decision == "deny"
+    assert "does not answer" in offline.reason and "local approval" in offline.reason
+    assert decide("wait", action, wait=1).decision == "deny"
+
+
+# --- 2. the must-show -------------------------------------------------------------------
+
+def wait_for(predicate, timeout: float = 20.0, what: str = ""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the must-show runs on PostgreSQL (the SQLite path is covered above)")
+    from runestone_server.notify.signing import verify_signature
+
+    with HttpReceiver() as webhook, SmtpReceiver() as smtp:
+        server = ServerProcess(database_url, tmp_path / "server",
+                               RUNESTONE_SMTP_HOST="127.0.0.1",
+                               RUNESTONE_SMTP_PORT=str(smtp.port),
+                               RUNESTONE_SMTP_FROM="runestone@example.com",
+                               RUNESTONE_NOTIFY_BASE_DELAY="0.2")
+        server.init()
+        server.start()
+        try:
+            org = Org(server)
+            for name in ("ops1", "lead1", "lead2", "devlead"):
+                org.person(name)
+            hook = ok(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
+                      {"name": "oncall-hook", "kind": "webhook", "target": webhook.url})
+            mail = ok(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
+                      {"name": "leads-mail", "kind": "email",
+                       "target": "leads@example.com"})
+            oncall = org.group("prod-oncall", ["ops1"], [hook["id"]])
+            leads = org.group("prod-leads", ["lead1", "lead2"], [mail["id"]])
+            dev = org.group("dev-approvers", ["devlead"])
+            org.route("prod", [(oncall, 2, 1), (leads, 120, 2)], priority=10,
+                      labels={"env": "prod"}, tool="Bash")
+            org.route("dev", [(dev, 120, 1)], priority=20, labels={"env": "dev"})
+            prod, dev_home = tmp_path / "runtime-prod", tmp_path / "runtime-dev"
+            org.enroll(prod, {"env": "prod"})
+            org.enroll(dev_home, {"env": "dev"})
+
+            # Both runtimes ask; each ask goes to its own group.
+            asked = check(prod, "--approval", "defer")
+            assert asked["decision"] == "deny"
+            approval = approval_id_of(asked)
+            assert asked["approval"]["link"] == f"{server.base}/approvals/{approval}"
+            dev_asked = check(dev_home, "--approval", "defer")
+            inbox = {name: [a["id"] for a in ok(server.base, "GET", "/api/v1/approvals",
+                                                org.tokens[name])]
+                     for name in ("ops1", "lead1", "devlead")}
+            assert inbox == {"ops1": [approval], "lead1": [],
+                             "devlead": [approval_id_of(dev_asked)]}
+
+            # Level 1 is told through the signed webhook, with the approval link.
+            posted = wait_for(lambda: webhook.requests, what="the webhook")[0]
+            assert verify_signature(hook["secret"], posted.headers["X-Runestone-Timestamp"],
+                                    posted.body, posted.headers["X-Runestone-Signature"])
+            assert json.loads(posted.body)["link"] == f"{server.base}/approvals/{approval}"
+
+            # Nobody at level 1 answers: after 2 s it escalates, and the leads get mail.
+            message = wait_for(lambda: smtp.messages, timeout=30, what="the e-mail")[0][2]
+            assert message["Subject"].startswith("Escalated")
+            body = message.get_payload(decode=True).decode()
+            assert f"{server.base}/approvals/{approval}" in body
+            detail = ok(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
+            assert (detail["state"], detail["level"]) == ("pending", 1)
+
+            # Quorum of two at level 2; the retry is allowed once.
+            assert org.vote("lead1", approval)["state"] == "pending"
+            assert call(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
+                        org.tokens["lead1"], {"vote": "approve"})[0] == 409
+            assert org.vote("lead2", approval)["state"] == "approved"
+            retried = check(prod, "--approval", "defer")
+            assert retried["decision"] == "allow", retried["reason"]
+            assert "Approved by a human" in retried["reason"]
+
+            # The whole timeline, from the approval API and from the audit search.
+            detail = ok(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
+            kinds = [step["kind"] for step in detail["timeline"]]
+            assert kinds == ["approval.requested", "approval.notified", "approval.escalated",
+                             "approval.notified", "approval.vote", "approval.vote",
+                             "approval.decided"]
+            assert detail["timeline"][-1]["detail"]["approvers"] == ["lead1", "lead2"]
+            story = ok(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
+                       f"{asked['request_id']}", org.admin)
+            steps = story["timeline"] if isinstance(story, dict) else story
+            server_kinds = [s["kind"] for s in steps if s.get("source") == "server"]
+            assert server_kinds == kinds
+        finally:
+            server.stop()
