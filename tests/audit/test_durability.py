@@ -62,6 +62,21 @@ def test_concurrent_appends_with_repeated_sigkill(runtime):
     assert {("w0", 149), ("w1", 149), ("w2", 149)} <= present
 
 
+def test_a_writer_that_remembers_its_head_notices_other_writers(runtime):
+    """Each log object skips re-reading the head it wrote itself; another writer's appends
+    (another process, here another object) change the segment, so the chain stays one."""
+    from runestone.audit import AuditLog
+
+    where, identity, log = runtime
+    other = AuditLog(where.audit_dir, identity.runtime_id, segment_bytes=2048)
+    for i in range(40):
+        (log if i % 3 else other).append([{"kind": "note", "i": i, "pad": "x" * 100}])
+    entries = list(read_entries(where.audit_dir))
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["i"] for e in entries if e["kind"] == "note"] == list(range(40))
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
+
+
 def test_torn_tail_is_moved_aside_and_recorded(runtime):
     where, identity, log = runtime
     log.append([{"kind": "note", "n": 1}])

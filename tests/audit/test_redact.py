@@ -94,6 +94,33 @@ def test_redaction_never_raises_and_is_idempotent(text):
     assert redactor.text(once) == once
 
 
+def _every_pattern(redactor: Redactor, text: str) -> str:
+    """Redaction without the one-pass prefilter: every substitution, always."""
+    from runestone.audit.redact import _PATTERNS
+
+    for kind, pattern, group in _PATTERNS:
+        text = pattern.sub(redactor._replacer(kind, group), text)
+    return text
+
+
+_SECRETISH = st.one_of(
+    st.text(max_size=120),
+    st.builds(lambda before, secret, after: before + secret + after,
+              st.text(max_size=30), st.sampled_from(FAKE_SECRETS), st.text(max_size=30)),
+    st.builds(lambda key, value: f"{key}={value}",
+              st.sampled_from(["TOKEN", "api_key", "PASSWORD", "x", "--token", "-p"]),
+              st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
+                      max_size=40)),
+)
+
+
+@given(_SECRETISH)
+def test_the_prefilter_never_skips_a_secret(text):
+    """Skipping the substitutions when the one-pass union finds nothing changes nothing."""
+    redactor = Redactor(b"p" * 32)
+    assert redactor.text(text) == _every_pattern(redactor, text)
+
+
 def test_secrets_never_reach_the_disk(runtime):
     where, _identity, log = runtime
     secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"

@@ -116,6 +116,10 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._lock_fd: int | None = None
         self._thread_lock = threading.RLock()
+        # The head this process wrote last, with the segment's identity and size right after:
+        # if the newest segment is still that file at that size, nobody appended since, and
+        # the head need not be read back (what makes a long-lived daemon's append cheap).
+        self._written: tuple[int, int, int, Head] | None = None
 
     # --- locking and the head ---------------------------------------------------------------
 
@@ -146,6 +150,13 @@ class AuditLog:
         if not segments:
             return Head(1, 0, genesis(self.runtime_id)), recoveries
         current = segments[-1][0]
+        if self._written is not None:
+            try:
+                stat = segments[-1][1].stat()
+            except OSError:
+                stat = None
+            if stat is not None and self._written[:3] == (current, stat.st_ino, stat.st_size):
+                return self._written[3], recoveries
         for number, path in reversed(segments):
             line, good_size, tail = _last_line(path)
             if tail:
@@ -206,12 +217,14 @@ class AuditLog:
                         item = seal(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
                         prev = item["hash"]
                         sealed.append(item)
-                self._write(head.segment, b"".join(encode(e) for e in sealed))
+                self._write(head.segment, b"".join(encode(e) for e in sealed), seq, prev)
                 self._after_write(sealed)
                 return sealed
         except AuditWriteError:
+            self._written = None
             raise
         except OSError as exc:
+            self._written = None
             raise AuditWriteError(exc.errno, f"audit log not writable: {exc.strerror or exc}",
                                   str(self.directory)) from exc
 
@@ -231,7 +244,8 @@ class AuditLog:
                 sealed.append(item)
             item = seal(self._checkpoint(seq, prev), seq=seq + 1, prev=prev)
             sealed.append(item)
-            self._write(head.segment, b"".join(encode(e) for e in sealed))
+            self._write(head.segment, b"".join(encode(e) for e in sealed), seq + 1,
+                        item["hash"])
             self._after_write(sealed)
             return item
 
@@ -258,7 +272,9 @@ class AuditLog:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
 
-    def _write(self, segment: int, data: bytes) -> None:
+    def _write(self, segment: int, data: bytes, seq: int, head_hash: str) -> None:
+        """Append `data` (ending at entry `seq` with hash `head_hash`) durably."""
+        self._written = None
         path = self.directory / segment_name(segment)
         try:
             size = path.stat().st_size
@@ -275,7 +291,9 @@ class AuditLog:
                 raise AuditWriteError(f"short write to {path.name}: {written} of {len(data)} "
                                       "bytes")
             os.fsync(fd)
+            stat = os.fstat(fd)
         finally:
             os.close(fd)
         if created:
             _fsync_dir(self.directory)
+        self._written = (segment, stat.st_ino, stat.st_size, Head(segment, seq, head_hash))

@@ -52,6 +52,23 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
 _MARK = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
 
+def _scoped(pattern: re.Pattern[str]) -> str:
+    """A pattern's source with its flags made local, so it can join an alternation."""
+    source, flags = pattern.pattern, ""
+    if source.startswith("(?i)"):
+        source, flags = source[4:], "i"
+    if pattern.flags & re.S:
+        flags += "s"
+    if pattern.flags & re.I and "i" not in flags:
+        flags += "i"
+    return f"(?{flags}:{source})" if flags else f"(?:{source})"
+
+
+# One pass that finds whether any pattern could match: most strings in an entry (tool names,
+# paths, hashes, short commands) hold no secret, and twenty substitutions each cost more.
+_ANY = re.compile("|".join(_scoped(pattern) for _, pattern, _ in _PATTERNS))
+
+
 class Redactor:
     """Replaces secret values in strings (and nested JSON values) by keyed hashes."""
 
@@ -66,6 +83,8 @@ class Redactor:
         return f"[REDACTED:{kind}:{digest[:16]}]"
 
     def text(self, value: str) -> str:
+        if _ANY.search(value) is None:
+            return value
         for kind, pattern, group in _PATTERNS:
             value = pattern.sub(self._replacer(kind, group), value)
         return value

@@ -37,7 +37,7 @@ from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
 from runestone.home import Layout
 from runestone.integrations.hook import handle_hook
 from runestone.integrations.hosts import host
-from runestone.integrations.links import CallLinks
+from runestone.integrations.links import DeferredCallLinks
 
 DEFAULT_PORT = 8765
 MAX_BODY = 1024 * 1024
@@ -82,7 +82,7 @@ class Daemon:
         self.approvals = self.gatekeeper.approvals
         self.key = csrf_key(layout.keys_dir)
         self.token = api_token(layout)
-        self.links = CallLinks(layout.state_dir / "calls")
+        self.links = DeferredCallLinks(layout.state_dir / "calls")
         from runestone.tools.settings import ToolSettings
 
         self.tool_settings = ToolSettings.load(layout.config_file)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 KEEP_SECONDS = 24 * 3600
@@ -49,3 +52,38 @@ class CallLinks:
                     path.unlink()
             except OSError:
                 continue
+
+
+class DeferredCallLinks(CallLinks):
+    """The daemon's links: kept in memory for its own post-tool requests and written to disk
+    by a background thread, off the hook's hot path (a file creation costs more than the
+    decision). A link not yet on disk when the daemon dies is lost; the result entry still
+    carries the call id, so nothing is unaccounted for."""
+
+    MEMORY = 10_000
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pending: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        threading.Thread(target=self._drain, name="runestone-links", daemon=True).start()
+
+    def remember(self, call_id: str, request_id: str) -> None:
+        if not call_id or not request_id:
+            return
+        with self._lock:
+            self._recent[call_id] = request_id
+            while len(self._recent) > self.MEMORY:
+                self._recent.popitem(last=False)
+        self._pending.put((call_id, request_id))
+
+    def recall(self, call_id: str) -> str:
+        with self._lock:
+            found = self._recent.get(call_id, "")
+        return found or super().recall(call_id)
+
+    def _drain(self) -> None:
+        while True:
+            call_id, request_id = self._pending.get()
+            CallLinks.remember(self, call_id, request_id)
