@@ -254,7 +254,9 @@ class _Batch:
 
     def save(self) -> None:
         if self.rows:
-            self.db.execute(insert(AuditEntry), self.rows)
+            # A Core executemany on the session's connection: one statement for the batch
+            # (the ORM's bulk path would emit one INSERT per row here).
+            self.db.connection().execute(insert(AuditEntry.__table__), self.rows)
         known = set(self.db.scalars(select(AuditCheckpoint.seq).where(
             AuditCheckpoint.runtime_id == self.runtime.runtime_id,
             AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))))
