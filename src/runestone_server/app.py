@@ -67,8 +67,10 @@ def create_app(database_url: str, key_path: str | None = None, *,
                   description="The Runestone control plane: policies, runtimes, teams, "
                               "approvals, audit and alerts.")
     app.state.db = database
-    app.state.key = ServerKey(Path(key_path) if key_path else
-                              data_dir() / "keys" / "server.ed25519")
+    # Replicas must sign with one key: give them the same file ($RUNESTONE_SERVER_KEY_FILE,
+    # e.g. a mounted secret), or the same data directory.
+    app.state.key = ServerKey(Path(key_path or os.environ.get("RUNESTONE_SERVER_KEY_FILE")
+                                   or data_dir() / "keys" / "server.ed25519"))
     for module in (identity, runtimes, policies, simulation):
         app.include_router(module.router)
     for router in _domain_routers():

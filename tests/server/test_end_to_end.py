@@ -181,3 +181,41 @@ def running_daemon(home: Path):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_two_replicas_over_one_database_are_one_server(database_url, tmp_path):
+    """Stateless replicas: a session made on one works on the other, a version published
+    through one is what a runtime pulls from the other, and their keys are the same key."""
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'replicas.sqlite3'}"
+    first, second = Server(database_url, tmp_path / "server"), Server(database_url,
+                                                                      tmp_path / "server")
+    init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
+                           database_url, "init", "--organisation", "acme", "--admin", "alice"],
+                          env=first.env, capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    first.start()
+    second.start()
+    try:
+        token = api(first.base, "POST", "/api/v1/login", body={
+            "organisation": "acme", "username": "alice",
+            "password": "correct horse battery"})["token"]
+        team = api(second.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
+        home = tmp_path / "runtime"
+        assert runestone(home, "init").returncode == 0
+        enrollment = api(first.base, "POST", f"/api/v1/teams/{team}/enrollment-tokens",
+                         token, {"labels": {"env": "prod"}})["token"]
+        assert runestone(home, "enroll", "--server", second.base, "--token",
+                         enrollment).returncode == 0
+        api(first.base, "POST", f"/api/v1/teams/{team}/policies", token, {"text": V2})
+        api(second.base, "POST", f"/api/v1/teams/{team}/publications", token, {"number": 1})
+        # The runtime enrolled through the second replica; the first one signs its policy.
+        remote = json.loads((home / "remote.json").read_text())
+        remote["server"] = first.base
+        (home / "remote.json").write_text(json.dumps(remote))
+        pulled = runestone(home, "policy", "pull")
+        assert pulled.returncode == 0, pulled.stderr
+        assert decide(home, "curl https://example.com") == "deny"
+    finally:
+        first.stop()
+        second.stop()
