@@ -91,6 +91,13 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/channels", None, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/channels/1/deliveries", None, {"owner", "admin"}),
+        # Alerts: owners and admins decide who is woken; auditors read what fired.
+        ("POST", f"/api/v1/teams/{team}/alert-rules", {"name": "r", "event": "deny"},
+         {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/alert-rules", None, {"owner", "admin", "auditor"}),
+        ("PUT", f"/api/v1/teams/{team}/alert-rules/1", {"name": "r", "event": "drift"},
+         {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/alerts", None, {"owner", "admin", "auditor"}),
         # Audit ingest: each runtime's chain health, and re-verification of stored chains.
         ("GET", f"/api/v1/teams/{team}/audit/chains", None, read),
         ("GET", f"/api/v1/teams/{team}/audit/verify", None, {"owner", "admin", "auditor"}),

@@ -20,6 +20,13 @@ from runestone_server.notify.delivery import deliver_due
 from runestone_server.notify.models import Delivery
 
 
+@pytest.fixture(autouse=True)
+def no_background_worker(monkeypatch):
+    """The tests drive the worker's functions themselves; the app's own ticking worker
+    would race them for the same rows."""
+    monkeypatch.setenv("RUNESTONE_SERVER_TICK", "0")
+
+
 def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

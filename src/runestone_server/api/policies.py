@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from runestone.remote.signing import policy_message
 from runestone_server.auth import (
@@ -24,7 +25,7 @@ from runestone_server.auth import (
     team_for,
 )
 from runestone_server.events import record
-from runestone_server.models import PolicyVersion, Publication, ServerEvent
+from runestone_server.models import PolicyVersion, Publication, Runtime, ServerEvent
 
 router = APIRouter(prefix="/api/v1")
 
@@ -133,14 +134,21 @@ def events(team_id: Id, who: Who, db: DB,
              "created": e.created.isoformat()} for e in rows]
 
 
+def applicable_publication(db: Session, runtime: Runtime) -> Publication | None:
+    """The newest publication of the runtime's team whose selector its labels match: the
+    policy assigned to it (what it pulls, and what drift alerts compare against)."""
+    publications = db.scalars(select(Publication).where(
+        Publication.org_id == runtime.org_id, Publication.team_id == runtime.team_id,
+    ).order_by(Publication.id.desc()))
+    return next((p for p in publications
+                 if all(runtime.labels.get(k) == v for k, v in p.selector.items())), None)
+
+
 @router.get("/runtime/policy")
 def pull(request: Request, runtime: RuntimeCaller, db: DB) -> Response:
     """The newest publication that applies to this runtime, signed; 304 if unchanged."""
     runtime.last_seen = datetime.now(UTC)
-    publications = db.scalars(select(Publication).where(
-        Publication.team_id == runtime.team_id).order_by(Publication.id.desc()))
-    chosen = next((p for p in publications
-                   if all(runtime.labels.get(k) == v for k, v in p.selector.items())), None)
+    chosen = applicable_publication(db, runtime)
     if chosen is None:
         db.commit()
         return Response(status_code=204)
