@@ -79,6 +79,17 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
         ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
         ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
+        # Approvals: managers configure who approves; every member sees the requests.
+        ("POST", f"/api/v1/teams/{team}/approver-groups",
+         {"name": "approvers", "members": ["approver"]}, {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/approver-groups", None, read),
+        ("PUT", f"/api/v1/teams/{team}/approver-groups/1",
+         {"name": "approvers", "members": ["approver", "admin"]}, {"owner", "admin"}),
+        ("POST", f"/api/v1/teams/{team}/approval-routes",
+         {"name": "all", "levels": [{"group_id": 1, "timeout_seconds": 600}]},
+         {"owner", "admin"}),
+        ("GET", f"/api/v1/teams/{team}/approval-routes", None, read),
+        ("GET", f"/api/v1/teams/{team}/approvals", None, read),
         # Audit search: entries, export and the compliance report are for auditors.
         ("GET", f"/api/v1/teams/{team}/audit?q=word&limit=5", None,
          {"owner", "admin", "auditor"}),

@@ -205,9 +205,16 @@ def list_groups(team_id: Id, who: Who, db: DB) -> list[dict[str, Any]]:
     return config.list_groups(db, who, team_id)
 
 
-@router.post("/teams/{team_id}/approver-groups", response_model=GroupOut, status_code=201)
-def create_group(team_id: Id, body: GroupIn, who: Who, db: DB) -> dict[str, Any]:
-    return config.save_group(db, who, team_id, body.name, body.members, body.channel_ids)
+@router.post("/teams/{team_id}/approver-groups", response_model=GroupOut, status_code=201,
+             responses={200: {"model": GroupOut, "description": "the group of this name, "
+                                                               "replaced"}})
+def save_group(team_id: Id, body: GroupIn, who: Who, db: DB,
+               response: Response) -> dict[str, Any]:
+    """Create the group, or replace the team's group of the same name (201 / 200)."""
+    saved = config.save_group(db, who, team_id, body.name, body.members, body.channel_ids)
+    if not saved["created"]:
+        response.status_code = 200
+    return saved
 
 
 @router.put("/teams/{team_id}/approver-groups/{group_id}", response_model=GroupOut)

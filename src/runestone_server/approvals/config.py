@@ -70,10 +70,19 @@ def list_groups(db: Session, who: Principal, team_id: int) -> list[dict[str, Any
 
 def save_group(db: Session, who: Principal, team_id: int, name: str, members: list[str],
                channel_ids: list[int], group_id: int | None = None) -> dict[str, Any]:
-    """Create a group (group_id None) or replace an existing one's members and channels."""
+    """Create a group, or replace the members and channels of the group `group_id` (or,
+    without an id, of the team's group with this name: saving is idempotent, so scripts
+    can keep groups as configuration). `created` in the answer says which it was."""
     team = team_for(db, who, team_id, MANAGE_ROLES)
     users = _users(db, who.org_id, members)
     _check_channels(db, who.org_id, channel_ids)
+    if group_id is None:
+        group_id = db.scalar(select(ApproverGroup.id).where(
+            ApproverGroup.team_id == team.id, ApproverGroup.org_id == who.org_id,
+            ApproverGroup.name == name))
+        created = group_id is None
+    else:
+        created = False
     if group_id is None:
         group = ApproverGroup(org_id=who.org_id, team_id=team.id, name=name,
                               channel_ids=list(channel_ids))
@@ -90,15 +99,21 @@ def save_group(db: Session, who: Principal, team_id: int, name: str, members: li
         if found is None:
             raise Refused(404, "no such approver group")
         group = found
+        group.name = name
         group.channel_ids = list(channel_ids)
+        try:
+            db.flush()
+        except IntegrityError as exc:
+            db.rollback()
+            raise Refused(409, "this team already has a group with that name") from exc
         db.execute(delete(ApproverGroupMember).where(ApproverGroupMember.group_id == group.id))
     for user in users:
         db.add(ApproverGroupMember(org_id=who.org_id, group_id=group.id, user_id=user.id))
     record(db, who.org_id, team.id, who.name, "approval.group-saved",
-           {"group": name if group_id is None else group.name, "members": sorted(members),
-            "channel_ids": list(channel_ids)})
+           {"group": group.name, "members": sorted(members), "channel_ids": list(channel_ids),
+            "created": created})
     db.commit()
-    return group_out(db, group)
+    return {**group_out(db, group), "created": created}
 
 
 @dataclass(frozen=True, slots=True)
