@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, insert, text
 
+from runestone_server import worker
 from runestone_server.audit.models import AuditChain, AuditEntry
 from runestone_server.audit.search import Filters, Scope, walk
 from runestone_server.models import (
@@ -222,6 +223,21 @@ def test_full_text_on_both_engines(world):
         db.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
         db.commit()
     assert seqs("passwd") == []
+    if app.state.db.engine.dialect.name == "sqlite":
+        with app.state.db.engine.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM audit_entries_fts WHERE "
+                                          "audit_entries_fts MATCH 'passwd'")) == 0
+            assert connection.scalar(text("SELECT count(*) FROM audit_entries_fts WHERE "
+                                          "audit_entries_fts MATCH 'notes'")) == 1
+        # New rows are indexed by the worker tick (and by any text search before it runs).
+        seed(app, [row(core, "rt-core-1", 9, summary="kubectl rollout", tool="Bash")])
+        worker.run_once(app.state.db)
+        with app.state.db.engine.connect() as connection:
+            assert connection.scalar(text(
+                "SELECT indexed FROM audit_entries_fts_state")) == connection.scalar(
+                text("SELECT max(id) FROM audit_entries"))
+            assert connection.scalar(text("SELECT count(*) FROM audit_entries_fts WHERE "
+                                          "audit_entries_fts MATCH 'rollout'")) == 1
     if app.state.db.engine.dialect.name == "postgresql":
         assert_gin_index_used(app)
 

@@ -7,8 +7,12 @@ is first cut at every non-alphanumeric character, which is what FTS5's `unicode6
 does; the query is cut the same way here. A search is all of its words (AND); `word*` is a
 prefix. Anything else in the query is not syntax, so no input can break the statement.
 
-- SQLite: a contentless FTS5 table (`audit_entries_fts`, rowid = entry id) fed by triggers on
-  insert and delete, so ingest and retention keep it in sync without any code of theirs.
+- SQLite: a contentless FTS5 table (`audit_entries_fts`, rowid = entry id). New rows are
+  indexed in batches (`catch_up`: every worker tick, and before any text search, so a search
+  never misses a stored entry); `audit_entries_fts_state.indexed` is the highest id indexed.
+  A per-row insert trigger was tried and measured: FTS5 flushes its pending terms at every
+  trigger statement, ~300 us an entry, 25x a batched insert. Deletes (retention) of indexed
+  rows are mirrored at once by a trigger.
 - PostgreSQL: a GIN index over the `tsvector` expression (no extra column, so the table stays
   what the models say); the query repeats the expression verbatim so the planner uses it.
 
@@ -21,9 +25,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Connection, Engine, literal_column, select, table, text
 
 from runestone_server.audit.models import AuditEntry
+from runestone_server.db import Database
+from runestone_server.worker import task
 
 FTS_TABLE = "audit_entries_fts"
 PG_INDEX = "ix_audit_entries_fts"
@@ -38,6 +44,61 @@ PG_DOCUMENT = (
     "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(entry ->> 'reason', ''), "
     "'[^[:alnum:]]+', ' ', 'g'))"
 )
+
+CATCH_UP_BATCH = 50_000
+
+
+def sqlite_document(row: str) -> str:
+    """The SQLite document of one row (as in migration 0102_audit_search's triggers)."""
+    return (f"coalesce({row}.summary, '') || ' ' || coalesce({row}.tool, '') || ' ' || "
+            f"coalesce({row}.rule, '') || ' ' || coalesce({row}.agent, '') || ' ' || "
+            f"coalesce({row}.\"user\", '') || ' ' || coalesce({row}.approver, '') || ' ' || "
+            f"coalesce({row}.runtime_id, '') || ' ' || "
+            f"coalesce(json_extract({row}.entry, '$.reason'), '')")
+
+
+def _catch_up_once(connection: Connection) -> int:
+    """Index the next batch of new rows; how many ids it covered. The first statement is a
+    write, so the transaction holds SQLite's write lock before it reads the high-water mark:
+    two servers (or a search and the worker) never index the same rows twice."""
+    connection.execute(text(f"UPDATE {FTS_TABLE}_state SET indexed = indexed WHERE id = 1"))
+    indexed = connection.scalar(text(f"SELECT indexed FROM {FTS_TABLE}_state WHERE id = 1"))
+    top = connection.scalar(text("SELECT max(id) FROM audit_entries")) or 0
+    if indexed is None or top == indexed:
+        return 0
+    if top < indexed:
+        # Every row above `top` is gone (retention removes the oldest first, so only a
+        # table emptied entirely gets here) and SQLite hands out ids from top + 1 again.
+        indexed = 0 if connection.scalar(text(f"SELECT count(*) FROM {FTS_TABLE}")) == 0 \
+            else top
+    upto = min(top, indexed + CATCH_UP_BATCH)
+    connection.execute(text(
+        f"INSERT INTO {FTS_TABLE}(rowid, body) SELECT a.id, {sqlite_document('a')} "
+        "FROM audit_entries AS a WHERE a.id > :low AND a.id <= :high"),
+        {"low": indexed, "high": upto})
+    connection.execute(text(f"UPDATE {FTS_TABLE}_state SET indexed = :upto WHERE id = 1"),
+                       {"upto": upto})
+    return upto - indexed
+
+
+def catch_up(engine: Engine) -> int:
+    """Bring the SQLite text index up to the newest row (no-op on PostgreSQL, whose index is
+    part of every insert); how many ids were covered."""
+    if engine.dialect.name != "sqlite":
+        return 0
+    total = 0
+    while True:
+        with engine.begin() as connection:
+            done = _catch_up_once(connection)
+        total += done
+        if done < CATCH_UP_BATCH:
+            return total
+
+
+@task("audit-fulltext")
+def index_new_entries(db: Database) -> None:
+    catch_up(db.engine)
+
 
 _WORD = re.compile(r"[^\W_]+\*?")
 

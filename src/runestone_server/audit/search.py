@@ -168,6 +168,8 @@ def listed(row: Any) -> dict[str, Any]:
 def search(db: Session, scope: Scope, filters: Filters, *, cursor: str | None = None,
            limit: int = 50, descending: bool = True) -> Page:
     limit = max(1, min(limit, MAX_PAGE))
+    if filters.q:
+        fulltext.catch_up(db.get_bind())  # SQLite: index what arrived since the last tick
     query = page_query(db.get_bind().dialect.name, scope, filters, cursor=cursor,
                        limit=limit, descending=descending)
     rows = db.execute(query).all()
@@ -182,6 +184,8 @@ def walk(db: Session, scope: Scope, filters: Filters, *, descending: bool = Fals
     """Every matching entry (whole), page by page: what exports stream. Memory stays one
     batch; each batch is its own keyset query, so a long export holds no cursor open."""
     dialect = db.get_bind().dialect.name
+    if filters.q:
+        fulltext.catch_up(db.get_bind())
     cursor: str | None = None
     while True:
         query = page_query(dialect, scope, filters, cursor=cursor, limit=batch,
