@@ -320,7 +320,7 @@ def test_malformed_oversized_and_unauthenticated_batches(world, tmp_path):
     assert shape.status_code == 400 and "entries" in shape.json()["detail"]
     many = client.post(PATH, json={"entries": [{}] * 1001}, headers=rt.auth)
     assert many.status_code == 400 and "1000" in many.json()["detail"]
-    huge = client.post(PATH, content=b'{"entries": ["' + b"x" * (9 * 1024 * 1024) + b'"]}',
+    huge = client.post(PATH, content=b'{"entries": ["' + b"x" * (17 * 1024 * 1024) + b'"]}',
                        headers={**rt.auth, "Content-Type": "application/json"})
     assert huge.status_code == 413
     assert client.post(PATH, json={"entries": []}).status_code == 401

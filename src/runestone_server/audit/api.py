@@ -28,7 +28,7 @@ from runestone_server.models import Runtime
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 MAX_BATCH = 1000
-MAX_BODY = 8 * 1024 * 1024
+MAX_BODY = 16 * 1024 * 1024  # the shipper sends 2 MiB batches (one bigger entry alone)
 RETRIES = 5
 
 
