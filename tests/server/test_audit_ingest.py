@@ -463,3 +463,30 @@ def test_any_split_and_resend_of_a_valid_chain_is_stored_exactly_once(server, le
         from runestone_server.audit.verify import verify_stored
 
         assert verify_stored(db, runtime).ok
+
+
+def test_the_shipper_reads_from_any_seq_across_segments_and_skips_a_torn_tail(tmp_path,
+                                                                            monkeypatch):
+    from runestone.remote import shipper
+    from runestone.remote.shipper import _batches, entries_after, local_head
+
+    layout = Layout(config_dir=tmp_path, state_dir=tmp_path / "state")
+    identity = create_identity(layout)
+    log = AuditLog(layout.audit_dir, identity.runtime_id,
+                   signer=Signer(layout.private_key_file), segment_bytes=2000)
+    for n in range(30):
+        log.append([{"kind": "note", "n": n}])
+    segments = list_segments(layout.audit_dir)
+    assert len(segments) > 3
+    with segments[-1][1].open("ab") as handle:
+        handle.write(b'{"kind":"note","seq":31')  # a torn write, never acknowledged
+    assert local_head(layout.audit_dir) == 30
+    for after in (0, 1, 12, 29, 30):
+        assert [e["seq"] for e, _ in entries_after(layout.audit_dir, after)] == \
+            list(range(after + 1, 31))
+    batches = list(_batches(layout.audit_dir, 4))
+    assert [e["seq"] for batch in batches for e in batch] == list(range(5, 31))
+    monkeypatch.setattr(shipper, "BATCH_ENTRIES", 4)
+    assert [len(b) for b in _batches(layout.audit_dir, 4)] == [4] * 6 + [2]
+    monkeypatch.setattr(shipper, "BATCH_BYTES", 1)  # an entry larger than a batch goes alone
+    assert [len(b) for b in _batches(layout.audit_dir, 25)] == [1] * 5
