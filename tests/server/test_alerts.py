@@ -152,7 +152,9 @@ def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_pa
         body = json.loads(request.body)
         assert body["subject"].startswith("[Runestone alert] Denied (")
         assert body["link"].endswith(f"/teams/{team}/alerts/{body['data']['alert_id']}")
-    assert len(alerts(client, team, token)) == 2
+    listed = alerts(client, team, token)
+    assert len(listed) == 2
+    assert all(datetime.fromisoformat(a["fired"]).tzinfo for a in listed)
     assert alerts(client, team_b, token_b) == []
     assert client.get(f"/api/v1/teams/{team}/alerts",
                       headers={"Authorization": f"Bearer {token_b}"}).status_code == 404

@@ -235,6 +235,8 @@ def test_channels_are_per_tenant_and_the_secret_is_shown_once(server):
     auth_b = {"Authorization": f"Bearer {token_b}"}
     listed = client.get(f"/api/v1/teams/{team_a}/channels", headers=auth_a).json()
     assert [c["id"] for c in listed] == [made["id"]] and listed[0]["secret"] is None
+    # A timestamp with its zone, on SQLite too (which stores them without one).
+    assert datetime.fromisoformat(listed[0]["created"].replace("Z", "+00:00")).tzinfo
     assert client.get(f"/api/v1/teams/{team_b}/channels", headers=auth_b).json() == []
     assert client.get(f"/api/v1/teams/{team_a}/channels", headers=auth_b).status_code == 404
     assert client.delete(f"/api/v1/teams/{team_b}/channels/{made['id']}",

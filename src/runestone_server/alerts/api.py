@@ -19,6 +19,7 @@ from runestone_server.alerts.models import Alert, AlertRule
 from runestone_server.auth import AUDIT_ROLES, DB, MANAGE_ROLES, MAX_ID, Id, Who, team_for
 from runestone_server.events import record
 from runestone_server.models import utcnow
+from runestone_server.notify.api import aware
 from runestone_server.notify.models import Channel
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -46,7 +47,7 @@ def _out(rule: AlertRule) -> RuleOut:
     return RuleOut(id=rule.id, team_id=rule.team_id, name=rule.name, event=rule.event,
                    conditions=Conditions.model_validate(rule.conditions or {}),
                    channel_ids=list(rule.channel_ids), dedup_minutes=rule.dedup_minutes,
-                   enabled=rule.enabled, created=rule.created)
+                   enabled=rule.enabled, created=aware(rule.created))
 
 
 def _check_channels(db: DB, org_id: int, team_id: int, ids: list[int]) -> list[int]:
@@ -137,5 +138,5 @@ def list_alerts(team_id: Id, who: Who, db: DB,
         query = query.where(Alert.event == event)
     return [{"id": a.id, "rule_id": a.rule_id, "rule": a.rule_name, "event": a.event,
              "subject": a.subject, "dedup_key": a.dedup_key, "detail": a.detail,
-             "fired": a.fired.isoformat()}
+             "fired": aware(a.fired).isoformat()}
             for a in db.scalars(query.order_by(Alert.id.desc()).limit(limit))]

@@ -5,7 +5,7 @@ decides where the team's approval requests and alerts go."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -38,10 +38,15 @@ class ChannelOut(BaseModel):
     secret: str | None = None  # only in the response that created it
 
 
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every one stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _out(channel: Channel, secret: str | None = None) -> ChannelOut:
     return ChannelOut(id=channel.id, team_id=channel.team_id, name=channel.name,
-                      kind=channel.kind, target=channel.target, created=channel.created,
-                      secret=secret)
+                      kind=channel.kind, target=channel.target,
+                      created=aware(channel.created), secret=secret)
 
 
 def check_target(kind: str, target: str) -> str:
@@ -120,5 +125,6 @@ def list_deliveries(team_id: Id, channel_id: Id, who: Who, db: DB,
                                              Delivery.org_id == who.org_id)
                       .order_by(Delivery.id.desc()).limit(limit))
     return [{"id": d.id, "subject": d.subject, "status": d.status, "attempts": d.attempts,
-             "last_error": d.last_error, "created": d.created.isoformat(),
-             "delivered": d.delivered.isoformat() if d.delivered else None} for d in rows]
+             "last_error": d.last_error, "created": aware(d.created).isoformat(),
+             "delivered": aware(d.delivered).isoformat() if d.delivered else None}
+            for d in rows]
