@@ -10,7 +10,7 @@ runtime arriving at once are applied one after the other, on SQLite and on Postg
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,6 @@ class IngestResult:
     checkpoints: int = 0
     problem: Problem | None = None
     status: str = "ok"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"runtime_id": self.runtime_id, "acknowledged": self.acknowledged,
