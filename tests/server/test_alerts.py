@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from notify_receivers import HttpReceiver, make_tenant
+from notify_receivers import HttpReceiver, SmtpReceiver, make_tenant
 from sqlalchemy import select, update
 
 from runestone.audit.checkpoint import Signer
@@ -22,7 +22,7 @@ from runestone.home import Layout
 from runestone.identity import create_identity
 from runestone_server.alerts.evaluate import evaluate_org
 from runestone_server.alerts.models import Alert
-from runestone_server.alerts.sources import SETTLE
+from runestone_server.alerts.sources import settle
 from runestone_server.events import record
 from runestone_server.models import Runtime
 from runestone_server.notify import verify_signature
@@ -87,7 +87,7 @@ class Rt:
 
 def later() -> datetime:
     """A moment when everything written so far has settled for the evaluator."""
-    return datetime.now(UTC) + timedelta(seconds=SETTLE + 1)
+    return datetime.now(UTC) + timedelta(seconds=settle() + 1)
 
 
 def evaluate(app, org: int, now: datetime | None = None) -> list[Alert]:
@@ -333,3 +333,58 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
                          headers=auth).status_code == 204
     [kept] = alerts(client, team, token)
     assert kept["rule_id"] is None and kept["rule"] == "on"
+
+
+def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_path):
+    """The server as deployed: its own worker ticks, evaluates the rule and delivers to a
+    real webhook receiver and a real SMTP server, with no test code in between."""
+    import subprocess
+    import sys
+    import time
+
+    from test_end_to_end import Server, api
+
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'alerts.sqlite3'}"
+    with HttpReceiver() as hook, SmtpReceiver() as smtp:
+        server = Server(database_url, tmp_path / "server")
+        server.env.update({"RUNESTONE_SERVER_TICK": "0.2", "RUNESTONE_ALERTS_SETTLE": "0",
+                           "RUNESTONE_ALERTS_INTERVAL": "0.2",
+                           "RUNESTONE_SMTP_HOST": "127.0.0.1",
+                           "RUNESTONE_SMTP_PORT": str(smtp.port),
+                           "RUNESTONE_SMTP_FROM": "alerts@runestone.example"})
+        init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
+                               database_url, "init", "--organisation", "acme", "--admin",
+                               "alice"], env=server.env, capture_output=True, text=True,
+                              timeout=120)
+        assert init.returncode == 0, init.stderr
+        server.start()
+        try:
+            token = api(server.base, "POST", "/api/v1/login", body={
+                "organisation": "acme", "username": "alice",
+                "password": "correct horse battery"})["token"]
+            team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
+            webhook = api(server.base, "POST", f"/api/v1/teams/{team}/channels", token,
+                          {"name": "ops", "kind": "webhook", "target": hook.url})
+            mail = api(server.base, "POST", f"/api/v1/teams/{team}/channels", token,
+                       {"name": "mail", "kind": "email", "target": "oncall@example.org"})
+            api(server.base, "POST", f"/api/v1/teams/{team}/alert-rules", token,
+                {"name": "publications", "event": "policy_published",
+                 "channel_ids": [webhook["id"], mail["id"]]})
+            api(server.base, "POST", f"/api/v1/teams/{team}/policies", token, {"text": POLICY})
+            api(server.base, "POST", f"/api/v1/teams/{team}/publications", token,
+                {"number": 1})
+            deadline = time.time() + 30
+            while time.time() < deadline and not (hook.requests and smtp.messages):
+                time.sleep(0.1)
+            fired = api(server.base, "GET", f"/api/v1/teams/{team}/alerts", token)
+        finally:
+            server.stop()
+    assert [a["event"] for a in fired] == ["policy_published"]
+    [request] = hook.requests
+    assert verify_signature(webhook["secret"], request.headers["X-Runestone-Timestamp"],
+                            request.body, request.headers["X-Runestone-Signature"])
+    assert json.loads(request.body)["subject"] == "[Runestone alert] Policy v1 published"
+    [(sender, recipients, message)] = smtp.messages
+    assert (sender, recipients) == ("alerts@runestone.example", ["oncall@example.org"])
+    assert message["Subject"] == "[Runestone alert] Policy v1 published"

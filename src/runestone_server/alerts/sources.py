@@ -2,8 +2,8 @@
 
 Both are read by id after a cursor. Ids are handed out when a row is inserted but become
 visible when its transaction commits, so a row with a smaller id can appear after a larger
-one; reading only rows older than SETTLE seconds (by their own timestamp) leaves time for
-such stragglers before the cursor moves past them.
+one; reading only rows older than `settle()` seconds (by their own timestamp) leaves time
+for such stragglers before the cursor moves past them.
 
 The audit domain is optional here: without its module there are no denies to read.
 """
@@ -11,6 +11,7 @@ The audit domain is optional here: without its module there are no denies to rea
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from runestone_server.models import ServerEvent
 
-SETTLE = 5.0  # seconds
+SETTLE = 5.0  # seconds, unless RUNESTONE_ALERTS_SETTLE says otherwise
 EVENT_BATCH = 1000
 AUDIT_BATCH = 5000
 
@@ -45,10 +46,14 @@ class Batch:
     last_audit_id: int = 0
 
 
+def settle() -> float:
+    return float(os.environ.get("RUNESTONE_ALERTS_SETTLE", SETTLE))
+
+
 def high_water(db: Session, org_id: int, now: datetime) -> tuple[int, int]:
     """The newest settled ids (events, audit) of the organisation: where a new cursor starts,
     so that a first rule does not fire on the whole history."""
-    settled = now - timedelta(seconds=SETTLE)
+    settled = now - timedelta(seconds=settle())
     last_event = db.scalar(select(func.max(ServerEvent.id)).where(
         ServerEvent.org_id == org_id, ServerEvent.created <= settled)) or 0
     entry = audit_entry_model()
