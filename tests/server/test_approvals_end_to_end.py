@@ -318,6 +318,13 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         voter.join()
         assert waited.decision == "allow", waited.reason
         assert elapsed < 6, elapsed
+
+        # Ask mode: the host asks its own user; the server only records the ask.
+        hosted = decide("ask", action)
+        assert hosted.decision == "ask"
+        recorded = ok(server.base, "GET", f"/api/v1/teams/{org.team}/approvals?state=host",
+                      org.admin)
+        assert [a["request_id"] for a in recorded] == [hosted.request_id]
     finally:
         impersonator.close()
         server.stop()

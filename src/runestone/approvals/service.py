@@ -223,6 +223,7 @@ class Approvals:
             self._notes[request.id] = str(exc)
             return None
         if view is None:
+            self._notes[request.id] = "the control plane does not know this request"
             return None
         verdict = remote.verdict(view, request.id, request.action_hash)
         if verdict.decided:
@@ -422,15 +423,15 @@ class Approvals:
             if request is None or request.state != "pending":
                 assert request is not None
                 return request
-            remaining = deadline - time.monotonic()
-            if remaining > 0 and request_id not in self._notes and \
-                    self.remote_verdict(request, wait=min(remaining, 30.0)) is not None:
-                continue
             if request.expires <= time.time():
                 self.store.expire_due(time.time())
                 continue
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return request
+            if request_id not in self._notes and \
+                    self.remote_verdict(request, wait=min(remaining, 30.0)) is not None:
+                continue
             time.sleep(poll)
 
     # --- helpers --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from runestone_server.auth import team_for as _team_for
 
 router = APIRouter(prefix="/api/v1")
 MAX_WAIT = 60.0
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: refuse it as a 422, not a 500
 Severity = Literal["low", "medium", "high", "critical"]
 
 
@@ -29,16 +30,16 @@ Severity = Literal["low", "medium", "high", "critical"]
 class AskIn(BaseModel):
     request_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")
     action_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    tool: str = Field(min_length=1, max_length=200)
-    summary: str = Field(default="", max_length=4000)
-    reason: str = Field(default="", max_length=4000)
-    rules: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
-                                                               max_length=50)
-    severity: str = Field(default="medium", max_length=20)
+    tool: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    summary: str = Field(default="", max_length=4000, pattern=NO_NUL)
+    reason: str = Field(default="", max_length=4000, pattern=NO_NUL)
+    rules: list[Annotated[str, Field(max_length=200, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=50)
+    severity: str = Field(default="medium", max_length=20, pattern=NO_NUL)
     input: dict[str, Any] = Field(default_factory=dict)
-    user: str = Field(default="", max_length=200)
-    agent: str = Field(default="", max_length=200)
-    session: str = Field(default="", max_length=200)
+    user: str = Field(default="", max_length=200, pattern=NO_NUL)
+    agent: str = Field(default="", max_length=200, pattern=NO_NUL)
+    session: str = Field(default="", max_length=200, pattern=NO_NUL)
     mode: Literal["wait", "defer", "ask"] = "wait"
 
 
@@ -154,7 +155,7 @@ class ApprovalDetail(ApprovalSummary):
 
 class VoteIn(BaseModel):
     vote: Literal["approve", "deny"]
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(default="", max_length=2000, pattern=NO_NUL)
 
 
 @router.get("/approvals", response_model=list[ApprovalSummary])
@@ -185,9 +186,9 @@ def team_approvals(team_id: Id, who: Who, db: DB,
 # --- configuration ----------------------------------------------------------------------
 
 class GroupIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    members: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
-                                                                 max_length=500)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    members: list[Annotated[str, Field(max_length=200, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=500)
     channel_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
         default_factory=list, max_length=50)
 
@@ -231,12 +232,13 @@ class LevelIn(BaseModel):
 
 
 class RouteIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     priority: int = Field(default=100, ge=0, le=1_000_000)
-    labels: dict[Annotated[str, Field(max_length=100)],
-                 Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
-    tool: str = Field(default="*", max_length=200)
-    rule: str = Field(default="*", max_length=200)
+    labels: dict[Annotated[str, Field(max_length=100, pattern=NO_NUL)],
+                 Annotated[str, Field(max_length=200, pattern=NO_NUL)]] = Field(
+        default_factory=dict)
+    tool: str = Field(default="*", max_length=200, pattern=NO_NUL)
+    rule: str = Field(default="*", max_length=200, pattern=NO_NUL)
     min_severity: Severity = "low"
     levels: list[LevelIn] = Field(min_length=1, max_length=20)
 
@@ -268,7 +270,7 @@ def create_route(team_id: Id, body: RouteIn, who: Who, db: DB) -> dict[str, Any]
 
 
 class DelegationIn(BaseModel):
-    to: str = Field(min_length=1, max_length=200)
+    to: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     starts: datetime | None = None
     ends: datetime
 
