@@ -373,7 +373,7 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             oncall = org.group("prod-oncall", ["ops1"], [hook["id"]])
             leads = org.group("prod-leads", ["lead1", "lead2"], [mail["id"]])
             dev = org.group("dev-approvers", ["devlead"])
-            org.route("prod", [(oncall, 2, 1), (leads, 120, 2)], priority=10,
+            org.route("prod", [(oncall, 4, 1), (leads, 120, 2)], priority=10,
                       labels={"env": "prod"}, tool="Bash")
             org.route("dev", [(dev, 120, 1)], priority=20, labels={"env": "dev"})
             prod, dev_home = tmp_path / "runtime-prod", tmp_path / "runtime-dev"
@@ -385,12 +385,15 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             assert asked["decision"] == "deny"
             approval = approval_id_of(asked)
             assert asked["approval"]["link"] == f"{server.base}/approvals/{approval}"
+
+            def inbox(name: str) -> list[int]:
+                return [a["id"] for a in ok(server.base, "GET", "/api/v1/approvals",
+                                            org.tokens[name])]
+
+            assert (inbox("ops1"), inbox("lead1"), inbox("devlead")) == ([approval], [], [])
             dev_asked = check(dev_home, "--approval", "defer")
-            inbox = {name: [a["id"] for a in ok(server.base, "GET", "/api/v1/approvals",
-                                                org.tokens[name])]
-                     for name in ("ops1", "lead1", "devlead")}
-            assert inbox == {"ops1": [approval], "lead1": [],
-                             "devlead": [approval_id_of(dev_asked)]}
+            assert inbox("devlead") == [approval_id_of(dev_asked)]
+            assert approval not in inbox("devlead")
 
             # Level 1 is told through the signed webhook, with the approval link.
             posted = wait_for(lambda: webhook.requests, what="the webhook")[0]
@@ -398,7 +401,7 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
                                     posted.body, posted.headers["X-Runestone-Signature"])
             assert json.loads(posted.body)["link"] == f"{server.base}/approvals/{approval}"
 
-            # Nobody at level 1 answers: after 2 s it escalates, and the leads get mail.
+            # Nobody at level 1 answers: after 4 s it escalates, and the leads get mail.
             message = wait_for(lambda: smtp.messages, timeout=30, what="the e-mail")[0][2]
             assert message["Subject"].startswith("Escalated")
             body = message.get_payload(decode=True).decode()
@@ -424,8 +427,16 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             assert detail["timeline"][-1]["detail"]["approvers"] == ["lead1", "lead2"]
             story = ok(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
                        f"{asked['request_id']}", org.admin)
-            steps = story["timeline"] if isinstance(story, dict) else story
-            server_kinds = [s["kind"] for s in steps if s.get("source") == "server"]
+            server_kinds = [s["kind"] for s in story["timeline"] if s.get("source") == "server"]
             assert server_kinds == kinds
+            # With the runtime's audit shipped, the same story holds both halves.
+            shipped = runestone(prod, "audit", "ship")
+            assert shipped.returncode == 0, shipped.stderr
+            story = ok(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
+                       f"{asked['request_id']}", org.admin)
+            runtime_kinds = [s.get("kind") for s in story["timeline"]
+                             if s.get("source") == "runtime"]
+            assert {"request", "decision", "approval-routing", "approval",
+                    "execution-approved"} <= set(runtime_kinds), runtime_kinds
         finally:
             server.stop()
