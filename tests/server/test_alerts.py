@@ -117,7 +117,9 @@ def tenants(server):
     return app, client, make_tenant(app, "acme"), make_tenant(app, "globex")
 
 
-def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_path):
+def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("RUNESTONE_SERVER_PUBLIC_URL", "https://runestone.example/")
     app, client, (org, team, token), (org_b, team_b, token_b) = tenants
     with HttpReceiver() as hook:
         made = client.post(f"/api/v1/teams/{team}/channels",
@@ -151,7 +153,10 @@ def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_pa
                                 request.body, request.headers["X-Runestone-Signature"])
         body = json.loads(request.body)
         assert body["subject"].startswith("[Runestone alert] Denied (")
-        assert body["link"].endswith(f"/teams/{team}/alerts/{body['data']['alert_id']}")
+        # The link opens the audit search for that runtime's denies by that rule.
+        assert body["link"].startswith(f"https://runestone.example/audit?team={team}&runtime=")
+        assert f"runtime={body['data']['runtime_id']}&decision=deny&rule=team.no-curl" in \
+            body["link"]
     listed = alerts(client, team, token)
     assert len(listed) == 2
     assert all(datetime.fromisoformat(a["fired"]).tzinfo for a in listed)
@@ -385,6 +390,7 @@ def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_pat
     assert verify_signature(webhook["secret"], request.headers["X-Runestone-Timestamp"],
                             request.body, request.headers["X-Runestone-Signature"])
     assert json.loads(request.body)["subject"] == "[Runestone alert] Policy v1 published"
+    assert json.loads(request.body)["link"].endswith(f"/teams/{team}/policies/1")
     [(sender, recipients, message)] = smtp.messages
     assert (sender, recipients) == ("alerts@runestone.example", ["oncall@example.org"])
     assert message["Subject"] == "[Runestone alert] Policy v1 published"

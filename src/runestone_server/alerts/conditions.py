@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -38,10 +39,18 @@ class Conditions(BaseModel):
 
 @dataclass
 class Candidate:
+    """An alert about to fire; `path` is the dashboard page (on this server) that shows
+    what it is about, for the notification's link."""
+
     key: str
     subject: str
     text: str
     detail: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+
+def audit_search(team_id: int, **filters: str | None) -> str:
+    return "/audit?" + urlencode({"team": team_id, **{k: v for k, v in filters.items() if v}})
 
 
 Checker = Callable[[Session, AlertRule, Conditions, Batch, datetime], Iterator[Candidate]]
@@ -63,11 +72,14 @@ def deny(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
             text=f"{row.summary or ''}\nRule: {row.rule or '(default)'}  Agent: "
                  f"{row.agent or '?'}  User: {row.user or '?'}",
             detail={"runtime_id": row.runtime_id, "seq": row.seq, "rule": row.rule,
-                    "severity": row.severity, "tool": row.tool, "request_id": row.request_id})
+                    "severity": row.severity, "tool": row.tool, "request_id": row.request_id},
+            path=f"/audit/calls/{row.request_id}" if row.request_id else audit_search(
+                rule.team_id, runtime=row.runtime_id, decision="deny", rule=row.rule))
 
 
 def _events(kind: str, key: Callable[[dict[str, Any], int], str],
-            subject: Callable[[dict[str, Any]], str]) -> Checker:
+            subject: Callable[[dict[str, Any]], str],
+            path: Callable[[dict[str, Any], int], str]) -> Checker:
     """A checker firing on each new server event of `kind` in the rule's team."""
 
     def check(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
@@ -79,7 +91,8 @@ def _events(kind: str, key: Callable[[dict[str, Any], int], str],
             lines = "\n".join(f"{k}: {v}" for k, v in sorted(detail.items()))
             yield Candidate(key=key(detail, event.id), subject=subject(detail),
                             text=f"{lines}\nBy: {event.actor}",
-                            detail={**detail, "event_id": event.id})
+                            detail={**detail, "event_id": event.id},
+                            path=path(detail, rule.team_id))
 
     return check
 
@@ -88,16 +101,21 @@ approval_expired = _events(
     "approval.expired",
     lambda d, n: f"approval:{d.get('request_id') or d.get('approval_id') or n}",
     lambda d: f"Approval expired unanswered: {d.get('tool') or 'request'} "
-              f"({d.get('severity') or '?'})")
+              f"({d.get('severity') or '?'})",
+    lambda d, team: f"/approvals/{d['approval_id']}" if d.get("approval_id")
+    else f"/teams/{team}")
 chain_problem = _events(
     "audit.chain_problem",
     lambda d, n: f"chain:{d.get('runtime_id')}:{d.get('problem')}:{d.get('seq')}",
-    lambda d: f"Audit chain problem on {d.get('runtime_id')}: {d.get('problem')}")
+    lambda d: f"Audit chain problem on {d.get('runtime_id')}: {d.get('problem')}",
+    lambda d, team: f"/teams/{team}")
 policy_published = _events(
     "policy.published",
     lambda d, n: f"published:{d.get('hash')}:{sorted((d.get('selector') or {}).items())}",
     lambda d: f"Policy v{d.get('number')} published"
-              + (f" to {d.get('selector')}" if d.get("selector") else ""))
+              + (f" to {d.get('selector')}" if d.get("selector") else ""),
+    lambda d, team: f"/teams/{team}/policies/{d['number']}" if d.get("number")
+    else f"/teams/{team}/policies")
 
 
 def runtime_silent(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
@@ -115,7 +133,8 @@ def runtime_silent(db: Session, rule: AlertRule, conditions: Conditions, batch: 
             text=f"Last seen {last.isoformat() if runtime.last_seen else 'never'}; "
                  f"labels {runtime.labels}",
             detail={"runtime_id": runtime.runtime_id, "last_seen": last.isoformat(),
-                    "minutes": minutes})
+                    "minutes": minutes},
+            path=f"/teams/{rule.team_id}")
 
 
 def drift(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
@@ -152,7 +171,8 @@ def drift(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
                  f"{expected[:12]} (publication {publication.id}).",
             detail={"runtime_id": runtime.runtime_id, "observed": latest.policy_hash,
                     "expected": expected, "publication": publication.id,
-                    "seq": latest.seq})
+                    "seq": latest.seq},
+            path=f"/teams/{rule.team_id}")
 
 
 def deny_spike(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
@@ -172,7 +192,9 @@ def deny_spike(db: Session, rule: AlertRule, conditions: Conditions, batch: Batc
             text=f"{count} tool calls were denied in the last {conditions.window_minutes} "
                  f"minutes (threshold {conditions.threshold}).",
             detail={"count": count, "window_minutes": conditions.window_minutes,
-                    "threshold": conditions.threshold})
+                    "threshold": conditions.threshold},
+            path=audit_search(rule.team_id, decision="deny", kind="decision",
+                              since=since.isoformat(timespec="seconds")))
 
 
 CHECKERS: dict[str, Checker] = {

@@ -62,7 +62,7 @@ def fire(db: Session, rule: AlertRule, candidate: Candidate, now: datetime) -> A
                   subject=candidate.subject[:500], detail=dict(candidate.detail), fired=now)
     db.add(alert)
     db.flush()
-    link = f"{public_url()}/teams/{rule.team_id}/alerts/{alert.id}"
+    link = public_url() + (candidate.path or f"/teams/{rule.team_id}")
     undelivered: list[str] = []
     for channel_id in rule.channel_ids:
         try:
