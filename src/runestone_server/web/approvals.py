@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from runestone_server.approvals import service
 from runestone_server.approvals.models import SEVERITIES, ApprovalRequest
-from runestone_server.auth import DB, Id
+from runestone_server.auth import DB, MAX_ID, Id
 from runestone_server.models import Team
 from runestone_server.web import csrf, forms
 from runestone_server.web.breakdown import analyse
@@ -64,29 +64,49 @@ def _context(db: DB, viewer: Viewer, severity: str, tool: str, team: int | None
 
 Severity = Query(default="", max_length=20)
 ToolFilter = Query(default="", max_length=200)
-TeamFilter = Query(default=None, ge=1, le=2_147_483_647)
+TeamFilter = Query(default="", max_length=10, description="a team id; empty: any")
+
+
+def _team(raw: str) -> int | None:
+    """The filter form sends `team=` for "any"."""
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+        raise HTTPException(404, "no such team")
+    return int(raw)
 
 
 @router.get("/approvals")
 def inbox(request: Request, viewer: Signed, db: DB, severity: str = Severity,
-          tool: str = ToolFilter, team: int | None = TeamFilter) -> Response:
-    return page(request, "inbox.html", viewer, **_context(db, viewer, severity, tool, team))
+          tool: str = ToolFilter, team: str = TeamFilter) -> Response:
+    return page(request, "inbox.html", viewer,
+                **_context(db, viewer, severity, tool, _team(team)))
 
 
 @router.get("/approvals/rows")
 def inbox_rows(request: Request, viewer: Signed, db: DB, severity: str = Severity,
-               tool: str = ToolFilter, team: int | None = TeamFilter) -> Response:
+               tool: str = ToolFilter, team: str = TeamFilter) -> Response:
     """The inbox's rows alone, for the live script (same template, same escaping)."""
     return page(request, "inbox_rows.html", viewer,
-                **_context(db, viewer, severity, tool, team))
+                **_context(db, viewer, severity, tool, _team(team)))
+
+
+def tool_input(stored: object) -> tuple[dict[str, Any], str]:
+    """(the tool's input, its working directory) from what the runtime sent: the action's
+    identity (`{"tool", "input", "cwd", ...}`, what runtimes send) or a bare tool input."""
+    data = stored if isinstance(stored, dict) else {}
+    if isinstance(data.get("input"), dict) and "tool" in data:
+        cwd = data.get("cwd")
+        return data["input"], cwd if isinstance(cwd, str) else ""
+    cwd = data.get("cwd")
+    return data, cwd if isinstance(cwd, str) else ""
 
 
 def _detail(request: Request, viewer: Viewer, db: DB, approval_id: int, *,
             error: str = "", status: int = 200) -> Response:
     approval = service.load(db, viewer.principal, approval_id)
     info = service.describe(db, viewer.principal, approval)
-    data = approval.input if isinstance(approval.input, dict) else {}
-    cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else ""
+    data, cwd = tool_input(approval.input)
     breakdown = analyse(approval.tool, data, cwd)
     team = db.get(Team, approval.team_id)
     requester = str(approval.requester.get("user") or "")
