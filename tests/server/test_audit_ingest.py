@@ -7,6 +7,7 @@ and what remains still verifies."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -490,3 +491,80 @@ def test_the_shipper_reads_from_any_seq_across_segments_and_skips_a_torn_tail(tm
     assert [len(b) for b in _batches(layout.audit_dir, 4)] == [4] * 6 + [2]
     monkeypatch.setattr(shipper, "BATCH_BYTES", 1)  # an entry larger than a batch goes alone
     assert [len(b) for b in _batches(layout.audit_dir, 25)] == [1] * 5
+
+
+@pytest.fixture
+def live(world):
+    """The same app served over real HTTP (uvicorn in a thread), for the runtime's shipper."""
+    import uvicorn
+
+    app, client, ids, tokens = world
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while not http.started:
+        assert datetime.now(UTC) < deadline, "uvicorn did not start"
+        threading.Event().wait(0.02)
+    yield app, client, ids, tokens, f"http://127.0.0.1:{listener.getsockname()[1]}"
+    http.should_exit = True
+    thread.join(timeout=10)
+    listener.close()
+
+
+def _enrolled(rt: Rt, base: str) -> None:
+    """What `runestone enroll` leaves behind: the server's address and the credential."""
+    (rt.layout.config_dir / "remote.json").write_text(json.dumps({
+        "server": base, "team_id": 1, "runtime_id": rt.runtime_id, "labels": {},
+        "server_public_key": "00" * 32}))
+    (rt.layout.keys_dir / "remote.credential").write_text(rt.credential)
+
+
+def test_the_shipper_resumes_says_what_it_did_and_stops_at_a_refusal(live, tmp_path):
+    from runestone.remote.shipper import ShipError, read_ship_state, ship
+
+    app, _, ids, _, base = live
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    _enrolled(rt, base)
+    rt.decide(6)
+    first = ship(rt.layout)
+    assert (first.sent, first.stored, first.acknowledged) == (len(rt.entries()),) * 3
+    rt.decide(2)
+    second = ship(rt.layout)
+    assert second.sent == second.stored == len(rt.entries()) - first.acknowledged
+    assert read_ship_state(rt.layout)["acknowledged"] == len(rt.entries())
+    assert ship(rt.layout).sent == 0  # the server says it has everything
+
+    # An entry altered on disk after the server took it cannot be re-sent (the server
+    # resumes after it); one altered before is refused, and shipping stops there.
+    rt.decide(1)
+    segment = list_segments(rt.layout.audit_dir)[-1][1]
+    lines = segment.read_text().splitlines(keepends=True)
+    assert '"decision":"deny"' in lines[-1]
+    lines[-1] = lines[-1].replace('"decision":"deny"', '"decision":"allow"')
+    segment.write_text("".join(lines))
+    with pytest.raises(ShipError, match=r"refused the log from seq \d+ \(bad_hash\)"):
+        ship(rt.layout)
+    assert "bad_hash" in read_ship_state(rt.layout)["last_error"]
+    assert problems(app)[0]["runtime_id"] == rt.runtime_id
+
+
+def test_the_shipper_backs_off_and_keeps_the_entries_when_the_server_is_away(tmp_path, world):
+    from runestone.remote.shipper import ShipError, read_ship_state, ship
+
+    app, _, ids, _ = world
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once closed
+    _enrolled(rt, f"http://127.0.0.1:{port}")
+    rt.decide(2)
+    waits: list[float] = []
+    with pytest.raises(ShipError, match="does not answer"):
+        ship(rt.layout, retries=3, backoff=0.5, sleep=waits.append)
+    assert waits == [0.5, 1.0, 2.0]
+    assert "does not answer" in read_ship_state(rt.layout)["last_error"]
+    assert len(rt.entries()) == 4  # the log is the queue: nothing consumed

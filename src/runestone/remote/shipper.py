@@ -62,7 +62,9 @@ def read_ship_state(layout: Layout) -> dict[str, Any]:
 
 def _write_ship_state(layout: Layout, state: dict[str, Any]) -> None:
     layout.state_dir.mkdir(parents=True, exist_ok=True)
-    temporary = ship_state_file(layout).with_suffix(".tmp")
+    # A name of its own per writer: the daemon's loop and `runestone audit ship` may both
+    # write at once, and each replace must find its own file.
+    temporary = ship_state_file(layout).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(temporary, ship_state_file(layout))
 
@@ -216,8 +218,10 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
             if report.acknowledged < batch[-1]["seq"]:
                 raise ShipError(f"the server acknowledged only up to seq "
                                 f"{report.acknowledged} of {batch[-1]['seq']}")
-    except (ShipError, KeyError, TypeError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, ShipError) else f"unexpected answer: {exc!r}"
+    except (ShipError, KeyError, TypeError, ValueError, OSError) as exc:
+        message = str(exc) if isinstance(exc, ShipError) else \
+            f"the local log could not be read: {exc}" if isinstance(exc, OSError) else \
+            f"unexpected answer from the server: {exc!r}"
         state.update({"last_error": message, "attempted": time.time()})
         _write_ship_state(layout, state)
         raise ShipError(message) from exc
