@@ -253,3 +253,31 @@ def test_channels_are_per_tenant_and_the_secret_is_shown_once(server):
                          headers=auth_a).status_code == 204
     with app.state.db.sessions() as db:
         assert db.scalars(select(Delivery)).all() == []  # nothing left to send there
+
+
+def test_backoff_grows_is_capped_and_jittered():
+    import random
+
+    from runestone_server.notify.delivery import backoff
+    from runestone_server.notify.settings import Retry
+
+    retry = Retry(max_attempts=10, base_delay=5, max_delay=60, timeout=1, lease=60)
+    rng = random.Random(7)
+    for attempts, ceiling in ((1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (9, 60)):
+        waits = [backoff(attempts, retry, rng) for _ in range(50)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits), (attempts, waits)
+        assert len({round(w, 6) for w in waits}) > 40  # jittered, not in lockstep
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(server, monkeypatch):
+    monkeypatch.setenv("RUNESTONE_NOTIFY_TIMEOUT", "0.3")
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver(delay=1.5) as hook:
+        made = channel(client, team, token, "webhook", hook.url)
+        send(app, org, made["id"])
+        started = time.monotonic()
+        assert deliver_due(app.state.db) == 1
+        assert time.monotonic() - started < 1.4
+    row = delivery(app)
+    assert (row.status, row.attempts) == ("pending", 1) and "Timeout" in row.last_error
