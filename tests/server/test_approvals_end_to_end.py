@@ -251,6 +251,8 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         assert dict(first.approval)["link"].startswith(f"{server.base}/approvals/")
         assert "routed to the control plane" in first.reason
         action_hash = first.action_hash
+        local = runestone(isolated_home, "approvals", "approve", first.request_id)
+        assert local.returncode != 0 and "decide it there" in local.stderr  # no local bypass
 
         # The server can be impersonated: every answer that does not verify is a deny.
         remote_file.write_text(json.dumps({**remote, "server": impersonator.base}))

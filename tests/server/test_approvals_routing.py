@@ -199,11 +199,18 @@ def test_asks_are_routed_to_the_right_group(world):
         assert [s["kind"] for s in detail["timeline"]] == ["approval.requested",
                                                            "approval.notified"]
         assert detail["timeline"][1]["detail"]["group"] == group
+    # The catch-all is removed: asks already on it carry on, new ones no longer take it.
+    routes = world.ok("admin", "GET", f"/api/v1/teams/{world.ids['team']}/approval-routes")
+    catch_all = next(r for r in routes if r["name"] == "catch-all")
+    assert world.as_user("lead1", "DELETE", f"/api/v1/teams/{world.ids['team']}"
+                         f"/approval-routes/{catch_all['id']}").status_code == 403
+    assert world.as_user("admin", "DELETE", f"/api/v1/teams/{world.ids['team']}"
+                         f"/approval-routes/{catch_all['id']}").status_code == 204
+    assert "catch-all" not in [r["name"] for r in world.ok(
+        "admin", "GET", f"/api/v1/teams/{world.ids['team']}/approval-routes")]
+    on_it = world.ask("prod", "req_prod_write")["id"]
+    assert world.vote("lead1", on_it).json()["state"] == "approved"
     # Without any matching route the team's approvers decide (fallback, quorum one).
-    with world.app.state.db.sessions() as db:
-        db.query(ApprovalRoute).filter(ApprovalRoute.name == "catch-all").update(
-            {"tool_glob": "nothing-matches"})
-        db.commit()
     fallback = world.ask("dev", "req_fallback", tool="Write")
     assert fallback["id"] in {a["id"] for a in world.ok("ops2", "GET", "/api/v1/approvals")}
     assert world.vote("carol", fallback["id"]).status_code == 403  # a member, not approver

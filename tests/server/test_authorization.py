@@ -89,6 +89,7 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"name": "all", "levels": [{"group_id": 1, "timeout_seconds": 600}]},
          {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/approval-routes", None, read),
+        ("DELETE", f"/api/v1/teams/{team}/approval-routes/1", None, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/approvals", None, read),
         # Audit search: entries, export and the compliance report are for auditors.
         ("GET", f"/api/v1/teams/{team}/audit?q=word&limit=5", None,

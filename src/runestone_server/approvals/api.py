@@ -269,6 +269,13 @@ def create_route(team_id: Id, body: RouteIn, who: Who, db: DB) -> dict[str, Any]
                for s in body.levels])
 
 
+@router.delete("/teams/{team_id}/approval-routes/{route_id}", status_code=204)
+def remove_route(team_id: Id, route_id: Id, who: Who, db: DB) -> Response:
+    """Archive the route: new asks no longer take it; those on it keep their levels."""
+    config.archive_route(db, who, team_id, route_id)
+    return Response(status_code=204)
+
+
 class DelegationIn(BaseModel):
     to: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     starts: datetime | None = None

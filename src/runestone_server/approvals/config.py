@@ -137,7 +137,8 @@ def route_out(db: Session, route: ApprovalRoute) -> dict[str, Any]:
 def list_routes(db: Session, who: Principal, team_id: int) -> list[dict[str, Any]]:
     team = team_for(db, who, team_id, READ_ROLES)
     routes = db.scalars(select(ApprovalRoute).where(ApprovalRoute.team_id == team.id,
-                                                    ApprovalRoute.org_id == who.org_id)
+                                                    ApprovalRoute.org_id == who.org_id,
+                                                    ApprovalRoute.archived.is_(None))
                         .order_by(ApprovalRoute.priority, ApprovalRoute.id))
     return [route_out(db, r) for r in routes]
 
@@ -172,6 +173,21 @@ def create_route(db: Session, who: Principal, team_id: int, *, name: str, priori
             "levels": [[s.group_id, s.timeout_seconds, s.quorum] for s in steps]})
     db.commit()
     return route_out(db, route)
+
+
+def archive_route(db: Session, who: Principal, team_id: int, route_id: int) -> None:
+    """Stop routing new asks by this route (idempotent); asks already on it carry on."""
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    route = db.scalar(select(ApprovalRoute).where(
+        ApprovalRoute.id == route_id, ApprovalRoute.team_id == team.id,
+        ApprovalRoute.org_id == who.org_id))
+    if route is None:
+        raise Refused(404, "no such approval route")
+    if route.archived is None:
+        route.archived = now()
+        record(db, who.org_id, team.id, who.name, "approval.route-removed",
+               {"route": route.name, "route_id": route.id})
+        db.commit()
 
 
 def delegation_out(db: Session, delegation: Delegation) -> dict[str, Any]:

@@ -65,6 +65,8 @@ class ApprovalRoute(Base):
     rule_glob: Mapped[str] = mapped_column(String(200), default="*")
     min_severity: Mapped[str] = mapped_column(String(20), default="low")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Removing a route archives it: requests already on it keep their levels and story.
+    archived: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ApprovalLevel(Base):

@@ -59,7 +59,8 @@ def matches(route: ApprovalRoute, ask: Ask) -> bool:
 def pick_route(db: Session, org_id: int, team_id: int, ask: Ask) -> ApprovalRoute | None:
     """The first matching route of the team (lowest priority number, then oldest)."""
     routes = db.scalars(select(ApprovalRoute).where(
-        ApprovalRoute.org_id == org_id, ApprovalRoute.team_id == team_id).order_by(
+        ApprovalRoute.org_id == org_id, ApprovalRoute.team_id == team_id,
+        ApprovalRoute.archived.is_(None)).order_by(
         ApprovalRoute.priority, ApprovalRoute.id))
     for route in routes:
         if matches(route, ask):

@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.Column('rule_glob', sa.String(length=200), nullable=False),
     sa.Column('min_severity', sa.String(length=20), nullable=False),
     sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('archived', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], ),
     sa.PrimaryKeyConstraint('id')
