@@ -41,7 +41,7 @@ def public_url() -> str:
 def ensure_cursor(db: Session, org_id: int, now: datetime) -> None:
     """Start the organisation's cursor at what exists now (once; a no-op if it exists), so
     a first rule is about what happens from now on, not the whole history."""
-    last_event, last_audit = high_water(db, org_id, now)
+    last_event, last_audit = high_water(db, now)
     values = {"org_id": org_id, "last_event_id": last_event, "last_audit_id": last_audit,
               "generation": 0, "evaluated": now}
     dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite

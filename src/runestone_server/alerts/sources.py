@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runestone_server.models import ServerEvent
@@ -50,23 +50,28 @@ def settle() -> float:
     return float(os.environ.get("RUNESTONE_ALERTS_SETTLE", SETTLE))
 
 
-def high_water(db: Session, org_id: int, now: datetime) -> tuple[int, int]:
-    """The newest settled ids (events, audit) of the organisation: where a new cursor starts,
-    so that a first rule does not fire on the whole history."""
+def high_water(db: Session, now: datetime) -> tuple[int, int]:
+    """The newest settled ids (server events, audit entries) over every organisation.
+
+    Ids are global, so an organisation's cursor can move up to here even when none of the
+    rows in between are its own; that keeps each evaluation's id range to what arrived
+    since the last one. Walking the primary key down to the first settled row stops after
+    the few rows of the last seconds, on SQLite and PostgreSQL alike (a max() with a
+    filter would scan the table)."""
     settled = now - timedelta(seconds=settle())
-    last_event = db.scalar(select(func.max(ServerEvent.id)).where(
-        ServerEvent.org_id == org_id, ServerEvent.created <= settled)) or 0
+    last_event = db.scalar(select(ServerEvent.id).where(ServerEvent.created <= settled)
+                           .order_by(ServerEvent.id.desc()).limit(1)) or 0
     entry = audit_entry_model()
     last_audit = 0
     if entry is not None:
-        last_audit = db.scalar(select(func.max(entry.id)).where(
-            entry.org_id == org_id, entry.received <= settled)) or 0
+        last_audit = db.scalar(select(entry.id).where(entry.received <= settled)
+                               .order_by(entry.id.desc()).limit(1)) or 0
     return last_event, last_audit
 
 
 def read(db: Session, org_id: int, after_event: int, after_audit: int,
          now: datetime) -> Batch:
-    top_event, top_audit = high_water(db, org_id, now)
+    top_event, top_audit = high_water(db, now)
     batch = Batch(last_event_id=max(after_event, top_event),
                   last_audit_id=max(after_audit, top_audit))
     batch.events = list(db.scalars(select(ServerEvent).where(
