@@ -5,9 +5,13 @@ no open redirect, and another tenant's objects are 404."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
+import os
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,12 +22,20 @@ V2 = V1.replace('"v1"', '"v2"') + (
     '\n[[rule]]\nid = "team.no-curl"\ndecision = "deny"\nreason = "no curl"\n'
     'program = ["curl"]\n')
 PASSWORD = "correct horse battery"
+POSTGRES = os.environ.get("RUNESTONE_TEST_POSTGRES", "")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+@functools.cache
+def password_hash() -> str:
+    """argon2 is slow on purpose: hash the test password once."""
+    from runestone_server.security import hash_password
+
+    return hash_password(PASSWORD)
 
 
 def add_user(app, org_name: str, username: str, *, org_admin: bool = False) -> int:
     from runestone_server.models import Organisation, User
-    from runestone_server.security import hash_password
 
     with app.state.db.sessions() as db:
         org = db.scalar(select(Organisation).where(Organisation.name == org_name))
@@ -32,7 +44,7 @@ def add_user(app, org_name: str, username: str, *, org_admin: bool = False) -> i
             db.add(org)
             db.flush()
         user = User(org_id=org.id, username=username, org_admin=org_admin,
-                    password_hash=hash_password(PASSWORD))
+                    password_hash=password_hash())
         db.add(user)
         db.commit()
         return user.id
@@ -51,13 +63,49 @@ def csrf_of(client, path: str = "/teams") -> str:
     return CSRF.search(client.get(path).text).group(1)
 
 
-@pytest.fixture
-def world(server):
-    """acme: admin alice (org admin), bob a plain member of team core with v1 and v2 and an
-    API token; globex: mallory, an org admin of another tenant."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory):
+    """One server per database for the whole module (the tests below either change nothing
+    or only add rows): acme: admin alice (org admin), bob a plain member of team core with
+    v1 and v2 and an API token; globex: mallory, an org admin of another tenant."""
     from fastapi.testclient import TestClient
 
-    app, client = server
+    from runestone_server.app import create_app
+    from runestone_server.migrate import upgrade
+
+    tmp = tmp_path_factory.mktemp("web-security")
+    with database(request.param, tmp) as url:
+        app = create_app(url, key_path=str(tmp / "server.ed25519"), worker_interval=0)
+        upgrade(app.state.db)
+        with TestClient(app) as client:
+            yield from _populate(app, client)
+        app.state.db.engine.dispose()
+
+
+@contextlib.contextmanager
+def database(kind: str, tmp):
+    """A fresh database of `kind`, as tests/server/conftest.py makes them."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'web.sqlite3'}"
+        return
+    if not POSTGRES:
+        pytest.skip("set RUNESTONE_TEST_POSTGRES=postgresql://user@host:port/db to run the "
+                    "control-plane tests on PostgreSQL")
+    import psycopg
+
+    name = f"runestone_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _populate(app, client):
+    from fastapi.testclient import TestClient
+
     add_user(app, "acme", "alice", org_admin=True)
     add_user(app, "acme", "bob")
     add_user(app, "globex", "mallory", org_admin=True)
@@ -78,6 +126,7 @@ def world(server):
     r = client.post("/tokens", data={"csrf": token, "name": "ci", "scopes": "read",
                                      "days": "30"})
     assert r.status_code == 201
+    api_token = re.search(r'id="new-token">([^<]+)<', r.text).group(1)
     from runestone_server.models import ApiToken
 
     with app.state.db.sessions() as db:
@@ -89,7 +138,7 @@ def world(server):
         approval_id = ask(client, team, EVIL_COMMAND)
         extra = {"approval_id": approval_id, "request_id": "req-evil-1"}
     yield {"app": app, "client": client, "team": team, "token_id": token_id, "other": other,
-           "extra_ids": extra}
+           "extra_ids": extra, "api_token": api_token}
     other.close()
 
 
@@ -222,12 +271,12 @@ def test_security_headers_on_every_page_and_error(world):
         assert " on" + "click=" not in html and "javascript:" not in html
 
 
-def test_session_cookie_flags(server, monkeypatch):
+def test_session_cookie_flags(world, monkeypatch):
     from fastapi.testclient import TestClient
 
-    app, client = server
-    add_user(app, "acme", "alice")
-    plain = login(client, "acme", "alice")
+    app = world["app"]
+    with TestClient(app) as client:
+        plain = login(client, "acme", "alice")
     cookie = plain.headers["set-cookie"]
     assert "runestone_session=" in cookie and "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower() and "Path=/" in cookie
@@ -256,11 +305,14 @@ def test_session_cookie_flags(server, monkeypatch):
         assert "Secure" in signed.headers["set-cookie"]
 
 
-def test_wrong_password_and_logout_revokes_the_session(server):
-    from runestone_server.models import ApiToken
+def test_wrong_password_and_logout_revokes_the_session(world):
+    from fastapi.testclient import TestClient
 
-    app, client = server
-    add_user(app, "acme", "alice")
+    from runestone_server.models import ApiToken
+    from runestone_server.security import token_hash
+
+    app = world["app"]
+    client = TestClient(app)
     page = client.get("/login")
     token = CSRF.search(page.text).group(1)
     wrong = client.post("/login", data={"csrf": token, "organisation": "acme",
@@ -273,49 +325,56 @@ def test_wrong_password_and_logout_revokes_the_session(server):
     out = client.post("/logout", data={"csrf": csrf_of(client)}, follow_redirects=False)
     assert out.status_code == 303
     with app.state.db.sessions() as db:
-        rows = list(db.scalars(select(ApiToken).where(ApiToken.kind == "session")))
-        assert len(rows) == 1 and rows[0].revoked is not None
+        row = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(secret)))
+        assert row.kind == "session" and row.revoked is not None
     # The old cookie, replayed, is worth nothing.
     client.cookies.set("runestone_session", secret)
     again = client.get("/teams", follow_redirects=False)
     assert again.status_code == 303 and again.headers["location"].startswith("/login")
-    # A session cookie is not an API bearer token's substitute, nor the reverse.
-    api = client.post("/api/v1/login", json={"organisation": "acme", "username": "alice",
-                                             "password": PASSWORD}).json()["token"]
-    with app.state.db.sessions() as db:
-        db.execute(text("UPDATE api_tokens SET kind = 'api' WHERE kind = 'session'"))
-        db.commit()
-    client.cookies.set("runestone_session", api)
+    # An API token is no session cookie.
+    client.cookies.set("runestone_session", world["api_token"])
     assert client.get("/teams", follow_redirects=False).status_code == 303
+    assert world["client"].get("/teams").status_code == 200  # other sessions live on
+    client.close()
 
 
-@pytest.mark.parametrize("target", [
-    "//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
-    "javascript:alert(1)", "/%0d%0aLocation:%20https://evil.example", "http:/evil.example",
-    "/\t/evil.example", "evil.example",
-])
-def test_sign_in_never_redirects_off_site(server, target):
-    app, client = server
-    add_user(app, "acme", "alice")
-    response = login(client, "acme", "alice", target)
-    assert response.status_code == 303
-    location = response.headers["location"]
+OFF_SITE = ["//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+            "javascript:alert(1)", "/%0d%0aLocation:%20https://evil.example",
+            "http:/evil.example", "/\t/evil.example", "evil.example", "/\x00//evil.example"]
+
+
+def is_local(location: str) -> bool:
     parts = urlsplit(location)
-    assert not parts.scheme and not parts.netloc, location
-    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
-    assert not any(ord(c) < 0x20 for c in location)
-    if not target.startswith("/%0d"):
-        assert location == "/"
+    return (not parts.scheme and not parts.netloc and location.startswith("/")
+            and not location.startswith(("//", "/\\"))
+            and not any(ord(c) < 0x20 for c in location))
 
 
-def test_sign_in_returns_to_the_requested_page(server):
-    app, client = server
-    add_user(app, "acme", "alice", org_admin=True)
-    first = client.get("/tokens?x=1", follow_redirects=False)
-    assert first.status_code == 303
-    assert first.headers["location"] == "/login?next=/tokens%3Fx%3D1"
-    response = login(client, "acme", "alice", "/tokens?x=1")
-    assert response.headers["location"] == "/tokens?x=1"
+def test_sign_in_never_redirects_off_site(world):
+    from fastapi.testclient import TestClient
+
+    from runestone_server.web.render import safe_next
+
+    for target in OFF_SITE:
+        assert is_local(safe_next(target)), target
+        if not target.startswith("/%0d"):
+            assert safe_next(target) == "/", target
+    for target in OFF_SITE[:3] + OFF_SITE[5:6]:  # through the real form, too
+        with TestClient(world["app"]) as client:
+            response = login(client, "acme", "alice", target)
+            assert response.status_code == 303
+            assert is_local(response.headers["location"]), (target, response.headers)
+
+
+def test_sign_in_returns_to_the_requested_page(world):
+    from fastapi.testclient import TestClient
+
+    with TestClient(world["app"]) as client:
+        first = client.get("/tokens?x=1", follow_redirects=False)
+        assert first.status_code == 303
+        assert first.headers["location"] == "/login?next=/tokens%3Fx%3D1"
+        response = login(client, "acme", "alice", "/tokens?x=1")
+        assert response.headers["location"] == "/tokens?x=1"
 
 
 def test_output_is_escaped(world):

@@ -67,7 +67,8 @@ def analyse(tool: str, data: dict[str, Any], cwd: str = "") -> Breakdown:
                            cwd=_shown(command.cwd) if command.cwd else None,
                            code=command.code, code_lang=command.code_lang,
                            dynamic=any(w.dynamic for w in command.argv))
-            for fact in facts.arg_paths(command):
+            # A wrapper's (`sh -c`, `sudo`) operands are the inner command, listed below.
+            for fact in () if command.is_wrapper else facts.arg_paths(command):
                 resolved = ", ".join(_shown(f) for f in fact.forms) or (
                     "known only when it runs" if fact.dynamic else "cannot be placed")
                 item.paths.append((_shown(fact.raw), resolved))
