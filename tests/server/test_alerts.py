@@ -327,8 +327,13 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
     rt.decide("deny", "high")
     rt.ship(client)
     assert evaluate(app, org) == []  # disabled
-    client.put(f"/api/v1/teams/{team}/alert-rules/{made['id']}", headers=auth,
-               json={"name": "on", "event": "deny", "conditions": {"min_severity": "low"}})
+    ours = client.post(f"/api/v1/teams/{team}/channels", headers=auth, json={
+        "name": "gone", "kind": "slack", "target": "https://hooks.example/a"}).json()
+    assert client.put(f"/api/v1/teams/{team}/alert-rules/{made['id']}", headers=auth,
+                      json={"name": "on", "event": "deny", "channel_ids": [ours["id"]],
+                            "conditions": {"min_severity": "low"}}).status_code == 200
+    assert client.delete(f"/api/v1/teams/{team}/channels/{ours['id']}",
+                         headers=auth).status_code == 204
     rt.decide("deny", "high")
     rt.ship(client)
     assert len(evaluate(app, org)) == 1
@@ -338,6 +343,8 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
                          headers=auth).status_code == 204
     [kept] = alerts(client, team, token)
     assert kept["rule_id"] is None and kept["rule"] == "on"
+    # Its channel was deleted meanwhile: the alert still fired, and says it went nowhere.
+    assert "no notification channel" in kept["detail"]["undelivered"][0]
 
 
 def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_path):
