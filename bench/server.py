@@ -165,6 +165,7 @@ def bulk_load(db: Any, world: World, count: int) -> float:
         raw = db.engine.raw_connection()
         try:
             cursor = raw.cursor()
+            cursor.execute("PRAGMA cache_size = -524288")  # 512 MB for this load only
             sql = (f"INSERT INTO audit_entries ({', '.join(_q(c) for c in COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(COLUMNS))})")
             chunk: list[tuple[Any, ...]] = []
@@ -435,15 +436,21 @@ def measure(probe: Probe, samples: int, rng: random.Random) -> tuple[float, floa
 
 def explain(ctx: Context) -> None:
     """Print the plans of the main searches (to check that indexes are used)."""
+    from runestone_server.audit import fulltext
     from runestone_server.audit.search import Filters, Scope, page_query
 
     scope = Scope(ctx.world.org_id, ctx.world.teams[0])
     dialect = ctx.app.state.db.engine.dialect.name
     cases = {"newest": Filters(), "deny": Filters(decision="deny"),
-             "user": Filters(user=ctx.world.users[5]), "text": Filters(q=ctx.world.words[1500])}
+             "user": Filters(user=ctx.world.users[5]), "text": Filters(q=ctx.world.words[1500]),
+             "common text": Filters(q=ctx.world.words[0])}
     with ctx.app.state.db.engine.connect() as connection:
+        if dialect == "postgresql":  # what search.steer does for team pages
+            connection.exec_driver_sql("SET enable_incremental_sort = off")
         for name, filters in cases.items():
-            compiled = page_query(dialect, scope, filters).compile(connection)
+            common = fulltext.common(ctx.app.state.db.engine, filters.q) if filters.q else False
+            compiled = page_query(dialect, scope, filters, common_words=common).compile(
+                connection)
             prefix = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
             params: Any = compiled.params
             if dialect == "sqlite":

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import delete, insert, text
 
 from runestone_server import worker
+from runestone_server.audit import fulltext
 from runestone_server.audit.models import AuditChain, AuditEntry
 from runestone_server.audit.search import Filters, Scope, walk
 from runestone_server.models import (
@@ -192,7 +193,7 @@ def test_keyset_pages_are_complete_ordered_and_stable_under_new_entries(world):
     assert get(client, path, tokens["auditor"], cursor="not-a-cursor").status_code == 400
 
 
-def test_full_text_on_both_engines(world):
+def test_full_text_on_both_engines(world, monkeypatch):
     app, client, tokens, teams = world
     core = teams["core"]
     seed(app, [
@@ -207,17 +208,21 @@ def test_full_text_on_both_engines(world):
         return sorted(i["seq"] for i in everything(client, path, tokens["auditor"], q=q,
                                                    **extra))
 
-    assert seqs("passwd") == [1]  # inside a path
-    assert seqs("ETC passwd") == [1]  # every word, any case
-    assert seqs("etc example") == []
-    assert seqs("exam*") == [2]  # prefix
-    assert seqs("exfiltration") == [3]  # the decision's reason
-    assert seqs("secrets") == [1]  # the rule
-    assert seqs("zoë") == [4]
-    assert seqs("bash", tool="Bash") == [1, 3]
-    assert seqs("bash", tool="Write") == []
-    assert seqs('") OR 1=1 --') == []  # not syntax, just words
-    assert get(client, path, tokens["auditor"], q="!!! ---").status_code == 400
+    # Both SQLite plans: rare words driven from the text index, common words checked row by
+    # row along the time index (COMMON_AT = 1 makes every query "common").
+    for common_at in (fulltext.COMMON_AT, 1):
+        monkeypatch.setattr(fulltext, "COMMON_AT", common_at)
+        assert seqs("passwd") == [1]  # inside a path
+        assert seqs("ETC passwd") == [1]  # every word, any case
+        assert seqs("etc example") == []
+        assert seqs("exam*") == [2]  # prefix
+        assert seqs("exfiltration") == [3]  # the decision's reason
+        assert seqs("secrets") == [1]  # the rule
+        assert seqs("zoë") == [4]
+        assert seqs("bash", tool="Bash") == [1, 3]
+        assert seqs("bash", tool="Write") == []
+        assert seqs('") OR 1=1 --') == []  # not syntax, just words
+        assert get(client, path, tokens["auditor"], q="!!! ---").status_code == 400
     # Deleting (retention) removes entries from the text index too.
     with app.state.db.sessions() as db:
         db.execute(delete(AuditEntry).where(AuditEntry.seq == 1))

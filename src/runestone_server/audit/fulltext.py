@@ -46,6 +46,7 @@ PG_DOCUMENT = (
 )
 
 CATCH_UP_BATCH = 50_000
+COMMON_AT = 2_000
 
 
 def sqlite_document(row: str) -> str:
@@ -128,9 +129,30 @@ def tsquery(query: str) -> str:
     return " & ".join(w + (":*" if prefix else "") for w, prefix in words(query))
 
 
-def match(dialect: str, query: str) -> ColumnElement[Any]:
-    """The WHERE clause for entries whose document contains every word of `query`."""
+def common(engine: Engine, query: str) -> bool:
+    """SQLite: does the query match so many entries that walking the time index and checking
+    each row is quicker than fetching and sorting every match? (PostgreSQL's planner knows
+    this from its statistics of the index.) Counting stops at COMMON_AT matches."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect() as connection:
+        found = connection.scalar(text(
+            f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q "
+            "LIMIT :cap)"), {"q": fts5_query(query), "cap": COMMON_AT})
+    return (found or 0) >= COMMON_AT
+
+
+def match(dialect: str, query: str, *, common_words: bool = False) -> ColumnElement[Any]:
+    """The WHERE clause for entries whose document contains every word of `query`.
+
+    On SQLite, a rare query drives the search from the text index (fetch the matches, sort
+    them by time); a common one (`common_words`) is checked row by row while the page walks
+    the time index, which stops after one page."""
     if dialect == "sqlite":
+        if common_words:
+            return text(f"EXISTS (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_query "
+                        f"AND {FTS_TABLE}.rowid = audit_entries.id)").bindparams(
+                fts_query=fts5_query(query))
         hits = select(literal_column("rowid")).select_from(table(FTS_TABLE)).where(
             text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=fts5_query(query)))
         return AuditEntry.id.in_(hits)

@@ -25,6 +25,13 @@ POLICY_KINDS = ("policy.version", "policy.published")
 SERVER_APPROVAL_KINDS = ("approval.decided", "approval.expired")
 
 
+def _unindexed(column: Any) -> Any:
+    """`column || ''`: the same values, but no index can hand them over in order. Without it
+    SQLite walks a whole (tenant, rule, time) index to avoid sorting a GROUP BY, instead of
+    reading only the period from the time index."""
+    return column.concat("")
+
+
 def _in_period(scope: Scope, since: datetime, until: datetime) -> list[Any]:
     return [*scoped(scope), AuditEntry.time >= since, AuditEntry.time < until]
 
@@ -92,8 +99,9 @@ def denied(db: Session, scope: Scope, since: datetime, until: datetime) -> dict[
     where = [*_in_period(scope, since, until), AuditEntry.kind == "decision",
              AuditEntry.decision == "deny"]
     total = db.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
-    by_rule = db.execute(select(AuditEntry.rule, func.count()).where(*where).group_by(
-        AuditEntry.rule).order_by(func.count().desc(), AuditEntry.rule)).all()
+    rule = _unindexed(AuditEntry.rule)
+    by_rule = db.execute(select(rule, func.count()).where(*where).group_by(rule).order_by(
+        func.count().desc(), rule)).all()
     rows = db.execute(select(*LISTED).where(*where).order_by(
         AuditEntry.time, AuditEntry.id).limit(LIST_LIMIT)).all()
     return {"total": total, "truncated": total > LIST_LIMIT,
@@ -102,9 +110,10 @@ def denied(db: Session, scope: Scope, since: datetime, until: datetime) -> dict[
 
 
 def decisions(db: Session, scope: Scope, since: datetime, until: datetime) -> dict[str, int]:
-    rows = db.execute(select(AuditEntry.decision, func.count()).where(
+    decision = _unindexed(AuditEntry.decision)
+    rows = db.execute(select(decision, func.count()).where(
         *_in_period(scope, since, until), AuditEntry.kind == "decision").group_by(
-        AuditEntry.decision)).all()
+        decision)).all()
     return {str(decision): count for decision, count in rows}
 
 
@@ -115,10 +124,11 @@ def chains(db: Session, scope: Scope, since: datetime, until: datetime) -> list[
     if scope.team_id is not None:
         where.append(Runtime.team_id == scope.team_id)
     runtimes = list(db.scalars(select(Runtime).where(*where).order_by(Runtime.runtime_id)))
+    runtime_id = _unindexed(AuditEntry.runtime_id).label("runtime_id")
     stats = {row.runtime_id: row for row in db.execute(
-        select(AuditEntry.runtime_id, func.count().label("entries"),
+        select(runtime_id, func.count().label("entries"),
                func.min(AuditEntry.seq).label("first"), func.max(AuditEntry.seq).label("last"))
-        .where(*_in_period(scope, since, until)).group_by(AuditEntry.runtime_id))}
+        .where(*_in_period(scope, since, until)).group_by(runtime_id))}
     states = {c.runtime_id: c for c in db.scalars(select(AuditChain).where(
         AuditChain.org_id == scope.org_id,
         AuditChain.runtime_id.in_([r.runtime_id for r in runtimes])))}

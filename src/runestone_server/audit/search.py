@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from runestone_server.audit import fulltext
@@ -110,7 +110,8 @@ def scoped(scope: Scope) -> list[Any]:
     return where
 
 
-def conditions(dialect: str, scope: Scope, filters: Filters) -> list[Any]:
+def conditions(dialect: str, scope: Scope, filters: Filters, *, common_words: bool = False
+               ) -> list[Any]:
     """The WHERE clauses: the scope first, then every filter given."""
     where = scoped(scope)
     for name, column in EXACT.items():
@@ -123,7 +124,7 @@ def conditions(dialect: str, scope: Scope, filters: Filters) -> list[Any]:
         where.append(AuditEntry.time < utc(filters.until))
     if filters.q:
         try:
-            where.append(fulltext.match(dialect, filters.q))
+            where.append(fulltext.match(dialect, filters.q, common_words=common_words))
         except fulltext.TextQueryError as exc:
             raise SearchError(str(exc)) from exc
     return where
@@ -141,15 +142,34 @@ def after(cursor: tuple[datetime, int], descending: bool) -> Any:
 
 
 def page_query(dialect: str, scope: Scope, filters: Filters, *, cursor: str | None = None,
-               limit: int = 50, descending: bool = True, columns: tuple[Any, ...] = LISTED
-               ) -> Select[Any]:
+               limit: int = 50, descending: bool = True, columns: tuple[Any, ...] = LISTED,
+               common_words: bool = False) -> Select[Any]:
     """One page (plus one row, to know whether another page follows)."""
-    where = conditions(dialect, scope, filters)
+    where = conditions(dialect, scope, filters, common_words=common_words)
     if cursor:
         where.append(after(decode_cursor(cursor), descending))
     order = (AuditEntry.time.desc(), AuditEntry.id.desc()) if descending else \
         (AuditEntry.time.asc(), AuditEntry.id.asc())
     return select(*columns).where(*where).order_by(*order).limit(limit + 1)
+
+
+def steer(db: Session, scope: Scope) -> None:
+    """PostgreSQL, team pages: forbid the incremental sort for this transaction.
+
+    Rows are stored in about time order, so the planner rates walking the bare `time` index
+    (filtering the team, then sorting ties by id) as cheap as the team's own `(team_id,
+    time, id)` index. It is not when another team wrote the newest rows: measured on a
+    million entries, 200 ms instead of a few. Without incremental sort that plan needs a
+    full sort, so the team index, which yields exactly the page order, wins."""
+    if scope.team_id is not None and db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL enable_incremental_sort = off"))
+
+
+def _common(db: Session, q: str) -> bool:
+    try:
+        return fulltext.common(db.get_bind(), q)  # type: ignore[arg-type]
+    except fulltext.TextQueryError as exc:
+        raise SearchError(str(exc)) from exc
 
 
 @dataclass
@@ -168,10 +188,13 @@ def listed(row: Any) -> dict[str, Any]:
 def search(db: Session, scope: Scope, filters: Filters, *, cursor: str | None = None,
            limit: int = 50, descending: bool = True) -> Page:
     limit = max(1, min(limit, MAX_PAGE))
+    common_words = False
     if filters.q:
         fulltext.catch_up(db.get_bind())  # SQLite: index what arrived since the last tick
+        common_words = _common(db, filters.q)
     query = page_query(db.get_bind().dialect.name, scope, filters, cursor=cursor,
-                       limit=limit, descending=descending)
+                       limit=limit, descending=descending, common_words=common_words)
+    steer(db, scope)
     rows = db.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -184,12 +207,16 @@ def walk(db: Session, scope: Scope, filters: Filters, *, descending: bool = Fals
     """Every matching entry (whole), page by page: what exports stream. Memory stays one
     batch; each batch is its own keyset query, so a long export holds no cursor open."""
     dialect = db.get_bind().dialect.name
+    common_words = False
     if filters.q:
         fulltext.catch_up(db.get_bind())
+        common_words = _common(db, filters.q)
     cursor: str | None = None
+    steer(db, scope)
     while True:
         query = page_query(dialect, scope, filters, cursor=cursor, limit=batch,
-                           descending=descending, columns=(AuditEntry,))
+                           descending=descending, columns=(AuditEntry,),
+                           common_words=common_words)
         rows = list(db.scalars(query))
         yield from rows[:batch]
         if len(rows) <= batch:
