@@ -205,6 +205,12 @@ def test_policy_diff_and_publish(browser, live, world, shots):
 
     page.goto(f"{live.base}/teams/{team}/policies/2")
     assert "test cases pass" in page.inner_text("#validation")
+    page.click("text=Simulate v2")
+    page.wait_for_url(re.compile(r".*/policies/2/simulation\?days=30"))
+    replayed = int(page.inner_text("#simulation-summary").split()[0])
+    assert replayed >= 3  # the runtime's shipped decisions, replayed with v2
+    shoot(page, shots, "policy-simulation")
+    page.go_back()
     page.fill("input[name=selector]", "env=dev")
     page.click("text=Publish v2")
     page.wait_for_url(f"{live.base}/teams/{team}/policies")
@@ -218,7 +224,10 @@ def test_policy_diff_and_publish(browser, live, world, shots):
     assert "v2" in page.inner_text("table:has(th:has-text('Runtime'))")
     shoot(page, shots, "team")
     page.goto(live.base + "/")
-    assert page.locator("svg.chart").count() >= 1
+    chart = page.locator("svg.chart").first  # decisions per day, today's bar stacked
+    assert chart.locator("rect.s-allow").count() == 1
+    assert chart.locator("rect.s-deny").count() == 1
+    assert "fs.rm-" in page.inner_text("main")  # the most denied rule
     shoot(page, shots, "overview")
     context.close()
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -126,6 +127,22 @@ def version(team_id: Id, number: Id, request: Request, viewer: Signed, db: DB) -
     role = role_in(db, viewer.user, team.id)
     return page(request, "version.html", viewer, team=team, version=v, author=author,
                 check=check(v.text), others=others, can_author=role in AUTHOR_ROLES)
+
+
+@router.get("/teams/{team_id}/policies/{number}/simulation")
+def simulation(team_id: Id, number: Id, request: Request, viewer: Signed, db: DB,
+               days: Annotated[int, Query(ge=1, le=366)] = 30) -> Response:
+    """Replay the team's recent audit history against this version (the API's simulation,
+    which uses the runtime's own engine): which past decisions would change. Computes and
+    changes nothing, so a GET."""
+    from runestone_server.api import simulation as sim
+
+    team = team_for(db, viewer.principal, team_id, AUTHOR_ROLES)
+    v = api._version(db, team.id, number)
+    result = sim.simulate_candidate(team.id, sim.SimulationRequest(number=v.number, days=days),
+                                    viewer.principal, db)
+    return page(request, "simulation.html", viewer, team=team, version=v, result=result,
+                days=days)
 
 
 @router.post("/teams/{team_id}/publications")
