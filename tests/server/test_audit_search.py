@@ -432,6 +432,7 @@ def test_compliance_report(world):
     assert report["denied"]["total"] == 3
     assert report["denied"]["by_rule"] == [{"rule": "secrets.read", "count": 2},
                                            {"rule": "net.upload", "count": 1}]
+    assert report["approvals"]["total"] == 2 and not report["approvals"]["truncated"]
     approvals = report["approvals"]["items"]
     assert [(a["source"], a["approvers"], a["outcome"], a["summary"]) for a in approvals] == [
         ("runtime", ["dave"], "approved", "terraform apply"),

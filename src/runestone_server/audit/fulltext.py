@@ -87,6 +87,11 @@ def catch_up(engine: Engine) -> int:
     part of every insert); how many ids were covered."""
     if engine.dialect.name != "sqlite":
         return 0
+    with engine.connect() as connection:  # the usual case, nothing new: no write lock taken
+        indexed = connection.scalar(text(f"SELECT indexed FROM {FTS_TABLE}_state WHERE id = 1"))
+        top = connection.scalar(text("SELECT max(id) FROM audit_entries")) or 0
+    if indexed is None or indexed == top:
+        return 0
     total = 0
     while True:
         with engine.begin() as connection:

@@ -46,6 +46,15 @@ def _events(db: Session, scope: Scope, since: datetime, until: datetime,
         ServerEvent.created, ServerEvent.id).limit(LIST_LIMIT + 1)))
 
 
+def _count_events(db: Session, scope: Scope, since: datetime, until: datetime,
+                  kinds: tuple[str, ...]) -> int:
+    where = [ServerEvent.org_id == scope.org_id, ServerEvent.kind.in_(kinds),
+             ServerEvent.created >= since, ServerEvent.created < until]
+    if scope.team_id is not None:
+        where.append(ServerEvent.team_id == scope.team_id)
+    return db.scalar(select(func.count()).select_from(ServerEvent).where(*where)) or 0
+
+
 def _event(ev: ServerEvent) -> dict[str, Any]:
     return {"time": utc(ev.created).isoformat(), "kind": ev.kind, "actor": ev.actor,
             "team_id": ev.team_id, "detail": ev.detail}
@@ -69,6 +78,7 @@ def approvals(db: Session, scope: Scope, since: datetime, until: datetime) -> di
     local = list(db.scalars(select(AuditEntry).where(*where).order_by(
         AuditEntry.time, AuditEntry.id).limit(LIST_LIMIT)))
     server = _events(db, scope, since, until, SERVER_APPROVAL_KINDS)
+    total_server = _count_events(db, scope, since, until, SERVER_APPROVAL_KINDS)
     asked = _requests(db, scope, {e.request_id for e in local if e.request_id} |
                       {str(ev.detail.get("request_id")) for ev in server})
     items: list[dict[str, Any]] = []
@@ -91,8 +101,8 @@ def approvals(db: Session, scope: Scope, since: datetime, until: datetime) -> di
                       "tool": request.tool if request else None,
                       "summary": request.summary if request else None})
     items.sort(key=lambda item: item["time"])
-    return {"total": total_local + len(server), "truncated": total_local > LIST_LIMIT or
-            len(server) > LIST_LIMIT, "items": items}
+    return {"total": total_local + total_server, "truncated": total_local > LIST_LIMIT or
+            total_server > LIST_LIMIT, "items": items}
 
 
 def denied(db: Session, scope: Scope, since: datetime, until: datetime) -> dict[str, Any]:
