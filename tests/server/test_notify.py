@@ -174,12 +174,18 @@ def test_email_through_a_real_smtp_server(server, monkeypatch):
         monkeypatch.setenv("RUNESTONE_SMTP_FROM", "runestone@example.org")
         made = channel(client, team, token, "email", "ops@example.org, lead@example.org")
         send(app, org, made["id"])
-        assert deliver_due(app.state.db) == 1
-    assert delivery(app).status == "delivered"
-    [(sender, recipients, mail)] = smtp.messages
+        with app.state.db.sessions() as db:  # runtime text in a subject: no injection
+            enqueue(db, org_id=org, channel_id=made["id"], subject="Bash\r\nBcc: x@evil.example",
+                    text="t")
+            db.commit()
+        assert deliver_due(app.state.db) == 2
+    with app.state.db.sessions() as db:
+        assert [d.status for d in db.scalars(select(Delivery))] == ["delivered"] * 2
+    [(sender, recipients, mail), (_, again, injected)] = smtp.messages
     assert sender == "runestone@example.org"
-    assert recipients == ["ops@example.org", "lead@example.org"]
+    assert recipients == ["ops@example.org", "lead@example.org"] == again
     assert mail["Subject"] == "Approval needed"
+    assert injected["Subject"] == "Bash Bcc: x@evil.example" and injected["Bcc"] is None
     body = mail.get_payload(decode=True).decode()
     assert "rm -rf build/ on ci-7" in body and "https://runestone.example/a/42" in body
 

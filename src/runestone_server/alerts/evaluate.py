@@ -57,9 +57,10 @@ def fire(db: Session, rule: AlertRule, candidate: Candidate, now: datetime) -> A
                                         Alert.dedup_key == candidate.key[:300],
                                         Alert.fired > window).limit(1)) is not None:
         return None
+    subject = " ".join(candidate.subject.split())[:500]  # runtime text: one line
     alert = Alert(org_id=rule.org_id, team_id=rule.team_id, rule_id=rule.id,
                   rule_name=rule.name, event=rule.event, dedup_key=candidate.key[:300],
-                  subject=candidate.subject[:500], detail=dict(candidate.detail), fired=now)
+                  subject=subject, detail=dict(candidate.detail), fired=now)
     db.add(alert)
     db.flush()
     link = public_url() + (candidate.path or f"/teams/{rule.team_id}")
@@ -67,7 +68,7 @@ def fire(db: Session, rule: AlertRule, candidate: Candidate, now: datetime) -> A
     for channel_id in rule.channel_ids:
         try:
             enqueue(db, org_id=rule.org_id, channel_id=int(channel_id),
-                    subject=f"[Runestone alert] {candidate.subject}", text=candidate.text,
+                    subject=f"[Runestone alert] {subject}", text=candidate.text,
                     link=link, dedup_key=f"alert:{alert.id}",
                     data={"alert_id": alert.id, "rule": rule.name, "event": rule.event,
                           "team_id": rule.team_id, **candidate.detail})

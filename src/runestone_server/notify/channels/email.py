@@ -23,7 +23,9 @@ def compose(sender: str, channel: Channel, delivery: Delivery) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = ", ".join(recipients(channel.target))
-    mail["Subject"] = str(payload.get("subject", delivery.subject))
+    # One line: a subject carries text from runtimes (tool names, summaries), and a line
+    # break in a header is refused by the email package (or would be header injection).
+    mail["Subject"] = " ".join(str(payload.get("subject", delivery.subject)).split())[:300]
     mail["Message-ID"] = make_msgid(f"runestone.{delivery.id}")
     text = str(payload.get("text", ""))
     if payload.get("link"):
