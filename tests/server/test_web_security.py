@@ -170,7 +170,7 @@ def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
 
 def fill(path: str, world) -> str:
     values = {"team_id": world["team"], "token_id": world["token_id"], "number": 1,
-              "name": "app.css"}
+              "name": "app.css", "delegation_id": 1}
     values.update(world.get("extra_ids", {}))
 
     def one(match: re.Match[str]) -> str:
@@ -409,8 +409,15 @@ def test_output_is_escaped(world):
 
 def test_another_tenants_objects_are_not_found(world):
     other, team = world["other"], world["team"]
-    for path in (f"/teams/{team}", f"/teams/{team}/policies", f"/teams/{team}/policies/1",
-                 f"/teams/{team}/policies/diff?old=1&new=2"):
+    paths = [f"/teams/{team}", f"/teams/{team}/policies", f"/teams/{team}/policies/1",
+             f"/teams/{team}/policies/diff?old=1&new=2",
+             f"/teams/{team}/policies/1/simulation", f"/audit?team={team}",
+             f"/audit/export?team={team}"]
+    if HAVE_APPROVALS:
+        paths += [f"/approvals/{world['extra_ids']['approval_id']}",
+                  f"/teams/{team}/approvers", "/audit/calls/req-evil-1"]
+        assert "req-evil-1" not in other.get("/approvals/rows").text
+    for path in paths:
         response = other.get(path)
         assert response.status_code == 404, path
         assert "v1" not in response.text and "core" not in response.text
@@ -419,7 +426,11 @@ def test_another_tenants_objects_are_not_found(world):
     for path, form in ((f"/teams/{team}/members", {"username": "mallory", "role": "owner"}),
                        (f"/teams/{team}/publications", {"number": "1"}),
                        (f"/teams/{team}/policies", {"text": V1}),
-                       (f"/tokens/{world['token_id']}/revoke", {})):
+                       (f"/tokens/{world['token_id']}/revoke", {}),
+                       *(((f"/approvals/{world['extra_ids']['approval_id']}/vote",
+                           {"vote": "deny"}),
+                          (f"/teams/{team}/approver-groups", {"name": "x"}))
+                         if HAVE_APPROVALS else ())):
         response = other.post(path, data={"csrf": token, **form}, follow_redirects=False)
         assert response.status_code == 404, (path, response.status_code)
     assert snapshot(world["app"]) == before

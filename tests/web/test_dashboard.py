@@ -250,6 +250,10 @@ def test_a_member_added_with_a_role_gains_access(browser, live, world, shots):
     alice.wait_for_load_state()
     assert "dave\tpolicy_author" in alice.inner_text("#members")
     shoot(alice, shots, "team-members")
+    alice.click("text=Approver groups and routes")
+    assert "bob, carol" in alice.inner_text("#groups")
+    assert "oncall: quorum 2, 600 s" in alice.inner_text("#routes")
+    shoot(alice, shots, "team-approvers")
 
     dave.reload()
     assert "Policies of" in dave.inner_text("h1")

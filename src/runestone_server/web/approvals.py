@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from runestone_server.approvals import service
 from runestone_server.approvals.models import SEVERITIES, ApprovalRequest
-from runestone_server.auth import DB, MAX_ID, Id
-from runestone_server.models import Team
+from runestone_server.auth import DB, MANAGE_ROLES, MAX_ID, READ_ROLES, Id, team_for
+from runestone_server.models import Team, User
 from runestone_server.web import csrf, forms
 from runestone_server.web.breakdown import analyse
+from runestone_server.web.policies import parse_selector
 from runestone_server.web.render import PageRoute, Signed, Viewer, page, see_other
 
 router = APIRouter(route_class=PageRoute)
@@ -137,3 +138,144 @@ async def vote(approval_id: Id, request: Request, viewer: Signed, db: DB) -> Res
         return _detail(request, viewer, db, approval_id, error=str(exc.detail),
                        status=exc.status_code)
     return see_other(f"/approvals/{approval_id}")
+
+
+# --- who approves: groups, routes with escalation levels, delegations --------------------
+
+def _approvers_page(request: Request, viewer: Viewer, db: DB, team_id: int, *,
+                    error: str = "", status: int = 200) -> Response:
+    from runestone_server.approvals import config
+    from runestone_server.web.teams import role_in
+
+    team = team_for(db, viewer.principal, team_id, READ_ROLES)
+    groups = config.list_groups(db, viewer.principal, team.id)
+    routes = config.list_routes(db, viewer.principal, team.id)
+    users = list(db.scalars(select(User.username).where(
+        User.org_id == viewer.principal.org_id).order_by(User.username)))
+    return page(request, "approvers.html", viewer, team=team, groups=groups, routes=routes,
+                group_names={g["id"]: g["name"] for g in groups}, users=users,
+                can_manage=role_in(db, viewer.user, team.id) in MANAGE_ROLES,
+                severities=SEVERITIES, error=error, status=status)
+
+
+@router.get("/teams/{team_id}/approvers")
+def approvers(team_id: Id, request: Request, viewer: Signed, db: DB) -> Response:
+    return _approvers_page(request, viewer, db, team_id)
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()][:500]
+
+
+@router.post("/teams/{team_id}/approver-groups")
+async def save_group(team_id: Id, request: Request, viewer: Signed, db: DB) -> Response:
+    from runestone_server.approvals import config
+
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    team_for(db, viewer.principal, team_id, MANAGE_ROLES)
+    name = form.get("name", "").strip()[:200]
+    try:
+        if not name:
+            raise HTTPException(400, "a group needs a name")
+        config.save_group(db, viewer.principal, team_id, name, _names(form.get("members", "")),
+                          [])
+    except HTTPException as exc:
+        db.rollback()
+        if exc.status_code == 404 and "team" in str(exc.detail):
+            raise
+        return _approvers_page(request, viewer, db, team_id, error=str(exc.detail),
+                               status=exc.status_code)
+    return see_other(f"/teams/{team_id}/approvers")
+
+
+@router.post("/teams/{team_id}/approval-routes")
+async def create_route(team_id: Id, request: Request, viewer: Signed, db: DB) -> Response:
+    """A route with up to three escalation levels (a level without a group is left out)."""
+    from runestone_server.approvals import config
+
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    team_for(db, viewer.principal, team_id, MANAGE_ROLES)
+    try:
+        steps = []
+        for n in (1, 2, 3):
+            group = form.get(f"group{n}", "")
+            if not group:
+                continue
+            timeout = int(form.get(f"timeout{n}", "600") or 600)
+            quorum = int(form.get(f"quorum{n}", "1") or 1)
+            if not (group.isdigit() and 1 <= timeout <= 30 * 86400 and 1 <= quorum <= 50):
+                raise HTTPException(400, f"level {n}: a group, 1 s to 30 days, quorum 1-50")
+            steps.append(config.LevelSpec(int(group), timeout, quorum))
+        if not steps:
+            raise HTTPException(400, "a route needs at least one level")
+        severity = form.get("min_severity", "low")
+        if severity not in SEVERITIES:
+            raise HTTPException(400, "unknown severity")
+        config.create_route(db, viewer.principal, team_id,
+                            name=form.get("name", "").strip()[:200] or "route",
+                            priority=int(form.get("priority", "100") or 100),
+                            labels=parse_selector(form.get("labels", "")),
+                            tool=form.get("tool", "*")[:200] or "*",
+                            rule=form.get("rule", "*")[:200] or "*",
+                            min_severity=severity, steps=steps)
+    except ValueError:
+        db.rollback()
+        return _approvers_page(request, viewer, db, team_id, status=400,
+                               error="timeouts, quorums and priority are whole numbers")
+    except HTTPException as exc:
+        db.rollback()
+        if exc.status_code == 404 and "team" in str(exc.detail):
+            raise
+        return _approvers_page(request, viewer, db, team_id, error=str(exc.detail),
+                               status=exc.status_code)
+    return see_other(f"/teams/{team_id}/approvers")
+
+
+def _delegations_page(request: Request, viewer: Viewer, db: DB, *, error: str = "",
+                      status: int = 200) -> Response:
+    from runestone_server.approvals import config
+
+    users = [u for u in db.scalars(select(User.username).where(
+        User.org_id == viewer.principal.org_id).order_by(User.username))
+        if u != viewer.user.username]
+    return page(request, "delegations.html", viewer,
+                delegations=config.list_delegations(db, viewer.principal), users=users,
+                now=datetime.now(UTC), error=error, status=status)
+
+
+@router.get("/delegations")
+def delegations(request: Request, viewer: Signed, db: DB) -> Response:
+    return _delegations_page(request, viewer, db)
+
+
+@router.post("/delegations")
+async def delegate(request: Request, viewer: Signed, db: DB) -> Response:
+    from runestone_server.approvals import config
+
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    try:
+        ends = datetime.fromisoformat(form.get("ends", ""))
+        config.delegate(db, viewer.principal, form.get("to", "")[:200], None,
+                        ends if ends.tzinfo else ends.replace(tzinfo=UTC))
+    except ValueError:
+        return _delegations_page(request, viewer, db, status=400,
+                                 error="ends: a date and time like 2026-12-01T18:00")
+    except HTTPException as exc:
+        db.rollback()
+        return _delegations_page(request, viewer, db, error=str(exc.detail),
+                                 status=exc.status_code)
+    return see_other("/delegations")
+
+
+@router.post("/delegations/{delegation_id}/revoke")
+async def revoke_delegation(delegation_id: Id, request: Request, viewer: Signed,
+                            db: DB) -> Response:
+    from runestone_server.approvals import config
+
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    config.revoke_delegation(db, viewer.principal, delegation_id)
+    return see_other("/delegations")
