@@ -167,6 +167,8 @@ class Approvals:
             return
         from runestone.remote.client import RemoteError
 
+        if self._take_over(request):
+            return
         ask = {"request_id": request.id, "action_hash": request.action_hash,
                "tool": request.tool, "summary": request.summary, "reason": request.reason,
                "rules": list(request.rules), "severity": severity or "medium",
@@ -185,6 +187,30 @@ class Approvals:
         self._audit({"kind": "approval-routing", "request_id": request.id,
                      "server": remote.server, "routed": True,
                      "server_id": view.get("id"), "link": view.get("link", "")})
+
+    def _take_over(self, request: Request) -> bool:
+        """A retry of a deferred call while its ask is still open on the server joins that
+        ask instead of opening another (approvers are not asked twice for one action). The
+        older local request is cancelled, so one approval still allows one execution."""
+        remote = self.remote
+        assert remote is not None
+        for sent in remote.sent(request.action_hash):
+            old = self.store.request(str(sent.get("request_id", "")))
+            if old is None or old.id == request.id or old.state != "pending" or \
+                    old.expires <= time.time() or not self.store.cancel(old.id):
+                continue
+            server_request_id = str(sent.get("server_request_id") or old.id)
+            remote.forget(old.id, request.action_hash)
+            remote.remember(request.id, request.action_hash,
+                            {"id": sent.get("id"), "link": sent.get("link", "")},
+                            server_request_id=server_request_id)
+            self._links[request.id] = str(sent.get("link") or "")
+            self._audit({"kind": "approval-routing", "request_id": request.id,
+                         "server": remote.server, "routed": True, "server_id": sent.get("id"),
+                         "link": sent.get("link", ""), "joins": server_request_id,
+                         "replaces": old.id})
+            return True
+        return False
 
     def note_host_ask(self, action: Action, decision: Decision) -> None:
         """The host asks its user itself; an enrolled runtime still records the ask on the
@@ -213,19 +239,22 @@ class Approvals:
         """The control plane's verified answer for a request sent there; None when it was
         not sent or the server cannot be reached. Applies a decision to the local store."""
         remote = self.remote
-        if remote is None or remote.was_sent(request.id, request.action_hash) is None:
+        sent = remote.was_sent(request.id, request.action_hash) if remote else None
+        if remote is None or sent is None:
             return None
         from runestone.remote.client import RemoteError
 
+        # A retry that joined an earlier ask holds the server's request under its first id.
+        server_request_id = str(sent.get("server_request_id") or request.id)
         try:
-            view = remote.fetch(request.id, wait=wait)
+            view = remote.fetch(server_request_id, wait=wait)
         except RemoteError as exc:
             self._notes[request.id] = str(exc)
             return None
         if view is None:
             self._notes[request.id] = "the control plane does not know this request"
             return None
-        verdict = remote.verdict(view, request.id, request.action_hash)
+        verdict = remote.verdict(view, server_request_id, request.action_hash)
         if verdict.decided:
             self._apply(request, verdict)
         return verdict

@@ -156,10 +156,14 @@ class ServerApprovals:
         safe = "".join(c for c in action_hash if c in "0123456789abcdef")[:64] or "none"
         return self.layout.state_dir / "server-approvals" / safe
 
-    def remember(self, request_id: str, action_hash: str, view: dict[str, Any]) -> None:
+    def remember(self, request_id: str, action_hash: str, view: dict[str, Any], *,
+                 server_request_id: str | None = None) -> None:
+        """Note that local request `request_id` waits on the server's request
+        `server_request_id` (its own id unless it joined an earlier ask)."""
         directory = self._dir(action_hash)
         directory.mkdir(parents=True, exist_ok=True)
         record = {"request_id": request_id, "action_hash": action_hash,
+                  "server_request_id": server_request_id or request_id,
                   "id": view.get("id"), "link": view.get("link", "")}
         temporary = directory / f".{request_id}.tmp"
         temporary.write_text(json.dumps(record), encoding="utf-8")
