@@ -41,10 +41,8 @@ def _users(db: Session, org_id: int, usernames: list[str]) -> list[User]:
 def _check_channels(db: Session, org_id: int, channel_ids: list[int]) -> None:
     if not channel_ids:
         return
-    try:
-        from runestone_server.notify.models import Channel
-    except ImportError as exc:
-        raise Refused(400, "notifications are not installed on this server") from exc
+    from runestone_server.notify.models import Channel
+
     found = set(db.scalars(select(Channel.id).where(Channel.org_id == org_id,
                                                     Channel.id.in_(channel_ids))))
     missing = sorted(set(channel_ids) - found)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from runestone_server.approvals.models import ApprovalRequest, ApproverGroup
 from runestone_server.events import record
+from runestone_server.notify import UnknownChannel, enqueue
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8800"
 
@@ -44,25 +45,14 @@ def notify_level(db: Session, approval: ApprovalRequest, level: int,
     sent: list[int] = []
     errors: list[str] = []
     channels = list(group.channel_ids or []) if group is not None else []
-    if channels:
+    for channel_id in channels:
         try:
-            from runestone_server.notify import enqueue  # type: ignore[attr-defined]
-        except ImportError:
-            try:
-                from runestone_server.notify.outbox import enqueue
-            except ImportError:
-                enqueue = None  # type: ignore[assignment]
-        for channel_id in channels:
-            if enqueue is None:
-                errors.append("notifications are not installed on this server")
-                break
-            try:
-                enqueue(db, org_id=approval.org_id, channel_id=int(channel_id),
-                        subject=subject, text=text, link=link, data=data,
-                        dedup_key=f"approval:{approval.id}:level:{level}")
-                sent.append(int(channel_id))
-            except LookupError as exc:  # a deleted channel must not stop routing
-                errors.append(str(exc))
+            enqueue(db, org_id=approval.org_id, channel_id=int(channel_id), subject=subject,
+                    text=text, link=link, data=data,
+                    dedup_key=f"approval:{approval.id}:level:{level}")
+            sent.append(int(channel_id))
+        except UnknownChannel as exc:  # a deleted channel must not stop routing
+            errors.append(str(exc))
     record(db, approval.org_id, approval.team_id, "server", "approval.notified", {
         "request_id": approval.request_id, "approval_id": approval.id, "level": level,
         "group": group.name if group is not None else "team approvers",

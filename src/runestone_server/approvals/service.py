@@ -355,8 +355,10 @@ def decide(db: Session, approval: ApprovalRequest, state: str, reason: str,
 
 
 def approver_names(db: Session, approval: ApprovalRequest) -> list[str]:
+    """Who approved at the level that decided (earlier levels' votes did not decide it)."""
     rows = db.execute(select(User.username).join(ApprovalVote, ApprovalVote.user_id == User.id)
                       .where(ApprovalVote.approval_id == approval.id,
+                             ApprovalVote.level == approval.level,
                              ApprovalVote.vote == "approve").order_by(ApprovalVote.id))
     return [name for (name,) in rows]
 
