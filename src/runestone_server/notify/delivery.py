@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -23,7 +24,8 @@ from runestone_server.notify.models import Channel, Delivery
 from runestone_server.worker import task
 
 log = logging.getLogger("runestone_server.notify")
-BATCH = 50
+BATCH = 32
+SENDERS = 8  # deliveries sent at once
 
 
 def backoff(attempts: int, retry: settings.Retry, rng: random.Random | None = None) -> float:
@@ -78,11 +80,10 @@ def deliver_due(db: Database, *, now: datetime | None = None, limit: int = BATCH
         ).order_by(Delivery.next_attempt, Delivery.id).limit(limit)))
         channels = {c.id: c for c in session.scalars(select(Channel).where(
             Channel.id.in_({d.channel_id for d in due})))}
-    attempted = 0
-    for row in due:
+
+    def attempt(row: Delivery) -> bool:
         if not _claim(db, row, now, retry.lease):
-            continue
-        attempted += 1
+            return False
         channel = channels.get(row.channel_id)
         error: str | None = None
         try:
@@ -95,7 +96,15 @@ def deliver_due(db: Database, *, now: datetime | None = None, limit: int = BATCH
             log.exception("delivery %s: unexpected error", row.id)
             error = f"{type(exc).__name__}: {exc}"
         _finish(db, row.id, row.attempts + 1, error, retry, now)
-    return attempted
+        return True
+
+    if len(due) <= 1:
+        return sum(attempt(row) for row in due)
+    # In parallel: one receiver that hangs until the timeout must not hold up the others,
+    # nor the worker's other tasks (escalations, alerts) for a timeout per message.
+    with ThreadPoolExecutor(max_workers=min(SENDERS, len(due)),
+                            thread_name_prefix="runestone-notify") as pool:
+        return sum(pool.map(attempt, due))
 
 
 @task("notify.deliver")
