@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from runestone_server.models import ServerEvent
 from runestone_server.notify import UnknownChannel, enqueue, verify_signature
-from runestone_server.notify.delivery import deliver_due
+from runestone_server.notify.delivery import deliver_due, prune
 from runestone_server.notify.models import Delivery
 
 
@@ -87,6 +87,9 @@ def test_webhook_is_signed_and_retried_with_backoff(server, fast_retries):
         done = delivery(app)
         assert (done.status, done.attempts, done.last_error) == ("delivered", 3, None)
         assert deliver_due(db, now=aware(second.next_attempt) + timedelta(hours=1)) == 0
+    # Kept a while for the channel's delivery list, then pruned.
+    assert prune(db, now=aware(done.next_attempt) + timedelta(days=29)) == 0
+    assert prune(db, now=aware(done.next_attempt) + timedelta(days=31)) == 1
 
     assert len(hook.requests) == 3
     bodies = {r.body for r in hook.requests}

@@ -13,7 +13,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from runestone_server.db import Database
 from runestone_server.events import record
@@ -107,6 +107,22 @@ def deliver_due(db: Database, *, now: datetime | None = None, limit: int = BATCH
         return sum(pool.map(attempt, due))
 
 
+def prune(db: Database, *, now: datetime | None = None) -> int:
+    """Delete deliveries finished (delivered or failed) more than keep_days ago. Their
+    `next_attempt` is when they finished (the last claim), which the due index covers."""
+    cutoff = (now or utcnow()) - timedelta(days=settings.keep_days())
+    with db.sessions() as session:
+        deleted = session.execute(delete(Delivery).where(
+            Delivery.status.in_(("delivered", "failed")), Delivery.next_attempt < cutoff))
+        session.commit()
+        return deleted.rowcount
+
+
 @task("notify.deliver")
 def deliver_task(db: Database) -> None:
     deliver_due(db)
+
+
+@task("notify.prune")
+def prune_task(db: Database) -> None:
+    prune(db)

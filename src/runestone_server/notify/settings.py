@@ -37,6 +37,12 @@ def retry() -> Retry:
                  lease=max(60.0, 4 * timeout))
 
 
+def keep_days() -> float:
+    """How long sent and failed deliveries are kept (the outbox is not the archive: every
+    alert and approval keeps its own history)."""
+    return _float("RUNESTONE_NOTIFY_KEEP_DAYS", 30.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Smtp:
     host: str
