@@ -282,7 +282,7 @@ class Gatekeeper:
                           ("approver", final.approver or "")))
         else:
             if final.state == "pending":
-                self.approvals.store.cancel(request_id)
+                self.approvals.give_up(request_id)
             why = {"denied": f"denied by {final.approver}"
                              + (f": {final.decision_reason}" if final.decision_reason else ""),
                    "expired": "the approval request expired",

@@ -328,6 +328,15 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         recorded = ok(server.base, "GET", f"/api/v1/teams/{org.team}/approvals?state=host",
                       org.admin)
         assert [a["request_id"] for a in recorded] == [hosted.request_id]
+
+        # A wait that runs out withdraws its ask from the approvers' inboxes.
+        before = len(ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"]))
+        gave_up = decide("wait", action, wait=1)
+        assert gave_up.decision == "deny" and "no one decided" in gave_up.reason
+        assert len(ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])) == before
+        withdrawn = ok(server.base, "GET",
+                       f"/api/v1/teams/{org.team}/approvals?state=cancelled", org.admin)
+        assert len(withdrawn) == 1
     finally:
         impersonator.close()
         server.stop()

@@ -404,13 +404,25 @@ def test_long_poll_answers_as_soon_as_it_is_decided(world):
     assert 0.6 < elapsed < 3.0, elapsed
 
 
-def test_a_host_ask_is_recorded_not_routed(world):
+def test_host_asks_are_recorded_and_abandoned_asks_withdrawn(world):
     ops = world.group("ops", ["ops1"])
     world.route("ops", [(ops, 600, 1)])
     world.ask("prod", "req_host", mode="ask")
     assert world.ok("ops1", "GET", "/api/v1/approvals") == []
     assert world.events("req_host") == ["approval.requested"]
     assert world.poll("prod", "req_host").json()["state"] == "host"
+    # A runtime whose wait ran out withdraws its ask; only its own, only while pending.
+    approval = world.ask("prod", "req_gave_up", mode="wait")
+    _, dev_credential = world.runtimes["dev"]
+    assert world.client.post("/api/v1/runtime/approvals/req_gave_up/cancel", headers={
+        "Authorization": f"Bearer {dev_credential}"}).status_code == 404
+    _, credential = world.runtimes["prod"]
+    cancelled = world.client.post("/api/v1/runtime/approvals/req_gave_up/cancel",
+                                  headers={"Authorization": f"Bearer {credential}"})
+    assert cancelled.json()["state"] == "cancelled" and cancelled.json()["signature"]
+    assert world.ok("ops1", "GET", "/api/v1/approvals") == []
+    assert world.vote("ops1", approval["id"]).status_code == 409
+    assert world.events("req_gave_up")[-1] == "approval.cancelled"
 
 
 def test_postgres_notifications_wake_other_replicas(database_url):

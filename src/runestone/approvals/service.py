@@ -388,6 +388,25 @@ class Approvals:
         assert decided is not None
         return decided
 
+    def give_up(self, request_id: str) -> None:
+        """The wait ran out: cancel the request here and, if it was routed, on the server
+        too, so approvers are not left deciding an ask nobody waits for (best effort)."""
+        request = self.store.request(request_id)
+        self.store.cancel(request_id)
+        remote = self.remote
+        sent = remote.was_sent(request_id, request.action_hash) \
+            if remote is not None and request is not None else None
+        if remote is None or request is None or sent is None:
+            return
+        from runestone.remote.client import RemoteError
+
+        try:
+            remote.cancel(str(sent.get("server_request_id") or request_id))
+        except RemoteError as exc:
+            print(f"runestone: the control plane was not told the wait ended ({exc})",
+                  file=sys.stderr)
+        remote.forget(request_id, request.action_hash)
+
     def cancel(self, request_id: str, by: str) -> None:
         if not self.store.cancel(request_id):
             raise ApprovalError(f"request {request_id} is not pending")

@@ -32,7 +32,7 @@ from runestone.remote.client import RemoteError, credential_file, load_remote
 SUBMIT_TIMEOUT = 5.0
 RECORD_TIMEOUT = 2.0
 FETCH_TIMEOUT = 3.0
-DECIDED = ("approved", "denied", "expired")
+DECIDED = ("approved", "denied", "expired", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +119,14 @@ class ServerApprovals:
             raise RemoteError(f"the control plane answered HTTP {status} for approval "
                               f"{request_id}")
         return answer
+
+    def cancel(self, request_id: str) -> None:
+        """Withdraw a pending ask nobody waits for any more. Raises RemoteError."""
+        status, _ = self._call(
+            "POST", f"/api/v1/runtime/approvals/{urllib.parse.quote(request_id)}/cancel",
+            {}, FETCH_TIMEOUT)
+        if status not in (200, 404):
+            raise RemoteError(f"the control plane answered HTTP {status} to a cancel")
 
     # --- verifying ----------------------------------------------------------------------
 

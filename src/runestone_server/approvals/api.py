@@ -72,6 +72,18 @@ def runtime_ask(body: AskIn, runtime: RuntimeCaller, request: Request,
     return view
 
 
+@router.post("/runtime/approvals/{request_id}/cancel", response_model=RuntimeDecision)
+def runtime_cancel(request_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")],
+                   runtime: RuntimeCaller, request: Request, db: DB) -> dict[str, Any]:
+    """The runtime stopped waiting (its wait timed out): the pending ask is withdrawn."""
+    ref = RuntimeRef.of(runtime)
+    service.cancel_by_runtime(db, ref, request_id)
+    view = service.runtime_view(db, ref, request_id, request.app.state.key.sign)
+    if view is None:
+        raise Refused(404, "no such approval request from this runtime")
+    return view
+
+
 def _runtime_ref(request: Request) -> RuntimeRef:
     """Authenticate in a short session of its own: a long-poll holds no connection."""
     with request.app.state.db.sessions() as db:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from runestone_server.models import Base, utcnow
 
-STATES = ("pending", "approved", "denied", "expired", "host")
+STATES = ("pending", "approved", "denied", "expired", "cancelled", "host")
 VOTES = ("approve", "deny")
 SEVERITIES = ("low", "medium", "high", "critical")
 

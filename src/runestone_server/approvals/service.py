@@ -45,7 +45,7 @@ from runestone_server.events import record
 from runestone_server.models import Membership, Runtime, ServerEvent, User, utcnow
 
 FALLBACK_ROLES = ("owner", "admin", "approver")
-DECIDED = ("approved", "denied", "expired")
+DECIDED = ("approved", "denied", "expired", "cancelled")
 
 
 class Refused(HTTPException):
@@ -149,6 +149,15 @@ def submit(db: Session, runtime: RuntimeRef, ask: NewAsk) -> ApprovalRequest:
         notify_level(db, approval, 0, group)
     db.commit()
     return approval
+
+
+def cancel_by_runtime(db: Session, runtime: RuntimeRef, request_id: str) -> bool:
+    """The runtime stopped waiting: withdraw its pending ask (approvers see it go)."""
+    approval = _by_request_id(db, runtime.pk, request_id)
+    if approval is None or approval.state != "pending":
+        return False
+    return decide(db, approval, "cancelled", "the runtime stopped waiting",
+                  f"runtime:{runtime.runtime_id}", kind="approval.cancelled")
 
 
 def _by_request_id(db: Session, runtime_pk: int, request_id: str) -> ApprovalRequest | None:
