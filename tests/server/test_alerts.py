@@ -62,12 +62,12 @@ class Rt:
         return self.identity.runtime_id
 
     def decide(self, decision: str, severity: str = "high", rule: str = "team.rule",
-               policy_hash: str = "b" * 64, count: int = 1) -> None:
+               policy_hash: str = "b" * 64, count: int = 1, **extra: str) -> None:
         for _ in range(count):
             self.log.append([{"kind": "decision", "tool": "Bash", "decision": decision,
                               "rules": [rule], "severity": severity,
                               "policy_hash": policy_hash, "summary": "curl evil.example",
-                              "agent": "claude", "user": "ana"}])
+                              "agent": "claude", "user": "ana", **extra}])
 
     def entries(self) -> list[dict]:
         found = []
@@ -132,7 +132,8 @@ def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_pa
         one.decide("deny", "critical", "team.no-curl", count=2)  # same key: one alert
         one.decide("deny", "medium", "team.meh")  # below the threshold
         one.decide("allow", "critical", "team.fine")
-        two.decide("deny", "high", "team.no-curl")  # another runtime: another alert
+        two.decide("deny", "high", "team.no-curl",  # another runtime: another alert
+                   request_id="req_0042")
         one.ship(client)
         two.ship(client)
 
@@ -153,10 +154,15 @@ def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_pa
                                 request.body, request.headers["X-Runestone-Signature"])
         body = json.loads(request.body)
         assert body["subject"].startswith("[Runestone alert] Denied (")
-        # The link opens the audit search for that runtime's denies by that rule.
-        assert body["link"].startswith(f"https://runestone.example/audit?team={team}&runtime=")
-        assert f"runtime={body['data']['runtime_id']}&decision=deny&rule=team.no-curl" in \
-            body["link"]
+        # The link opens the call's timeline, or (without a request id) the audit search
+        # for that runtime's denies by that rule.
+        if body["data"]["runtime_id"] == two.runtime_id:
+            assert body["link"] == \
+                f"https://runestone.example/audit/calls/req_0042?team={team}"
+        else:
+            assert body["link"] == (
+                f"https://runestone.example/audit?team={team}&runtime={one.runtime_id}"
+                "&decision=deny&rule=team.no-curl")
     listed = alerts(client, team, token)
     assert len(listed) == 2
     assert all(datetime.fromisoformat(a["fired"]).tzinfo for a in listed)

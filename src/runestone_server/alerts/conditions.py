@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -73,7 +73,8 @@ def deny(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
                  f"{row.agent or '?'}  User: {row.user or '?'}",
             detail={"runtime_id": row.runtime_id, "seq": row.seq, "rule": row.rule,
                     "severity": row.severity, "tool": row.tool, "request_id": row.request_id},
-            path=f"/audit/calls/{row.request_id}" if row.request_id else audit_search(
+            path=f"/audit/calls/{quote(row.request_id, safe='')}?team={rule.team_id}"
+            if row.request_id else audit_search(
                 rule.team_id, runtime=row.runtime_id, decision="deny", rule=row.rule))
 
 
