@@ -453,3 +453,57 @@ def test_roles_are_the_apis(world):
         assert r.status_code == 403
         r = bob.post("/people", data={"csrf": token, "username": "x", "password": PASSWORD})
         assert r.status_code == 403
+
+
+def test_overview_counts_come_from_a_rollup_that_counts_each_entry_once(world, monkeypatch):
+    """Decisions per day and most denied rules are read from the worker's roll-up; two
+    replicas rolling up at once count every entry exactly once."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, insert
+
+    from runestone_server.audit.models import AuditEntry
+    from runestone_server.web.models import DecisionDay
+    from runestone_server.web.rollup import roll_up_once
+
+    app, team = world["app"], world["team"]
+    now = datetime.now(UTC)
+    old = now - timedelta(minutes=5)
+    rows = [{"org_id": 1, "team_id": team, "runtime_id": "rt_rollup", "seq": i,
+             "kind": "decision" if i % 3 else "request", "request_id": f"r{i}",
+             "time": now - timedelta(days=i % 2), "decision": ("deny", "allow")[i % 2],
+             "rule": "fs.<b>rm</b>" if i % 2 == 0 else None, "hash": "0" * 64, "entry": {},
+             "received": old} for i in range(1, 61)]
+    with app.state.db.engine.begin() as conn:
+        conn.execute(insert(AuditEntry), rows)
+    decisions = [r for r in rows if r["kind"] == "decision"]
+    denies = sum(1 for r in decisions if r["decision"] == "deny")
+
+    import threading
+
+    import runestone_server.web.rollup as rollup
+
+    monkeypatch.setattr(rollup, "BATCH", 7)  # many small claims: many chances to race
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            while True:
+                with app.state.db.sessions() as db:
+                    if not roll_up_once(db):
+                        return
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=replica) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not errors, errors
+    with app.state.db.sessions() as db:
+        assert db.scalar(select(func.sum(DecisionDay.count)).where(
+            DecisionDay.team_id == team)) == len(decisions)
+    html = world["client"].get("/").text
+    assert f"deny {denies}" in html and f"allow {len(decisions) - denies}" in html
+    assert "fs.&lt;b&gt;rm&lt;/b&gt;" in html  # the most denied rule, escaped

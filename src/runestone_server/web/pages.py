@@ -15,10 +15,14 @@ router = APIRouter(include_in_schema=False)
 for module in (static_files, login, overview, teams, policies):
     router.include_router(module.router)
 
-# Pages over other domains' service layers, present when those domains are.
-for name in ("runestone_server.web.approvals", "runestone_server.web.audit"):
+# Pages over other domains' service layers, present when those domains are; the roll-up
+# task behind the overview needs the audit domain.
+for name in ("runestone_server.web.approvals", "runestone_server.web.audit",
+             "runestone_server.web.rollup"):
     try:
-        router.include_router(importlib.import_module(name).router)
+        module = importlib.import_module(name)
+        if hasattr(module, "router"):
+            router.include_router(module.router)
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(("runestone_server.approvals",
                                              "runestone_server.audit", name)):
