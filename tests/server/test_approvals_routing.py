@@ -437,13 +437,20 @@ def test_postgres_notifications_wake_other_replicas(database_url):
         await wakeups.wait(database_url, 424242, 10.0)
         return time.monotonic() - started
 
+    woken = threading.Event()
+
     def notify_later() -> None:
-        time.sleep(1.0)  # the listener thread has connected by then
+        time.sleep(0.5)
         with psycopg.connect(database_url, autocommit=True) as other_replica:
-            other_replica.execute("SELECT pg_notify(%s, %s)", (wakeups.CHANNEL, "424242"))
+            while not woken.is_set():  # again until heard: the listener may still connect
+                other_replica.execute("SELECT pg_notify(%s, %s)", (wakeups.CHANNEL, "424242"))
+                woken.wait(0.2)
 
     thread = threading.Thread(target=notify_later)
     thread.start()
-    elapsed = asyncio.run(waiter())
-    thread.join()
-    assert 0.9 < elapsed < wakeups.POSTGRES_RECHECK - 1, elapsed
+    try:
+        elapsed = asyncio.run(waiter())
+    finally:
+        woken.set()
+        thread.join()
+    assert 0.4 < elapsed < wakeups.POSTGRES_RECHECK - 1, elapsed
