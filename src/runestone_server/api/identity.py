@@ -10,7 +10,15 @@ from sqlalchemy import select
 
 from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Id, Who, team_for
 from runestone_server.events import record
-from runestone_server.models import ROLES, ApiToken, Membership, Organisation, Team, User
+from runestone_server.models import (
+    ROLES,
+    ApiToken,
+    Membership,
+    Organisation,
+    Team,
+    User,
+    aware,
+)
 from runestone_server.security import check_password, hash_password, new_token
 
 router = APIRouter(prefix="/api/v1")
@@ -198,8 +206,8 @@ def list_tokens(who: Who, db: DB) -> list[TokenInfo]:
     rows = db.scalars(select(ApiToken).where(
         ApiToken.org_id == who.org_id, ApiToken.user_id == who.user.id,
         ApiToken.kind == "api").order_by(ApiToken.id))
-    return [TokenInfo(id=t.id, name=t.name, scopes=list(t.scopes), created=t.created,
-                      expires=t.expires, revoked=t.revoked) for t in rows]
+    return [TokenInfo(id=t.id, name=t.name, scopes=list(t.scopes), created=aware(t.created),
+                      expires=aware(t.expires), revoked=aware(t.revoked)) for t in rows]
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
