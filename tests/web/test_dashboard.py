@@ -154,6 +154,13 @@ def test_live_inbox_and_an_approval_by_a_quorum_of_two(browser, live, world, sho
     assert "bob voted approve" in story and "carol voted approve" in story
     assert HTML in story  # escaped, shown as text
     shoot(alice, shots, "audit-call-approved")
+    alice.goto(live.base + "/audit")
+    alice.click("text=Compliance report")
+    assert "intact" in alice.inner_text("#integrity")
+    approved = alice.locator("#report-approvals tbody tr").filter(has_text="approved")
+    assert "bob, carol" in approved.first.inner_text()
+    assert "policy.published" in alice.inner_text("#report-policy")
+    shoot(alice, shots, "audit-report")
     alice_context.close()
 
 

@@ -8,7 +8,7 @@ export): this module only turns a query string into them and renders the result.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +29,7 @@ router = APIRouter(route_class=PageRoute)
 TEXT = ("runtime", "agent", "user", "tool", "decision", "rule", "approver", "kind",
         "severity", "request_id", "q")
 PAGE = 50
+REPORT_DAYS = 30
 
 
 def _moment(value: str, name: str) -> datetime | None:
@@ -133,6 +134,26 @@ def audit_export(request: Request, viewer: Signed, db: DB) -> Response:
         export.stream(request.app.state.db.sessions, scope, found, fmt),
         media_type=export.FORMATS[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/audit/report")
+def compliance(request: Request, viewer: Signed, db: DB) -> Response:
+    """The compliance report for a period (default: the last 30 days), as the API gives
+    it: who approved what, denied actions, policy changes, chain integrity per runtime."""
+    from runestone_server.audit.report import report
+
+    team = _team(request)
+    scope = _search_scope(db, viewer, team)
+    until = _moment(request.query_params.get("until", ""), "until") or datetime.now(UTC)
+    since = _moment(request.query_params.get("since", ""), "since") or \
+        until - timedelta(days=REPORT_DAYS)
+    if since >= until:
+        raise HTTPException(400, "since must be before until")
+    names = dict(db.execute(select(Team.id, Team.name).where(
+        Team.org_id == viewer.principal.org_id)).all())
+    return page(request, "report.html", viewer, r=report(db, scope, since, until),
+                team=scope.team_id, team_name=names.get(scope.team_id or 0), since=since,
+                until=until)
 
 
 @router.get("/audit/calls/{request_id}")
