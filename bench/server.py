@@ -5,7 +5,8 @@ For each engine, on a fresh database migrated like a real server:
   1. bulk load: N realistic entries (4 teams of one organisation plus a second tenant, 45
      runtimes, 90 days; request -> decision -> approval -> execution -> result) written with
      executemany (SQLite) or COPY (PostgreSQL) into the real table, indexes and full-text
-     index in place. This is how the benchmark gets to a million rows quickly; it is NOT the
+     index in place, with the server's approval events (requested, vote, decided) of every
+     ask. This is how the benchmark gets to a million rows quickly; it is NOT the
      ingest path and its rate is printed only for orientation.
   2. ingest: real hash-chained runtime entries shipped through the real endpoint
      (POST /api/v1/runtime/audit, batches of 500, in-process HTTP client), which verifies
@@ -86,6 +87,7 @@ class World:
     start: datetime
     end: datetime
     request_ids: list[str] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # server_events rows
 
 
 def history(world: World, count: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
@@ -129,6 +131,13 @@ def history(world: World, count: int, seed: int = 7) -> Iterator[tuple[Any, ...]
         if decision == "ask":
             approver = rng.choice(world.users)
             outcome = "approved" if rng.random() < 0.7 else "denied"
+            for after, kind, detail in (
+                    (0.1, "approval.requested", {"tool": tool, "rule": rule}),
+                    (20, "approval.vote", {"user": approver, "vote": outcome[:-1]}),
+                    (20.01, "approval.decided", {"state": outcome, "approvers": [approver]})):
+                world.events.append((org, team, "server", kind, json.dumps(
+                    {"request_id": request_id, **detail}),
+                    moment + timedelta(seconds=after)))
             steps.append(("approval", {"decision": outcome, "approver": approver,
                                        "reason": "reviewed"}))
             allowed = outcome == "approved"
@@ -175,6 +184,10 @@ def bulk_load(db: Any, world: World, count: int) -> float:
                     cursor.executemany(sql, chunk)
                     chunk.clear()
             cursor.executemany(sql, chunk)
+            cursor.executemany(
+                "INSERT INTO server_events (org_id, team_id, actor, kind, detail, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(*e[:5], e[5].strftime("%Y-%m-%d %H:%M:%S.%f")) for e in world.events])
             raw.commit()
         finally:
             raw.close()
@@ -191,11 +204,16 @@ def bulk_load(db: Any, world: World, count: int) -> float:
                              "FROM STDIN") as copy:
                 for item in rows:
                     copy.write_row(item)
+            with cursor.copy("COPY server_events (org_id, team_id, actor, kind, detail, "
+                             "created) FROM STDIN") as copy:
+                for event in world.events:
+                    copy.write_row(event)
             raw.commit()
         finally:
             raw.close()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE audit_entries")
+            connection.exec_driver_sql("VACUUM ANALYZE server_events")
     return time.perf_counter() - start
 
 

@@ -353,6 +353,23 @@ def test_story_of_one_request_across_runtime_and_server(world):
     assert body["timeline"][0]["entry"]["summary"] == "git push"  # whole runtime entry
     assert get(client, f"/api/v1/teams/{core.id}/audit/requests/req_none",
                tokens["auditor"]).status_code == 404
+    # The server's events are found through the request-id index, not by reading them all.
+    from sqlalchemy import select
+
+    from runestone_server.audit.search import event_request_id
+
+    engine = app.state.db.engine
+    query = select(ServerEvent.id).where(event_request_id(engine.dialect.name, "req_s"))
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SET enable_seqscan = off"))
+        compiled = query.compile(connection)
+        params = compiled.params if engine.dialect.name == "postgresql" else tuple(
+            compiled.params[k] for k in compiled.positiontup or ())
+        prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+        plan = " ".join(str(r[-1]) for r in connection.exec_driver_sql(
+            prefix + str(compiled), params))
+    assert "ix_server_events_request_id" in plan, plan
 
 
 def test_exports_parse_back_with_the_filters_applied(world):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -11,6 +12,10 @@ from runestone_server.migrate import upgrade
 from runestone_server.schema import metadata
 
 
+# SQLite cannot reflect expression indexes; this one (audit story, migration 0103) is
+# skipped by name anyway.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based "
+                            "index ix_server_events_request_id")
 def test_migrations_match_the_models(database_url):
     db = Database(database_url)
     upgrade(db)

@@ -33,6 +33,8 @@ from runestone_server.worker import task
 
 FTS_TABLE = "audit_entries_fts"
 PG_INDEX = "ix_audit_entries_fts"
+# server_events by detail.request_id (migration 0103_audit_story; used by search.story)
+EVENTS_REQUEST_INDEX = "ix_server_events_request_id"
 MAX_WORDS = 16
 MAX_WORD = 100
 
@@ -171,11 +173,13 @@ def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> 
     """Alembic's filter: leave the full-text objects (not in the models) out of comparisons.
 
     FTS5 creates the virtual table and its shadow tables (`_data`, `_idx`, `_docsize`,
-    `_config`); PostgreSQL has the expression index. Nothing else is skipped."""
+    `_config`) beside our high-water table (`_state`); PostgreSQL has the expression index;
+    both have the expression index of server events by request id. Nothing else is
+    skipped."""
     if name is None:
         return True
     if type_ == "table":
         return not (name == FTS_TABLE or name.startswith(FTS_TABLE + "_"))
     if type_ == "index":
-        return name != PG_INDEX
+        return name not in (PG_INDEX, EVENTS_REQUEST_INDEX)
     return True

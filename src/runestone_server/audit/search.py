@@ -234,6 +234,15 @@ def full(entry: AuditEntry) -> dict[str, Any]:
     return out
 
 
+def event_request_id(dialect: str, request_id: str) -> Any:
+    """`detail.request_id = :id`, written exactly as migration 0103_audit_story indexed it."""
+    if dialect == "sqlite":
+        expression = "json_extract(server_events.detail, '$.request_id')"
+    else:
+        expression = "(server_events.detail ->> 'request_id')"
+    return text(f"{expression} = :story_request_id").bindparams(story_request_id=request_id)
+
+
 def story(db: Session, scope: Scope, request_id: str) -> list[dict[str, Any]]:
     """One tool call across runtime and server, in time order: the runtime's entries with
     this request id (request, decision, approval, execution, result) and the server's events
@@ -242,7 +251,7 @@ def story(db: Session, scope: Scope, request_id: str) -> list[dict[str, Any]]:
         *scoped(scope), AuditEntry.request_id == request_id).order_by(
         AuditEntry.time, AuditEntry.id))
     events_where = [ServerEvent.org_id == scope.org_id,
-                    ServerEvent.detail["request_id"].as_string() == request_id]
+                    event_request_id(db.get_bind().dialect.name, request_id)]
     if scope.team_id is not None:
         events_where.append(ServerEvent.team_id == scope.team_id)
     events = db.scalars(select(ServerEvent).where(*events_where).order_by(
