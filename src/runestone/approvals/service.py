@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_TTL_SECONDS = 15 * 60
 DEFAULT_PAGE_URL = "http://127.0.0.1:8765"
 SCOPES = ("once", "rule-session")
+REMOTE_RETRY_SECONDS = 2.0  # a wait asks an unreachable control plane again this often
 
 
 class ApprovalError(ValueError):
@@ -466,6 +467,7 @@ class Approvals:
         sent to the control plane is long-polled there (answered the moment it is decided);
         if the server stops answering, the wait goes on locally."""
         deadline = time.monotonic() + timeout
+        next_remote = 0.0  # when to ask the server next (soon again after a failure)
         while True:
             request = self.store.request(request_id)
             if request is None or request.state != "pending":
@@ -477,9 +479,10 @@ class Approvals:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return request
-            if request_id not in self._notes and \
-                    self.remote_verdict(request, wait=min(remaining, 30.0)) is not None:
-                continue
+            if time.monotonic() >= next_remote:
+                if self.remote_verdict(request, wait=min(remaining, 30.0)) is not None:
+                    continue
+                next_remote = time.monotonic() + REMOTE_RETRY_SECONDS
             time.sleep(poll)
 
     # --- helpers --------------------------------------------------------------------------
