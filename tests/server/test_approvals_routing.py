@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -280,8 +280,10 @@ def test_delegation_lets_another_user_decide_for_a_period(world):
     approval = world.ask("prod", "req_delegated")
     assert world.vote("carol", approval["id"]).status_code == 403  # not (yet) a delegate
     now = datetime.now(UTC)
+    east = timezone(timedelta(hours=5))  # a zoned period compares right on both databases
     made = world.ok("ops1", "POST", "/api/v1/delegations", {
-        "to": "carol", "ends": (now + timedelta(hours=1)).isoformat()}, status=201)
+        "to": "carol", "starts": (now - timedelta(minutes=30)).astimezone(east).isoformat(),
+        "ends": (now + timedelta(hours=1)).astimezone(east).isoformat()}, status=201)
     assert (made["from"], made["to"]) == ("ops1", "carol")
     assert [a["id"] for a in world.ok("carol", "GET", "/api/v1/approvals")] == [approval["id"]]
     # ops1 votes, and carol votes on ops1's behalf: one person, one vote.

@@ -8,7 +8,7 @@ groups to the same team), so configuration can never point across tenants.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -199,8 +199,12 @@ def delegation_out(db: Session, delegation: Delegation) -> dict[str, Any]:
 def delegate(db: Session, who: Principal, to: str, starts: datetime | None,
              ends: datetime) -> dict[str, Any]:
     """I let `to` decide in my place from `starts` (default now) until `ends`."""
-    starts = aware(starts) or now()
-    ends = aware(ends)  # type: ignore[assignment]
+    # In UTC: SQLite keeps the wall time and drops the offset, so store what compares right.
+    try:
+        starts = (aware(starts) or now()).astimezone(UTC)
+        ends = aware(ends).astimezone(UTC)  # type: ignore[union-attr]
+    except OverflowError as exc:
+        raise Refused(400, "a delegation's dates are out of range") from exc
     if ends <= starts:
         raise Refused(400, "a delegation must end after it starts")
     (target,) = _users(db, who.org_id, [to])
