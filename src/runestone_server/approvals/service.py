@@ -398,10 +398,11 @@ def describe(db: Session, who: Principal, approval: ApprovalRequest) -> dict[str
     groups = {g.id: g.name for g in db.scalars(select(ApproverGroup).where(
         ApproverGroup.id.in_([s.group_id for s in steps])))} if steps else {}
     route = db.get(ApprovalRoute, approval.route_id) if approval.route_id else None
+    votes = list(db.scalars(select(ApprovalVote).where(
+        ApprovalVote.approval_id == approval.id).order_by(ApprovalVote.id)))
+    people = {v.user_id for v in votes} | {v.on_behalf_of for v in votes if v.on_behalf_of}
     names = dict(db.execute(select(User.id, User.username).where(
-        User.org_id == approval.org_id)).all())
-    votes = db.scalars(select(ApprovalVote).where(ApprovalVote.approval_id == approval.id)
-                       .order_by(ApprovalVote.id))
+        User.org_id == approval.org_id, User.id.in_(people))).all()) if people else {}
     runtime = db.get(Runtime, approval.runtime_pk)
     position = standing(db, approval, who.user) if approval.state == "pending" else None
     return {
