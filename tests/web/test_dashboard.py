@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.web.conftest import PASSWORD, runestone, sign_in
+from web_helpers import PASSWORD, runestone, sign_in
 
 V1 = '[policy]\nname = "v1"\ndefault = "ask"\ninclude = ["default"]\n'
 V2 = V1.replace('"v1"', '"v2"') + (
