@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from runestone_server.app import create_app
 
-    uvicorn.run(create_app(url), host=args.host, port=args.port, log_level="warning")
+    # Open long-polls (approvals) must not hold a stopping server for their full 30 s.
+    uvicorn.run(create_app(url), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=5)
     return 0
 
 
