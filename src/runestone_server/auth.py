@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runestone_server.models import ApiToken, Membership, Runtime, Team, User
+from runestone_server.models import ApiToken, Membership, Runtime, Team, User, aware
 from runestone_server.security import token_hash
 
 READ_ROLES = ("owner", "admin", "policy_author", "approver", "auditor", "member")
@@ -60,7 +60,7 @@ def principal(request: Request, db: DB) -> Principal:
     now = datetime.now(UTC)
     if token is None or token.revoked is not None:
         raise HTTPException(401, "unknown or revoked token")
-    if token.expires is not None and _aware(token.expires) <= now:
+    if token.expires is not None and aware(token.expires) <= now:
         raise HTTPException(401, "the token has expired")
     user = db.get(User, token.user_id)
     if user is None or not user.active or user.org_id != token.org_id:
@@ -102,7 +102,3 @@ def team_for(db: Session, who: Principal, team_id: int, roles: tuple[str, ...]) 
     if role not in roles:
         raise HTTPException(403, f"this needs one of the roles: {', '.join(roles)}")
     return team
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

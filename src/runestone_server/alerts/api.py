@@ -18,8 +18,7 @@ from runestone_server.alerts.conditions import Conditions
 from runestone_server.alerts.models import Alert, AlertRule
 from runestone_server.auth import AUDIT_ROLES, DB, MANAGE_ROLES, MAX_ID, Id, Who, team_for
 from runestone_server.events import record
-from runestone_server.models import utcnow
-from runestone_server.notify.api import aware
+from runestone_server.models import aware, utcnow
 from runestone_server.notify.models import Channel
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])

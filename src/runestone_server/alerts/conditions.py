@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from runestone.policy.engine import SEVERITY_ORDER
 from runestone_server.alerts.models import AlertRule
 from runestone_server.alerts.sources import Batch, audit_entry_model
-from runestone_server.models import PolicyVersion, Runtime
+from runestone_server.models import PolicyVersion, Runtime, aware
 
 SEVERITIES = tuple(SEVERITY_ORDER)
 
@@ -54,10 +54,6 @@ def audit_search(team_id: int, **filters: str | None) -> str:
 
 
 Checker = Callable[[Session, AlertRule, Conditions, Batch, datetime], Iterator[Candidate]]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def deny(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
@@ -126,7 +122,7 @@ def runtime_silent(db: Session, rule: AlertRule, conditions: Conditions, batch: 
     heard = func.coalesce(Runtime.last_seen, Runtime.enrolled)
     for runtime in db.scalars(select(Runtime).where(
             Runtime.org_id == rule.org_id, Runtime.team_id == rule.team_id, heard < cutoff)):
-        last = _aware(runtime.last_seen or runtime.enrolled)
+        last = aware(runtime.last_seen or runtime.enrolled)
         minutes = int((now - last).total_seconds() // 60)
         yield Candidate(
             key=f"silent:{runtime.runtime_id}:{last.isoformat()}",
@@ -163,7 +159,7 @@ def drift(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
             PolicyVersion.org_id == rule.org_id))
         if expected is None or latest.policy_hash == expected:
             continue
-        if _aware(latest.time) < _aware(publication.created) + grace:
+        if aware(latest.time) < aware(publication.created) + grace:
             continue  # decided before it had time to pull the new policy
         yield Candidate(
             key=f"drift:{runtime.runtime_id}:{latest.policy_hash}:{expected}",

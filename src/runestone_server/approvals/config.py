@@ -23,10 +23,10 @@ from runestone_server.approvals.models import (
     ApproverGroupMember,
     Delegation,
 )
-from runestone_server.approvals.service import Refused, aware, now
+from runestone_server.approvals.service import Refused, now
 from runestone_server.auth import MANAGE_ROLES, READ_ROLES, Principal, team_for
 from runestone_server.events import record
-from runestone_server.models import User
+from runestone_server.models import User, aware
 
 
 def _users(db: Session, org_id: int, usernames: list[str]) -> list[User]:

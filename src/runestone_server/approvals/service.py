@@ -19,7 +19,7 @@ Rules (the contract approvers see):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException
@@ -42,7 +42,7 @@ from runestone_server.approvals.notifying import approval_link, notify_level
 from runestone_server.approvals.routing import Ask, fallback_timeout, levels, pick_route
 from runestone_server.auth import Principal
 from runestone_server.events import record
-from runestone_server.models import Membership, Runtime, ServerEvent, User, utcnow
+from runestone_server.models import Membership, Runtime, ServerEvent, User, aware, utcnow
 
 FALLBACK_ROLES = ("owner", "admin", "approver")
 DECIDED = ("approved", "denied", "expired", "cancelled")
@@ -89,12 +89,6 @@ class RuntimeRef:
 
 def now() -> datetime:
     return utcnow()
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- asks from runtimes -----------------------------------------------------------------

@@ -5,7 +5,7 @@ decides where the team's approval requests and alerts go."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 import runestone_server.notify.delivery  # noqa: F401 - registers the worker task
 from runestone_server.auth import DB, MANAGE_ROLES, Id, Who, team_for
 from runestone_server.events import record
+from runestone_server.models import aware
 from runestone_server.notify.models import Channel, Delivery
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
@@ -36,11 +37,6 @@ class ChannelOut(BaseModel):
     target: str
     created: datetime
     secret: str | None = None  # only in the response that created it
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every one stored is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _out(channel: Channel, secret: str | None = None) -> ChannelOut:
