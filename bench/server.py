@@ -440,6 +440,76 @@ def probes(ctx: Context) -> list[Probe]:
     ]
 
 
+PENDING_ASKS = 300
+
+
+def page_probes(ctx: Context) -> list[Probe]:
+    """The dashboard's pages as a signed-in approver sees them, over the same history: the
+    overview (after the worker's daily roll-up has caught up), the approvals inbox with
+    PENDING_ASKS open requests and its live rows, and the audit search page."""
+    from sqlalchemy import select
+
+    from runestone_server.approvals.service import NewAsk, RuntimeRef, submit
+    from runestone_server.models import Membership, Runtime, User
+    from runestone_server.security import hash_password
+    from runestone_server.web import sessions
+    from runestone_server.web.rollup import roll_up_once
+
+    w, team = ctx.world, ctx.world.teams[0]
+    db_ = ctx.app.state.db
+    with db_.sessions() as db:
+        approver = User(org_id=w.org_id, username="approver",
+                        password_hash=hash_password("bench-password"))
+        db.add(approver)
+        db.flush()
+        db.add(Membership(org_id=w.org_id, team_id=team, user_id=approver.id,
+                          role="approver"))
+        runtime = db.scalar(select(Runtime).where(Runtime.team_id == team).limit(1))
+        assert runtime is not None
+        for i in range(PENDING_ASKS):
+            submit(db, RuntimeRef.of(runtime), NewAsk(
+                request_id=f"req_bench_{i:06d}", action_hash=f"{i:064x}", tool="Bash",
+                summary=f"kubectl rollout restart deploy/api-{i}", rules=("cloud.kubectl",),
+                severity="high", input={"command": f"kubectl rollout restart deploy/api-{i}"},
+                user=f"user{i % USERS:03d}"))
+        db.commit()
+        secret = sessions.start(db, approver)
+        auditor = db.scalar(select(User).where(User.org_id == w.org_id,
+                                               User.username == "auditor"))
+        assert auditor is not None
+        auditor_secret = sessions.start(db, auditor)
+        db.commit()
+    started = time.perf_counter()
+    with db_.sessions() as db:
+        while roll_up_once(db):
+            pass
+    print(f"[{ctx.engine}] dashboard roll-up of the history: "
+          f"{time.perf_counter() - started:.1f} s (the worker does it in ticks)", flush=True)
+
+    def page(path: str, as_auditor: bool = False, **params: Any) -> Callable[[random.Random], Any]:
+        cookies = {sessions.COOKIE: auditor_secret if as_auditor else secret}
+
+        def run(rng: random.Random) -> Any:
+            values = {k: (v(rng) if callable(v) else v) for k, v in params.items()}
+            ctx.client.cookies.clear()
+            response = ctx.client.get(path, params=values, cookies=cookies)
+            if response.status_code != 200:
+                raise SystemExit(f"page {path}: {response.status_code} {response.text[:300]}")
+            return response
+        return run
+
+    return [
+        Probe("page: overview", page("/")),
+        Probe(f"page: approvals inbox ({PENDING_ASKS} open)", page("/approvals")),
+        Probe("page: inbox live rows", page("/approvals/rows")),
+        Probe("page: audit search, newest", page("/audit", True, team=str(team))),
+        Probe("page: audit search, decision=deny", page("/audit", True, team=str(team),
+                                                        decision="deny")),
+        Probe("page: audit search, full text", page("/audit", True, team=str(team),
+                                                    q=w.words[1500])),
+    ]
+
+
 def measure(probe: Probe, samples: int, rng: random.Random) -> tuple[float, float]:
     probe.run(rng)  # warm
     times = []
@@ -494,7 +564,7 @@ def run_engine(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
                 explain(ctx)
             rng = random.Random(11)
             timings = {}
-            for probe in probes(ctx):
+            for probe in [*probes(ctx), *page_probes(ctx)]:
                 timings[probe.name] = measure(probe, args.samples, rng)
                 p50, p95 = timings[probe.name]
                 print(f"[{name}] {probe.name:<42} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms",
