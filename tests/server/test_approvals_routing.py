@@ -456,3 +456,116 @@ def test_postgres_notifications_wake_other_replicas(database_url):
         woken.set()
         thread.join()
     assert 0.4 < elapsed < wakeups.POSTGRES_RECHECK - 1, elapsed
+
+
+# --- the scope of an approval -----------------------------------------------------------
+
+def _scoped(world, name: str, approval_id: int, scope: str, minutes: int = 30):
+    return world.as_user(name, "POST", f"/api/v1/approvals/{approval_id}/votes",
+                         {"vote": "approve", "scope": scope, "minutes": minutes})
+
+
+def _signed_scope(world, request_id: str, view: dict, scope: str, minutes: int) -> bool:
+    runtime_id, credential = world.runtimes["prod"]
+    return verify_signature(world.app.state.key.public_hex, decision_message(
+        runtime_id, request_id, hashlib.sha256(request_id.encode()).hexdigest(), view["state"],
+        hashlib.sha256(credential.encode()).hexdigest(), scope, minutes), view["signature"])
+
+
+def test_the_decided_scope_is_the_narrowest_approval_at_the_deciding_level(world):
+    ops = world.group("ops", ["ops1", "ops2"])
+    world.route("ops-two", [(ops, 600, 2)])
+    # One "once" and one "rule-session": once.
+    mixed = world.ask("prod", "req_scope_mixed")
+    assert _scoped(world, "ops1", mixed["id"], "rule-session", 60).json()["state"] == "pending"
+    decided = _scoped(world, "ops2", mixed["id"], "once").json()
+    assert (decided["state"], decided["scope"], decided["scope_minutes"]) == \
+        ("approved", "once", 0)
+    assert [(v["user"], v["scope"], v["minutes"]) for v in decided["votes"]] == \
+        [("ops1", "rule-session", 60), ("ops2", "once", 0)]
+    view = world.poll("prod", "req_scope_mixed").json()
+    assert (view["scope"], view["minutes"]) == ("once", 0)
+    assert _signed_scope(world, "req_scope_mixed", view, "once", 0)
+    assert not _signed_scope(world, "req_scope_mixed", view, "rule-session", 60)
+    # Both for the session: the fewer minutes.
+    both = world.ask("prod", "req_scope_both")
+    _scoped(world, "ops1", both["id"], "rule-session", 60)
+    decided = _scoped(world, "ops2", both["id"], "rule-session", 20).json()
+    assert (decided["scope"], decided["scope_minutes"]) == ("rule-session", 20)
+    view = world.poll("prod", "req_scope_both").json()
+    assert (view["state"], view["scope"], view["minutes"]) == ("approved", "rule-session", 20)
+    assert _signed_scope(world, "req_scope_both", view, "rule-session", 20)
+    assert not _signed_scope(world, "req_scope_both", view, "rule-session", 60)
+    assert not _signed_scope(world, "req_scope_both", view, "once", 0)
+    steps = {s["kind"]: s["detail"] for s in decided["timeline"]}
+    assert (steps["approval.decided"]["scope"], steps["approval.decided"]["minutes"]) == \
+        ("rule-session", 20)
+    # A deny carries no scope, and a denied request signs "once".
+    denied = world.ask("prod", "req_scope_denied")
+    _scoped(world, "ops1", denied["id"], "rule-session", 60)
+    answer = world.as_user("ops2", "POST", f"/api/v1/approvals/{denied['id']}/votes",
+                           {"vote": "deny", "scope": "rule-session", "minutes": 60}).json()
+    assert (answer["state"], answer["scope"], answer["votes"][-1]["scope"]) == \
+        ("denied", "once", "once")
+    view = world.poll("prod", "req_scope_denied").json()
+    assert _signed_scope(world, "req_scope_denied", view, "once", 0)
+
+
+def test_rule_session_is_refused_for_a_request_with_no_rules(world):
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    opaque = world.ask("prod", "req_scope_opaque", rules=())
+    refused = _scoped(world, "ops1", opaque["id"], "rule-session", 30)
+    assert refused.status_code == 400 and "only this exact action" in refused.text
+    for bad in ({"scope": "everything"}, {"scope": "rule-session", "minutes": 0},
+                {"scope": "rule-session", "minutes": 481}):
+        response = world.as_user("ops1", "POST", f"/api/v1/approvals/{opaque['id']}/votes",
+                                 {"vote": "approve", **bad})
+        assert response.status_code == 422, bad
+    assert world.ok("admin", "GET", f"/api/v1/approvals/{opaque['id']}")["votes"] == []
+    once = _scoped(world, "ops1", opaque["id"], "once")
+    assert once.status_code == 200 and once.json()["state"] == "approved"
+    assert once.json()["scope"] == "once"
+
+
+def test_the_approval_page_offers_and_posts_the_scope(world):
+    """The form's radio buttons and minutes reach the vote; rule-session is offered only
+    for a request asked by rules; the page shows the scope in the votes and timeline."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    ops = world.group("ops", ["ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    ruled = world.ask("prod", "req_scope_web")
+    opaque = world.ask("prod", "req_scope_web_opaque", rules=())
+    with TestClient(world.app) as browser:
+        form = browser.get("/login").text
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', form).group(1)
+        signed_in = browser.post("/login", data={
+            "csrf": token, "organisation": "acme", "username": "ops1",
+            "password": "x" * 12, "next": "/"}, follow_redirects=False)
+        assert signed_in.status_code == 303, signed_in.text
+        page = browser.get(f"/approvals/{opaque['id']}").text
+        assert 'value="once"' in page and 'value="rule-session"' not in page
+        page = browser.get(f"/approvals/{ruled['id']}").text
+        assert 'value="rule-session"' in page and 'name="minutes"' in page
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+        # Refused scopes come back as the page with the reason, nothing recorded.
+        refused = browser.post(f"/approvals/{opaque['id']}/vote", data={
+            "csrf": token, "vote": "approve", "scope": "rule-session", "minutes": "30"})
+        assert refused.status_code == 400 and "only this exact action" in refused.text
+        too_long = browser.post(f"/approvals/{ruled['id']}/vote", data={
+            "csrf": token, "vote": "approve", "scope": "rule-session", "minutes": "481"})
+        assert too_long.status_code == 400 and "1 to 480 minutes" in too_long.text
+        voted = browser.post(f"/approvals/{ruled['id']}/vote", data={
+            "csrf": token, "vote": "approve", "scope": "rule-session", "minutes": "45",
+            "reason": "deploy window"}, follow_redirects=False)
+        assert voted.status_code == 303, voted.text
+        page = browser.get(f"/approvals/{ruled['id']}").text
+    assert "ops1: <strong>approve</strong> (rules for the session, 45 min)" in page
+    assert 'id="scope"' in page and "for 45 minutes" in page
+    timeline = page.split('id="timeline"', 1)[1]
+    assert "<strong>decided</strong> by" in timeline and "rules for the session, 45" in timeline
+    view = world.poll("prod", "req_scope_web").json()
+    assert (view["state"], view["scope"], view["minutes"]) == ("approved", "rule-session", 45)

@@ -262,18 +262,27 @@ class Approvals:
 
     def _apply(self, request: Request, verdict: Verdict) -> None:
         """Make a verified server decision (or a forged one, as a deny) local: audited,
-        then stored, so the retry spends it once like a local approval."""
+        then stored, so the retry spends it once like a local approval. A verified
+        rule-session approval also grants the *local* request's rules for its session (what
+        this runtime asked, not what the server says was asked), like a local one."""
         assert self.remote is not None
         state = "approved" if verdict.state == "approved" and verdict.verified else "denied"
         approver = "server:" + (",".join(verdict.approvers) or verdict.state)
         reason = verdict.reason or ("expired unanswered on the control plane"
                                     if verdict.state == "expired" else "")
+        # A request with no session id would make session-wide grants cover every
+        # session: wider than the approvers chose, so it is approved once instead.
+        scope = "rule-session" if state == "approved" and verdict.scope == "rule-session" \
+            and request.rules and request.session and verdict.minutes > 0 else "once"
+        grant_ids = self._grant_ids(request) if scope == "rule-session" else []
         self._audit({"kind": "approval", "request_id": request.id, "decision": state,
-                     "approver": approver, "scope": "once", "reason": reason,
+                     "approver": approver, "scope": scope, "reason": reason,
                      "action_hash": request.action_hash, "policy_hash": request.policy_hash,
-                     "grants": [], "minutes": None, "via": "control plane",
-                     "verified": verdict.verified})
-        self.store.decide(request.id, state, approver, reason, "once", time.time())
+                     "grants": grant_ids, "minutes": verdict.minutes if grant_ids else None,
+                     "via": "control plane", "verified": verdict.verified})
+        if self.store.decide(request.id, state, approver, reason, scope, time.time(),
+                             grant_id=",".join(grant_ids) or None):
+            self._rule_session_grants(request, grant_ids, approver, verdict.minutes)
         self.remote.forget(request.id, request.action_hash)
 
     def sync_from_server(self, action_hash: str) -> None:
@@ -366,8 +375,7 @@ class Approvals:
         if approve and scope == "rule-session" and not request.rules:
             raise ApprovalError("this request was not asked by a rule (it was not fully "
                                 "understood), so only this exact action can be approved")
-        grant_ids = ["grant_" + secrets.token_hex(8) for _ in request.rules] \
-            if approve and scope == "rule-session" else []
+        grant_ids = self._grant_ids(request) if approve and scope == "rule-session" else []
         state = "approved" if approve else "denied"
         # Audit first: a decision that is not in the log must not take effect.
         self._audit({"kind": "approval", "request_id": request_id, "decision": state,
@@ -379,15 +387,27 @@ class Approvals:
             self._audit({"kind": "approval-void", "request_id": request_id,
                          "reason": "decided by someone else first, or expired"})
             raise ApprovalError(f"request {request_id} was decided by someone else first")
+        self._rule_session_grants(request, grant_ids, approver, minutes)
+        decided = self.store.request(request_id)
+        assert decided is not None
+        return decided
+
+    @staticmethod
+    def _grant_ids(request: Request) -> list[str]:
+        """Ids for a rule-session approval's grants, one per rule: chosen before the
+        decision so its audit entry names them."""
+        return ["grant_" + secrets.token_hex(8) for _ in request.rules]
+
+    def _rule_session_grants(self, request: Request, grant_ids: list[str], approver: str,
+                             minutes: int) -> None:
+        """The grants of a rule-session approval (local, or verified from the control
+        plane): each of the request's rules, in the requesting session, for `minutes`."""
         for grant_id, rule_id in zip(grant_ids, request.rules if grant_ids else (),
                                      strict=True):
             self._new_grant("rule", approver, minutes, uses=None, rule_id=rule_id,
                             session=request.session or None,
                             summary=f"{rule_id} in session {request.session}",
                             request_id=request.id, grant_id=grant_id)
-        decided = self.store.request(request_id)
-        assert decided is not None
-        return decided
 
     def give_up(self, request_id: str) -> None:
         """The wait ran out: cancel the request here and, if it was routed, on the server

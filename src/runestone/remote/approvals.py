@@ -33,17 +33,21 @@ SUBMIT_TIMEOUT = 5.0
 RECORD_TIMEOUT = 2.0
 FETCH_TIMEOUT = 3.0
 DECIDED = ("approved", "denied", "expired", "cancelled")
+MAX_SCOPE_MINUTES = 480  # the server's limit too: a longer rule-session does not verify
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The server's answer as this runtime reads it. `state` is pending, approved, denied
-    or expired; an answer that did not verify is `denied` with `verified` False."""
+    or expired; an answer that did not verify is `denied` with `verified` False. `scope`
+    ("once" or "rule-session") and `minutes` are what a verified approval covers."""
 
     state: str
     approvers: tuple[str, ...] = ()
     reason: str = ""
     verified: bool = True
+    scope: str = "once"
+    minutes: int = 0
 
     @property
     def decided(self) -> bool:
@@ -140,7 +144,9 @@ class ServerApprovals:
             return Verdict("denied", reason=f"the control plane's decision does not verify "
                            f"({problem}); treated as a deny", verified=False)
         approvers = tuple(str(a) for a in view.get("approvers") or ())
-        return Verdict(state, approvers, str(view.get("reason") or ""))
+        scope, minutes = _scope(view)
+        return Verdict(state, approvers, str(view.get("reason") or ""), scope=scope,
+                       minutes=minutes)
 
     def _problem(self, view: dict[str, Any], request_id: str, action_hash: str,
                  state: str) -> str:
@@ -151,8 +157,11 @@ class ServerApprovals:
                            ("action_hash", action_hash)):
             if not hmac.compare_digest(str(view.get(name, "")), mine):
                 return f"it names another {name.replace('_', ' ')}"
+        scope, minutes = _scope(view)
+        if scope == "?":
+            return "an unknown scope"
         message = decision_message(self.runtime_id, request_id, action_hash, state,
-                                   self.credential_hash)
+                                   self.credential_hash, scope, minutes)
         if not verify_signature(self.server_public_key, message,
                                 str(view.get("signature", ""))):
             return "bad signature"
@@ -204,3 +213,16 @@ class ServerApprovals:
     def forget(self, request_id: str, action_hash: str) -> None:
         with contextlib.suppress(OSError):
             (self._dir(action_hash) / f"{request_id}.json").unlink()
+
+
+def _scope(view: dict[str, Any]) -> tuple[str, int]:
+    """(scope, minutes) as the answer states them (absent: "once", 0); ("?", 0) when they
+    are not a scope this runtime knows. The signature then decides whether they stand."""
+    scope, minutes = view.get("scope", "once"), view.get("minutes", 0)
+    if isinstance(minutes, bool) or not isinstance(minutes, int):  # True is no minutes
+        return "?", 0
+    if scope == "once" and minutes == 0:
+        return "once", 0
+    if scope == "rule-session" and 1 <= minutes <= MAX_SCOPE_MINUTES:
+        return "rule-session", minutes
+    return "?", 0

@@ -11,14 +11,17 @@ def policy_message(runtime_id: str, number: int, policy_hash: str, text: str) ->
 
 
 def decision_message(runtime_id: str, request_id: str, action_hash: str, decision: str,
-                     credential_hash: str) -> bytes:
+                     credential_hash: str, scope: str = "once", minutes: int = 0) -> bytes:
     """What the server signs when it tells a runtime how an approval request ended.
 
     Bound to the runtime (its id and a SHA-256 of its own credential, which only it and
     the server know), the request and the exact action, so a decision can be neither
     replayed to another runtime nor spent on another action. `decision` is `approved`,
-    `denied` or `expired`; only `approved` allows anything.
+    `denied` or `expired`; only `approved` allows anything. `scope` and `minutes` say what
+    an approval covers ("once", 0; or "rule-session" for that many minutes), so a scope
+    widened in transit fails the check like any other change.
     """
     return canonical_json({"kind": "runestone-approval-decision", "runtime_id": runtime_id,
                            "request_id": request_id, "action_hash": action_hash,
-                           "decision": decision, "credential_hash": credential_hash})
+                           "decision": decision, "credential_hash": credential_hash,
+                           "scope": scope, "minutes": minutes})

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 # Importing the worker task registers it with the worker.
 from runestone_server.approvals import config, escalation, service, wakeups  # noqa: F401
-from runestone_server.approvals.models import SEVERITIES
+from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES
 from runestone_server.approvals.service import NewAsk, Refused, RuntimeRef
 from runestone_server.auth import DB, READ_ROLES, Id, RuntimeCaller, Who, runtime_principal
 from runestone_server.auth import team_for as _team_for
@@ -54,6 +54,8 @@ class RuntimeDecision(BaseModel):
     reason: str
     approvers: list[str]
     signature: str
+    scope: str  # what an approval covers, signed with it: "once" or "rule-session"
+    minutes: int  # how long a rule-session approval lasts; 0 for "once"
 
 
 @router.post("/runtime/approvals", response_model=RuntimeDecision, status_code=201)
@@ -140,6 +142,8 @@ class Vote(BaseModel):
     reason: str
     level: int
     on_behalf_of: str | None
+    scope: str
+    minutes: int
     created: datetime
 
 
@@ -160,6 +164,8 @@ class ApprovalDetail(ApprovalSummary):
     levels: list[dict[str, Any]]
     decided: datetime | None
     decided_reason: str
+    scope: str
+    scope_minutes: int
     votes: list[Vote]
     timeline: list[Step]
     can_vote: bool
@@ -168,6 +174,10 @@ class ApprovalDetail(ApprovalSummary):
 class VoteIn(BaseModel):
     vote: Literal["approve", "deny"]
     reason: str = Field(default="", max_length=2000, pattern=NO_NUL)
+    # An approve covers this exact action once, or also the request's rules for the
+    # requesting session for `minutes` (refused for a request with no rules).
+    scope: Literal["once", "rule-session"] = "once"
+    minutes: int = Field(default=30, ge=1, le=MAX_SCOPE_MINUTES)
 
 
 @router.get("/approvals", response_model=list[ApprovalSummary])
@@ -183,7 +193,8 @@ def get_approval(approval_id: Id, who: Who, db: DB) -> dict[str, Any]:
 
 @router.post("/approvals/{approval_id}/votes", response_model=ApprovalDetail)
 def cast_vote(approval_id: Id, body: VoteIn, who: Who, db: DB) -> dict[str, Any]:
-    approval = service.vote(db, who, approval_id, body.vote, body.reason)
+    approval = service.vote(db, who, approval_id, body.vote, body.reason, body.scope,
+                            body.minutes)
     return service.describe(db, who, approval)
 
 

@@ -26,6 +26,10 @@ from runestone_server.models import Base, utcnow
 
 STATES = ("pending", "approved", "denied", "expired", "cancelled", "host")
 VOTES = ("approve", "deny")
+# What an approval covers: this exact action once, or also the request's rules for the
+# requesting session for some minutes (the runtime makes the grants; see `service.vote`).
+SCOPES = ("once", "rule-session")
+MAX_SCOPE_MINUTES = 480
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -130,6 +134,10 @@ class ApprovalRequest(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decided_reason: Mapped[str] = mapped_column(Text, default="")
+    # The decided scope: the narrowest of the deciding level's approvals (signed with the
+    # decision). `scope_minutes` is 0 for "once".
+    scope: Mapped[str] = mapped_column(String(20), default="once", server_default="once")
+    scope_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApprovalVote(Base):
@@ -146,4 +154,7 @@ class ApprovalVote(Base):
     on_behalf_of: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     vote: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # What an approve covers (a deny is "once", 0): see SCOPES.
+    scope: Mapped[str] = mapped_column(String(20), default="once", server_default="once")
+    minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -8,6 +8,11 @@ Rules (the contract approvers see):
 - Quorum: the level needs N distinct approvers; the same person twice counts once, and a
   delegate voting for a member who also voted counts once.
 - One deny from anyone entitled to vote at the level denies the request at once.
+- Scope: an approve covers this exact action "once", or also the request's rules in the
+  requesting session for N minutes ("rule-session"; only for a request asked by rules: an
+  action that was not understood can only be approved once). The decided scope is the
+  narrowest among the deciding level's approvals: any "once" makes it "once", else the
+  fewest minutes. It is signed with the decision; the runtime makes the grants.
 - Nobody approves their own agent's request: an approve by the requesting user (the
   request's `user` label), or on their behalf, is refused.
 - Every step is a ServerEvent with `detail.request_id` (approval.requested, .notified,
@@ -29,6 +34,8 @@ from sqlalchemy.orm import Session
 
 from runestone_server.approvals import wakeups
 from runestone_server.approvals.models import (
+    MAX_SCOPE_MINUTES,
+    SCOPES,
     SEVERITIES,
     ApprovalLevel,
     ApprovalRequest,
@@ -172,12 +179,15 @@ def runtime_view(db: Session, runtime: RuntimeRef, request_id: str,
         "id": approval.id, "request_id": approval.request_id, "state": approval.state,
         "action_hash": approval.action_hash, "runtime_id": runtime.runtime_id,
         "level": approval.level, "link": approval_link(approval),
-        "reason": approval.decided_reason, "approvers": [], "signature": ""}
+        "reason": approval.decided_reason, "approvers": [], "signature": "",
+        "scope": "once", "minutes": 0}
     if approval.state in DECIDED:
+        if approval.state == "approved":
+            view["scope"], view["minutes"] = approval.scope, approval.scope_minutes
         view["approvers"] = approver_names(db, approval)
         view["signature"] = sign(decision_message(
             runtime.runtime_id, approval.request_id, approval.action_hash, approval.state,
-            runtime.credential_hash))
+            runtime.credential_hash, view["scope"], view["minutes"]))
     return view
 
 
@@ -275,12 +285,22 @@ def team_requests(db: Session, org_id: int, team_id: int, state: str | None = No
     return list(db.scalars(query.order_by(ApprovalRequest.id.desc()).limit(limit)))
 
 
-def vote(db: Session, who: Principal, approval_id: int, choice: str,
-         reason: str = "") -> ApprovalRequest:
-    """Cast one vote at the current level, then decide if the level has decided."""
+def vote(db: Session, who: Principal, approval_id: int, choice: str, reason: str = "",
+         scope: str = "once", minutes: int = 30) -> ApprovalRequest:
+    """Cast one vote at the current level, then decide if the level has decided. `scope`
+    and `minutes` say what an approve covers (a deny has no scope: it is stored "once")."""
     if choice not in ("approve", "deny"):
         raise Refused(400, "a vote is approve or deny")
+    if scope not in SCOPES:
+        raise Refused(400, f"the scope is one of {', '.join(SCOPES)}")
+    if scope == "rule-session" and not 1 <= minutes <= MAX_SCOPE_MINUTES:
+        raise Refused(400, f"a rule-session approval lasts 1 to {MAX_SCOPE_MINUTES} minutes")
     approval = load(db, who, approval_id)
+    if choice == "approve" and scope == "rule-session" and not approval.rules:
+        raise Refused(400, "this request was not asked by a rule (the action was not fully "
+                           "understood), so only this exact action can be approved, once")
+    if choice != "approve" or scope == "once":
+        scope, minutes = "once", 0
     if approval.state != "pending":
         raise Refused(409, f"this request is {approval.state}; it can no longer be decided")
     position = standing(db, approval, who.user)
@@ -295,7 +315,7 @@ def vote(db: Session, who: Principal, approval_id: int, choice: str,
     level = approval.level
     db.add(ApprovalVote(org_id=approval.org_id, approval_id=approval.id, level=level,
                         user_id=user_id, on_behalf_of=behalf, vote=choice,
-                        reason=reason[:2000], created=now()))
+                        reason=reason[:2000], scope=scope, minutes=minutes, created=now()))
     try:
         db.flush()
     except IntegrityError as exc:
@@ -303,7 +323,8 @@ def vote(db: Session, who: Principal, approval_id: int, choice: str,
         raise Refused(409, "you already voted at this level") from exc
     record(db, approval.org_id, approval.team_id, who.name, "approval.vote", {
         "request_id": approval.request_id, "approval_id": approval.id, "level": level,
-        "vote": choice, "reason": reason[:2000], "user": who.user.username,
+        "vote": choice, "reason": reason[:2000], "scope": scope, "minutes": minutes,
+        "user": who.user.username,
         "on_behalf_of": behalf_user.username if behalf_user else None})
     db.commit()
     settle(db, approval.id, actor=who.name)
@@ -326,30 +347,45 @@ def settle(db: Session, approval_id: int, actor: str = "server") -> str | None:
         .order_by(ApprovalVote.id)))
     denies = [v for v in votes if v.vote == "deny"]
     approvers = {v.on_behalf_of or v.user_id for v in votes if v.vote == "approve"}
+    scope: tuple[str, int] = ("once", 0)
     if denies:
         outcome, why = "denied", denies[0].reason or "denied by an approver"
     elif len(approvers) >= quorum:
         outcome, why = "approved", "; ".join(v.reason for v in votes if v.reason)
+        scope = narrowest([(v.scope, v.minutes) for v in votes if v.vote == "approve"])
     else:
         return None
-    return outcome if decide(db, approval, outcome, why, actor) else None
+    return outcome if decide(db, approval, outcome, why, actor, scope=scope) else None
+
+
+def narrowest(scopes: list[tuple[str, int]]) -> tuple[str, int]:
+    """What every approver agreed to: "once" if any approval was for once, else the rules
+    for the session for the fewest minutes anyone gave."""
+    sessions = [minutes for scope, minutes in scopes if scope == "rule-session"]
+    if not scopes or len(sessions) < len(scopes):
+        return "once", 0
+    return "rule-session", min(sessions)
 
 
 def decide(db: Session, approval: ApprovalRequest, state: str, reason: str,
-           actor: str, kind: str = "approval.decided") -> bool:
-    """Move a pending request at its current level to `state`; False if it had moved."""
+           actor: str, kind: str = "approval.decided",
+           scope: tuple[str, int] = ("once", 0)) -> bool:
+    """Move a pending request at its current level to `state` (with the scope an approval
+    covers); False if it had moved."""
     level = approval.level
+    scope_name, scope_minutes = scope if state == "approved" else ("once", 0)
     moved = db.execute(update(ApprovalRequest).where(
         ApprovalRequest.id == approval.id, ApprovalRequest.state == "pending",
         ApprovalRequest.level == level).values(
-        state=state, decided=now(), decided_reason=reason[:2000]).execution_options(
-        synchronize_session=False))
+        state=state, decided=now(), decided_reason=reason[:2000], scope=scope_name,
+        scope_minutes=scope_minutes).execution_options(synchronize_session=False))
     if moved.rowcount != 1:
         db.rollback()
         return False
     record(db, approval.org_id, approval.team_id, actor, kind, {
         "request_id": approval.request_id, "approval_id": approval.id, "state": state,
-        "level": level, "reason": reason[:2000],
+        "level": level, "reason": reason[:2000], "scope": scope_name,
+        "minutes": scope_minutes,
         "approvers": approver_names(db, approval) if state == "approved" else []})
     wakeups.announce(db, approval.id)
     db.commit()
@@ -409,7 +445,9 @@ def describe(db: Session, who: Principal, approval: ApprovalRequest) -> dict[str
                    for s in steps] or [{"position": 0, "group": "team approvers",
                                         "timeout_seconds": None, "quorum": 1}],
         "decided": aware(approval.decided), "decided_reason": approval.decided_reason,
+        "scope": approval.scope, "scope_minutes": approval.scope_minutes,
         "votes": [{"user": names.get(v.user_id, "?"), "vote": v.vote, "reason": v.reason,
+                   "scope": v.scope, "minutes": v.minutes,
                    "level": v.level, "on_behalf_of": names.get(v.on_behalf_of)
                    if v.on_behalf_of else None, "created": aware(v.created)} for v in votes],
         "timeline": [{"kind": e.kind, "actor": e.actor, "created": aware(e.created),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import select
 
 from runestone_server.approvals import service
-from runestone_server.approvals.models import SEVERITIES, ApprovalRequest
+from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES, ApprovalRequest
 from runestone_server.auth import DB, MANAGE_ROLES, MAX_ID, READ_ROLES, Id, team_for
 from runestone_server.models import Team, User
 from runestone_server.web import csrf, forms
@@ -116,6 +116,7 @@ def _detail(request: Request, viewer: Viewer, db: DB, approval_id: int, *,
                 and v["level"] == approval.level]
     return page(request, "approval.html", viewer, a=info, breakdown=breakdown,
                 team=team, own=own, voted=bool(my_votes), error=error, status=status,
+                max_minutes=MAX_SCOPE_MINUTES,
                 now=datetime.now(UTC), age=age)
 
 
@@ -126,11 +127,18 @@ def approval_page(approval_id: Id, request: Request, viewer: Signed, db: DB) -> 
 
 @router.post("/approvals/{approval_id}/vote")
 async def vote(approval_id: Id, request: Request, viewer: Signed, db: DB) -> Response:
+    """Approve or deny with a reason and, for an approve, its scope: this action once, or
+    the request's rules in the requesting session for some minutes."""
     form = await forms.read(request)
     csrf.check(viewer.secret, form.get(csrf.FIELD))
     choice = form.get("vote", "")
+    scope = form.get("scope", "once") or "once"
+    raw_minutes = form.get("minutes", "30").strip() or "30"
     try:
-        service.vote(db, viewer.principal, approval_id, choice, form.get("reason", "")[:2000])
+        if not raw_minutes.isdigit() or len(raw_minutes) > 6:
+            raise HTTPException(400, "minutes: a whole number")
+        service.vote(db, viewer.principal, approval_id, choice, form.get("reason", "")[:2000],
+                     scope, int(raw_minutes))
     except HTTPException as exc:
         db.rollback()
         if exc.status_code == 404:
