@@ -348,6 +348,94 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
     assert decide("wait", action, wait=1).decision == "deny"
 
 
+def test_a_rule_session_approval_grants_the_rule_to_the_session_only(database_url, tmp_path,
+                                                                      isolated_home):
+    """Approved "rule-session" on the server: the runtime grants the request's rules for
+    the requesting session, like a local rule-session approval. Another action of the same
+    rule in that session is allowed; in another session it is asked again. A scope changed
+    in the server's answer does not verify: a deny."""
+    from runestone.audit.query import read_entries
+    from runestone.home import layout
+    from runestone_server.security import ServerKey
+
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'scope.sqlite3'}"
+    server = ServerProcess(database_url, tmp_path / "server")
+    server.init()
+    server.start()
+    impersonator = Impersonator()
+    try:
+        org = Org(server)
+        org.person("ops1")
+        org.route("all", [(org.group("ops", ["ops1"]), 600, 1)])
+        org.enroll(isolated_home, {"env": "prod"})
+        where = layout()
+        first = Action("Bash", {"command": "ssh prod-db uptime"}, str(tmp_path), session="s1")
+        same_rule = Action("Bash", {"command": "ssh prod-db df -h"}, str(tmp_path),
+                           session="s1")
+        other_session = Action("Bash", {"command": "ssh prod-db df -h"}, str(tmp_path),
+                               session="s2")
+
+        asked = decide("defer", first)
+        assert asked.decision == "deny" and tuple(asked.rules) == ("rce.remote-shell",)
+        approval = approval_id_of(asked.to_json())
+        voted = ok(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
+                   org.tokens["ops1"], {"vote": "approve", "scope": "rule-session",
+                                        "minutes": 5, "reason": "maintenance window"})
+        assert (voted["state"], voted["scope"], voted["scope_minutes"]) == \
+            ("approved", "rule-session", 5)
+        retried = decide("defer", first)
+        assert retried.decision == "allow" and "(request " in retried.reason
+        granted = decide("defer", same_rule)
+        assert granted.decision == "allow", granted.reason
+        assert "(grant grant_" in granted.reason
+        assert decide("defer", same_rule).decision == "allow"  # for the session, not once
+        elsewhere = decide("defer", other_session)
+        assert elsewhere.decision == "deny" and "routed to the control plane" in \
+            elsewhere.reason
+        entries = list(read_entries(where.audit_dir))
+        approved = [e for e in entries if e.get("kind") == "approval"
+                    and e.get("request_id") == asked.request_id]
+        assert len(approved) == 1 and approved[0]["scope"] == "rule-session"
+        assert approved[0]["minutes"] == 5 and approved[0]["verified"] is True
+        grants = [e for e in entries if e.get("kind") == "grant"]
+        assert [(g["grant_id"], g["rule"], g["session"], g["minutes"]) for g in grants] == \
+            [(approved[0]["grants"][0], "rce.remote-shell", "s1", 5)]
+        assert len([e for e in entries if e.get("kind") == "grant-use"]) == 2
+
+        # A scope widened in transit: the real key signed "once", the answer says
+        # "rule-session". It does not verify, and nothing is granted.
+        remote_file = where.config_dir / "remote.json"
+        remote = json.loads(remote_file.read_text())
+        remote_file.write_text(json.dumps({**remote, "server": impersonator.base}))
+        real_key = ServerKey(server.home / "keys" / "server.ed25519")
+        mine = hashlib.sha256((where.keys_dir / "remote.credential").read_text().strip()
+                              .encode()).hexdigest()
+        tampered = Action("Bash", {"command": "ssh prod-db ls"}, str(tmp_path), session="s3")
+        tampered_hash = decide("defer", tampered).action_hash
+        impersonator.answer = {"state": "approved", "action_hash": tampered_hash,
+                               "runtime_id": remote["runtime_id"], "approvers": ["ops1"],
+                               "reason": "", "id": 99, "level": 0, "link": "",
+                               "scope": "rule-session", "minutes": 480}
+        impersonator.sign = lambda rid: real_key.sign(decision_message(
+            remote["runtime_id"], rid, tampered_hash, "approved", mine, "once", 0))
+        refused = decide("defer", tampered)
+        assert refused.decision == "deny"
+        entries = list(read_entries(where.audit_dir))
+        forged = [e for e in entries if e.get("kind") == "approval"
+                  and e.get("verified") is False]
+        assert forged and forged[-1]["decision"] == "denied"
+        assert forged[-1]["scope"] == "once" and forged[-1]["grants"] == []
+        assert len([e for e in entries if e.get("kind") == "grant"]) == 1
+        # Signed as it is shown, the same answer is believed: the check is the signature.
+        impersonator.sign = lambda rid: real_key.sign(decision_message(
+            remote["runtime_id"], rid, tampered_hash, "approved", mine, "rule-session", 480))
+        assert decide("defer", tampered).decision == "allow"
+    finally:
+        impersonator.close()
+        server.stop()
+
+
 # --- 2. the must-show -------------------------------------------------------------------
 
 def wait_for(predicate, timeout: float = 20.0, what: str = ""):
