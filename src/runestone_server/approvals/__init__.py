@@ -10,12 +10,16 @@ How an ask travels:
    and the server only records the ask (state `host`).
 2. Approvers list (`GET /api/v1/approvals`), read and vote (`POST .../{id}/votes`); the
    rules are in `service` (current level only, quorum of distinct people, one deny
-   denies, never one's own agent's request, delegations).
+   denies, never one's own agent's request, delegations). An approve has a scope: this
+   action "once", or "rule-session" (the request's rules in the requesting session for
+   1-480 minutes; not for a request with no rules); the narrowest approval decides.
 3. `escalation` (a worker task) moves a request past its level's deadline to the next
    level, and past the last one to `expired` (a deny).
 4. The runtime long-polls `GET /api/v1/runtime/approvals/{request_id}?wait=N` and acts
    only on the server's Ed25519 signature over `runestone.remote.signing.decision_message`
-   (runtime id, request id, action hash, decision, hash of the runtime's credential).
+   (runtime id, request id, action hash, decision, hash of the runtime's credential,
+   scope and minutes). A verified rule-session approval becomes local rule grants for
+   the runtime's own request's rules and session (`runestone.approvals.service`).
    A runtime that stops waiting withdraws its ask (`.../cancel`).
 
 Every step is a ServerEvent whose detail carries `request_id` and `approval_id`:
