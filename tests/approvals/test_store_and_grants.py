@@ -137,6 +137,16 @@ def test_opaque_asks_can_only_be_approved_once_not_by_rule(runtime):
         approvals.decide(request.id, approve=True, approver="alice", scope="rule-session")
 
 
+def test_a_request_without_a_session_cannot_grant_its_rules(runtime):
+    """A rule grant with no session would hold in every session: wider than was chosen."""
+    _, _, approvals = runtime
+    sessionless = Action("Bash", {"command": "ssh prod-db uptime"}, "/home/dev/app")
+    request = open_one(approvals, request_id="req_nosession", action=sessionless)
+    with pytest.raises(ApprovalError, match="no session"):
+        approvals.decide(request.id, approve=True, approver="alice", scope="rule-session")
+    approvals.decide(request.id, approve=True, approver="alice")  # once is still possible
+
+
 def test_pre_approval_with_expiry_and_use_count(runtime):
     _, _, approvals = runtime
     planned = Action("Bash", {"command": "ssh prod-db uptime"}, "/home/dev/app")

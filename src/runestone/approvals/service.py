@@ -375,6 +375,10 @@ class Approvals:
         if approve and scope == "rule-session" and not request.rules:
             raise ApprovalError("this request was not asked by a rule (it was not fully "
                                 "understood), so only this exact action can be approved")
+        if approve and scope == "rule-session" and not request.session:
+            # A grant with no session would cover every session: wider than was chosen.
+            raise ApprovalError("this request names no session, so only this exact action "
+                                "can be approved")
         grant_ids = self._grant_ids(request) if approve and scope == "rule-session" else []
         state = "approved" if approve else "denied"
         # Audit first: a decision that is not in the log must not take effect.
