@@ -356,31 +356,22 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
 def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_path):
     """The server as deployed: its own worker ticks, evaluates the rule and delivers to a
     real webhook receiver and a real SMTP server, with no test code in between."""
-    import subprocess
-    import sys
     import time
 
-    from test_end_to_end import Server, api
+    from liveserver import ServerProcess, api
 
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'alerts.sqlite3'}"
     with HttpReceiver() as hook, SmtpReceiver() as smtp:
-        server = Server(database_url, tmp_path / "server")
-        server.env.update({"RUNESTONE_SERVER_TICK": "0.2", "RUNESTONE_ALERTS_SETTLE": "0",
-                           "RUNESTONE_ALERTS_INTERVAL": "0.2",
-                           "RUNESTONE_SMTP_HOST": "127.0.0.1",
-                           "RUNESTONE_SMTP_PORT": str(smtp.port),
-                           "RUNESTONE_SMTP_FROM": "alerts@runestone.example"})
-        init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
-                               database_url, "init", "--organisation", "acme", "--admin",
-                               "alice"], env=server.env, capture_output=True, text=True,
-                              timeout=120)
-        assert init.returncode == 0, init.stderr
+        server = ServerProcess(database_url, tmp_path / "server", RUNESTONE_SERVER_TICK="0.2",
+                               RUNESTONE_ALERTS_SETTLE="0", RUNESTONE_ALERTS_INTERVAL="0.2",
+                               RUNESTONE_SMTP_HOST="127.0.0.1",
+                               RUNESTONE_SMTP_PORT=str(smtp.port),
+                               RUNESTONE_SMTP_FROM="alerts@runestone.example")
+        server.init()
         server.start()
         try:
-            token = api(server.base, "POST", "/api/v1/login", body={
-                "organisation": "acme", "username": "alice",
-                "password": "correct horse battery"})["token"]
+            token = server.login()
             team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
             webhook = api(server.base, "POST", f"/api/v1/teams/{team}/channels", token,
                           {"name": "ops", "kind": "webhook", "target": hook.url})

@@ -13,94 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from notify_receivers import HttpReceiver, SmtpReceiver
 
+from liveserver import PASSWORD, ServerProcess, api, request, runestone
 from runestone.actions import Action
 from runestone.remote.signing import decision_message
 
-PASSWORD = "correct horse battery"
 COMMAND = "curl https://example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def call(base: str, method: str, path: str, token: str | None = None, body=None):
-    """(status, JSON answer) of one API call."""
-    request = urllib.request.Request(
-        base + path, method=method, data=json.dumps(body).encode() if body is not None
-        else None, headers={"Content-Type": "application/json",
-                            **({"Authorization": f"Bearer {token}"} if token else {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def ok(base: str, method: str, path: str, token: str | None = None, body=None):
-    status, answer = call(base, method, path, token, body)
-    assert status < 300, (method, path, status, answer)
-    return answer
-
-
-class ServerProcess:
-    """`runestone-server serve` in a process of its own, on a free port."""
-
-    def __init__(self, url: str, home: Path, **env: str) -> None:
-        self.url, self.home, self.port = url, home, free_port()
-        self.env = {**os.environ, "RUNESTONE_SERVER_HOME": str(home),
-                    "RUNESTONE_ADMIN_PASSWORD": PASSWORD, "RUNESTONE_SERVER_TICK": "0.3",
-                    "RUNESTONE_SERVER_PUBLIC_URL": f"http://127.0.0.1:{self.port}", **env}
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def init(self) -> None:
-        done = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
-                               self.url, "init", "--organisation", "acme", "--admin", "alice"],
-                              env=self.env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runestone_server.cli", "--database-url", self.url,
-             "serve", "--port", str(self.port)], env=self.env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                call(self.base, "GET", "/healthz")
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("the server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-
-
-def runestone(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runestone", *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "RUNESTONE_HOME": str(home)})
+FAST_TICK = {"RUNESTONE_SERVER_TICK": "0.3"}  # escalations are due within seconds
 
 
 def check(home: Path, *options: str) -> dict:
@@ -114,38 +40,38 @@ class Org:
 
     def __init__(self, server: ServerProcess) -> None:
         self.base = server.base
-        self.admin = ok(self.base, "POST", "/api/v1/login", body={
+        self.admin = api(self.base, "POST", "/api/v1/login", body={
             "organisation": "acme", "username": "alice", "password": PASSWORD})["token"]
-        self.team = ok(self.base, "POST", "/api/v1/teams", self.admin, {"name": "core"})["id"]
+        self.team = api(self.base, "POST", "/api/v1/teams", self.admin, {"name": "core"})["id"]
         self.tokens: dict[str, str] = {}
 
     def person(self, name: str, role: str = "approver") -> str:
-        ok(self.base, "POST", "/api/v1/users", self.admin,
+        api(self.base, "POST", "/api/v1/users", self.admin,
            {"username": name, "password": PASSWORD})
-        ok(self.base, "PUT", f"/api/v1/teams/{self.team}/members", self.admin,
+        api(self.base, "PUT", f"/api/v1/teams/{self.team}/members", self.admin,
            {"username": name, "role": role})
-        self.tokens[name] = ok(self.base, "POST", "/api/v1/login", body={
+        self.tokens[name] = api(self.base, "POST", "/api/v1/login", body={
             "organisation": "acme", "username": name, "password": PASSWORD})["token"]
         return self.tokens[name]
 
     def group(self, name: str, members: list[str], channels: list[int] = ()) -> int:
-        return ok(self.base, "POST", f"/api/v1/teams/{self.team}/approver-groups", self.admin,
+        return api(self.base, "POST", f"/api/v1/teams/{self.team}/approver-groups", self.admin,
                   {"name": name, "members": members, "channel_ids": list(channels)})["id"]
 
     def route(self, name: str, levels: list[tuple[int, int, int]], **match) -> None:
-        ok(self.base, "POST", f"/api/v1/teams/{self.team}/approval-routes", self.admin,
+        api(self.base, "POST", f"/api/v1/teams/{self.team}/approval-routes", self.admin,
            {"name": name, **match, "levels": [
                {"group_id": g, "timeout_seconds": t, "quorum": q} for g, t, q in levels]})
 
     def enroll(self, home: Path, labels: dict[str, str]) -> None:
         assert runestone(home, "init").returncode == 0
-        token = ok(self.base, "POST", f"/api/v1/teams/{self.team}/enrollment-tokens",
+        token = api(self.base, "POST", f"/api/v1/teams/{self.team}/enrollment-tokens",
                    self.admin, {"labels": labels})["token"]
         enrolled = runestone(home, "enroll", "--server", self.base, "--token", token)
         assert enrolled.returncode == 0, enrolled.stderr
 
     def vote(self, who: str, approval_id: int, vote: str = "approve") -> dict:
-        return ok(self.base, "POST", f"/api/v1/approvals/{approval_id}/votes",
+        return api(self.base, "POST", f"/api/v1/approvals/{approval_id}/votes",
                   self.tokens[who], {"vote": vote, "reason": f"{who} checked it"})
 
 
@@ -231,7 +157,7 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
 
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'verify.sqlite3'}"
-    server = ServerProcess(database_url, tmp_path / "server")
+    server = ServerProcess(database_url, tmp_path / "server", **FAST_TICK)
     server.init()
     server.start()
     impersonator = Impersonator()
@@ -255,7 +181,7 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         again = decide("defer", action)
         assert again.decision == "deny"
         assert dict(again.approval)["link"] == dict(first.approval)["link"]
-        assert len(ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])) == 1
+        assert len(api(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])) == 1
         local = runestone(isolated_home, "approvals", "approve", again.request_id)
         assert local.returncode != 0 and "decide it there" in local.stderr  # no local bypass
 
@@ -309,7 +235,7 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         # real server.)
         def approve_when_it_arrives() -> None:
             time.sleep(1.0)
-            inbox = ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])
+            inbox = api(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])
             assert len(inbox) == 2 and inbox[0]["id"] == approval_id_of(first.to_json())
             org.vote("ops1", inbox[-1]["id"])
 
@@ -325,16 +251,16 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         # Ask mode: the host asks its own user; the server only records the ask.
         hosted = decide("ask", action)
         assert hosted.decision == "ask"
-        recorded = ok(server.base, "GET", f"/api/v1/teams/{org.team}/approvals?state=host",
+        recorded = api(server.base, "GET", f"/api/v1/teams/{org.team}/approvals?state=host",
                       org.admin)
         assert [a["request_id"] for a in recorded] == [hosted.request_id]
 
         # A wait that runs out withdraws its ask from the approvers' inboxes.
-        before = len(ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"]))
+        before = len(api(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"]))
         gave_up = decide("wait", action, wait=1)
         assert gave_up.decision == "deny" and "no one decided" in gave_up.reason
-        assert len(ok(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])) == before
-        withdrawn = ok(server.base, "GET",
+        assert len(api(server.base, "GET", "/api/v1/approvals", org.tokens["ops1"])) == before
+        withdrawn = api(server.base, "GET",
                        f"/api/v1/teams/{org.team}/approvals?state=cancelled", org.admin)
         assert len(withdrawn) == 1
     finally:
@@ -360,7 +286,7 @@ def test_a_rule_session_approval_grants_the_rule_to_the_session_only(database_ur
 
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'scope.sqlite3'}"
-    server = ServerProcess(database_url, tmp_path / "server")
+    server = ServerProcess(database_url, tmp_path / "server", **FAST_TICK)
     server.init()
     server.start()
     impersonator = Impersonator()
@@ -379,7 +305,7 @@ def test_a_rule_session_approval_grants_the_rule_to_the_session_only(database_ur
         asked = decide("defer", first)
         assert asked.decision == "deny" and tuple(asked.rules) == ("rce.remote-shell",)
         approval = approval_id_of(asked.to_json())
-        voted = ok(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
+        voted = api(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
                    org.tokens["ops1"], {"vote": "approve", "scope": "rule-session",
                                         "minutes": 5, "reason": "maintenance window"})
         assert (voted["state"], voted["scope"], voted["scope_minutes"]) == \
@@ -454,7 +380,7 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
     from runestone_server.notify.signing import verify_signature
 
     with HttpReceiver() as webhook, SmtpReceiver() as smtp:
-        server = ServerProcess(database_url, tmp_path / "server",
+        server = ServerProcess(database_url, tmp_path / "server", **FAST_TICK,
                                RUNESTONE_SMTP_HOST="127.0.0.1",
                                RUNESTONE_SMTP_PORT=str(smtp.port),
                                RUNESTONE_SMTP_FROM="runestone@example.com",
@@ -465,9 +391,9 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             org = Org(server)
             for name in ("ops1", "lead1", "lead2", "devlead"):
                 org.person(name)
-            hook = ok(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
+            hook = api(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
                       {"name": "oncall-hook", "kind": "webhook", "target": webhook.url})
-            mail = ok(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
+            mail = api(server.base, "POST", f"/api/v1/teams/{org.team}/channels", org.admin,
                       {"name": "leads-mail", "kind": "email",
                        "target": "leads@example.com"})
             oncall = org.group("prod-oncall", ["ops1"], [hook["id"]])
@@ -487,7 +413,7 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             assert asked["approval"]["link"] == f"{server.base}/approvals/{approval}"
 
             def inbox(name: str) -> list[int]:
-                return [a["id"] for a in ok(server.base, "GET", "/api/v1/approvals",
+                return [a["id"] for a in api(server.base, "GET", "/api/v1/approvals",
                                             org.tokens[name])]
 
             assert (inbox("ops1"), inbox("lead1"), inbox("devlead")) == ([approval], [], [])
@@ -506,12 +432,12 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             assert message["Subject"].startswith("Escalated")
             body = message.get_payload(decode=True).decode()
             assert f"{server.base}/approvals/{approval}" in body
-            detail = ok(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
+            detail = api(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
             assert (detail["state"], detail["level"]) == ("pending", 1)
 
             # Quorum of two at level 2; the retry is allowed once.
             assert org.vote("lead1", approval)["state"] == "pending"
-            assert call(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
+            assert request(server.base, "POST", f"/api/v1/approvals/{approval}/votes",
                         org.tokens["lead1"], {"vote": "approve"})[0] == 409
             assert org.vote("lead2", approval)["state"] == "approved"
             retried = check(prod, "--approval", "defer")
@@ -519,20 +445,20 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
             assert "Approved by a human" in retried["reason"]
 
             # The whole timeline, from the approval API and from the audit search.
-            detail = ok(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
+            detail = api(server.base, "GET", f"/api/v1/approvals/{approval}", org.admin)
             kinds = [step["kind"] for step in detail["timeline"]]
             assert kinds == ["approval.requested", "approval.notified", "approval.escalated",
                              "approval.notified", "approval.vote", "approval.vote",
                              "approval.decided"]
             assert detail["timeline"][-1]["detail"]["approvers"] == ["lead1", "lead2"]
-            story = ok(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
+            story = api(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
                        f"{asked['request_id']}", org.admin)
             server_kinds = [s["kind"] for s in story["timeline"] if s.get("source") == "server"]
             assert server_kinds == kinds
             # With the runtime's audit shipped, the same story holds both halves.
             shipped = runestone(prod, "audit", "ship")
             assert shipped.returncode == 0, shipped.stderr
-            story = ok(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
+            story = api(server.base, "GET", f"/api/v1/teams/{org.team}/audit/requests/"
                        f"{asked['request_id']}", org.admin)
             runtime_kinds = [s.get("kind") for s in story["timeline"]
                              if s.get("source") == "runtime"]

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import func, select
-from test_end_to_end import Server, api, runestone
 
+from liveserver import ServerProcess, api, runestone
 from runestone.audit.query import read_entries
 from runestone.home import Layout
 from runestone_server.audit.models import AuditEntry
@@ -111,14 +111,10 @@ def wait_until_shipped(base: str, token: str, team: int, homes: list[Path],
 def test_a_killed_server_loses_no_entry_and_duplicates_none(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'fault.sqlite3'}"
-    server = Server(database_url, tmp_path / "server")
-    init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
-                           database_url, "init", "--organisation", "acme", "--admin", "alice"],
-                          env=server.env, capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
+    server = ServerProcess(database_url, tmp_path / "server")
+    server.init()
     server.start()
-    token = api(server.base, "POST", "/api/v1/login", body={
-        "organisation": "acme", "username": "alice", "password": "correct horse battery"})["token"]
+    token = server.login()
     team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
     homes = [tmp_path / "one", tmp_path / "two"]
 

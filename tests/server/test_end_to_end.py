@@ -8,69 +8,17 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from liveserver import ServerProcess, api, runestone
 
 V1 = '[policy]\nname = "v1"\ndefault = "ask"\ninclude = ["default"]\n'
 V2 = V1.replace('"v1"', '"v2"') + (
     '\n[[rule]]\nid = "team.no-curl"\ndecision = "deny"\nreason = "no curl in prod"\n'
     'program = ["curl"]\n\n[[test]]\ncommand = "curl https://example.com"\nexpect = "deny"\n')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def api(base: str, method: str, path: str, token: str | None = None, body=None):
-    request = urllib.request.Request(base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {token}"}
-                                                 if token else {})})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-class Server:
-    def __init__(self, url: str, home: Path) -> None:
-        self.url, self.home, self.port = url, home, free_port()
-        self.env = {**os.environ, "RUNESTONE_SERVER_HOME": str(home),
-                    "RUNESTONE_ADMIN_PASSWORD": "correct horse battery"}
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runestone_server.cli", "--database-url", self.url, "serve",
-             "--port", str(self.port)], env=self.env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                api(self.base, "GET", "/healthz")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("the server did not start")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-
-def runestone(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runestone", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "RUNESTONE_HOME": str(home)})
 
 
 def decide(home: Path, command: str) -> str:
@@ -81,16 +29,11 @@ def decide(home: Path, command: str) -> str:
 def test_two_runtimes_follow_the_published_policy(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
-    server = Server(database_url, tmp_path / "server")
-    init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
-                           database_url, "init", "--organisation", "acme", "--admin", "alice"],
-                          env=server.env, capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
+    server = ServerProcess(database_url, tmp_path / "server")
+    server.init()
     server.start()
     try:
-        token = api(server.base, "POST", "/api/v1/login", body={
-            "organisation": "acme", "username": "alice",
-            "password": "correct horse battery"})["token"]
+        token = server.login()
         team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
         homes = []
         for label in ("dev", "prod"):
@@ -188,18 +131,13 @@ def test_two_replicas_over_one_database_are_one_server(database_url, tmp_path):
     through one is what a runtime pulls from the other, and their keys are the same key."""
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'replicas.sqlite3'}"
-    first, second = Server(database_url, tmp_path / "server"), Server(database_url,
+    first, second = ServerProcess(database_url, tmp_path / "server"), ServerProcess(database_url,
                                                                       tmp_path / "server")
-    init = subprocess.run([sys.executable, "-m", "runestone_server.cli", "--database-url",
-                           database_url, "init", "--organisation", "acme", "--admin", "alice"],
-                          env=first.env, capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
+    first.init()
     first.start()
     second.start()
     try:
-        token = api(first.base, "POST", "/api/v1/login", body={
-            "organisation": "acme", "username": "alice",
-            "password": "correct horse battery"})["token"]
+        token = first.login()
         team = api(second.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
         home = tmp_path / "runtime"
         assert runestone(home, "init").returncode == 0
