@@ -189,12 +189,19 @@ async def save_group(team_id: Id, request: Request, viewer: Signed, db: DB) -> R
         config.save_group(db, viewer.principal, team_id, name, _names(form.get("members", "")),
                           [])
     except HTTPException as exc:
-        db.rollback()
-        if exc.status_code == 404 and "team" in str(exc.detail):
-            raise
-        return _approvers_page(request, viewer, db, team_id, error=str(exc.detail),
-                               status=exc.status_code)
+        return _refused(request, viewer, db, team_id, exc)
     return see_other(f"/teams/{team_id}/approvers")
+
+
+def _refused(request: Request, viewer: Viewer, db: DB, team_id: int,
+             exc: HTTPException) -> Response:
+    """A refused change shows the approvers page again with the reason; a team the viewer
+    may not see stays a 404."""
+    db.rollback()
+    if exc.status_code == 404 and "team" in str(exc.detail):
+        raise exc
+    return _approvers_page(request, viewer, db, team_id, error=str(exc.detail),
+                           status=exc.status_code)
 
 
 @router.post("/teams/{team_id}/approval-routes")
@@ -233,11 +240,7 @@ async def create_route(team_id: Id, request: Request, viewer: Signed, db: DB) ->
         return _approvers_page(request, viewer, db, team_id, status=400,
                                error="timeouts, quorums and priority are whole numbers")
     except HTTPException as exc:
-        db.rollback()
-        if exc.status_code == 404 and "team" in str(exc.detail):
-            raise
-        return _approvers_page(request, viewer, db, team_id, error=str(exc.detail),
-                               status=exc.status_code)
+        return _refused(request, viewer, db, team_id, exc)
     return see_other(f"/teams/{team_id}/approvers")
 
 
