@@ -34,6 +34,8 @@ from runestone.policy import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runestone.approvals.service import Approvals
 
 APPROVAL_MODES = ("ask", "wait", "defer")
@@ -112,6 +114,7 @@ class Gatekeeper:
         home: str | None = None,
         audit: AuditLog | None = None,
         approvals: Approvals | None = None,
+        approvals_factory: Callable[[], Approvals | None] | None = None,
         approval_mode: str = "ask",
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
@@ -122,9 +125,23 @@ class Gatekeeper:
         self.labels = dict(labels or {})
         self.home = home
         self.audit = audit
-        self.approvals = approvals
+        self._approvals = approvals
+        self._approvals_factory = approvals_factory
         self.approval_mode = approval_mode
         self.wait_seconds = wait_seconds
+
+    @property
+    def approvals(self) -> Approvals | None:
+        """The approvals service, made on first use: most calls are allowed or denied
+        outright, and a hook process should not pay for a service it does not need."""
+        if self._approvals is None and self._approvals_factory is not None:
+            factory, self._approvals_factory = self._approvals_factory, None
+            self._approvals = factory()
+        return self._approvals
+
+    @approvals.setter
+    def approvals(self, value: Approvals | None) -> None:
+        self._approvals, self._approvals_factory = value, None
 
     @classmethod
     def from_layout(
@@ -158,14 +175,16 @@ class Gatekeeper:
         if mode not in APPROVAL_MODES:
             print(f"runestone: unknown approval mode {mode!r}; using 'ask'", file=sys.stderr)
             mode = "ask"
-        approvals = None
-        if audit is not None:
+
+        def approvals() -> Approvals | None:
             from runestone.approvals.service import Approvals
 
             try:
-                approvals = Approvals(layout, audit=audit)
+                return Approvals(layout, audit=audit)
             except Exception as exc:  # approvals are optional; policy decisions are not
                 print(f"runestone: approvals unavailable ({exc})", file=sys.stderr)
+                return None
+
         if wait_seconds is None:
             try:
                 wait_seconds = float(os.environ.get("RUNESTONE_APPROVAL_WAIT",
@@ -173,9 +192,9 @@ class Gatekeeper:
             except ValueError:
                 wait_seconds = DEFAULT_WAIT_SECONDS
         return cls(policy, sessions=SessionState(layout.sessions_dir),
-                   labels=_labels_from_env(), home=home, audit=audit, approvals=approvals,
-                   approval_mode=mode if approvals is not None else "ask",
-                   wait_seconds=wait_seconds)
+                   labels=_labels_from_env(), home=home, audit=audit,
+                   approvals_factory=approvals if audit is not None else None,
+                   approval_mode=mode, wait_seconds=wait_seconds)
 
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)

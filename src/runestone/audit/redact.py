@@ -9,42 +9,49 @@ a guess cannot be confirmed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 from collections.abc import Callable
 from typing import Any
 
-# (kind, pattern, group holding the secret; 0 = the whole match)
-_PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
-    ("private-key", re.compile(
+
+def _source(pattern: str, flags: int = 0) -> tuple[str, int]:
+    """A pattern kept as text: compiled only when a string may hold a secret (below)."""
+    return pattern, flags
+
+
+# (kind, (pattern, flags), group holding the secret; 0 = the whole match)
+_SOURCES: list[tuple[str, tuple[str, int], int]] = [
+    ("private-key", _source(
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?"
         r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)", re.S), 0),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
+    ("aws-access-key", _source(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
     ("github-token",
-     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0),
-    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"), 0),
-    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), 0),
-    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"), 0),
-    ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}\b"), 0),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}\b"), 0),
-    ("stripe-key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"), 0),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), 0),
-    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0),
-    ("pypi-token", re.compile(r"\bpypi-[A-Za-z0-9_\-]{50,}\b"), 0),
-    ("sendgrid-key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\b"), 0),
-    ("twilio-key", re.compile(r"\bSK[0-9a-fA-F]{32}\b"), 0),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), 0),
-    ("authorization", re.compile(
+     _source(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0),
+    ("gitlab-token", _source(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("slack-token", _source(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), 0),
+    ("slack-webhook", _source(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"), 0),
+    ("anthropic-key", _source(r"\bsk-ant-[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("openai-key", _source(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("stripe-key", _source(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"), 0),
+    ("google-api-key", _source(r"\bAIza[0-9A-Za-z_\-]{35}\b"), 0),
+    ("npm-token", _source(r"\bnpm_[A-Za-z0-9]{36}\b"), 0),
+    ("pypi-token", _source(r"\bpypi-[A-Za-z0-9_\-]{50,}\b"), 0),
+    ("sendgrid-key", _source(r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\b"), 0),
+    ("twilio-key", _source(r"\bSK[0-9a-fA-F]{32}\b"), 0),
+    ("jwt", _source(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), 0),
+    ("authorization", _source(
         r"(?i)\b(?:authorization|proxy-authorization)\s*[:=]\s*"
         r"(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s'\";,]+)"), 1),
-    ("bearer", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)"), 1),
-    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), 1),
-    ("assignment", re.compile(
+    ("bearer", _source(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)"), 1),
+    ("url-password", _source(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), 1),
+    ("assignment", _source(
         r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|pwd|api[_-]?key|apikey|"
         r"private[_-]?key|access[_-]?key|credential|auth)[A-Z0-9_.-]*"
         r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
-    ("cli-password", re.compile(
+    ("cli-password", _source(
         r"(?:^|\s)(?:--password|--passwd|--token|--api-key|--secret|-p)(?:=|\s+)"
         r"(?!-)([^\s'\"]{4,})"), 1),
 ]
@@ -52,21 +59,29 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
 _MARK = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
 
-def _scoped(pattern: re.Pattern[str]) -> str:
+def _scoped(source: str, flags: int) -> str:
     """A pattern's source with its flags made local, so it can join an alternation."""
-    source, flags = pattern.pattern, ""
+    local = ""
     if source.startswith("(?i)"):
-        source, flags = source[4:], "i"
-    if pattern.flags & re.S:
-        flags += "s"
-    if pattern.flags & re.I and "i" not in flags:
-        flags += "i"
-    return f"(?{flags}:{source})" if flags else f"(?:{source})"
+        source, local = source[4:], "i"
+    if flags & re.S:
+        local += "s"
+    if flags & re.I and "i" not in local:
+        local += "i"
+    return f"(?{local}:{source})" if local else f"(?:{source})"
 
 
 # One pass that finds whether any pattern could match: most strings in an entry (tool names,
 # paths, hashes, short commands) hold no secret, and twenty substitutions each cost more.
-_ANY = re.compile("|".join(_scoped(pattern) for _, pattern, _ in _PATTERNS))
+# The twenty patterns themselves are compiled on the first string that needs them, which
+# most processes (a hook deciding one call) never meet.
+_ANY = re.compile("|".join(_scoped(*source) for _, source, _ in _SOURCES))
+
+
+@functools.cache
+def patterns() -> tuple[tuple[str, re.Pattern[str], int], ...]:
+    """(kind, compiled pattern, group) for every secret shape, compiled once."""
+    return tuple((kind, re.compile(*source), group) for kind, source, group in _SOURCES)
 
 
 class Redactor:
@@ -85,7 +100,7 @@ class Redactor:
     def text(self, value: str) -> str:
         if _ANY.search(value) is None:
             return value
-        for kind, pattern, group in _PATTERNS:
+        for kind, pattern, group in patterns():
             value = pattern.sub(self._replacer(kind, group), value)
         return value
 

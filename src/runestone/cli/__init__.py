@@ -3,10 +3,13 @@ invocation pays only for what it uses."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # argparse is imported by build_parser: the hook's fast path never needs it
+    import argparse
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +22,8 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="runestone",
         description="Govern AI agents' tool calls: policy before, approval during, audit after.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,21 @@ class _Document:
     base_dir: Path | None
 
 
+# The packs are package data beside this module. They are read as plain files:
+# importlib.resources would import zipfile and its readers on every cold hook (~4 ms) for an
+# installation layout (a zipped package) Runestone does not support anyway.
+PACKS_DIR = Path(__file__).parent / "packs"
+
+
 def builtin_packs() -> list[str]:
     """Names of the packs and presets shipped with Runestone."""
-    folder = resources.files("runestone.policy") / "packs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in PACKS_DIR.iterdir() if p.name.endswith(".toml"))
 
 
 def _pack_text(name: str) -> str:
     if not PACK_NAME.match(name):
         raise PolicyError(f"invalid pack name {name!r}")
-    resource = resources.files("runestone.policy") / "packs" / f"{name}.toml"
+    resource = PACKS_DIR / f"{name}.toml"
     if not resource.is_file():
         raise PolicyError(
             f"unknown pack {name!r}",
