@@ -65,6 +65,8 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
     read = {"owner", "admin", "policy_author", "approver", "auditor", "member"}
     return [
         ("GET", f"/api/v1/teams/{team}/members", None, read),
+        # `outsider` is no member of this team: removing them is allowed and changes nothing.
+        ("DELETE", f"/api/v1/teams/{team}/members/outsider", None, {"owner", "admin"}),
         ("PUT", f"/api/v1/teams/{team}/members", {"username": "member", "role": "member"},
          {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/policies", None, read),
@@ -223,3 +225,22 @@ def test_login_issues_a_session_token(world):
     assert good.status_code == 200
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {good.json()['token']}"})
     assert me.json()["teams"] == {"core": "member"}
+
+
+def test_removing_a_member_ends_their_access(world):
+    _, client, tokens, ids = world
+    team = ids["team"]
+    members = f"/api/v1/teams/{team}/members"
+    assert call(client, "GET", members, None, tokens["auditor"]).status_code == 200
+    assert call(client, "DELETE", f"{members}/owner", None, tokens["admin"]).status_code == 403
+    assert call(client, "DELETE", f"{members}/nobody", None, tokens["owner"]).status_code == 404
+    assert call(client, "DELETE", f"{members}/auditor", None, tokens["admin"]).status_code == 204
+    assert call(client, "GET", members, None, tokens["auditor"]).status_code == 404
+    assert "auditor" not in {m["username"] for m in call(client, "GET", members, None,
+                                                         tokens["owner"]).json()}
+    events = call(client, "GET", f"/api/v1/teams/{team}/events", None, tokens["owner"]).json()
+    assert events[0]["kind"] == "member.removed"
+    assert events[0]["detail"] == {"username": "auditor"}
+    assert call(client, "DELETE", f"{members}/owner", None, tokens["owner"]).status_code == 204
+    assert call(client, "DELETE", f"/api/v1/teams/{ids['b_team']}/members/b-admin", None,
+                tokens["orgadmin"]).status_code == 404

@@ -507,3 +507,29 @@ def test_overview_counts_come_from_a_rollup_that_counts_each_entry_once(world, m
     html = world["client"].get("/").text
     assert f"deny {denies}" in html and f"allow {len(decisions) - denies}" in html
     assert "fs.&lt;b&gt;rm&lt;/b&gt;" in html  # the most denied rule, escaped
+
+
+def test_a_removed_member_loses_the_team(world):
+    """carol is added as an auditor, then removed through the team page's form."""
+    from fastapi.testclient import TestClient
+
+    app, client, team = world["app"], world["client"], world["team"]
+    add_user(app, "acme", "carol")
+    token = csrf_of(client)
+    added = client.post(f"/teams/{team}/members", data={"csrf": token, "username": "carol",
+                                                        "role": "auditor"},
+                        follow_redirects=False)
+    assert added.status_code == 303
+    assert "<td>carol</td>" in client.get(f"/teams/{team}").text
+    with TestClient(app) as carol:
+        login(carol, "acme", "carol")
+        assert carol.get(f"/teams/{team}").status_code == 200
+        r = carol.post(f"/teams/{team}/members/remove",
+                       data={"csrf": csrf_of(carol), "username": "bob"})
+        assert r.status_code == 403  # an auditor removes nobody
+        removed = client.post(f"/teams/{team}/members/remove",
+                              data={"csrf": token, "username": "carol"},
+                              follow_redirects=False)
+        assert removed.status_code == 303
+        assert carol.get(f"/teams/{team}").status_code == 404
+    assert "<td>carol</td>" not in client.get(f"/teams/{team}").text  # gone from the table

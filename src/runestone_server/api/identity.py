@@ -157,6 +157,31 @@ def set_member(team_id: Id, body: NewMember, who: Who, db: DB) -> MemberOut:
     return MemberOut(username=user.username, role=body.role)
 
 
+@router.delete("/teams/{team_id}/members/{username}", status_code=204)
+def remove_member(team_id: Id, username: str, who: Who, db: DB) -> None:
+    """Take a user out of the team: their role here ends at once (sessions and tokens stay
+    theirs, but carry no role in this team any more)."""
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    user = db.scalar(select(User).where(User.org_id == who.org_id, User.username == username))
+    if user is None:
+        raise HTTPException(404, "no such user in this organisation")
+    membership = db.scalar(select(Membership).where(Membership.team_id == team.id,
+                                                    Membership.user_id == user.id))
+    if membership is None:
+        return  # not a member: nothing to remove (a repeated DELETE is no error)
+    if membership.role == "owner" and not who.user.org_admin and \
+            _role(db, team.id, who.user.id) != "owner":
+        raise HTTPException(403, "only an owner or an organisation admin removes an owner")
+    db.delete(membership)
+    record(db, who.org_id, team.id, who.name, "member.removed", {"username": username})
+    db.commit()
+
+
+def _role(db: DB, team_id: int, user_id: int) -> str | None:
+    return db.scalar(select(Membership.role).where(Membership.team_id == team_id,
+                                                   Membership.user_id == user_id))
+
+
 @router.get("/teams/{team_id}/members", response_model=list[MemberOut])
 def list_members(team_id: Id, who: Who, db: DB) -> list[MemberOut]:
     team = team_for(db, who, team_id, READ_ROLES)

@@ -130,6 +130,20 @@ async def set_member(team_id: Id, request: Request, viewer: Signed, db: DB) -> R
     return see_other(f"/teams/{team_id}")
 
 
+@router.post("/teams/{team_id}/members/remove")
+async def remove_member(team_id: Id, request: Request, viewer: Signed, db: DB) -> Response:
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    team_for(db, viewer.principal, team_id, MANAGE_ROLES)
+    try:
+        identity.remove_member(team_id, form.get("username", ""), viewer.principal, db)
+    except HTTPException as exc:
+        db.rollback()
+        return _team_page(request, viewer, db, team_id, error=_problem(exc),
+                          status=exc.status_code)
+    return see_other(f"/teams/{team_id}")
+
+
 @router.get("/tokens")
 def tokens(request: Request, viewer: Signed, db: DB) -> Response:
     return _tokens_page(request, viewer, db)
