@@ -154,6 +154,7 @@ def test_a_killed_server_loses_no_entry_and_duplicates_none(database_url, tmp_pa
         refused = runestone(homes[0], "audit", "ship")
         assert refused.returncode == 1 and "does not answer" in refused.stderr, refused
         assert "stay in the local log" in refused.stderr
+        assert "does not answer" in runestone(homes[0], "status").stdout  # says why
 
         server.start()  # the same database; the runtimes find it again by themselves
         time.sleep(0.5)
@@ -180,6 +181,9 @@ def test_a_killed_server_loses_no_entry_and_duplicates_none(database_url, tmp_pa
             assert counts[runtime_id] == {e["seq"]: (1, e["hash"]) for e in local}
             assert check.returncode == 0 and "intact" in check.stdout, check.stdout
             assert again.returncode == 0 and "nothing to ship" in again.stdout, again
+            head = local[-1]["seq"]
+            assert f"audit: {head} of {head} entries acknowledged" in runestone(
+                home, "status").stdout
         reports = api(server.base, "GET", f"/api/v1/teams/{team}/audit/verify", token)
         assert len(reports) == 2
         for report in reports:

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from runestone.home import layout
+from runestone.home import Layout, layout
 from runestone.remote import client
 
 
@@ -58,4 +58,21 @@ def run_status() -> int:
     if checked:
         print(f"last checked: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(checked))}"
               + (f" ({state['last_error']})" if state.get("last_error") else ""))
+    _print_shipping(where)
     return 0
+
+
+def _print_shipping(where: Layout) -> None:
+    """How far the audit log has reached the control plane, and what stopped it last."""
+    from runestone.remote.shipper import local_head, read_ship_state
+
+    shipped = read_ship_state(where)
+    head = local_head(where.audit_dir)
+    acknowledged = int(shipped.get("acknowledged") or 0)
+    when = shipped.get("shipped")
+    line = (f"audit: {acknowledged} of {head} entries acknowledged by the server"
+            + (f", last shipped {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}"
+               if when else ", never shipped"))
+    if shipped.get("last_error"):
+        line += f" (last attempt: {shipped['last_error']})"
+    print(line)
