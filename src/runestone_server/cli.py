@@ -24,9 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--password-env", default="RUNESTONE_ADMIN_PASSWORD",
                    help="environment variable holding the password (else prompted)")
     sub.add_parser("migrate", help="upgrade the database schema to this version")
-    p = sub.add_parser("serve", help="run the server")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8800)
+    for name, text in (("serve", "run the server"),
+                       ("quickstart", "first run in one command: create the database and an "
+                                      "organisation with an admin whose password is printed "
+                                      "once, then serve")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8800)
     args = parser.parse_args(argv)
     url = args.database_url or default_url()
     db = Database(url)
@@ -39,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         return _init(db, args)
     upgrade(db)
+    if args.command == "quickstart":
+        _quickstart(db, f"http://{args.host}:{args.port}")
     import uvicorn
 
     from runestone_server.app import create_app
@@ -47,6 +53,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     uvicorn.run(create_app(url), host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=5)
     return 0
+
+
+def _quickstart(db: Database, address: str) -> None:
+    """On an empty database, the organisation "demo" and its admin "admin" with a fresh
+    password, said once; on one that has organisations already, nothing is made."""
+    import secrets
+
+    from runestone_server.models import Organisation, User
+    from runestone_server.security import hash_password
+
+    with db.sessions() as session:
+        if session.scalar(select(Organisation).limit(1)) is None:
+            password = secrets.token_urlsafe(12)
+            org = Organisation(name="demo")
+            session.add(org)
+            session.flush()
+            session.add(User(org_id=org.id, username="admin", org_admin=True,
+                             password_hash=hash_password(password)))
+            session.commit()
+            print(f"created organisation demo, admin user admin, password {password} "
+                  "(shown this once)")
+        else:
+            print("the database has organisations already; sign in as before")
+    print(f"runestone-server: {address}/ (database {db.url.split('@')[-1]})", flush=True)
 
 
 def _init(db: Database, args: argparse.Namespace) -> int:
