@@ -569,3 +569,19 @@ def test_the_approval_page_offers_and_posts_the_scope(world):
     assert "<strong>decided</strong> by" in timeline and "rules for the session, 45" in timeline
     view = world.poll("prod", "req_scope_web").json()
     assert (view["state"], view["scope"], view["minutes"]) == ("approved", "rule-session", 45)
+
+
+def test_a_group_no_route_names_can_be_deleted_by_managers_only(world):
+    team = world.ids["team"]
+    used = world.group("oncall", ["ops1"])
+    world.route("prod", [(used, 60, 1)], labels={"env": "prod"})
+    spare = world.group("spare", ["ops2"])
+    path = f"/api/v1/teams/{team}/approver-groups"
+    for name in ("ops1", "carol", "stranger"):  # an approver, a member, a non-member
+        assert world.as_user(name, "DELETE", f"{path}/{spare}").status_code in (403, 404)
+    assert world.as_user("b-admin", "DELETE", f"{path}/{spare}").status_code == 404
+    refused = world.as_user("admin", "DELETE", f"{path}/{used}")
+    assert refused.status_code == 409 and "prod" in refused.json()["detail"]
+    world.ok("admin", "DELETE", f"{path}/{spare}", status=204)
+    assert [g["name"] for g in world.ok("admin", "GET", path)] == ["oncall"]
+    assert world.as_user("admin", "DELETE", f"{path}/{spare}").status_code == 404

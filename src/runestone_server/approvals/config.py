@@ -121,6 +121,28 @@ class LevelSpec:
     quorum: int = 1
 
 
+def delete_group(db: Session, who: Principal, team_id: int, group_id: int) -> None:
+    """Delete a group no route names. A group a route's level names (archived routes too:
+    asks already on them may still escalate to it) is refused, with the routes named."""
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    group = db.scalar(select(ApproverGroup).where(
+        ApproverGroup.id == group_id, ApproverGroup.team_id == team.id,
+        ApproverGroup.org_id == who.org_id))
+    if group is None:
+        raise Refused(404, "no such approver group")
+    routes = sorted(set(db.scalars(select(ApprovalRoute.name).join(
+        ApprovalLevel, ApprovalLevel.route_id == ApprovalRoute.id).where(
+        ApprovalLevel.group_id == group.id))))
+    if routes:
+        raise Refused(409, f"the group decides in the routes {', '.join(routes)}; change "
+                           "or remove them first (removed routes keep it for their asks)")
+    db.execute(delete(ApproverGroupMember).where(ApproverGroupMember.group_id == group.id))
+    db.delete(group)
+    record(db, who.org_id, team.id, who.name, "approval.group-removed",
+           {"group": group.name, "group_id": group_id})
+    db.commit()
+
+
 def route_out(db: Session, route: ApprovalRoute) -> dict[str, Any]:
     steps = db.scalars(select(ApprovalLevel).where(ApprovalLevel.route_id == route.id)
                        .order_by(ApprovalLevel.position))
