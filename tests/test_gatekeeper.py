@@ -49,3 +49,33 @@ def test_an_internal_error_is_a_deny_that_says_so(monkeypatch):
     decision = gatekeeper.check(Action("Bash", {"command": "ls"}, PROJECT))
     assert decision.decision == "deny"
     assert "Internal error" in decision.reason and "boom" in decision.reason
+
+
+def test_approvals_made_on_first_use_are_made_once_for_every_thread():
+    """Threads asking at once all get the one service; none reads "no approvals" meanwhile."""
+    import threading
+    import time
+
+    made: list[object] = []
+
+    def factory() -> object:
+        time.sleep(0.2)
+        made.append(object())
+        return made[-1]
+
+    keeper = Gatekeeper(load_preset("default"), approvals_factory=factory)  # type: ignore[arg-type]
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(keeper.approvals))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and seen == [made[0]] * 8
+
+
+def test_approvals_that_cannot_be_made_mean_a_host_that_cannot_ask_is_denied():
+    keeper = Gatekeeper(load_preset("default"), approvals_factory=lambda: None,
+                        approval_mode="defer")
+    decision = keeper.check(Action("Bash", {"command": "frobnicate --all"}, PROJECT))
+    assert decision.decision == "deny" and "approvals" in decision.reason

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,7 @@ class Gatekeeper:
         self.audit = audit
         self._approvals = approvals
         self._approvals_factory = approvals_factory
+        self._approvals_lock = threading.Lock()
         self.approval_mode = approval_mode
         self.wait_seconds = wait_seconds
 
@@ -134,14 +136,19 @@ class Gatekeeper:
     def approvals(self) -> Approvals | None:
         """The approvals service, made on first use: most calls are allowed or denied
         outright, and a hook process should not pay for a service it does not need."""
-        if self._approvals is None and self._approvals_factory is not None:
-            factory, self._approvals_factory = self._approvals_factory, None
-            self._approvals = factory()
+        if self._approvals_factory is not None:
+            # Threads of the daemon or the MCP gateway may ask at once: one makes it, the
+            # others wait for it rather than reading None as "no approvals here".
+            with self._approvals_lock:
+                if self._approvals_factory is not None:
+                    self._approvals = self._approvals_factory()
+                    self._approvals_factory = None
         return self._approvals
 
     @approvals.setter
     def approvals(self, value: Approvals | None) -> None:
-        self._approvals, self._approvals_factory = value, None
+        with self._approvals_lock:
+            self._approvals, self._approvals_factory = value, None
 
     @classmethod
     def from_layout(

@@ -327,3 +327,13 @@ def test_gemini_after_tool_is_linked_by_session_and_action(initialised):
     assert hook("gemini", after).returncode == 0
     request, result = _linked_result("gemini")
     assert request["input"] == {"command": "ls -la"} and result["result_bytes"] > 0
+
+
+@pytest.mark.parametrize("extra", [{"toolResult": "done"}, {"toolResult": {}},
+                                   {"error": {"message": "x"}}, {"toolResult": None}])
+def test_copilot_payloads_not_shaped_like_results_are_decided(initialised, extra):
+    """Only a documented result or error makes an after-event; anything else is a
+    preToolUse and gets a decision (a `{}` would let the call through)."""
+    payload = {**COPILOT_SESSION, "toolArgs": json.dumps({"command": "rm -rf ~"}), **extra}
+    answer = hook("copilot", payload)
+    assert json.loads(answer.stdout)["permissionDecision"] == "deny"

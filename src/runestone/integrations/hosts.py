@@ -286,11 +286,14 @@ class Copilot:
                 "session_id": data.get("sessionId") or ""}
         action = action_from_hook_json(hook, agent=self.agent)
         # camelCase payloads name no event: a result (postToolUse) or an error
-        # (postToolUseFailure) is what tells an after-event from preToolUse.
-        if "toolResult" in data:
-            return Event("post", action, data.get("toolResult"), data)
-        if "error" in data:
-            return Event("post", action, {"error": data.get("error")}, data)
+        # (postToolUseFailure) of the documented shape is what tells an after-event from
+        # preToolUse. Anything else is decided: a misread "post" would answer `{}`, which
+        # Copilot takes as no objection.
+        result = data.get("toolResult")
+        if isinstance(result, dict) and isinstance(result.get("resultType"), str):
+            return Event("post", action, result, data)
+        if isinstance(data.get("error"), str) and "toolResult" not in data:
+            return Event("post", action, {"error": data["error"]}, data)
         return Event("pre", action, None, data)
 
     def reply(self, event: Event, decision: Decision) -> Reply:

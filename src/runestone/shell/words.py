@@ -254,16 +254,21 @@ def word_value(raw: str, env: WordEnv) -> Word:
             i, dyn = _dollar(raw, i, env, out)
             dynamic |= dyn
         elif c == "`":
-            end = _skip_backtick(raw, i + 1)
-            out.append(raw[i:end])
+            i = _backtick(raw, i, out)
             dynamic = True
-            i = end
         else:
             if c in "*?" or (c == "[" and "]" in raw[i + 2:]):
                 glob = True
             out.append(c)
             i += 1
     return Word("".join(out), raw, dynamic, glob)
+
+
+def _backtick(raw: str, i: int, out: list[str]) -> int:
+    """A `...` substitution at `i` is kept as written (its value is not known here)."""
+    end = _skip_backtick(raw, i + 1)
+    out.append(raw[i:end])
+    return end
 
 
 def _tilde(raw: str, env: WordEnv, out: list[str]) -> int:
@@ -297,10 +302,8 @@ def _double_quoted(raw: str, i: int, env: WordEnv, out: list[str]) -> tuple[int,
             i, dyn = _dollar(raw, i, env, out)
             dynamic |= dyn
         elif c == "`":
-            end = _skip_backtick(raw, i + 1)
-            out.append(raw[i:end])
+            i = _backtick(raw, i, out)
             dynamic = True
-            i = end
         else:
             out.append(c)
             i += 1
