@@ -205,15 +205,20 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
             "a denial's signature": lambda rid: real_key.sign(decision_message(
                 runtime_id, rid, action_hash, "denied", mine)),
         }
+        def refused_ids() -> set[str]:
+            store = ApprovalStore(where.state_dir / "approvals.sqlite3")
+            try:
+                return {r.id for r in store.requests(("denied",))
+                        if "does not verify" in (r.decision_reason or "")}
+            finally:
+                store.close()
+
         for why, forge in forgeries.items():
             impersonator.sign = forge
+            before = refused_ids()
             answer = decide("defer", action)
             assert answer.decision == "deny", why
-            store = ApprovalStore(where.state_dir / "approvals.sqlite3")
-            refused = [r for r in store.requests(("denied",))
-                       if "does not verify" in (r.decision_reason or "")]
-            store.close()
-            assert refused, why
+            assert refused_ids() - before, why  # this forgery, not an earlier one
         # The same impersonator with a genuine signature is believed: the check is the key.
         impersonator.sign = lambda rid: real_key.sign(decision_message(
             runtime_id, rid, action_hash, "approved", mine))

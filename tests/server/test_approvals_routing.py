@@ -274,6 +274,17 @@ def test_quorum_needs_two_distinct_approvers_and_one_deny_denies(world):
     assert world.vote("lead2", denied["id"]).status_code == 409
 
 
+def test_an_approval_by_someone_who_left_the_group_no_longer_counts(world):
+    leads = world.group("leads", ["lead1", "lead2", "ops1"])
+    world.route("two-leads", [(leads, 600, 2)])
+    approval = world.ask("prod", "req_left")
+    assert world.vote("lead1", approval["id"]).json()["state"] == "pending"
+    world.ok("admin", "POST", f"/api/v1/teams/{world.ids['team']}/approver-groups",
+             {"name": "leads", "members": ["lead2", "ops1"]})  # lead1 leaves
+    assert world.vote("lead2", approval["id"]).json()["state"] == "pending"
+    assert world.vote("ops1", approval["id"]).json()["state"] == "approved"
+
+
 def test_delegation_lets_another_user_decide_for_a_period(world):
     ops = world.group("ops", ["ops1", "ops2"])
     world.route("ops-two", [(ops, 600, 2)])
@@ -318,6 +329,17 @@ def test_nobody_approves_their_own_agents_request(world):
     assert world.vote("carol", approval["id"]).status_code == 403
     assert world.ok("admin", "GET", f"/api/v1/approvals/{approval['id']}")["state"] == \
         "pending"
+    assert world.vote("ops1", approval["id"]).json()["state"] == "approved"
+
+
+def test_a_user_name_sent_for_the_call_does_not_hide_the_enrolled_user(world):
+    """The prod runtime was enrolled for dev1; an agent there that says it runs as someone
+    else still cannot have dev1 approve it."""
+    ops = world.group("ops", ["dev1", "ops1"])
+    world.route("ops", [(ops, 600, 1)])
+    approval = world.ask("prod", "req_disguised", user="somebody-else")
+    refused = world.vote("dev1", approval["id"])
+    assert refused.status_code == 403 and "own agent" in refused.json()["detail"]
     assert world.vote("ops1", approval["id"]).json()["state"] == "approved"
 
 

@@ -218,6 +218,20 @@ def test_a_tampered_entry_is_refused_and_reported_once(world, tmp_path):
     assert chains.json()[0]["status"] == "broken" and chains.json()[0]["last_seq"] == len(entries)
 
 
+def test_an_entry_that_cannot_be_hashed_is_refused_not_a_server_error(world, tmp_path):
+    """A lone surrogate is valid JSON but no UTF-8: a bad hash (409), never a 500."""
+    app, client, ids, _ = world
+    rt = Rt(app, tmp_path, "odd", *ids["a"])
+    rt.decide(1)
+    entries = [dict(e) for e in rt.entries()]
+    entries[0]["summary"] = "\ud800"
+    body = json.dumps({"entries": entries, "checkpoints": []})  # ASCII: "\\ud800" escaped
+    refused = client.post(PATH, content=body, headers={**rt.auth,
+                                                       "Content-Type": "application/json"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"]["problem"]["problem"] == "bad_hash"
+
+
 def _with_forged_checkpoint(entries: list[dict], signature: str) -> list[dict]:
     """The first checkpoint entry re-signed with `signature`, its own hash recomputed and
     the entries after it re-chained, so only the signature is wrong."""

@@ -25,10 +25,10 @@ def canonical_json(value: Any) -> bytes:
             separators=(",", ":"),
             ensure_ascii=False,
             allow_nan=False,
-        )
+        ).encode("utf-8")  # a lone surrogate ("\ud800", which JSON input may carry) fails here
     except (TypeError, ValueError) as exc:
         raise CanonicalJSONError(f"cannot encode as canonical JSON: {exc}") from exc
-    return text.encode("utf-8")
+    return text
 
 
 def sha256_hex(data: bytes) -> str:

@@ -341,7 +341,8 @@ class Approvals:
                              "action_hash": action_hash, "via": "approval",
                              "approver": request.approver or ""})
                 return "request", request.id
-        grant = self.store.use_grant(action_key(action), tuple(decision.rules),
+        grant = self.store.use_grant(action_key(action),
+                                     tuple(decision.rules) if decision.explained else (),
                                      action.session, now)
         if grant is not None:
             self._audit({"kind": "grant-use", "grant_id": grant.id, "action_hash": action_hash,

@@ -234,26 +234,33 @@ class ApprovalStore:
 
     def use_grant(self, action_key: str, rules: tuple[str, ...], session: str,
                   now: float) -> Grant | None:
-        """Spend one use of an active grant that covers this action; None if none does.
+        """Spend one use of active grants that cover this action; None if none do.
 
-        An `action` grant names the action by its key (tool, input and working directory);
-        a `rule` grant covers every ask of that rule. Either may be limited to a session.
+        An `action` grant names the action by its key (tool, input and working directory).
+        Rule grants answer an ask only when every one of its `rules` has one (the caller
+        passes no rules for an ask its rules do not fully account for); one use of each is
+        spent. Either kind may be limited to a session.
         """
-        marks = ", ".join("?" for _ in rules) or "NULL"
+        active = ("revoked IS NULL AND expires > ? AND (uses_left IS NULL OR uses_left > 0) "
+                  "AND (session IS NULL OR session = ?)")
         with self._write() as db:
-            row = db.execute(
-                "SELECT * FROM grants WHERE revoked IS NULL AND expires > ? AND "
-                "(uses_left IS NULL OR uses_left > 0) AND (session IS NULL OR session = ?) "
-                "AND ((kind = 'action' AND action_hash = ?) OR "
-                f"(kind = 'rule' AND rule_id IN ({marks}))) ORDER BY expires LIMIT 1",
-                (now, session, action_key, *rules)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE grants SET uses = uses + 1, uses_left = CASE WHEN uses_left IS "
-                       "NULL THEN NULL ELSE uses_left - 1 END WHERE id = ?", (row["id"],))
-            return Grant(**{**dict(row), "uses": row["uses"] + 1,
-                            "uses_left": None if row["uses_left"] is None
-                            else row["uses_left"] - 1})
+            rows = [db.execute(f"SELECT * FROM grants WHERE {active} AND kind = 'action' AND "
+                               "action_hash = ? ORDER BY expires LIMIT 1",
+                               (now, session, action_key)).fetchone()]
+            if rows[0] is None:
+                rows = [db.execute(f"SELECT * FROM grants WHERE {active} AND kind = 'rule' "
+                                   "AND rule_id = ? ORDER BY expires LIMIT 1",
+                                   (now, session, rule)).fetchone() for rule in rules]
+                if not rows or any(row is None for row in rows):
+                    return None
+            for row in rows:
+                db.execute("UPDATE grants SET uses = uses + 1, uses_left = CASE WHEN "
+                           "uses_left IS NULL THEN NULL ELSE uses_left - 1 END WHERE id = ?",
+                           (row["id"],))
+            first = rows[0]
+            return Grant(**{**dict(first), "uses": first["uses"] + 1,
+                            "uses_left": None if first["uses_left"] is None
+                            else first["uses_left"] - 1})
 
 
 def _request_row(request: Request) -> dict[str, Any]:

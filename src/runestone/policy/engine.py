@@ -106,9 +106,11 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
     asks: list[Hit] = []
     allows: list[Hit] = []
     uncovered: list[Part] = []
+    unasked: list[Part] = []  # parts neither allowed nor definitely asked by a rule
+    asked_wrappers: set[str] = set()  # wrappers (ssh, sudo...) a rule definitely asked
 
     for part in facts.parts:
-        covered = False
+        covered = asked = False
         for rule in policy.candidates(part):
             if rule.decision == "allow" and covered:
                 continue
@@ -120,18 +122,24 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
                 (denies if result else maybe_denies).append(hit)
             elif rule.decision == "ask":
                 asks.append(hit)
+                asked = asked or result is True
             elif result:
                 allows.append(hit)
                 covered = True
+        if asked and part.command is not None and part.command.is_wrapper:
+            asked_wrappers.add(part.command.name)
         if not covered:
             uncovered.append(part)
+            if not asked:
+                unasked.append(part)
 
     action_hash = facts.action.hash
     opaque = tuple(
         {"kind": o.kind, "reason": o.reason, "snippet": o.snippet} for o in facts.opaque
     )
 
-    def make(decision: DecisionValue, reason: str, hits: Sequence[Hit]) -> Decision:
+    def make(decision: DecisionValue, reason: str, hits: Sequence[Hit],
+             explained: bool = False) -> Decision:
         return Decision(
             decision=decision,
             reason=reason,
@@ -141,6 +149,7 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             opaque=opaque,
             hits=tuple(hits),
             severity=_severity(hits),
+            explained=explained,
         )
 
     if denies:
@@ -159,7 +168,13 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             )
         if facts.opaque:
             pieces.append(_opaque_reason(facts))
-        return make("ask", " ".join(pieces), [*asks, *maybe_denies])
+        # Only an ask that its ask rules fully account for may be answered by a grant of
+        # those rules: nothing opaque, no deny rule that might apply, no part left over.
+        # A part that runs inside an asked wrapper (the remote command of an asked `ssh`)
+        # is what that ask is about.
+        explained = not (maybe_denies or facts.opaque or any(
+            not _inside(part, asked_wrappers) for part in unasked))
+        return make("ask", " ".join(pieces), [*asks, *maybe_denies], explained)
 
     if facts.opaque:
         fallback: DecisionValue = "deny" if policy.default == "deny" else "ask"
@@ -188,6 +203,12 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
 
     ids = _unique_ids(allows)
     return make("allow", f"Allowed by {', '.join(ids)}.", allows)
+
+
+def _inside(part: Part, wrappers: set[str]) -> bool:
+    """Whether the part's command runs inside one of these wrappers."""
+    via = part.command.via if part.command is not None else ()
+    return any(step.split(" ", 1)[0] in wrappers for step in via)
 
 
 def _opaque_reason(facts: Facts) -> str:

@@ -74,6 +74,10 @@ class Decision:
     opaque: tuple[dict[str, str], ...] = ()
     hits: tuple[Hit, ...] = ()
     severity: str = ""
+    # An ask its ask rules fully account for (every part allowed or definitely asked by a
+    # rule, nothing opaque, no deny rule that might apply): only such an ask may be answered
+    # by a standing grant of its rules.
+    explained: bool = False
     request_id: str = ""
     # How a human is (or was) involved: {"state", "request", "link", "grant", "approver"}.
     approval: tuple[tuple[str, str], ...] = ()

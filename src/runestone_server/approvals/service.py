@@ -110,7 +110,10 @@ def submit(db: Session, runtime: RuntimeRef, ask: NewAsk) -> ApprovalRequest:
         return existing
     severity = ask.severity if ask.severity in SEVERITIES else "critical"
     labels = runtime.labels
+    # `user` is what the runtime says for this call; `runtime_user` is the user the runtime
+    # was enrolled for. Both are the requester's side: self-approval is refused for either.
     requester = {"user": ask.user or labels.get("user", ""),
+                 "runtime_user": labels.get("user", ""),
                  "agent": ask.agent or labels.get("agent", ""),
                  "host": labels.get("host", ""), "session": ask.session,
                  "runtime": runtime.runtime_id}
@@ -307,10 +310,10 @@ def vote(db: Session, who: Principal, approval_id: int, choice: str, reason: str
     if position is None:
         raise Refused(403, "you are not an approver at this request's current level")
     user_id, behalf = position
-    requester = str(approval.requester.get("user") or "")
+    requesters = [str(approval.requester.get(key) or "") for key in ("user", "runtime_user")]
     behalf_user = db.get(User, behalf) if behalf is not None else None
-    if choice == "approve" and (_same_person(who.user, requester)
-                                or _same_person(behalf_user, requester)):
+    if choice == "approve" and any(_same_person(person, name) for person in
+                                   (who.user, behalf_user) for name in requesters):
         raise Refused(403, "nobody can approve their own agent's request")
     level = approval.level
     db.add(ApprovalVote(org_id=approval.org_id, approval_id=approval.id, level=level,
@@ -345,14 +348,21 @@ def settle(db: Session, approval_id: int, actor: str = "server") -> str | None:
     votes = list(db.scalars(select(ApprovalVote).where(
         ApprovalVote.approval_id == approval.id, ApprovalVote.level == approval.level)
         .order_by(ApprovalVote.id)))
-    denies = [v for v in votes if v.vote == "deny"]
-    approvers = {v.on_behalf_of or v.user_id for v in votes if v.vote == "approve"}
+    denies = [v for v in votes if v.vote == "deny"]  # a deny stands even if its voter left
+    # An approval counts only while its voter may still vote here: out of the group, or a
+    # delegation revoked or over, it no longer makes the quorum.
+    eligible = eligible_users(db, approval, approval.level)
+    approving = [v for v in votes if v.vote == "approve" and (
+        v.user_id in eligible if v.on_behalf_of is None else
+        v.on_behalf_of in eligible
+        and v.on_behalf_of in delegators_of(db, approval.org_id, v.user_id))]
+    approvers = {v.on_behalf_of or v.user_id for v in approving}
     scope: tuple[str, int] = ("once", 0)
     if denies:
         outcome, why = "denied", denies[0].reason or "denied by an approver"
     elif len(approvers) >= quorum:
         outcome, why = "approved", "; ".join(v.reason for v in votes if v.reason)
-        scope = narrowest([(v.scope, v.minutes) for v in votes if v.vote == "approve"])
+        scope = narrowest([(v.scope, v.minutes) for v in approving])
     else:
         return None
     return outcome if decide(db, approval, outcome, why, actor, scope=scope) else None
