@@ -9,8 +9,7 @@ allowed only when every part that counts is allowed and nothing stayed opaque.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from runestone.actions import Action
 from runestone.actions.paths import PathFact, path_fact
@@ -29,8 +28,7 @@ from runestone.shell.model import Opaque, ShellAnalysis, SimpleCommand, Word
 PartKind = Literal["command", "file", "url", "mcp", "tool"]
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(NamedTuple):
     """One thing policy judges: a command, a file access, a URL, an MCP call or a tool call."""
 
     kind: PartKind
@@ -40,22 +38,32 @@ class Part:
     url: UrlFact | None = None
 
 
-@dataclass(slots=True)
 class Facts:
-    """Everything derived from one Action, computed once and shared by all rules."""
+    """Everything derived from one Action, computed once and shared by all rules.
 
-    action: Action
-    family: Family
-    project: str
-    home: str
-    parts: tuple[Part, ...]
-    opaque: tuple[Opaque, ...] = ()
-    shell: ShellAnalysis | None = None
-    mcp: tuple[str, str] | None = None
-    input_text: str = ""
-    _arg_paths: dict[int, tuple[PathFact, ...]] = field(default_factory=dict)
-    _arg_urls: dict[int, tuple[UrlFact, ...]] = field(default_factory=dict)
-    _lines: dict[int, str] = field(default_factory=dict)
+    Rules fill its caches (command lines, argument paths and URLs, the input's text) as
+    they first need them, so it is a plain mutable class.
+    """
+
+    __slots__ = ("_arg_paths", "_arg_urls", "_lines", "action", "family", "home",
+                 "input_text", "mcp", "opaque", "parts", "project", "shell")
+
+    def __init__(self, *, action: Action, family: Family, project: str, home: str,
+                 parts: tuple[Part, ...], opaque: tuple[Opaque, ...] = (),
+                 shell: ShellAnalysis | None = None, mcp: tuple[str, str] | None = None,
+                 input_text: str = "") -> None:
+        self.action = action
+        self.family = family
+        self.project = project
+        self.home = home
+        self.parts = parts
+        self.opaque = opaque
+        self.shell = shell
+        self.mcp = mcp
+        self.input_text = input_text
+        self._arg_paths: dict[int, tuple[PathFact, ...]] = {}
+        self._arg_urls: dict[int, tuple[UrlFact, ...]] = {}
+        self._lines: dict[int, str] = {}
 
     def command_line(self, command: SimpleCommand) -> str:
         """`name arg arg` as command patterns see it (the name without its directory)."""

@@ -7,7 +7,6 @@ deny with a reason: malformed input, an unreadable policy, an internal error.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -232,8 +231,8 @@ class Gatekeeper:
         if decision.decision == "ask" and self.approvals is not None:
             decision = self._ask_a_human(action, facts, decision, mode)
         elif decision.decision == "ask" and mode != "ask":
-            decision = self._record(action, dataclasses.replace(
-                decision, decision="deny",
+            decision = self._record(action, decision._replace(
+                decision="deny",
                 reason=f"{decision.reason} This host cannot ask, and approvals need an "
                        "initialised runtime (`runestone init`); denied."))
         else:
@@ -255,8 +254,8 @@ class Gatekeeper:
             redeemed = None
         if redeemed is not None:
             kind, ident = redeemed
-            allowed = dataclasses.replace(
-                decision, decision="allow",
+            allowed = decision._replace(
+                decision="allow",
                 reason=f"Approved by a human ({kind} {ident}); the policy had asked: "
                        f"{decision.reason}",
                 approval=(("state", "consumed" if kind == "request" else "granted"),
@@ -267,9 +266,8 @@ class Gatekeeper:
             self.approvals.note_host_ask(action, asked)  # enrolled: recorded on the server
             return asked
         request_id = new_request_id()
-        asked = self._record(action, dataclasses.replace(
-            decision, approval=(("state", "pending"), ("mode", mode))),
-            request_id=request_id)
+        pending = decision._replace(approval=(("state", "pending"), ("mode", mode)))
+        asked = self._record(action, pending, request_id=request_id)
         if asked.decision != "ask":
             return asked  # the audit failed: already a deny that says so
         try:
@@ -282,8 +280,8 @@ class Gatekeeper:
                 request_id=request_id, with_request=False)
         link = self.approvals.link(request)
         if mode == "defer":
-            return dataclasses.replace(
-                decision, decision="deny", request_id=request_id,
+            return decision._replace(
+                decision="deny", request_id=request_id,
                 reason=f"{decision.reason} A human must approve this exact action first: "
                        f"{self.approvals.how_to_approve(request)}; then retry the identical "
                        "call, which will be allowed once.",
@@ -300,8 +298,8 @@ class Gatekeeper:
                 action_hash=decision.action_hash, policy_hash=decision.policy_hash),
                 request_id=request_id, with_request=False)
         if consumed:
-            answer = dataclasses.replace(
-                decision, decision="allow",
+            answer = decision._replace(
+                decision="allow",
                 reason=f"Approved by {final.approver} ({request_id}); the policy had asked: "
                        f"{decision.reason}",
                 approval=(("state", "consumed"), ("request", request_id),
@@ -314,8 +312,8 @@ class Gatekeeper:
                    "expired": "the approval request expired",
                    "pending": f"no one decided within {self.wait_seconds:g} seconds"}.get(
                 final.state, f"the request is {final.state}")
-            answer = dataclasses.replace(
-                decision, decision="deny", reason=f"Not approved ({why}). {decision.reason}",
+            answer = decision._replace(
+                decision="deny", reason=f"Not approved ({why}). {decision.reason}",
                 approval=(("state", final.state if final.state != "pending" else "cancelled"),
                           ("request", request_id)))
         return self._record(action, answer, request_id=request_id, with_request=False)
@@ -325,7 +323,7 @@ class Gatekeeper:
         if self.audit is None:
             return decision
         request_id = request_id or new_request_id()
-        decision = dataclasses.replace(decision, request_id=request_id)
+        decision = decision._replace(request_id=request_id)
         entries = [request_entry(action, request_id)] if with_request else []
         entry = decision_entry(action, decision, request_id)
         if decision.approval:
@@ -334,8 +332,7 @@ class Gatekeeper:
         try:
             self.audit.append(entries)
         except (AuditWriteError, OSError, ValueError) as exc:
-            return dataclasses.replace(
-                decision,
+            return decision._replace(
                 decision="deny",
                 rules=(),
                 reason=f"The audit log could not be written ({exc}); no audit, no allow. "

@@ -9,12 +9,11 @@ logs). Without it, configuration goes to `$XDG_CONFIG_HOME/runestone` (default
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """The runtime's directories and the well-known files in them."""
 
     config_dir: Path

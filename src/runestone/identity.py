@@ -11,9 +11,9 @@ import json
 import os
 import secrets
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from runestone.home import Layout
 
@@ -22,8 +22,7 @@ class IdentityError(RuntimeError):
     """The identity is missing or unreadable."""
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     runtime_id: str
     name: str
     created: str

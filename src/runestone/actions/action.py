@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runestone.actions.canonical import canonical_hash, canonical_json
 
@@ -13,8 +12,18 @@ class ActionError(ValueError):
     """The input does not describe a tool call (missing tool name, input not an object, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class _ActionFields(NamedTuple):
+    tool: str
+    input: dict[str, Any]
+    cwd: str
+    agent: str = ""
+    session: str = ""
+    user: str = ""
+    project_dir: str = ""
+    context: dict[str, Any] = {}  # noqa: RUF012 - never used: Action.__new__ gives a fresh one
+
+
+class Action(_ActionFields):
     """A tool call as the gatekeeper sees it.
 
     `tool` is the name the agent used (`Bash`, `Read`, `mcp__github__create_issue`);
@@ -25,27 +34,23 @@ class Action:
     so an approval is bound to what runs, not to how it was described.
     """
 
-    tool: str
-    input: dict[str, Any]
-    cwd: str
-    agent: str = ""
-    session: str = ""
-    user: str = ""
-    project_dir: str = ""
-    context: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.tool, str) or not self.tool.strip():
+    def __new__(cls, tool: str, input: dict[str, Any], cwd: str,
+                agent: str = "", session: str = "", user: str = "", project_dir: str = "",
+                context: dict[str, Any] | None = None) -> Action:
+        if not isinstance(tool, str) or not tool.strip():
             raise ActionError("tool name must be a non-empty string")
-        if not isinstance(self.input, dict):
-            raise ActionError(
-                f"tool input must be a JSON object, got {type(self.input).__name__}"
-            )
-        if not isinstance(self.cwd, str):
+        if not isinstance(input, dict):
+            raise ActionError(f"tool input must be a JSON object, got {type(input).__name__}")
+        if not isinstance(cwd, str):
             raise ActionError("cwd must be a string")
-        for name in ("agent", "session", "user", "project_dir"):
-            if not isinstance(getattr(self, name), str):
+        for name, value in (("agent", agent), ("session", session), ("user", user),
+                            ("project_dir", project_dir)):
+            if not isinstance(value, str):
                 raise ActionError(f"{name} must be a string")
+        return super().__new__(cls, tool, input, cwd, agent, session, user, project_dir,
+                               {} if context is None else context)
 
     @property
     def project(self) -> str:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class PathFact:
+class PathFact(NamedTuple):
     """One path an action touches.
 
     `forms` is empty when the path cannot be placed (a relative path with no known cwd, or

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.azure.com",
@@ -26,8 +26,7 @@ METADATA_ADDRESSES = frozenset({
 _URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-@dataclass(frozen=True, slots=True)
-class UrlFact:
+class UrlFact(NamedTuple):
     """One URL an action fetches or names.
 
     `address` says what the host is: `metadata` (cloud instance metadata), `link-local`,

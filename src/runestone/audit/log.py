@@ -21,9 +21,8 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runestone.audit.checkpoint import Signer, checkpoint_message
 from runestone.audit.entry import encode, genesis, now_rfc3339, seal
@@ -56,8 +55,7 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-@dataclass
-class Head:
+class Head(NamedTuple):
     segment: int
     seq: int
     hash: str

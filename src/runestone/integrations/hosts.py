@@ -8,8 +8,7 @@ what that host reads, including the fail-closed answer for an internal error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from runestone.actions import Action, ActionError, action_from_hook_json
 from runestone.integrations.reply import Reply
@@ -18,14 +17,13 @@ if TYPE_CHECKING:
     from runestone.policy import Decision
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One hook call: `pre` asks for a decision, `post` reports what a tool did."""
 
     kind: str
     action: Action
-    result: Any = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    result: Any
+    raw: dict[str, Any]
 
 
 class HostAdapter(Protocol):

@@ -10,7 +10,6 @@ decides.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from runestone.actions import Action
@@ -21,27 +20,29 @@ SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 KINDS = ("command", "file", "url", "mcp", "tool")
 
 
-@dataclass
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    name: str
-    default: DecisionValue
-    rules: tuple[Rule, ...]
-    hash: str
-    source: str = ""
-    includes: tuple[str, ...] = ()
-    examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = field(
-        default=(), repr=False)
-    cases: tuple[tuple[dict[str, Any], str, int | None], ...] = field(default=(), repr=False)
-    _by_kind: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
-    _by_program: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
-    _command_any: list[Rule] = field(default_factory=list, repr=False)
-    _merged: dict[str, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
+    __slots__ = ("_by_kind", "_by_program", "_command_any", "_merged", "cases", "default",
+                 "examples", "hash", "includes", "name", "rules", "source")
 
-    def __post_init__(self) -> None:
-        self._by_kind = {kind: [] for kind in KINDS}
-        for rule in self.rules:
+    def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
+                 hash: str, source: str = "", includes: tuple[str, ...] = (),
+                 examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = (),
+                 cases: tuple[tuple[dict[str, Any], str, int | None], ...] = ()) -> None:
+        self.name = name
+        self.default = default
+        self.rules = rules
+        self.hash = hash
+        self.source = source
+        self.includes = includes
+        self.examples = examples
+        self.cases = cases
+        self._by_kind: dict[str, list[Rule]] = {kind: [] for kind in KINDS}
+        self._by_program: dict[str, list[Rule]] = {}
+        self._command_any: list[Rule] = []
+        self._merged: dict[str, tuple[Rule, ...]] = {}
+        for rule in rules:
             for kind in rule.kinds:
                 if kind == "command":
                     if rule.programs:
@@ -51,6 +52,9 @@ class CompiledPolicy:
                         self._command_any.append(rule)
                 else:
                     self._by_kind[kind].append(rule)
+
+    def __repr__(self) -> str:
+        return f"CompiledPolicy(name={self.name!r}, hash={self.hash!r}, rules={len(self.rules)})"
 
     def candidates(self, part: Part) -> Sequence[Rule]:
         """The rules that can apply to a part, in declaration order."""

@@ -7,9 +7,8 @@ policy or denies. Errors name the file, the line and the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runestone.actions.canonical import canonical_hash
 from runestone.policy.engine import CompiledPolicy
@@ -29,8 +28,7 @@ PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class _Document:
+class _Document(NamedTuple):
     """One parsed file: its header, rules and tests, with where it came from."""
 
     source: str

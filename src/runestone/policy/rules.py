@@ -15,10 +15,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from runestone.actions.paths import PathFact, is_within
 from runestone.actions.urls import UrlFact
@@ -164,8 +163,7 @@ def command_positionals(command: SimpleCommand) -> list[str]:
 # --- path and URL tests -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _GlobSet:
+class _GlobSet(NamedTuple):
     """A rule's path globs, expanded for one project and home and sorted by how to test them.
 
     Most globs are a literal name (`.env`), a suffix (`*.pem`), a prefix (`.env.*`), a

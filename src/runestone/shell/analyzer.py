@@ -13,8 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from runestone.shell import programs
 from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
@@ -66,8 +65,7 @@ class _TooDeep(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class _Scope:
+class _Scope(NamedTuple):
     """Where a command sits: the wrappers that led to it, and how its output is used."""
 
     via: tuple[str, ...] = ()
@@ -212,7 +210,7 @@ class _Analyzer:
         if redirects:
             if len(self.commands) > first:
                 target = self.commands[first]
-                self.commands[first] = replace(target, redirects=target.redirects
+                self.commands[first] = target._replace(redirects=target.redirects
                                                + tuple(redirects))
             else:
                 self._emit_bare_redirects(redirects, scope)
@@ -233,7 +231,7 @@ class _Analyzer:
         upstream: list[SimpleCommand] = []
         for index, stage in enumerate(stages):
             last = index == len(stages) - 1
-            stage_scope = replace(scope, piped_out=not last)
+            stage_scope = scope._replace(piped_out=not last)
             start = len(self.commands)
             stdin: list[tuple[str, Word]] = list(first_stdin) if index == 0 else []
             if index > 0:
@@ -437,12 +435,12 @@ class _Analyzer:
                          "time", snippet)
         for key, value in code_assignments:
             if key in programs.EXEC_VARIABLES:
-                self._nested_source(value, replace(scope, via=(*scope.via, f"{key}=")), snippet)
+                self._nested_source(value, scope._replace(via=(*scope.via, f"{key}=")), snippet)
         self._track_cwd(name, argv)
         if name in ("alias",):
             self._alias(argv, scope, snippet)
         for nested in semantics.nested:
-            inner_scope = replace(scope, via=(*scope.via, nested.via), piped_out=scope.piped_out,
+            inner_scope = scope._replace(via=(*scope.via, nested.via), piped_out=scope.piped_out,
                                   remote=scope.remote or nested.remote)
             if nested.source is not None:
                 self._nested_source(nested.source, inner_scope, snippet)
@@ -464,7 +462,7 @@ class _Analyzer:
         if not stdin:
             return  # an interactive session: the human at the terminal types the commands
         kind, word = stdin[-1]
-        via = replace(scope, via=(*scope.via, f"{name} stdin"))
+        via = scope._replace(via=(*scope.via, f"{name} stdin"))
         if kind in ("heredoc", "herestring"):
             if language == "shell":
                 self._nested_source(word, via, snippet)
@@ -490,7 +488,7 @@ class _Analyzer:
 
     def _attach_code(self, code: str, language: str) -> None:
         last = self.commands[-1]
-        self.commands[-1] = replace(last, code=code, code_lang=language)
+        self.commands[-1] = last._replace(code=code, code_lang=language)
 
     def _nested_source(self, source: Word, scope: _Scope, snippet: str) -> None:
         if source.dynamic:
@@ -499,7 +497,7 @@ class _Analyzer:
         saved = self.cwd
         if scope.remote:
             self.cwd = None
-        self.run(source.text, replace(scope, depth=scope.depth + 1, piped_out=False))
+        self.run(source.text, scope._replace(depth=scope.depth + 1, piped_out=False))
         self.cwd = saved
 
     def _track_cwd(self, name: str, argv: list[Word]) -> None:
@@ -523,7 +521,7 @@ class _Analyzer:
             if sep:
                 self.aliases.add(name)
                 self._nested_source(Word(value, word.raw, word.dynamic),
-                                    replace(scope, via=(*scope.via, "alias")), snippet)
+                                    scope._replace(via=(*scope.via, "alias")), snippet)
 
     # --- other statements -----------------------------------------------------------------
 
@@ -534,7 +532,7 @@ class _Analyzer:
         body = node.child_by_field_name("body")
         if body is not None:
             saved = self.cwd
-            self._statement(body, data, replace(scope, via=(*scope.via,
+            self._statement(body, data, scope._replace(via=(*scope.via,
                                                              f"function {_text(name, data)}"
                                                              if name else "function")))
             self.cwd = saved
@@ -614,7 +612,7 @@ class _Analyzer:
 
     def _substitution(self, node: Node, data: bytes, scope: _Scope) -> None:
         saved = self.cwd
-        inner = replace(scope, piped_out=True)
+        inner = scope._replace(piped_out=True)
         for child in node.children:
             if child.is_named:
                 self._statement(child, data, inner)
@@ -648,13 +646,15 @@ class _Analyzer:
             self.opaque.append(entry)
 
 
-@dataclass(slots=True)
 class _Group:
-    """The byte span of one bash word and the tree nodes inside it."""
+    """The byte span of one bash word and the tree nodes inside it (grown as nodes join)."""
 
-    start: int
-    end: int
-    nodes: list[Node]
+    __slots__ = ("end", "nodes", "start")
+
+    def __init__(self, start: int, end: int, nodes: list[Node]) -> None:
+        self.start = start
+        self.end = end
+        self.nodes = nodes
 
     @property
     def span(self) -> tuple[int, int]:

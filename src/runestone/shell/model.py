@@ -7,14 +7,12 @@ resolve statically is reported as an `Opaque` with a reason a person can read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 RedirectMode = Literal["read", "write"]
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
+class Word(NamedTuple):
     """One shell word after quote removal.
 
     `text` is the word's value when `dynamic` is False. When some part of it needs a run-time
@@ -29,8 +27,7 @@ class Word:
     glob: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Redirect:
+class Redirect(NamedTuple):
     """A redirection: `> /etc/passwd` writes `/etc/passwd`, `< in.txt` reads `in.txt`."""
 
     op: str
@@ -38,8 +35,7 @@ class Redirect:
     target: Word
 
 
-@dataclass(frozen=True, slots=True)
-class SimpleCommand:
+class SimpleCommand(NamedTuple):
     """One command that would run, after wrappers were peeled off.
 
     `name` is the program's base name (`/bin/rm` -> `rm`), or "" when the command name is not
@@ -76,8 +72,7 @@ class SimpleCommand:
         return " ".join(w.text for w in self.argv)
 
 
-@dataclass(frozen=True, slots=True)
-class Opaque:
+class Opaque(NamedTuple):
     """A part of the input whose effect cannot be known statically.
 
     `kind` is a stable identifier (for example `command-substitution`, `variable-command`,
@@ -91,14 +86,13 @@ class Opaque:
     snippet: str
 
 
-@dataclass(frozen=True, slots=True)
-class ShellAnalysis:
+class ShellAnalysis(NamedTuple):
     """Everything the analyzer learned about one command string."""
 
     source: str
     commands: tuple[SimpleCommand, ...] = ()
     opaque: tuple[Opaque, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def fully_understood(self) -> bool:

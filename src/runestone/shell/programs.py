@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from runestone.shell.model import Word
 
@@ -76,8 +76,7 @@ _BACKTICKS = re.compile(r"`([^`]+)`")
 Handler = Callable[[str, list[Word]], "Semantics"]
 
 
-@dataclass(frozen=True, slots=True)
-class Nested:
+class Nested(NamedTuple):
     """Something a command runs besides itself: another argv, or a shell string to parse."""
 
     via: str
@@ -88,17 +87,33 @@ class Nested:
     remote: bool = False
 
 
-@dataclass(slots=True)
 class Semantics:
-    """How one command relates to code: what it wraps, what code it runs inline."""
+    """How one command relates to code: what it wraps, what code it runs inline.
 
-    wrapper: bool = False
-    nested: list[Nested] = field(default_factory=list)
-    code: str | None = None
-    code_lang: str | None = None
-    code_dynamic: bool = False
-    stdin_language: str | None = None
-    runs_file_operands: bool = False
+    Handlers build it up step by step, so it is a plain mutable class.
+    """
+
+    __slots__ = (
+        "code",
+        "code_dynamic",
+        "code_lang",
+        "nested",
+        "runs_file_operands",
+        "stdin_language",
+        "wrapper",
+    )
+
+    def __init__(self, *, wrapper: bool = False, nested: list[Nested] | None = None,
+                 code: str | None = None, code_lang: str | None = None,
+                 code_dynamic: bool = False, stdin_language: str | None = None,
+                 runs_file_operands: bool = False) -> None:
+        self.wrapper = wrapper
+        self.nested: list[Nested] = nested if nested is not None else []
+        self.code = code
+        self.code_lang = code_lang
+        self.code_dynamic = code_dynamic
+        self.stdin_language = stdin_language
+        self.runs_file_operands = runs_file_operands
 
 
 def interpreter_language(name: str) -> str | None:

@@ -11,7 +11,7 @@ removal follows the bash manual (single quotes, double quotes with their four es
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runestone.shell.model import Word
 
@@ -25,8 +25,7 @@ _ANSI_SIMPLE = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": 
                 "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
 
 
-@dataclass(frozen=True, slots=True)
-class WordEnv:
+class WordEnv(NamedTuple):
     """What the analyzer knows of the shell's state: home and working directory.
 
     `home` is None when `$HOME` is unknown (reassigned earlier, or on another machine).
