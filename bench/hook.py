@@ -28,12 +28,20 @@ ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permissi
           "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
 
 
-def timed_runs(argv: list[str], stdin: str, runs: int, env: dict[str, str]) -> list[float]:
-    samples = []
+def timed_run(argv: list[str], stdin: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=False)
+    return (time.perf_counter() - start) * 1000
+
+
+def interleaved(commands: list[tuple[list[str], str]], runs: int,
+                env: dict[str, str]) -> list[list[float]]:
+    """Run the commands in turn, `runs` rounds: a busy moment on the machine then slows every
+    command of that round alike instead of one command's whole series."""
+    samples: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=False)
-        samples.append((time.perf_counter() - start) * 1000)
+        for series, (argv, stdin) in zip(samples, commands, strict=True):
+            series.append(timed_run(argv, stdin, env))
     return samples
 
 
@@ -64,27 +72,28 @@ def main() -> None:
                        capture_output=True)
         hook = [sys.executable, "-m", "runestone", "hook", "claude-code"]
         stdin = json.dumps(ACTION)
-        timed_runs(hook, stdin, 2, env)  # warm caches and bytecode
-        bare = timed_runs([sys.executable, "-c", "pass"], "", args.runs, env)
-        cold = timed_runs(hook, stdin, args.runs, env)
+        bare_python = ([sys.executable, "-c", "pass"], "")
+        interleaved([bare_python, (hook, stdin)], 2, env)  # warm caches and bytecode
+        bare, cold = interleaved([bare_python, (hook, stdin)], args.runs, env)
         daemon = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
                                   env=env, stderr=subprocess.PIPE, text=True)
         try:
             port = int(re.search(r":(\d+) ", daemon.stderr.readline()).group(1))
             http_latency(port, 20)  # warm-up
-            via_daemon = timed_runs(hook, stdin, args.runs, env)
+            bare_again, via_daemon = interleaved([bare_python, (hook, stdin)], args.runs, env)
             over_http = http_latency(port, args.requests)
         finally:
             daemon.terminate()
             daemon.wait(timeout=10)
-    base = statistics.median(bare)
-    print(f"command hooks, {args.runs} runs each; HTTP, {args.requests} requests (medians)")
-    print(f"  python -c pass                     {base:8.1f} ms")
-    for label, samples, target in (
-            ("command hook, no daemon", cold, "target: within 2x bare Python"),
-            ("command hook, through the daemon", via_daemon, "")):
+    print(f"command hooks, {args.runs} runs each, each run beside a `python -c pass` run; "
+          f"HTTP, {args.requests} requests (medians)")
+    print(f"  python -c pass                     {statistics.median(bare + bare_again):8.1f} ms")
+    for label, samples, baseline, target in (
+            ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
+            ("command hook, through the daemon", via_daemon, bare_again, "")):
         median = statistics.median(samples)
-        print(f"  {label:34} {median:8.1f} ms   ({median / base:.1f}x bare python) {target}")
+        ratio = median / statistics.median(baseline)
+        print(f"  {label:34} {median:8.1f} ms   ({ratio:.2f}x bare python) {target}")
     median = statistics.median(over_http)
     p99 = sorted(over_http)[int(len(over_http) * 0.99) - 1]
     print(f"  daemon HTTP hook endpoint          {median:8.2f} ms   p99 {p99:.2f} ms "

@@ -27,7 +27,7 @@ from runestone.policy import (
     CompiledPolicy,
     Decision,
     EvalContext,
-    VerifiedCache,
+    PolicyCache,
     evaluate,
     load_policy,
     load_preset,
@@ -161,21 +161,21 @@ class Gatekeeper:
         wait_seconds: float | None = None,
     ) -> Gatekeeper:
         """Load the configured policy. Raises PolicyError; callers deny on it."""
-        verified = VerifiedCache(layout.verified_policies_file)
+        cache = PolicyCache(layout.verified_policies_file, layout.parsed_policies_dir)
         if preset:
-            policy = load_preset(preset, verified=verified)
+            policy = load_preset(preset, cache=cache)
         elif policy_file:
-            policy = load_policy(policy_file, verified=verified)
+            policy = load_policy(policy_file, cache=cache)
         elif layout.governing_policy_file().exists():
             # Enrolled: the last verified policy from the control plane governs.
-            policy = load_policy(layout.governing_policy_file(), verified=verified)
+            policy = load_policy(layout.governing_policy_file(), cache=cache)
         else:
             print(
                 f"runestone: no policy at {layout.policy_file}; using the 'default' preset "
                 "(nothing is allowed, unknown actions ask). Run `runestone init` to create one.",
                 file=sys.stderr,
             )
-            policy = load_preset("default", verified=verified)
+            policy = load_preset("default", cache=cache)
         audit = open_audit_log(layout)
         mode = approval_mode or os.environ.get("RUNESTONE_APPROVAL", "ask")
         if mode not in APPROVAL_MODES:

@@ -70,6 +70,10 @@ class Layout(NamedTuple):
     def verified_policies_file(self) -> Path:
         return self.state_dir / "policy-verified"
 
+    @property
+    def parsed_policies_dir(self) -> Path:
+        return self.state_dir / "policy-parsed"
+
 
 def _xdg(variable: str, fallback: str) -> Path:
     value = os.environ.get(variable, "")

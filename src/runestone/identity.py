@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,6 +62,9 @@ def create_identity(layout: Layout) -> Identity:
     if not layout.redaction_key_file.exists():
         _write_private(layout.redaction_key_file, secrets.token_bytes(32))
     layout.public_key_file.write_text(public_raw.hex() + "\n", encoding="utf-8")
+    import socket
+    from datetime import UTC, datetime
+
     identity = Identity(
         runtime_id="rt_" + secrets.token_hex(16),  # uuid imports `platform`: 4 ms a hook
         name=f"{os.environ.get('USER', 'user')}@{socket.gethostname()}",

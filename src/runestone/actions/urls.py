@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -80,6 +79,8 @@ def _parse_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address |
         pass
     if re.fullmatch(r"[0-9a-fx.]+", host):
         # 0xa9fea9fe, 2852039166, 0251.0376.0251.0376, 169.254.43518: inet_aton reads them.
+        import socket  # here, not at the top: rarely needed, and costly for a cold hook
+
         try:
             return ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:

@@ -9,7 +9,7 @@ any entry therefore breaks a link that `runestone audit verify` reports.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from runestone.actions.canonical import canonical_json
@@ -24,8 +24,13 @@ def genesis(runtime_id: str) -> str:
 
 
 def now_rfc3339() -> str:
-    """UTC time, RFC 3339 with microseconds: 2026-11-24T10:15:00.123456Z."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC time, RFC 3339 with microseconds: 2026-11-24T10:15:00.123456Z.
+
+    Formatted with `time`, not `datetime`: importing datetime costs a cold hook ~1 ms.
+    """
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            + f".{nanoseconds // 1000:06d}Z")
 
 
 def entry_hash(entry: dict[str, Any]) -> str:

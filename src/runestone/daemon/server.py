@@ -177,12 +177,13 @@ class Daemon:
 
     def reload(self) -> bool:
         """Load the policy file again; keep the last good policy if the new one fails."""
-        from runestone.policy import PolicyError, VerifiedCache, load_policy
+        from runestone.policy import PolicyCache, PolicyError, load_policy
 
         assert self.policy_file is not None
         try:
             policy = load_policy(self.policy_file,
-                                 verified=VerifiedCache(self.layout.verified_policies_file))
+                                 cache=PolicyCache(self.layout.verified_policies_file,
+                                                   self.layout.parsed_policies_dir))
         except (PolicyError, OSError) as exc:
             self.policy_error = str(exc)
             print(f"runestone daemon: the changed policy was REFUSED; still enforcing "

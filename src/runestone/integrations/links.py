@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import queue
 
 KEEP_SECONDS = 24 * 3600
 
@@ -63,6 +66,8 @@ class DeferredCallLinks(CallLinks):
     MEMORY = 10_000
 
     def __init__(self, directory: Path) -> None:
+        import queue  # only the daemon needs it; the command hook uses CallLinks
+
         super().__init__(directory)
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()

@@ -1,10 +1,10 @@
 """Policy: load, validate, compile and evaluate rules; built-in packs and presets."""
 
+from runestone.policy.cache import PolicyCache
 from runestone.policy.engine import CompiledPolicy, evaluate
 from runestone.policy.errors import PolicyError, PolicyTestFailure
 from runestone.policy.loader import (
     PRESETS,
-    VerifiedCache,
     builtin_packs,
     compile_policy_text,
     load_policy,
@@ -17,9 +17,9 @@ __all__ = [
     "CompiledPolicy",
     "Decision",
     "EvalContext",
+    "PolicyCache",
     "PolicyError",
     "PolicyTestFailure",
-    "VerifiedCache",
     "builtin_packs",
     "compile_policy_text",
     "evaluate",

@@ -74,15 +74,21 @@ def _glob_body(pattern: str) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=4096)
-def path_glob(pattern: str, project: str, home: str) -> tuple[str, re.Pattern[str]]:
-    """Compile an anchored path glob for one project and home: (expanded glob, regex)."""
+def path_glob(pattern: str, project: str, home: str) -> tuple[str, str]:
+    """An anchored path glob for one project and home: (expanded glob, regex source).
+
+    The source is not compiled here: most globs end as set lookups, and a rule's remaining
+    globs are compiled together as one regex (compiling is most of a cold hook's matching).
+    """
     expanded = expand_anchor(pattern, project, home)
     if expanded.endswith("/**") and len(expanded) > 3:
-        body = _glob_body(expanded[:-3]) + "(?:/.*)?"
-    else:
-        body = _glob_body(expanded)
-    return expanded, re.compile(body, re.DOTALL)
+        return expanded, _glob_body(expanded[:-3]) + "(?:/.*)?"
+    return expanded, _glob_body(expanded)
+
+
+def glob_source(text: str) -> str:
+    """The regex source of a shell glob over paths (`/home/dev/.ssh/*`)."""
+    return _glob_body(text)
 
 
 @lru_cache(maxsize=4096)

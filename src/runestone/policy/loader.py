@@ -11,15 +11,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runestone.actions.canonical import canonical_hash
+from runestone.policy.cache import PolicyCache
 from runestone.policy.engine import CompiledPolicy
 from runestone.policy.errors import PolicyError
 from runestone.policy.model import DECISIONS, Rule
 from runestone.policy.rules import compile_rule
-
-try:  # tomli's compiled wheel parses the packs about 3x faster than the stdlib's copy of it
-    import tomli as tomllib
-except ImportError:  # pragma: no cover - the same parser, pure Python
-    import tomllib  # type: ignore[no-redef]
 
 POLICY_KEYS = frozenset({"name", "description", "default", "include", "disable"})
 TEST_KEYS = frozenset({"name", "command", "tool", "input", "cwd", "expect", "rule", "tainted",
@@ -67,9 +63,24 @@ def _line_of(text: str, pattern: str, start: int = 0) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
+def _table_starts(text: str, array: str) -> list[int]:
+    """Offsets of the `[[array]]` table headers in a document."""
+    return [m.start() for m in re.finditer(rf"^[ \t]*\[\[[ \t]*{array}[ \t]*\]\]", text, re.M)]
+
+
+def _table_lines(text: str, array: str) -> list[int]:
+    """1-based line of each `[[array]]` table, in one pass over the document."""
+    lines, line, position = [], 1, 0
+    for start in _table_starts(text, array):
+        line += text.count("\n", position, start)
+        position = start
+        lines.append(line)
+    return lines
+
+
 def locate(text: str, array: str, index: int, field: str | None = None) -> int | None:
     """Line of the `index`-th `[[array]]` table (and of `field` inside it), 1-based."""
-    headers = [m.start() for m in re.finditer(rf"^[ \t]*\[\[[ \t]*{array}[ \t]*\]\]", text, re.M)]
+    headers = _table_starts(text, array)
     if index >= len(headers):
         return None
     start = headers[index]
@@ -82,7 +93,15 @@ def locate(text: str, array: str, index: int, field: str | None = None) -> int |
     return text.count("\n", 0, start) + 1
 
 
-def _parse(text: str, source: str, base_dir: Path | None, kind: str) -> _Document:
+def _toml(text: str, source: str, cache: PolicyCache | None) -> dict[str, Any]:
+    """A document's tables: from the cache when this exact text was parsed before."""
+    data = cache.parsed(text) if cache is not None else None
+    if data is not None:
+        return data
+    try:  # tomli's compiled wheel parses the packs about 3x faster than the stdlib's copy
+        import tomli as tomllib
+    except ImportError:  # pragma: no cover - the same parser, pure Python
+        import tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -92,6 +111,14 @@ def _parse(text: str, source: str, base_dir: Path | None, kind: str) -> _Documen
             source=source,
             line=int(match.group(1)) if match else None,
         ) from exc
+    if cache is not None:
+        cache.store_parsed(text, data)
+    return data
+
+
+def _parse(text: str, source: str, base_dir: Path | None, kind: str,
+           cache: PolicyCache | None) -> _Document:
+    data = _toml(text, source, cache)
     header = data.get(kind, {})
     if not isinstance(header, dict):
         raise PolicyError(f"[{kind}] must be a table", source=source)
@@ -132,7 +159,8 @@ def _strings(value: Any, what: str, source: str, text: str) -> list[str]:
 class _Resolver:
     """Walks includes depth-first, compiling each file's rules once, refusing cycles."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: PolicyCache | None) -> None:
+        self.cache = cache
         self.rules: list[Rule] = []
         self.tests: list[tuple[dict[str, Any], str, int | None]] = []
         self.examples: list[tuple[Rule, dict[str, Any], str, int | None]] = []
@@ -141,6 +169,7 @@ class _Resolver:
         self.includes: list[str] = []
 
     def add_document(self, doc: _Document) -> None:
+        rule_lines = _table_lines(doc.text, "rule")
         for index, table in enumerate(doc.rules):
             try:
                 rule = compile_rule(table, doc.source)
@@ -153,7 +182,9 @@ class _Resolver:
                     hint=exc.hint,
                 ) from None
             self.rules.append(rule)
-            self.examples.append((rule, table, doc.source, locate(doc.text, "rule", index)))
+            line = rule_lines[index] if index < len(rule_lines) else None
+            self.examples.append((rule, table, doc.source, line))
+        test_lines = _table_lines(doc.text, "test")
         for index, case in enumerate(doc.tests):
             unknown = sorted(set(case) - TEST_KEYS)
             if unknown or "expect" not in case:
@@ -162,7 +193,8 @@ class _Resolver:
                 raise PolicyError(problem, source=doc.source,
                                   line=locate(doc.text, "test", index, unknown[0] if unknown
                                               else None))
-            self.tests.append((case, doc.source, locate(doc.text, "test", index)))
+            self.tests.append((case, doc.source,
+                               test_lines[index] if index < len(test_lines) else None))
 
     def include(self, name: str, base_dir: Path | None, origin: str, text: str) -> None:
         key = name
@@ -186,14 +218,14 @@ class _Resolver:
                     raise PolicyError(f"cannot read included file {name!r}: {exc.strerror}",
                                       source=origin, line=_line_of(text, re.escape(name))
                                       ) from exc
-                doc = _parse(body, str(path), path.parent, "pack")
+                doc = _parse(body, str(path), path.parent, "pack", self.cache)
             else:
                 try:
                     body = _pack_text(name)
                 except PolicyError as exc:
                     raise PolicyError(exc.message, source=origin, hint=exc.hint,
                                       line=_line_of(text, re.escape(f'"{name}"'))) from None
-                doc = _parse(body, f"pack:{name}", None, "pack")
+                doc = _parse(body, f"pack:{name}", None, "pack", self.cache)
             self.walk(doc)
         finally:
             self.stack.pop()
@@ -204,46 +236,16 @@ class _Resolver:
         self.add_document(doc)
 
 
-class VerifiedCache:
-    """Hashes of policies whose tests already passed with this version of Runestone.
-
-    Tests are a pure function of the policy's compiled form and the analyzer, so a policy
-    whose hash was verified once need not be re-tested by every hook process.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _key(self, policy_hash: str) -> str:
-        from runestone import __version__
-
-        return f"{__version__} {policy_hash}"
-
-    def contains(self, policy_hash: str) -> bool:
-        try:
-            return self._key(policy_hash) in self.path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return False
-
-    def add(self, policy_hash: str) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(self._key(policy_hash) + "\n")
-        except OSError:
-            pass  # Only a cache: the tests simply run again next time.
-
-
 def compile_policy_text(
     text: str,
     *,
     source: str = "<policy>",
     base_dir: Path | None = None,
     run_tests: bool = True,
-    verified: VerifiedCache | None = None,
+    cache: PolicyCache | None = None,
 ) -> CompiledPolicy:
     """Compile a policy document. Raises PolicyError (or PolicyTestFailure) on any problem."""
-    doc = _parse(text, source, base_dir, "policy")
+    doc = _parse(text, source, base_dir, "policy", cache)
     header = doc.header
     default = header.get("default", "ask")
     if default not in DECISIONS:
@@ -251,7 +253,7 @@ def compile_policy_text(
             f"default must be one of deny, ask, allow; got {default!r}",
             source=source, line=_line_of(text, r"^\s*default\s*="), field="default",
         )
-    resolver = _Resolver()
+    resolver = _Resolver(cache)
     # The policy's own rules come first so that their reasons are the ones people read.
     resolver.add_document(doc)
     for name in _strings(header.get("include", []), "include", source, text):
@@ -291,17 +293,17 @@ def compile_policy_text(
         examples=tuple(resolver.examples),
         cases=tuple(resolver.tests),
     )
-    if run_tests and not (verified and verified.contains(policy.hash)):
+    if run_tests and not (cache and cache.is_verified(policy.hash)):
         from runestone.policy.selftest import require_passing
 
         require_passing(policy)
-        if verified:
-            verified.add(policy.hash)
+        if cache:
+            cache.mark_verified(policy.hash)
     return policy
 
 
 def load_policy(
-    path: str | Path, *, run_tests: bool = True, verified: VerifiedCache | None = None
+    path: str | Path, *, run_tests: bool = True, cache: PolicyCache | None = None
 ) -> CompiledPolicy:
     """Load a policy file. An unreadable file is a PolicyError, never an empty policy."""
     path = Path(path)
@@ -312,7 +314,7 @@ def load_policy(
     except UnicodeDecodeError as exc:
         raise PolicyError(f"policy is not UTF-8: {exc}", source=str(path)) from exc
     return compile_policy_text(text, source=str(path), base_dir=path.parent, run_tests=run_tests,
-                               verified=verified)
+                               cache=cache)
 
 
 PRESETS = {
@@ -322,10 +324,10 @@ PRESETS = {
 
 
 def load_preset(
-    name: str, *, run_tests: bool = True, verified: VerifiedCache | None = None
+    name: str, *, run_tests: bool = True, cache: PolicyCache | None = None
 ) -> CompiledPolicy:
     """A built-in preset: `default` (the packs; unknown asks) or `developer` (plus allowances)."""
     if name not in PRESETS:
         raise PolicyError(f"unknown preset {name!r}", hint=f"presets: {', '.join(PRESETS)}")
     return compile_policy_text(PRESETS[name], source=f"preset:{name}", run_tests=run_tests,
-                               verified=verified)
+                               cache=cache)

@@ -29,6 +29,7 @@ from runestone.policy.globs import (
     command_pattern_source,
     glob_as_regex,
     glob_base,
+    glob_source,
     path_glob,
 )
 from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
@@ -217,7 +218,7 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
     path_regex: list[str] = []
     expanded_all: list[str] = []
     for glob in globs:
-        expanded, regex = path_glob(glob, project, home)
+        expanded, source = path_glob(glob, project, home)
         expanded_all.append(expanded)
         rest = expanded[3:]
         if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
@@ -228,7 +229,7 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
             elif rest.endswith("*") and _literal(rest[:-1]) and rest[:-1]:
                 name_prefix.append(rest[:-1])
             else:
-                name_regex.append(glob_as_regex(rest).pattern)
+                name_regex.append(glob_source(rest))
         elif _literal(expanded):
             path_exact.add(expanded)
         elif expanded.endswith("/**") and _literal(expanded[:-3]) and len(expanded) > 3:
@@ -236,7 +237,7 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
             path_exact.add(expanded[:-3])
             path_under.append(expanded[:-3] + "/")
         else:
-            path_regex.append(regex.pattern)
+            path_regex.append(source)
     return _GlobSet(frozenset(name_exact), tuple(name_prefix), tuple(name_suffix),
                     _union(name_regex), frozenset(path_exact), tuple(path_under),
                     _union(path_regex), tuple(expanded_all))

@@ -1,0 +1,95 @@
+"""What one hook process may reuse from the ones before it: parsed documents, passed tests.
+
+Both are pure functions of their input, so a process that finds them skips work without
+changing any answer:
+
+- a policy whose hash passed its own tests with this version of Runestone need not be
+  re-tested by every hook process;
+- a TOML document (the policy and each pack it includes) is stored as JSON under the
+  SHA-256 of its text. Importing tomli (and datetime with it) and parsing the packs was a
+  third of a cold hook's policy load; `json`, which the hook imports anyway, reads the same
+  tables several times faster.
+
+The cache lives in the runtime's state directory, which only the runtime's user can write;
+whoever can write it can write the policy file beside it, so it trusts no one new. A
+missing, unreadable or malformed entry is a miss: the document is parsed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+KEEP_PARSED = 64  # documents; a policy edited many times leaves no more than this behind
+
+
+class PolicyCache:
+    def __init__(self, verified_file: Path, parsed_dir: Path) -> None:
+        self.verified_file = verified_file
+        self.parsed_dir = parsed_dir
+
+    # --- tests that passed -------------------------------------------------------------
+
+    def _key(self, policy_hash: str) -> str:
+        from runestone import __version__
+
+        return f"{__version__} {policy_hash}"
+
+    def is_verified(self, policy_hash: str) -> bool:
+        try:
+            lines = self.verified_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return False
+        return self._key(policy_hash) in lines
+
+    def mark_verified(self, policy_hash: str) -> None:
+        try:
+            self.verified_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.verified_file.open("a", encoding="utf-8") as handle:
+                handle.write(self._key(policy_hash) + "\n")
+        except OSError:
+            pass  # only a cache: the tests simply run again next time
+
+    # --- parsed documents --------------------------------------------------------------
+
+    def _parsed_file(self, text: str) -> Path:
+        return self.parsed_dir / (hashlib.sha256(text.encode("utf-8")).hexdigest() + ".json")
+
+    def parsed(self, text: str) -> dict[str, Any] | None:
+        """The tables of a document parsed before, or None."""
+        try:
+            data = json.loads(self._parsed_file(text).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def store_parsed(self, text: str, data: dict[str, Any]) -> None:
+        """Keep a parsed document, unless it holds values JSON cannot carry (TOML dates)."""
+        try:
+            encoded = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError):
+            return
+        target = self._parsed_file(text)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            self.parsed_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial.write_bytes(encoded)
+            os.replace(partial, target)  # a reader sees the whole entry or none
+            self._prune()
+        except OSError:
+            partial.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        entries = sorted(self.parsed_dir.glob("*.json"), key=_mtime, reverse=True)
+        for stale in entries[KEEP_PARSED:]:
+            stale.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

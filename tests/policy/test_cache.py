@@ -1,0 +1,91 @@
+"""The policy cache changes how much a hook process parses, never what a policy says."""
+
+from __future__ import annotations
+
+import json
+
+from runestone.actions import Action
+from runestone.facts import derive_facts
+from runestone.policy import (
+    EvalContext,
+    PolicyCache,
+    compile_policy_text,
+    evaluate,
+    load_preset,
+)
+from runestone.policy.cache import KEEP_PARSED
+
+POLICY = """
+[policy]
+name = "cached"
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "local.git-status"
+decision = "allow"
+command = ["git status"]
+reason = "Reading the work tree is harmless."
+"""
+
+
+def _decide(policy, command: str) -> str:
+    action = Action("Bash", {"command": command}, "/tmp")
+    return evaluate(policy, derive_facts(action), EvalContext()).decision
+
+
+def _cache(tmp_path) -> PolicyCache:
+    return PolicyCache(tmp_path / "verified", tmp_path / "parsed")
+
+
+def test_a_cached_document_compiles_to_the_same_policy(tmp_path):
+    fresh = compile_policy_text(POLICY, run_tests=False)
+    cache = _cache(tmp_path)
+    first = compile_policy_text(POLICY, run_tests=False, cache=cache)
+    stored = sorted((tmp_path / "parsed").glob("*.json"))
+    assert len(stored) >= 2  # the policy and the packs it includes
+    second = compile_policy_text(POLICY, run_tests=False, cache=cache)
+    assert fresh.hash == first.hash == second.hash
+    assert _decide(second, "git status") == "allow"
+
+
+def test_a_planted_entry_is_only_trusted_for_the_text_it_is_named_after(tmp_path):
+    cache = _cache(tmp_path)
+    compile_policy_text(POLICY, run_tests=False, cache=cache)
+    other = POLICY.replace("git status", "git log")
+    policy = compile_policy_text(other, run_tests=False, cache=cache)
+    assert _decide(policy, "git log") == "allow"
+    assert _decide(policy, "git status") == "ask"
+
+
+def test_a_corrupt_or_foreign_entry_is_a_miss(tmp_path):
+    cache = _cache(tmp_path)
+    expected = compile_policy_text(POLICY, run_tests=False, cache=cache).hash
+    entries = sorted((tmp_path / "parsed").glob("*.json"))
+    entries[0].write_bytes(b"{not json")
+    entries[1].write_text(json.dumps(["a", "list"]), encoding="utf-8")
+    assert compile_policy_text(POLICY, run_tests=False, cache=cache).hash == expected
+    assert cache.parsed("[policy]\n") is None
+
+
+def test_toml_values_json_cannot_carry_are_parsed_every_time(tmp_path):
+    cache = _cache(tmp_path)
+    text = '[policy]\nname = "dated"\ndefault = "ask"\n\n[[test]]\ncommand = "ls"\n' \
+           'expect = "ask"\nname = 2026-11-24\n'
+    cache.store_parsed(text, {"when": __import__("datetime").date(2026, 11, 24)})
+    assert cache.parsed(text) is None
+    assert not list((tmp_path / "parsed").glob("*"))
+
+
+def test_the_cache_keeps_a_bounded_number_of_documents(tmp_path):
+    cache = _cache(tmp_path)
+    for number in range(KEEP_PARSED + 10):
+        cache.store_parsed(f"# document {number}\n", {"n": number})
+    assert len(list((tmp_path / "parsed").glob("*.json"))) == KEEP_PARSED
+
+
+def test_tests_that_passed_are_remembered_per_version(tmp_path):
+    cache = _cache(tmp_path)
+    policy = load_preset("default", cache=cache)
+    assert cache.is_verified(policy.hash)
+    assert not cache.is_verified("0" * 64)
