@@ -129,3 +129,33 @@ def test_secrets_never_reach_the_disk(runtime):
     assert secret.encode() not in raw
     entry = next(iter(read_entries(where.audit_dir)))
     assert "[REDACTED:" in entry["input"]["command"]
+
+
+@pytest.mark.parametrize("kind", [kind for kind, _, _ in __import__(
+    "runestone.audit.redact", fromlist=["_SOURCES"])._SOURCES])
+def test_every_secret_shape_trips_the_literal_filter(kind):
+    """`may_hold_secret` lets a string skip every regex: it must be True for any string any
+    pattern matches. Strings are generated from each pattern itself, so a new pattern whose
+    literals the filter lacks fails here."""
+    from hypothesis import HealthCheck, settings
+
+    from runestone.audit.redact import may_hold_secret, patterns
+
+    pattern = next(compiled for name, compiled, _ in patterns() if name == kind)
+
+    @settings(max_examples=80, suppress_health_check=list(HealthCheck))
+    @given(st.from_regex(pattern))  # a match with random text around it
+    def check(text):
+        assert may_hold_secret(text)
+
+    check()
+
+
+def test_strings_without_the_literals_are_returned_untouched():
+    from runestone.audit.redact import may_hold_secret
+
+    redactor = Redactor(b"r" * 32)
+    for text in ("git status", "Bash", "/tmp", "toolu_bench", "Allowed by dev.git-read.",
+                 "3daaec7721183967bb65eaebe552ddb8c801feb5d8c21e5de44676983c447482"):
+        assert not may_hold_secret(text)
+        assert redactor.text(text) == text

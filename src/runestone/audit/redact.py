@@ -71,11 +71,27 @@ def _scoped(source: str, flags: int) -> str:
     return f"(?{local}:{source})" if local else f"(?:{source})"
 
 
-# One pass that finds whether any pattern could match: most strings in an entry (tool names,
-# paths, hashes, short commands) hold no secret, and twenty substitutions each cost more.
-# The twenty patterns themselves are compiled on the first string that needs them, which
-# most processes (a hook deciding one call) never meet.
-_ANY = re.compile("|".join(_scoped(*source) for _, source, _ in _SOURCES))
+# Literals of which every pattern above needs at least one in any string it matches (a
+# property test checks this for each pattern): `=` or `:` for assignments, headers and URLs,
+# `--` or `-p` for options and PEM blocks, and each token format's own prefix. A string
+# with none of them holds no secret, and most strings of an entry (ids, hashes, tool names,
+# keys, short commands) have none: those skip the regexes, and a hook deciding such a call
+# never compiles them (the union below alone costs a cold hook ~2 ms to compile).
+_NEEDED = ("=", ":", "--", "-p", "sk-", "eyJ", "SK", "SG.", "pypi-", "npm_", "AIza", "_live_",
+           "_test_", "xox", "glpat-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+           "AKIA", "ASIA", "ABIA", "ACCA")
+
+
+def may_hold_secret(value: str) -> bool:
+    """False only when no pattern can match `value` (cheap substring tests)."""
+    return any(literal in value for literal in _NEEDED) or "bearer" in value.lower()
+
+
+@functools.cache
+def _any() -> re.Pattern[str]:
+    """One pass that finds whether any pattern could match: twenty substitutions cost more.
+    The twenty patterns themselves are compiled on the first string that needs them."""
+    return re.compile("|".join(_scoped(*source) for _, source, _ in _SOURCES))
 
 
 @functools.cache
@@ -98,7 +114,7 @@ class Redactor:
         return f"[REDACTED:{kind}:{digest[:16]}]"
 
     def text(self, value: str) -> str:
-        if _ANY.search(value) is None:
+        if not may_hold_secret(value) or _any().search(value) is None:
             return value
         for kind, pattern, group in patterns():
             value = pattern.sub(self._replacer(kind, group), value)

@@ -129,6 +129,51 @@ def command_pattern_source(pattern: str) -> str:
     return ".*".join(re.escape(p) for p in pattern.split("*"))
 
 
+class CommandPatterns:
+    """A rule's command patterns, each tested the cheapest way that gives the same answer.
+
+    Most patterns are a literal command (`git status`) or a literal prefix at a word
+    boundary (`git log *`, `npm run test:*`): a set lookup and `startswith`, exactly what
+    `command_pattern_source` would match. Only patterns with another `*` become one regex,
+    compiled on first use: compiling dominates a cold hook's matching.
+    """
+
+    __slots__ = ("_regex", "exact", "prefixes", "wild")
+
+    def __init__(self, patterns: tuple[str, ...] | list[str]) -> None:
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        wild: list[str] = []
+        for raw in patterns:
+            pattern = raw.strip()
+            if pattern.endswith(":*") or (pattern.endswith(" *") and pattern.count("*") == 1):
+                prefixes.append(pattern[:-2])
+            elif "*" not in pattern:
+                exact.add(pattern)
+            else:
+                wild.append(pattern)
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(prefixes)
+        self.wild = tuple(wild)
+        self._regex: re.Pattern[str] | None = None
+
+    def fullmatch(self, line: str) -> bool:
+        if line in self.exact:
+            return True
+        if self.prefixes and line.startswith(self.prefixes):
+            for prefix in self.prefixes:
+                # `prefix(?:\s.*)?`: `str.isspace` is the test `\s` makes on str patterns.
+                if line.startswith(prefix) and (len(line) == len(prefix)
+                                                or line[len(prefix)].isspace()):
+                    return True
+        if not self.wild:
+            return False
+        if self._regex is None:
+            source = "|".join(f"(?:{command_pattern_source(p)})" for p in self.wild)
+            self._regex = re.compile(source, re.DOTALL)
+        return self._regex.fullmatch(line) is not None
+
+
 def command_pattern_regex(pattern: str) -> re.Pattern[str]:
     """Compile a Claude Code style command pattern (`git push *`, `npm run test:*`)."""
     return re.compile(command_pattern_source(pattern), re.DOTALL)

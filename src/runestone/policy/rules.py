@@ -24,9 +24,9 @@ from runestone.actions.urls import UrlFact
 from runestone.facts import Facts, Part, input_field
 from runestone.policy.errors import PolicyError
 from runestone.policy.globs import (
+    CommandPatterns,
     anchor_dir,
     command_pattern_program,
-    command_pattern_source,
     glob_as_regex,
     glob_base,
     glob_source,
@@ -495,6 +495,13 @@ def _part_text(part: Part, facts: Facts) -> str:
     return facts.input_text
 
 
+def _word_matches(word: str, pattern: str) -> bool:
+    """fnmatch, without compiling a regex for the common pattern that has no wildcard."""
+    if "*" in pattern or "?" in pattern or "[" in pattern:
+        return fnmatchcase(word, pattern)
+    return word == pattern
+
+
 def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
     """Add the command matchers; return the program names the rule is indexed under."""
     rid = b.rule_id
@@ -508,11 +515,7 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
               or any(fnmatchcase(part.command.name, g) for g in globs))  # type: ignore[union-attr]
     patterns = b.strings("command")
     if patterns:
-        # One alternation instead of a loop over patterns: one regex call per command. It is
-        # compiled on first use: most rules never see a command they could match, and regex
-        # compilation dominates the start-up of a hook process.
-        source = "|".join(f"(?:{command_pattern_source(p)})" for p in patterns)
-        compiled: list[re.Pattern[str]] = []
+        command_patterns = CommandPatterns(patterns)
         firsts = [command_pattern_program(p) for p in patterns]
         if programs is None and all(firsts):
             index = frozenset(f for f in firsts if f)
@@ -522,9 +525,7 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
             assert command is not None
             if not command.name:
                 return False
-            if not compiled:
-                compiled.append(re.compile(source, re.DOTALL))
-            return compiled[0].fullmatch(facts.command_line(command)) is not None
+            return command_patterns.fullmatch(facts.command_line(command))
 
         b.add(match_command)
     subs = b.strings("subcommand")
@@ -535,7 +536,7 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
             positionals = command_positionals(part.command)  # type: ignore[arg-type]
             return any(
                 len(positionals) >= len(seq)
-                and all(fnmatchcase(p, s) for p, s in zip(positionals, seq, strict=False))
+                and all(_word_matches(p, s) for p, s in zip(positionals, seq, strict=False))
                 for seq in seqs
             )
 
