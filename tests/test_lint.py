@@ -31,3 +31,28 @@ def test_deciding_imports_no_heavy_modules():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_cold_hook_deciding_a_plain_call_loads_only_what_it_needs(tmp_path):
+    """What a cold command hook would pay for on every tool call and not use: OpenSSL (through
+    hashlib, hmac or secrets), dataclasses and inspect, the TOML parser and datetime once
+    the policy's documents are cached, socket when no daemon runs (see bench/hook.py)."""
+    import json
+    import os
+
+    env = {**os.environ, "RUNESTONE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "runestone", "init"], env=env, check=True,
+                   capture_output=True)
+    avoided = ["_hashlib", "hashlib", "hmac", "secrets", "dataclasses", "inspect", "tomli",
+               "tomllib", "datetime", "socket", "http", "argparse", "sqlite3"]
+    code = ("import sys; from runestone.cli import main; main(['hook', 'claude-code']);"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {avoided!r}),"
+            " file=sys.stderr)")
+    call = json.dumps({"session_id": "s", "cwd": str(tmp_path), "hook_event_name": "PreToolUse",
+                       "tool_name": "Bash", "tool_input": {"command": "git status"},
+                       "tool_use_id": "toolu_1"})
+    for _ in range(2):  # the first call fills the policy cache
+        result = subprocess.run([sys.executable, "-c", code], input=call, env=env,
+                                capture_output=True, text=True, check=True)
+    assert '"allow"' in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr

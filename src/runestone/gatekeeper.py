@@ -7,7 +7,6 @@ deny with a reason: malformed input, an unreadable policy, an internal error.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from runestone.actions.canonical import canonical_hash
 from runestone.actions.tools import Family
 from runestone.audit.log import AuditLog, AuditWriteError
 from runestone.audit.records import decision_entry, new_request_id, request_entry
+from runestone.digest import sha256
 from runestone.facts import Facts, derive_facts
 from runestone.home import Layout
 from runestone.policy import (
@@ -58,7 +58,7 @@ class SessionState:
     def _file(self, session: str) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / (hashlib.sha256(session.encode()).hexdigest()[:32] + ".tainted")
+        return self.directory / (sha256(session.encode()).hexdigest()[:32] + ".tainted")
 
     def is_tainted(self, session: str) -> bool:
         if not session:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +42,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def create_identity(layout: Layout) -> Identity:
     """Generate the runtime id and its Ed25519 key pair. Refuses to replace an existing one."""
+    import secrets
+
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

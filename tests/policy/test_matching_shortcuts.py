@@ -26,6 +26,7 @@ patterns = st.one_of(
     patterns.map(lambda ps: [p + " *" for p in ps]),
     patterns.map(lambda ps: [p + ":*" for p in ps]),
     patterns.map(lambda ps: [f"{ps[0]} *", *ps[1:]]),
+    patterns.map(lambda ps: [f"{ps[0]}*", *ps[1:]]),
 )
 
 
@@ -48,7 +49,8 @@ def test_command_patterns_answer_as_their_regex(pattern_list, tails, data):
 
 
 def test_known_shapes():
-    matcher = CommandPatterns(["git status", "git log *", "npm run test:*", "rm * -rf"])
+    matcher = CommandPatterns(["git status", "git log *", "npm run test:*", "rm * -rf",
+                               "shutdown*"])
     assert matcher.fullmatch("git status")
     assert not matcher.fullmatch("git status --short")
     assert matcher.fullmatch("git log")
@@ -58,6 +60,9 @@ def test_known_shapes():
     assert not matcher.fullmatch("npm run tests")
     assert matcher.fullmatch("npm run test --watch")
     assert matcher.fullmatch("rm a b -rf")
+    assert matcher.fullmatch("shutdown")
+    assert matcher.fullmatch("shutdownx -h now")
+    assert not matcher.fullmatch("sudo shutdown")
 
 
 @given(st.text(ALPHABET, max_size=5), st.text(ALPHABET, max_size=5))

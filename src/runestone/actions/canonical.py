@@ -7,9 +7,10 @@ machine, so their SHA-256 is a stable identity for approvals and the audit log.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
+
+from runestone.digest import sha256
 
 
 class CanonicalJSONError(ValueError):
@@ -32,7 +33,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def canonical_hash(value: Any) -> str:

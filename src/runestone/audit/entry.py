@@ -8,11 +8,11 @@ any entry therefore breaks a link that `runestone audit verify` reports.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
 from runestone.actions.canonical import canonical_json
+from runestone.digest import sha256
 
 KINDS = ("request", "decision", "approval", "execution", "result", "checkpoint", "recovery",
          "note")
@@ -20,7 +20,7 @@ KINDS = ("request", "decision", "approval", "execution", "result", "checkpoint",
 
 def genesis(runtime_id: str) -> str:
     """The `prev` of a log's first entry, bound to the runtime that wrote it."""
-    return hashlib.sha256(f"runestone-audit-genesis:{runtime_id}".encode()).hexdigest()
+    return sha256(f"runestone-audit-genesis:{runtime_id}".encode()).hexdigest()
 
 
 def now_rfc3339() -> str:
@@ -35,7 +35,7 @@ def now_rfc3339() -> str:
 
 def entry_hash(entry: dict[str, Any]) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return sha256(canonical_json(body)).hexdigest()
 
 
 def seal(entry: dict[str, Any], *, seq: int, prev: str) -> dict[str, Any]:

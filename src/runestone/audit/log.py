@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from typing import Any, NamedTuple
 from runestone.audit.checkpoint import Signer, checkpoint_message
 from runestone.audit.entry import encode, genesis, now_rfc3339, seal
 from runestone.audit.redact import Redactor
+from runestone.digest import sha256
 
 SEGMENT = re.compile(r"^segment-(\d{8})\.jsonl$")
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
@@ -189,7 +189,7 @@ class AuditLog:
             "segment": path.name,
             "offset": good_size,
             "torn_bytes": len(tail),
-            "torn_sha256": hashlib.sha256(tail).hexdigest(),
+            "torn_sha256": sha256(tail).hexdigest(),
             "moved_to": side.name,
         }
 

@@ -4,7 +4,7 @@ conversation)."""
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import Any
 
 from runestone.actions import Action
@@ -15,7 +15,7 @@ CONTEXT_KEYS = ("purpose", "transcript_path", "tool_use_id", "hook_event_name",
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return "req_" + os.urandom(12).hex()  # what secrets.token_hex does, without its imports
 
 
 def summarize(action: Action) -> str:

@@ -7,12 +7,12 @@ host's own fail-closed reply.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from runestone.actions import ActionError
 from runestone.actions.canonical import canonical_json
+from runestone.digest import sha256
 from runestone.gatekeeper import Gatekeeper
 from runestone.integrations.hosts import Event, HostAdapter, Reply
 from runestone.integrations.links import CallLinks
@@ -67,7 +67,7 @@ def result_summary(result: Any) -> dict[str, Any]:
     except Exception:
         encoded = repr(result).encode("utf-8", "replace")
     summary: dict[str, Any] = {"result_bytes": len(encoded),
-                               "result_sha256": hashlib.sha256(encoded).hexdigest()}
+                               "result_sha256": sha256(encoded).hexdigest()}
     if isinstance(result, dict):
         for key in ("is_error", "isError", "success", "exit_code", "exitCode", "interrupted"):
             if key in result and isinstance(result[key], bool | int):

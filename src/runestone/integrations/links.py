@@ -7,13 +7,14 @@ writes `call id -> request id`, the post hook reads it and links the result entr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from runestone.digest import sha256
 
 if TYPE_CHECKING:
     import queue
@@ -26,7 +27,7 @@ class CallLinks:
         self.directory = directory
 
     def _file(self, call_id: str) -> Path:
-        return self.directory / hashlib.sha256(call_id.encode()).hexdigest()[:40]
+        return self.directory / sha256(call_id.encode()).hexdigest()[:40]
 
     def remember(self, call_id: str, request_id: str) -> None:
         if not call_id or not request_id:

@@ -17,11 +17,12 @@ missing, unreadable or malformed entry is a miss: the document is parsed again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from runestone.digest import sha256
 
 KEEP_PARSED = 64  # documents; a policy edited many times leaves no more than this behind
 
@@ -56,7 +57,7 @@ class PolicyCache:
     # --- parsed documents --------------------------------------------------------------
 
     def _parsed_file(self, text: str) -> Path:
-        return self.parsed_dir / (hashlib.sha256(text.encode("utf-8")).hexdigest() + ".json")
+        return self.parsed_dir / (sha256(text.encode("utf-8")).hexdigest() + ".json")
 
     def parsed(self, text: str) -> dict[str, Any] | None:
         """The tables of a document parsed before, or None."""

@@ -132,17 +132,19 @@ def command_pattern_source(pattern: str) -> str:
 class CommandPatterns:
     """A rule's command patterns, each tested the cheapest way that gives the same answer.
 
-    Most patterns are a literal command (`git status`) or a literal prefix at a word
-    boundary (`git log *`, `npm run test:*`): a set lookup and `startswith`, exactly what
-    `command_pattern_source` would match. Only patterns with another `*` become one regex,
-    compiled on first use: compiling dominates a cold hook's matching.
+    Most patterns are a literal command (`git status`), a literal prefix at a word boundary
+    (`git log *`, `npm run test:*`) or a bare literal prefix (`shutdown*`): a set lookup and
+    `startswith`, exactly what `command_pattern_source` would match. Only patterns with a
+    `*` elsewhere become one regex, compiled on first use: compiling dominates a cold
+    hook's matching.
     """
 
-    __slots__ = ("_regex", "exact", "prefixes", "wild")
+    __slots__ = ("_regex", "exact", "prefixes", "starts", "wild")
 
     def __init__(self, patterns: tuple[str, ...] | list[str]) -> None:
         exact: set[str] = set()
         prefixes: list[str] = []
+        starts: list[str] = []
         wild: list[str] = []
         for raw in patterns:
             pattern = raw.strip()
@@ -150,15 +152,18 @@ class CommandPatterns:
                 prefixes.append(pattern[:-2])
             elif "*" not in pattern:
                 exact.add(pattern)
+            elif pattern.endswith("*") and pattern.count("*") == 1:
+                starts.append(pattern[:-1])  # `prefix.*`
             else:
                 wild.append(pattern)
         self.exact = frozenset(exact)
         self.prefixes = tuple(prefixes)
+        self.starts = tuple(starts)
         self.wild = tuple(wild)
         self._regex: re.Pattern[str] | None = None
 
     def fullmatch(self, line: str) -> bool:
-        if line in self.exact:
+        if line in self.exact or (self.starts and line.startswith(self.starts)):
             return True
         if self.prefixes and line.startswith(self.prefixes):
             for prefix in self.prefixes:
