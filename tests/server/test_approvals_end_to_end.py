@@ -90,6 +90,7 @@ class Impersonator:
     def __init__(self) -> None:
         self.answer: dict = {}
         self.asked: list[dict] = []
+        self.refuse = 0  # an HTTP status to refuse asks with
         impersonator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -104,6 +105,9 @@ class Impersonator:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 impersonator.asked.append(body)
+                if impersonator.refuse:
+                    self._send(impersonator.refuse, {"detail": "runtime not allowed"})
+                    return
                 self._send(201, {"id": 99, "request_id": body["request_id"],
                                  "state": "pending", "action_hash": body["action_hash"],
                                  "runtime_id": "", "level": 0, "reason": "",
@@ -148,7 +152,8 @@ def decide(mode: str, action: Action, wait: float = 30.0):
         gatekeeper.audit.close()
 
 
-def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, isolated_home):
+def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, isolated_home,
+                                                      monkeypatch):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from runestone.approvals.store import ApprovalStore
@@ -224,6 +229,16 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
             runtime_id, rid, action_hash, "approved", mine))
         assert decide("defer", action).decision == "allow"
 
+        # A server that answers but refuses the ask is never a reason to approve locally,
+        # whatever the fallback says.
+        monkeypatch.setenv("RUNESTONE_APPROVAL_FALLBACK", "local")
+        impersonator.refuse = 403
+        refused = decide("defer", action)
+        assert refused.decision == "deny" and "HTTP 403" in refused.reason, refused.reason
+        assert "local approval" not in refused.reason
+        impersonator.refuse = 0
+        monkeypatch.delenv("RUNESTONE_APPROVAL_FALLBACK")
+
         # The real server: approve, and the identical retry is allowed once.
         remote_file.write_text(json.dumps(remote))
         deferred = decide("defer", action)
@@ -272,10 +287,24 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         impersonator.close()
         server.stop()
 
-    # Offline: the ask stays local, the reason says so, and nothing is allowed.
+    # Offline: the team's approvers cannot be reached, so the ask is denied, and the
+    # machine's user cannot become the approver (no request to approve, no grant).
     offline = decide("defer", action)
     assert offline.decision == "deny"
-    assert "does not answer" in offline.reason and "local approval" in offline.reason
+    assert "does not answer" in offline.reason and "enrolled" in offline.reason
+    assert "RUNESTONE_APPROVAL_FALLBACK=local" in offline.reason
+    assert decide("wait", action, wait=1).decision == "deny"
+    granted = runestone(isolated_home, "approvals", "grant", "--command", COMMAND,
+                        "--minutes", "30")
+    assert granted.returncode != 0 and "enrolled" in granted.stderr, granted.stderr
+    assert decide("defer", action).decision == "deny"
+
+    # With the local fallback configured, an unanswered ask stays on this machine and the
+    # reason says so; still nothing is allowed until someone approves it here.
+    monkeypatch.setenv("RUNESTONE_APPROVAL_FALLBACK", "local")
+    local = decide("defer", action)
+    assert local.decision == "deny"
+    assert "does not answer" in local.reason and "local approval" in local.reason
     assert decide("wait", action, wait=1).decision == "deny"
 
 
@@ -389,7 +418,8 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
                                RUNESTONE_SMTP_HOST="127.0.0.1",
                                RUNESTONE_SMTP_PORT=str(smtp.port),
                                RUNESTONE_SMTP_FROM="runestone@example.com",
-                               RUNESTONE_NOTIFY_BASE_DELAY="0.2")
+                               RUNESTONE_NOTIFY_BASE_DELAY="0.2",
+                               RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS="1")
         server.init()
         server.start()
         try:

@@ -46,6 +46,10 @@ class ApprovalSettings:
     skew_seconds: int = tokens.DEFAULT_SKEW_SECONDS
     page_url: str = DEFAULT_PAGE_URL
     approver: str = ""
+    # Enrolled runtimes only: what an ask becomes when the control plane does not answer.
+    # "deny" (the team's approvers decide, and none can be reached), or "local" (this
+    # machine's user may approve until it answers again).
+    fallback: str = "deny"
 
     @classmethod
     def from_env(cls) -> ApprovalSettings:
@@ -54,6 +58,8 @@ class ApprovalSettings:
             skew_seconds=_int_env("RUNESTONE_APPROVAL_SKEW", tokens.DEFAULT_SKEW_SECONDS),
             page_url=os.environ.get("RUNESTONE_APPROVAL_URL", DEFAULT_PAGE_URL).rstrip("/"),
             approver=os.environ.get("RUNESTONE_APPROVER", ""),
+            fallback="local" if os.environ.get("RUNESTONE_APPROVAL_FALLBACK") == "local"
+            else "deny",
         )
 
 
@@ -161,12 +167,18 @@ class Approvals:
         return request
 
     def _send(self, request: Request, severity: str, mode: str = "wait") -> None:
-        """Enrolled: route the ask through the control plane. Offline, it stays local and
-        the reason says so; either way nothing is allowed without a verified approval."""
+        """Enrolled: route the ask through the control plane, whose approvers decide it.
+
+        When the control plane refuses the ask, or does not answer and no local fallback was
+        configured, the request is cancelled and ApprovalError says why (the gatekeeper
+        denies): an enrolled runtime's user must not become its own approver because the
+        network is down. With RUNESTONE_APPROVAL_FALLBACK=local an unanswered ask stays on
+        this machine, and the reason says so. Nothing is allowed without a verified approval.
+        """
         remote = self.remote
         if remote is None:
             return
-        from runestone.remote.client import RemoteError
+        from runestone.remote.client import RemoteError, ServerUnreachable
 
         if self._take_over(request):
             return
@@ -178,11 +190,20 @@ class Approvals:
         try:
             view = remote.submit(ask)
         except RemoteError as exc:
-            self._notes[request.id] = (f"{exc}; falling back to local approval on this "
-                                       "machine")
+            local = isinstance(exc, ServerUnreachable) and self.settings.fallback == "local"
             self._audit({"kind": "approval-routing", "request_id": request.id,
-                         "server": remote.server, "routed": False, "error": str(exc)})
-            return
+                         "server": remote.server, "routed": False, "error": str(exc),
+                         "fallback": "local" if local else "deny"})
+            if local:
+                self._notes[request.id] = (f"{exc}; falling back to local approval on this "
+                                           "machine (RUNESTONE_APPROVAL_FALLBACK=local)")
+                return
+            self.store.cancel(request.id)
+            hint = "" if not isinstance(exc, ServerUnreachable) else (
+                "; RUNESTONE_APPROVAL_FALLBACK=local would let this machine's user approve "
+                "while it does not answer")
+            raise ApprovalError(f"{exc}. This runtime is enrolled, so its team's approvers "
+                                f"decide its asks{hint}") from exc
         remote.remember(request.id, request.action_hash, view)
         self._links[request.id] = str(view.get("link") or "")
         self._audit({"kind": "approval-routing", "request_id": request.id,
@@ -445,6 +466,11 @@ class Approvals:
         """A pre-approval: one exact action, or a rule's matches, until expiry or uses run out."""
         if (action is None) == (rule_id is None):
             raise ApprovalError("a grant is for one exact action or for one rule")
+        if self.remote is not None and self.settings.fallback != "local":
+            raise ApprovalError(
+                f"this runtime is enrolled with {self.remote.server}: its team's approvers "
+                "decide its asks there, so a grant made on this machine would step around "
+                "them (RUNESTONE_APPROVAL_FALLBACK=local gives this machine that authority)")
         if action is not None:
             from runestone.audit.records import summarize
 

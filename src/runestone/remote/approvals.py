@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from runestone.home import Layout
-from runestone.remote.client import RemoteError, credential_file, load_remote
+from runestone.remote.client import (
+    RemoteError,
+    ServerUnreachable,
+    credential_file,
+    load_remote,
+)
 
 SUBMIT_TIMEOUT = 5.0
 RECORD_TIMEOUT = 2.0
@@ -98,8 +103,11 @@ class ServerApprovals:
             except ValueError:
                 detail = {}
             return exc.code, detail if isinstance(detail, dict) else {}
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RemoteError(f"the control plane at {self.server} does not answer: "
+        except (urllib.error.URLError, OSError) as exc:
+            raise ServerUnreachable(f"the control plane at {self.server} does not answer: "
+                                    f"{exc}") from exc
+        except ValueError as exc:  # it answered, but not with JSON
+            raise RemoteError(f"the control plane at {self.server} answered garbage: "
                               f"{exc}") from exc
 
     def submit(self, ask: dict[str, Any], *, timeout: float = SUBMIT_TIMEOUT) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class RemoteError(RuntimeError):
     """The control plane could not be used; the message says why."""
 
 
+class ServerUnreachable(RemoteError):
+    """The control plane did not answer at all (as opposed to answering with a refusal)."""
+
+
 def remote_file(layout: Layout) -> Path:
     return layout.config_dir / "remote.json"
 
@@ -57,7 +61,8 @@ def _request(url: str, *, method: str = "GET", body: dict[str, Any] | None = Non
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)
     except (urllib.error.URLError, OSError) as exc:
-        raise RemoteError(f"the server at {url.split('/api/')[0]} does not answer: {exc}") \
+        raise ServerUnreachable(f"the server at {url.split('/api/')[0]} does not answer: "
+                                f"{exc}") \
             from exc
 
 
