@@ -89,3 +89,32 @@ def test_tests_that_passed_are_remembered_per_version(tmp_path):
     policy = load_preset("default", cache=cache)
     assert cache.is_verified(policy.hash)
     assert not cache.is_verified("0" * 64)
+
+
+def test_only_documents_that_compiled_are_kept(tmp_path):
+    """A cached document's regexes compile on first use, trusted because the document
+    compiled before: so a document that did not compile must never be kept."""
+    import pytest
+
+    from runestone.policy import PolicyError
+
+    cache = _cache(tmp_path)
+    broken = POLICY + '\n[[rule]]\nid = "local.bad"\ndecision = "deny"\nreason = "x"\n' \
+                      'text = "(unclosed"\n'
+    for _ in range(2):  # refused the second time too: nothing was cached to trust
+        with pytest.raises(PolicyError, match="not a valid regular expression"):
+            compile_policy_text(broken, run_tests=False, cache=cache)
+    assert cache.parsed(broken) is None
+
+
+def test_regexes_of_a_cached_document_decide_as_compiled_ones(tmp_path):
+    text = POLICY + '\n[[rule]]\nid = "local.no-force"\ndecision = "deny"\n' \
+                    'reason = "No force pushes."\ntool = ["Bash"]\n' \
+                    'arguments = { command = "^git push.*(--force|-f\\\\b)" }\n'
+    cache = _cache(tmp_path)
+    fresh = compile_policy_text(text, run_tests=False, cache=cache)
+    cached = compile_policy_text(text, run_tests=False, cache=cache)
+    assert cache.parsed(text) is not None
+    for command in ("git push --force origin", "git push -f", "git push origin", "git status"):
+        assert _decide(fresh, command) == _decide(cached, command), command
+    assert _decide(cached, "git push --force origin") == "deny"

@@ -5,10 +5,12 @@ changing any answer:
 
 - a policy whose hash passed its own tests with this version of Runestone need not be
   re-tested by every hook process;
-- a TOML document (the policy and each pack it includes) is stored as JSON under the
-  SHA-256 of its text. Importing tomli (and datetime with it) and parsing the packs was a
-  third of a cold hook's policy load; `json`, which the hook imports anyway, reads the same
-  tables several times faster.
+- a TOML document (the policy and each pack it includes) that compiled is stored as JSON
+  under the SHA-256 of its text and the Python version. Importing tomli (and datetime with
+  it) and parsing the packs was a third of a cold hook's policy load; `json`, which the
+  hook imports anyway, reads the same tables several times faster. Since only documents
+  that compiled are stored, their rules' regular expressions are known to be valid with
+  this Python's `re`, and may be compiled when first used.
 
 The cache lives in the runtime's state directory, which only the runtime's user can write;
 whoever can write it can write the policy file beside it, so it trusts no one new. A
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,9 @@ class PolicyCache:
     # --- parsed documents --------------------------------------------------------------
 
     def _parsed_file(self, text: str) -> Path:
-        return self.parsed_dir / (sha256(text.encode("utf-8")).hexdigest() + ".json")
+        python = f"python{sys.version_info.major}.{sys.version_info.minor}\0"
+        key = sha256((python + text).encode("utf-8")).hexdigest()
+        return self.parsed_dir / (key + ".json")
 
     def parsed(self, text: str) -> dict[str, Any] | None:
         """The tables of a document parsed before, or None."""
@@ -68,7 +73,8 @@ class PolicyCache:
         return data if isinstance(data, dict) else None
 
     def store_parsed(self, text: str, data: dict[str, Any]) -> None:
-        """Keep a parsed document, unless it holds values JSON cannot carry (TOML dates)."""
+        """Keep a parsed document that compiled, unless it holds values JSON cannot carry
+        (TOML dates)."""
         try:
             encoded = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError):

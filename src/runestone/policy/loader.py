@@ -33,6 +33,10 @@ class _Document(NamedTuple):
     rules: list[dict[str, Any]]
     tests: list[dict[str, Any]]
     base_dir: Path | None
+    tables: dict[str, Any]  # the whole parsed document, as the policy cache keeps it
+    # Read from the policy cache, which holds only documents that compiled before: its
+    # rules' regular expressions are known to be valid, so they may compile on first use.
+    compiled_before: bool = False
 
 
 # The packs are package data beside this module. They are read as plain files:
@@ -93,11 +97,12 @@ def locate(text: str, array: str, index: int, field: str | None = None) -> int |
     return text.count("\n", 0, start) + 1
 
 
-def _toml(text: str, source: str, cache: PolicyCache | None) -> dict[str, Any]:
-    """A document's tables: from the cache when this exact text was parsed before."""
+def _toml(text: str, source: str, cache: PolicyCache | None) -> tuple[dict[str, Any], bool]:
+    """A document's tables, and whether they came from the cache (this exact text compiled
+    before)."""
     data = cache.parsed(text) if cache is not None else None
     if data is not None:
-        return data
+        return data, True
     try:  # tomli's compiled wheel parses the packs about 3x faster than the stdlib's copy
         import tomli as tomllib
     except ImportError:  # pragma: no cover - the same parser, pure Python
@@ -111,14 +116,12 @@ def _toml(text: str, source: str, cache: PolicyCache | None) -> dict[str, Any]:
             source=source,
             line=int(match.group(1)) if match else None,
         ) from exc
-    if cache is not None:
-        cache.store_parsed(text, data)
-    return data
+    return data, False
 
 
 def _parse(text: str, source: str, base_dir: Path | None, kind: str,
            cache: PolicyCache | None) -> _Document:
-    data = _toml(text, source, cache)
+    data, compiled_before = _toml(text, source, cache)
     header = data.get(kind, {})
     if not isinstance(header, dict):
         raise PolicyError(f"[{kind}] must be a table", source=source)
@@ -144,7 +147,7 @@ def _parse(text: str, source: str, base_dir: Path | None, kind: str,
         raise PolicyError("'rule' must be an array of tables: write [[rule]]", source=source)
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
         raise PolicyError("'test' must be an array of tables: write [[test]]", source=source)
-    return _Document(source, text, header, rules, tests, base_dir)
+    return _Document(source, text, header, rules, tests, base_dir, data, compiled_before)
 
 
 def _strings(value: Any, what: str, source: str, text: str) -> list[str]:
@@ -167,12 +170,13 @@ class _Resolver:
         self.seen: set[str] = set()
         self.stack: list[str] = []
         self.includes: list[str] = []
+        self.documents: list[_Document] = []
 
     def add_document(self, doc: _Document) -> None:
         rule_lines = _table_lines(doc.text, "rule")
         for index, table in enumerate(doc.rules):
             try:
-                rule = compile_rule(table, doc.source)
+                rule = compile_rule(table, doc.source, known_valid=doc.compiled_before)
             except PolicyError as exc:
                 raise PolicyError(
                     exc.message,
@@ -231,6 +235,7 @@ class _Resolver:
             self.stack.pop()
 
     def walk(self, doc: _Document) -> None:
+        self.documents.append(doc)
         for name in _strings(doc.header.get("include", []), "include", doc.source, doc.text):
             self.include(name, doc.base_dir, doc.source, doc.text)
         self.add_document(doc)
@@ -256,6 +261,7 @@ def compile_policy_text(
     resolver = _Resolver(cache)
     # The policy's own rules come first so that their reasons are the ones people read.
     resolver.add_document(doc)
+    resolver.documents.append(doc)
     for name in _strings(header.get("include", []), "include", source, text):
         resolver.include(name, base_dir, source, text)
 
@@ -293,6 +299,10 @@ def compile_policy_text(
         examples=tuple(resolver.examples),
         cases=tuple(resolver.tests),
     )
+    if cache is not None:  # every document compiled: later processes may skip parsing it
+        for document in resolver.documents:
+            if not document.compiled_before:
+                cache.store_parsed(document.text, document.tables)
     if run_tests and not (cache and cache.is_verified(policy.hash)):
         from runestone.policy.selftest import require_passing
 

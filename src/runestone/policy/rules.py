@@ -88,7 +88,26 @@ def _strings(value: Any, field: str, rule_id: str) -> tuple[str, ...]:
     )
 
 
-def _regex(pattern: str, field: str, rule_id: str) -> re.Pattern[str]:
+class _LazyRegex:
+    """A rule's regex from a document that compiled before, compiled when first used: a
+    cold hook would otherwise compile every pack's regexes to use one or none."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled.search(text)
+
+
+def _regex(pattern: str, field: str, rule_id: str,
+           known_valid: bool = False) -> re.Pattern[str] | _LazyRegex:
+    if known_valid:
+        return _LazyRegex(pattern)
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -304,9 +323,10 @@ def _domain_matches(url: UrlFact, patterns: tuple[str, ...]) -> bool:
 class _Builder:
     """Collects matchers while validating one rule table."""
 
-    def __init__(self, table: dict[str, Any], origin: str) -> None:
+    def __init__(self, table: dict[str, Any], origin: str, known_valid: bool) -> None:
         self.table = table
         self.origin = origin
+        self.known_valid = known_valid
         self.rule_id = str(table.get("id", "?"))
         self.decision = table.get("decision")
         self.matchers: list[Matcher] = []
@@ -339,9 +359,12 @@ def _urls_of(part: Part, facts: Facts) -> tuple[UrlFact, ...]:
     return ()
 
 
-def compile_rule(table: dict[str, Any], origin: str) -> Rule:
-    """Validate a rule table and compile its matchers. Raises RuleError naming the field."""
-    b = _Builder(table, origin)
+def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = False) -> Rule:
+    """Validate a rule table and compile its matchers. Raises RuleError naming the field.
+
+    `known_valid`: the table compiled before (it comes from the policy cache), so its
+    regular expressions are compiled on first use instead of now."""
+    b = _Builder(table, origin, known_valid)
     rid = b.rule_id
     for key in ("id", "decision", "reason"):
         if key not in table:
@@ -469,7 +492,7 @@ def _compile_general(b: _Builder, every: bool) -> None:
         if not isinstance(b.table["text"], str):
             raise RuleError(f"rule '{rid}': 'text' must be a regular expression string",
                             field="text")
-        rx = _regex(b.table["text"], "text", rid)
+        rx = _regex(b.table["text"], "text", rid, b.known_valid)
         b.add(lambda part, facts, ctx: rx.search(_part_text(part, facts)) is not None)
 
 
@@ -706,7 +729,7 @@ def _compile_arguments(b: _Builder) -> None:
         if not isinstance(pattern, str):
             raise RuleError(f"rule '{rid}': arguments.{name} must be a regex string",
                             field="arguments")
-        compiled.append((name, _regex(pattern, f"arguments.{name}", rid)))
+        compiled.append((name, _regex(pattern, f"arguments.{name}", rid, b.known_valid)))
 
     def match_arguments(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
         data = facts.action.input
