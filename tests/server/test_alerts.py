@@ -120,6 +120,7 @@ def tenants(server):
 def test_a_deny_of_a_severity_fires_once_and_reaches_the_webhook(tenants, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setenv("RUNESTONE_SERVER_PUBLIC_URL", "https://runestone.example/")
+    monkeypatch.setenv("RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS", "1")  # on 127.0.0.1
     app, client, (org, team, token), (org_b, team_b, token_b) = tenants
     with HttpReceiver() as hook:
         made = client.post(f"/api/v1/teams/{team}/channels",
@@ -367,7 +368,8 @@ def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_pat
                                RUNESTONE_ALERTS_SETTLE="0", RUNESTONE_ALERTS_INTERVAL="0.2",
                                RUNESTONE_SMTP_HOST="127.0.0.1",
                                RUNESTONE_SMTP_PORT=str(smtp.port),
-                               RUNESTONE_SMTP_FROM="alerts@runestone.example")
+                               RUNESTONE_SMTP_FROM="alerts@runestone.example",
+                               RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS="1")
         server.init()
         server.start()
         try:

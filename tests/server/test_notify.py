@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from notify_receivers import HttpReceiver, SmtpReceiver, make_tenant
+from notify_receivers import HttpReceiver, SmtpReceiver, aware, channel, delivery, make_tenant, send
 from sqlalchemy import select
 
 from runestone_server.models import ServerEvent
@@ -27,8 +27,10 @@ def no_background_worker(monkeypatch):
     monkeypatch.setenv("RUNESTONE_SERVER_TICK", "0")
 
 
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+@pytest.fixture(autouse=True)
+def local_receivers(monkeypatch):
+    """The receivers listen on 127.0.0.1, which the server refuses unless told otherwise."""
+    monkeypatch.setenv("RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS", "1")
 
 
 @pytest.fixture
@@ -36,27 +38,6 @@ def fast_retries(monkeypatch):
     monkeypatch.setenv("RUNESTONE_NOTIFY_BASE_DELAY", "2")
     monkeypatch.setenv("RUNESTONE_NOTIFY_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("RUNESTONE_NOTIFY_TIMEOUT", "5")
-
-
-def channel(client, team: int, token: str, kind: str, target: str) -> dict:
-    created = client.post(f"/api/v1/teams/{team}/channels",
-                          json={"name": f"{kind}-channel", "kind": kind, "target": target},
-                          headers={"Authorization": f"Bearer {token}"})
-    assert created.status_code == 201, created.text
-    return created.json()
-
-
-def send(app, org: int, channel_id: int, **extra) -> None:
-    with app.state.db.sessions() as db:
-        enqueue(db, org_id=org, channel_id=channel_id, subject="Approval needed",
-                text="rm -rf build/ on ci-7", link="https://runestone.example/a/42",
-                data={"request": 42}, **extra)
-        db.commit()
-
-
-def delivery(app) -> Delivery:
-    with app.state.db.sessions() as db:
-        return db.scalars(select(Delivery)).one()
 
 
 def test_webhook_is_signed_and_retried_with_backoff(server, fast_retries):
@@ -144,7 +125,8 @@ def test_a_redirect_is_not_followed(server, fast_retries):
         deliver_due(app.state.db)
     row = delivery(app)
     assert row.status == "pending" and "redirects are not followed" in row.last_error
-    assert elsewhere.url in row.last_error
+    assert row.last_error.startswith("HTTP 307")
+    assert elsewhere.url not in row.last_error  # the receiver's words are not kept
     assert len(hook.requests) == 1 and elsewhere.requests == []
 
 
@@ -272,7 +254,8 @@ def test_backoff_grows_is_capped_and_jittered():
     from runestone_server.notify.delivery import backoff
     from runestone_server.notify.settings import Retry
 
-    retry = Retry(max_attempts=10, base_delay=5, max_delay=60, timeout=1, lease=60)
+    retry = Retry(max_attempts=10, base_delay=5, max_delay=60, timeout=1, lease=60,
+                  send_limit=3)
     rng = random.Random(7)
     for attempts, ceiling in ((1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (9, 60)):
         waits = [backoff(attempts, retry, rng) for _ in range(50)]

@@ -8,7 +8,6 @@ import secrets
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
@@ -18,7 +17,9 @@ import runestone_server.notify.delivery  # noqa: F401 - registers the worker tas
 from runestone_server.auth import DB, MANAGE_ROLES, Id, Who, team_for
 from runestone_server.events import record
 from runestone_server.models import aware
+from runestone_server.notify import settings
 from runestone_server.notify.models import Channel, Delivery
+from runestone_server.notify.targets import TargetRefused, check_configured
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
@@ -46,12 +47,15 @@ def _out(channel: Channel, secret: str | None = None) -> ChannelOut:
 
 
 def check_target(kind: str, target: str) -> str:
-    """An http(s) URL with a host for webhooks, addresses for e-mail; else a 400."""
+    """An http(s) URL with a host for webhooks, addresses for e-mail; else a 400. A URL
+    into the server's own network is refused here already (and again at each send), unless
+    the server allows private targets."""
     target = target.strip()
     if kind in ("webhook", "slack"):
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HTTPException(400, "the target must be an http:// or https:// URL")
+        try:
+            check_configured(target, allow_private=settings.allow_private_webhooks())
+        except TargetRefused as exc:
+            raise HTTPException(400, str(exc)) from None
         return target
     addresses = [a.strip() for a in target.split(",") if a.strip()]
     for address in addresses:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runestone_server.models import Base, utcnow
@@ -38,12 +38,17 @@ class Channel(Base):
 
 
 class Delivery(Base):
-    """One notification to one channel; `next_attempt` is also the claim's lease."""
+    """One notification to one channel; `next_attempt` is also the claim's lease, and
+    `claim_token` names the claim holding it (see `delivery`).
+
+    A dedup key is unique per channel in the database, not by a look before the insert:
+    two transactions enqueueing the same message at once would both see nothing there.
+    Rows without a key (NULL) never collide."""
 
     __tablename__ = "notification_deliveries"
     __table_args__ = (
         Index("ix_notification_deliveries_due", "status", "next_attempt"),
-        Index("ix_notification_deliveries_dedup", "channel_id", "dedup_key"),
+        UniqueConstraint("channel_id", "dedup_key", name="uq_notification_deliveries_dedup"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -55,5 +60,6 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from runestone_server.models import utcnow
@@ -30,14 +31,25 @@ def enqueue(db: Session, *, org_id: int, channel_id: int, subject: str, text: st
                                               Channel.org_id == org_id))
     if channel is None:
         raise UnknownChannel(f"no notification channel {channel_id} in this organisation")
-    if dedup_key is not None:
-        seen = db.scalar(select(Delivery.id).where(Delivery.channel_id == channel.id,
-                                                   Delivery.dedup_key == dedup_key).limit(1))
-        if seen is not None:
-            return
     now = utcnow()
-    db.add(Delivery(org_id=org_id, channel_id=channel.id, subject=subject[:500],
-                    payload={"subject": subject, "text": text, "link": link,
-                             "data": data or {}},
-                    dedup_key=dedup_key, status="pending", attempts=0, next_attempt=now,
-                    created=now))
+    _insert_unless_duplicate(db, {
+        "org_id": org_id, "channel_id": channel.id, "subject": subject[:500],
+        "payload": {"subject": subject, "text": text, "link": link, "data": data or {}},
+        "dedup_key": dedup_key, "status": "pending", "attempts": 0, "next_attempt": now,
+        "created": now})
+
+
+def _insert_unless_duplicate(db: Session, values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (channel_id, dedup_key) DO NOTHING, which SQLite and
+    PostgreSQL both have: a concurrent enqueue of the same key waits for the first
+    transaction and then inserts nothing, where a look before the insert would see nothing
+    and insert a duplicate."""
+    name = db.get_bind().dialect.name
+    if name == "postgresql":
+        statement = postgresql.insert(Delivery)
+    elif name == "sqlite":
+        statement = sqlite.insert(Delivery)
+    else:
+        raise RuntimeError(f"the outbox needs SQLite or PostgreSQL, not {name}")
+    db.execute(statement.values(**values).on_conflict_do_nothing(
+        index_elements=["channel_id", "dedup_key"]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runestone_server.notify.channels import Limits
 from runestone_server.notify.channels.http import post
 from runestone_server.notify.models import Channel, Delivery
 
@@ -30,5 +31,5 @@ def message(delivery: Delivery) -> dict[str, Any]:
     return {"text": fallback, "blocks": blocks}
 
 
-def send(channel: Channel, delivery: Delivery, timeout: float) -> None:
-    post(channel.target, json.dumps(message(delivery)).encode(), {}, timeout)
+def send(channel: Channel, delivery: Delivery, limits: Limits) -> None:
+    post(channel.target, json.dumps(message(delivery)).encode(), {}, limits)

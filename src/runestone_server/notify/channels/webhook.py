@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+from runestone_server.notify.channels import Limits
 from runestone_server.notify.channels.http import post
 from runestone_server.notify.models import Channel, Delivery
 from runestone_server.notify.signing import sign
@@ -23,11 +24,11 @@ def body(delivery: Delivery) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def send(channel: Channel, delivery: Delivery, timeout: float) -> None:
+def send(channel: Channel, delivery: Delivery, limits: Limits) -> None:
     content = body(delivery)
     timestamp = str(int(time.time()))
     post(channel.target, content, {
         "X-Runestone-Timestamp": timestamp,
         "X-Runestone-Signature": sign(channel.secret, timestamp, content),
         "X-Runestone-Delivery": str(delivery.id),
-    }, timeout)
+    }, limits)
