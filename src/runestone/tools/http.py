@@ -80,13 +80,13 @@ def check_target(url: str, settings: HttpSettings
     for address in addresses:
         if any(address in network for network in exempt):
             continue
-        why = _forbidden(address)
+        why = forbidden_reason(address)
         if why:
             raise ToolRefused(f"{host} resolves to {address}, {why}; refused")
     return scheme, host, port, addresses[0]
 
 
-def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+def forbidden_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if address in METADATA:
         return "a cloud metadata address"
     for label, test in (("a loopback address", address.is_loopback),

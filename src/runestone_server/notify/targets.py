@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from runestone.actions.urls import url_fact
-from runestone.tools.http import METADATA
-from runestone.tools.http import _forbidden as forbidden_reason
+from runestone.tools.http import METADATA, forbidden_reason
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 CONFIGURE_RESOLVE_SECONDS = 3.0  # a channel is not refused because DNS is slow right now
