@@ -4,7 +4,13 @@
   - the command hook `runestone hook claude-code` cold, with no daemon (decides in-process);
   - the same command hook with the daemon running (forwards over the Unix socket);
   - the daemon's HTTP hook endpoint, from a kept-alive client (what Claude Code's `http`
-    hook costs).
+    hook costs);
+  - bare start-up and the cold hook again with `python -S` (no site, so no `.pth` start-up
+    hooks): how much of the baseline is this machine's own start-up work, which a cold
+    hook would otherwise pay for the stdlib modules it needs.
+
+Each command run is interleaved with a bare-Python run, so a busy moment on the machine
+slows both alike.
 
 Every run goes through an initialised runtime, so the audit write (fsync) is included.
 Usage: python bench/hook.py [--runs 20] [--requests 300]
@@ -75,6 +81,14 @@ def main() -> None:
         bare_python = ([sys.executable, "-c", "pass"], "")
         interleaved([bare_python, (hook, stdin)], 2, env)  # warm caches and bytecode
         bare, cold = interleaved([bare_python, (hook, stdin)], args.runs, env)
+        # The same without `site`: no `.pth` start-up hooks (some machines, this sandbox
+        # among them, import certifi and with it pathlib, re, tempfile... before any
+        # script, which inflates the baseline). The path stays, through PYTHONPATH.
+        plain_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        plain = ([sys.executable, "-S", "-c", "pass"], "")
+        plain_hook = ([sys.executable, "-S", "-m", "runestone", "hook", "claude-code"], stdin)
+        interleaved([plain, plain_hook], 2, plain_env)
+        bare_plain, cold_plain = interleaved([plain, plain_hook], args.runs, plain_env)
         daemon = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
                                   env=env, stderr=subprocess.PIPE, text=True)
         try:
@@ -87,16 +101,18 @@ def main() -> None:
             daemon.wait(timeout=10)
     print(f"command hooks, {args.runs} runs each, each run beside a `python -c pass` run; "
           f"HTTP, {args.requests} requests (medians)")
-    print(f"  python -c pass                     {statistics.median(bare + bare_again):8.1f} ms")
+    print(f"  {'python -c pass':38} {statistics.median(bare + bare_again):8.1f} ms")
     for label, samples, baseline, target in (
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
-            ("command hook, through the daemon", via_daemon, bare_again, "")):
+            ("command hook, through the daemon", via_daemon, bare_again, ""),
+            ("without site: python -S -c pass", bare_plain, bare_plain, ""),
+            ("without site: command hook, no daemon", cold_plain, bare_plain, "")):
         median = statistics.median(samples)
         ratio = median / statistics.median(baseline)
-        print(f"  {label:34} {median:8.1f} ms   ({ratio:.2f}x bare python) {target}")
+        print(f"  {label:38} {median:8.1f} ms   ({ratio:.2f}x) {target}")
     median = statistics.median(over_http)
     p99 = sorted(over_http)[int(len(over_http) * 0.99) - 1]
-    print(f"  daemon HTTP hook endpoint          {median:8.2f} ms   p99 {p99:.2f} ms "
+    print(f"  {'daemon HTTP hook endpoint':38} {median:8.2f} ms   p99 {p99:.2f} ms "
           "(target: median < 2 ms)")
 
 
