@@ -170,7 +170,7 @@ def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
 
 def fill(path: str, world) -> str:
     values = {"team_id": world["team"], "token_id": world["token_id"], "number": 1,
-              "name": "app.css", "delegation_id": 1}
+              "name": "app.css", "delegation_id": 1, "group_id": 1}
     values.update(world.get("extra_ids", {}))
 
     def one(match: re.Match[str]) -> str:
@@ -429,7 +429,9 @@ def test_another_tenants_objects_are_not_found(world):
                        (f"/tokens/{world['token_id']}/revoke", {}),
                        *(((f"/approvals/{world['extra_ids']['approval_id']}/vote",
                            {"vote": "deny"}),
-                          (f"/teams/{team}/approver-groups", {"name": "x"}))
+                          (f"/teams/{team}/approver-groups", {"name": "x"}),
+                          (f"/teams/{team}/approver-groups/1/delete", {}),
+                          (f"/teams/{team}/approval-settings", {}))
                          if HAVE_APPROVALS else ())):
         response = other.post(path, data={"csrf": token, **form}, follow_redirects=False)
         assert response.status_code == 404, (path, response.status_code)

@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's headless Chromium via Playwright) against a
 real server process and a real enrolled runtime: sign in, a new request appears live in the
 inbox, an approval by a quorum of two different people, audit search and one tool call's
-timeline, a policy diff and publication, and a member added with a role gaining access.
+timeline, a policy diff and publication, a member added with a role gaining access, an
+approver group deleted (refused while a route uses it) and the team's fallback channels set.
 A screenshot of each page is saved (see conftest.SHOTS)."""
 
 from __future__ import annotations
@@ -261,6 +262,32 @@ def test_a_member_added_with_a_role_gains_access(browser, live, world, shots):
     assert "bob, carol" in alice.inner_text("#groups")
     assert "oncall: quorum 2, 600 s" in alice.inner_text("#routes")
     shoot(alice, shots, "team-approvers")
+    # A group a route uses is not deleted: the page says which route. An unused one is.
+    alice.click("#groups button[aria-label='Delete group oncall']")
+    alice.wait_for_load_state()
+    assert "the group decides in the routes everything" in alice.inner_text("p.error")
+    assert "oncall" in alice.inner_text("#groups")
+    alice.fill("form[action$='/approver-groups'] input[name=name]", "spare")
+    alice.fill("form[action$='/approver-groups'] input[name=members]", "dave")
+    alice.click("button:has-text('Save group')")
+    alice.wait_for_url(f"{live.base}/teams/{team}/approvers")
+    assert "spare" in alice.inner_text("#groups")
+    alice.click("#groups button[aria-label='Delete group spare']")
+    alice.wait_for_url(f"{live.base}/teams/{team}/approvers")
+    assert "spare" not in alice.inner_text("#groups")
+    assert "oncall" in alice.inner_text("#groups")
+    # The channels told of asks no route matches, ticked on the team page.
+    mail = live.api("POST", f"/api/v1/teams/{team}/channels", {
+        "name": "approvers-mail", "kind": "email", "target": "approvers@example.org"})["id"]
+    alice.goto(f"{live.base}/teams/{team}")
+    box = f"#approval-notifications input[name=channel_ids][value='{mail}']"
+    alice.check(box)
+    alice.click("button:has-text('Save approval notifications')")
+    alice.wait_for_url(f"{live.base}/teams/{team}#approval-notifications")
+    assert alice.is_checked(box)
+    assert live.api("GET", f"/api/v1/teams/{team}/approval-settings")[
+        "fallback_channel_ids"] == [mail]
+    shoot(alice, shots, "team-approval-notifications")
 
     dave.reload()
     assert "Policies of" in dave.inner_text("h1")

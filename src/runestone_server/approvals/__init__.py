@@ -5,7 +5,8 @@ How an ask travels:
    `POST /api/v1/runtime/approvals` (runtime credential). `routing` picks the team's first
    matching route (priority order; runtime labels, tool glob, rule glob, minimum severity)
    or the team's fallback (owners, admins and approvers; one level, quorum one).
-   `notifying` enqueues one message per channel of the level's group, with the link
+   `notifying` enqueues one message per channel of the level's group (of the team's
+   fallback channels for an ask no route matched), with the link
    `{RUNESTONE_SERVER_PUBLIC_URL}/approvals/{id}`. In ask mode the host asks its own user
    and the server only records the ask (state `host`).
 2. Approvers list (`GET /api/v1/approvals`), read and vote (`POST .../{id}/votes`); the
@@ -24,6 +25,8 @@ How an ask travels:
 
 Every step is a ServerEvent whose detail carries `request_id` and `approval_id`:
 approval.requested, .notified, .escalated, .vote, .decided, .expired, .cancelled.
-Configuration: `/api/v1/teams/{id}/approver-groups`, `/approval-routes` (managers) and
-`/api/v1/delegations` (each user their own). Pages call `service` and `config` directly.
+Configuration: `/api/v1/teams/{id}/approver-groups`, `/approval-routes`,
+`/approval-settings` (the channels told of asks no route matches; `fallback`) (managers)
+and `/api/v1/delegations` (each user their own). Pages call `service`, `config` and
+`fallback` directly.
 """

@@ -13,7 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 # Importing the worker task registers it with the worker.
-from runestone_server.approvals import config, escalation, service, wakeups  # noqa: F401
+from runestone_server.approvals import (  # noqa: F401
+    config,
+    escalation,
+    fallback,
+    service,
+    wakeups,
+)
 from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES
 from runestone_server.approvals.service import NewAsk, Refused, RuntimeRef
 from runestone_server.auth import DB, READ_ROLES, Id, RuntimeCaller, Who, runtime_principal
@@ -304,6 +310,30 @@ def remove_route(team_id: Id, route_id: Id, who: Who, db: DB) -> Response:
     """Archive the route: new asks no longer take it; those on it keep their levels."""
     config.archive_route(db, who, team_id, route_id)
     return Response(status_code=204)
+
+
+class ApprovalSettingsIn(BaseModel):
+    # The team's channels told of asks no route matches; [] tells nobody.
+    fallback_channel_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
+        default_factory=list, max_length=50)
+
+
+class ApprovalSettingsOut(BaseModel):
+    team_id: int
+    fallback_channel_ids: list[int]
+
+
+@router.get("/teams/{team_id}/approval-settings", response_model=ApprovalSettingsOut)
+def approval_settings(team_id: Id, who: Who, db: DB) -> dict[str, Any]:
+    """The team's approval settings (managers only: they say where asks are sent)."""
+    return fallback.get_settings(db, who, team_id)
+
+
+@router.put("/teams/{team_id}/approval-settings", response_model=ApprovalSettingsOut)
+def save_approval_settings(team_id: Id, body: ApprovalSettingsIn, who: Who,
+                           db: DB) -> dict[str, Any]:
+    """Set the channels told of asks no route matches (the team's own channels only)."""
+    return fallback.save_settings(db, who, team_id, body.fallback_channel_ids)
 
 
 class DelegationIn(BaseModel):

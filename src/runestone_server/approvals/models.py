@@ -46,6 +46,20 @@ class ApproverGroup(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApprovalTeamSettings(Base):
+    """A team's approval settings that belong to no group: `fallback_channel_ids` are the
+    notification channels told of the asks no route matches (the fallback has no group to
+    carry channels). One row per team, made when a manager first saves them."""
+
+    __tablename__ = "approval_team_settings"
+    __table_args__ = (UniqueConstraint("team_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    fallback_channel_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApproverGroupMember(Base):
     __tablename__ = "approver_group_members"
     __table_args__ = (UniqueConstraint("group_id", "user_id"),)

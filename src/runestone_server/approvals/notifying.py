@@ -1,8 +1,10 @@
 """Telling a level's approvers that a request waits for them, through the outbox.
 
 The deliveries are written in the caller's transaction, so the approvers are told exactly
-when the routing or escalation that concerns them is committed. The message carries the
-approval link on this server; the notify domain formats it for each kind of channel.
+when the routing or escalation that concerns them is committed. A routed level's channels
+are its group's; an ask no route matched goes to the team's fallback channels. The message
+carries the approval link on this server; the notify domain formats it for each kind of
+channel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from runestone_server.approvals.models import ApprovalRequest, ApproverGroup
+from runestone_server.approvals.routing import fallback_channel_ids
 from runestone_server.events import record
 from runestone_server.notify import UnknownChannel, enqueue
 
@@ -29,7 +32,8 @@ def approval_link(approval: ApprovalRequest) -> str:
 
 def notify_level(db: Session, approval: ApprovalRequest, level: int,
                  group: ApproverGroup | None, *, escalated: bool = False) -> None:
-    """Enqueue one message per channel of the level's group; record what was sent."""
+    """Enqueue one message per channel of the level's group (for an ask no route matched,
+    per channel of the team's fallback setting); record what was sent."""
     link = approval_link(approval)
     who = approval.requester.get("user") or "?"
     subject = (f"{'Escalated: ' if escalated else ''}approval needed: {approval.tool} "
@@ -44,7 +48,10 @@ def notify_level(db: Session, approval: ApprovalRequest, level: int,
                             "rule": approval.rule, "level": level}
     sent: list[int] = []
     errors: list[str] = []
-    channels = list(group.channel_ids or []) if group is not None else []
+    if approval.route_id is None:
+        channels = fallback_channel_ids(db, approval.org_id, approval.team_id)
+    else:
+        channels = list(group.channel_ids or []) if group is not None else []
     for channel_id in channels:
         try:
             enqueue(db, org_id=approval.org_id, channel_id=int(channel_id), subject=subject,

@@ -16,7 +16,12 @@ from fnmatch import fnmatchcase
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runestone_server.approvals.models import SEVERITIES, ApprovalLevel, ApprovalRoute
+from runestone_server.approvals.models import (
+    SEVERITIES,
+    ApprovalLevel,
+    ApprovalRoute,
+    ApprovalTeamSettings,
+)
 
 FALLBACK_TIMEOUT_SECONDS = 3600
 
@@ -74,3 +79,11 @@ def levels(db: Session, route_id: int | None) -> list[ApprovalLevel]:
         return []
     return list(db.scalars(select(ApprovalLevel).where(ApprovalLevel.route_id == route_id)
                            .order_by(ApprovalLevel.position)))
+
+
+def fallback_channel_ids(db: Session, org_id: int, team_id: int) -> list[int]:
+    """The notification channels told of the team's fallback asks; none until a manager
+    sets some."""
+    found = db.scalar(select(ApprovalTeamSettings.fallback_channel_ids).where(
+        ApprovalTeamSettings.org_id == org_id, ApprovalTeamSettings.team_id == team_id))
+    return [int(channel_id) for channel_id in found or []]

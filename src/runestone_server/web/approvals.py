@@ -193,6 +193,23 @@ async def save_group(team_id: Id, request: Request, viewer: Signed, db: DB) -> R
     return see_other(f"/teams/{team_id}/approvers")
 
 
+@router.post("/teams/{team_id}/approver-groups/{group_id}/delete")
+async def delete_group(team_id: Id, group_id: Id, request: Request, viewer: Signed,
+                       db: DB) -> Response:
+    """Delete a group no route names; while routes still use it, the approvers page comes
+    back with the API's 409 reason, which names them."""
+    from runestone_server.approvals import config
+
+    form = await forms.read(request)
+    csrf.check(viewer.secret, form.get(csrf.FIELD))
+    team_for(db, viewer.principal, team_id, MANAGE_ROLES)
+    try:
+        config.delete_group(db, viewer.principal, team_id, group_id)
+    except HTTPException as exc:
+        return _refused(request, viewer, db, team_id, exc)
+    return see_other(f"/teams/{team_id}/approvers")
+
+
 def _refused(request: Request, viewer: Viewer, db: DB, team_id: int,
              exc: HTTPException) -> Response:
     """A refused change shows the approvers page again with the reason; a team the viewer

@@ -17,8 +17,8 @@ for module in (static_files, login, overview, teams, policies):
 
 # Pages over other domains' service layers, present when those domains are; the roll-up
 # task behind the overview needs the audit domain.
-for name in ("runestone_server.web.approvals", "runestone_server.web.audit",
-             "runestone_server.web.rollup"):
+for name in ("runestone_server.web.approvals", "runestone_server.web.team_approvals",
+             "runestone_server.web.audit", "runestone_server.web.rollup"):
     try:
         module = importlib.import_module(name)
         if hasattr(module, "router"):

@@ -8,6 +8,7 @@ validation and server events are the API's, not a second copy.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
@@ -102,13 +103,33 @@ def _team_page(request: Request, viewer: Signed, db: DB, team_id: int, *, error:
         pass
     role = role_in(db, viewer.user, team.id)
     users = []
+    fallback = None
     if role in MANAGE_ROLES:
         users = list(db.scalars(select(User.username).where(
             User.org_id == viewer.principal.org_id).order_by(User.username)))
+        fallback = _fallback(db, viewer.principal.org_id, team.id)
     return page(request, "team.html", viewer, team=team, members=members, runtimes=rts,
                 versions=_versions_by_hash(db, team.id), chains=chains, role=role,
                 can_manage=role in MANAGE_ROLES, roles=ROLES, users=users, error=error,
-                now=datetime.now(UTC), status=status)
+                fallback=fallback, now=datetime.now(UTC), status=status)
+
+
+def _fallback(db: DB, org_id: int, team_id: int) -> dict[str, Any] | None:
+    """The approval-notifications form's data, or None without the approvals domain."""
+    try:
+        from runestone_server.web.team_approvals import fallback_context
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("runestone_server.approvals"):
+            raise
+        return None
+    return fallback_context(db, org_id, team_id)
+
+
+def team_page_with_error(request: Request, viewer: Signed, db: DB, team_id: int,
+                         exc: HTTPException) -> Response:
+    """The team page again, with why a form of it was refused (for other page modules)."""
+    return _team_page(request, viewer, db, team_id, error=_problem(exc),
+                      status=exc.status_code)
 
 
 @router.get("/teams/{team_id}")
