@@ -181,3 +181,20 @@ def test_a_deleted_channel_is_shown_as_gone(site):
 
     with site["app"].state.db.sessions() as db:
         assert db.scalar(select(ApprovalTeamSettings.fallback_channel_ids)) == [mail]
+
+
+def test_saving_a_group_on_the_page_keeps_its_channels(site):
+    """The page's group form edits members only: re-saving a group there must not clear the
+    channels it was given through the API."""
+    call, team, client = site["call"], site["team"], site["client"]
+    groups = f"/api/v1/teams/{team}/approver-groups"
+    call("PUT", f"{groups}/{site['oncall']}",
+         {"name": "oncall", "members": ["olga"], "channel_ids": [site["mail"]]})
+    token = csrf_of(client, f"/teams/{team}/approvers")
+    saved = client.post(f"/teams/{team}/approver-groups",
+                        data={"csrf": token, "name": "oncall", "members": "olga, bob"},
+                        follow_redirects=False)
+    assert saved.status_code == 303, saved.text[:300]
+    oncall = next(g for g in call("GET", groups) if g["name"] == "oncall")
+    assert sorted(oncall["members"]) == ["bob", "olga"]
+    assert oncall["channel_ids"] == [site["mail"]]

@@ -67,13 +67,16 @@ def list_groups(db: Session, who: Principal, team_id: int) -> list[dict[str, Any
 
 
 def save_group(db: Session, who: Principal, team_id: int, name: str, members: list[str],
-               channel_ids: list[int], group_id: int | None = None) -> dict[str, Any]:
+               channel_ids: list[int] | None, group_id: int | None = None) -> dict[str, Any]:
     """Create a group, or replace the members and channels of the group `group_id` (or,
     without an id, of the team's group with this name: saving is idempotent, so scripts
-    can keep groups as configuration). `created` in the answer says which it was."""
+    can keep groups as configuration). `created` in the answer says which it was.
+    `channel_ids` None keeps an existing group's channels (a form that does not show them
+    must not clear them)."""
     team = team_for(db, who, team_id, MANAGE_ROLES)
     users = _users(db, who.org_id, members)
-    _check_channels(db, who.org_id, channel_ids)
+    if channel_ids is not None:
+        _check_channels(db, who.org_id, channel_ids)
     if group_id is None:
         group_id = db.scalar(select(ApproverGroup.id).where(
             ApproverGroup.team_id == team.id, ApproverGroup.org_id == who.org_id,
@@ -83,7 +86,7 @@ def save_group(db: Session, who: Principal, team_id: int, name: str, members: li
         created = False
     if group_id is None:
         group = ApproverGroup(org_id=who.org_id, team_id=team.id, name=name,
-                              channel_ids=list(channel_ids))
+                              channel_ids=list(channel_ids or []))
         db.add(group)
         try:
             db.flush()
@@ -98,7 +101,8 @@ def save_group(db: Session, who: Principal, team_id: int, name: str, members: li
             raise Refused(404, "no such approver group")
         group = found
         group.name = name
-        group.channel_ids = list(channel_ids)
+        if channel_ids is not None:
+            group.channel_ids = list(channel_ids)
         try:
             db.flush()
         except IntegrityError as exc:
@@ -108,8 +112,8 @@ def save_group(db: Session, who: Principal, team_id: int, name: str, members: li
     for user in users:
         db.add(ApproverGroupMember(org_id=who.org_id, group_id=group.id, user_id=user.id))
     record(db, who.org_id, team.id, who.name, "approval.group-saved",
-           {"group": group.name, "members": sorted(members), "channel_ids": list(channel_ids),
-            "created": created})
+           {"group": group.name, "members": sorted(members),
+            "channel_ids": list(group.channel_ids or []), "created": created})
     db.commit()
     return {**group_out(db, group), "created": created}
 

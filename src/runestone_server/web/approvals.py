@@ -186,8 +186,9 @@ async def save_group(team_id: Id, request: Request, viewer: Signed, db: DB) -> R
     try:
         if not name:
             raise HTTPException(400, "a group needs a name")
+        # The form edits members only: the group's channels (set through the API) stay.
         config.save_group(db, viewer.principal, team_id, name, _names(form.get("members", "")),
-                          [])
+                          None)
     except HTTPException as exc:
         return _refused(request, viewer, db, team_id, exc)
     return see_other(f"/teams/{team_id}/approvers")
