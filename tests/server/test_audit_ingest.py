@@ -208,7 +208,8 @@ def test_a_tampered_entry_is_refused_and_reported_once(world, tmp_path):
     assert [s for s, _ in stored(app, rt.runtime_id)] == [1, 2, 3, 4, 5, 6, 7]
     assert post(client, rt, tampered[7:]).status_code == 409
     assert problems(app) == [{"runtime_id": rt.runtime_id, "problem": "bad_hash", "seq": 8,
-                              "message": detail["problem"]["message"]}]  # said once
+                              "message": detail["problem"]["message"],
+                              "found_by": "ingest"}]  # said once
     # Altered under a hash the server already has: still refused.
     stale = dict(entries[1], decision="allow")
     assert post(client, rt, [stale]).json()["detail"]["problem"]["problem"] == "bad_hash"
@@ -385,18 +386,24 @@ def test_retention_prunes_to_a_kept_checkpoint_and_the_rest_verifies(world, tmp_
         row = db.scalar(select(AuditChain).where(AuditChain.runtime_id == rt.runtime_id))
         row.base_hash = "0" * 64
         db.commit()
-    assert not verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
+    tampered = verify(client, tokens, ids["a"][1])[rt.runtime_id]
+    assert not tampered["ok"] and tampered["status"] == "broken"
+    assert tampered["problem"] == tampered["stored_problem"] != ""
     with app.state.db.sessions() as db:
         db.scalar(select(AuditChain).where(AuditChain.runtime_id == rt.runtime_id)) \
             .base_hash = entries[newest_old - 1]["hash"]
         db.commit()
 
     # Shipping goes on after pruning: a full re-send is acknowledged, new entries verify.
+    # The chain stays marked by the tampering found above: putting the row back does not
+    # make it unfound.
     rt.decide(2)
     answer = post(client, rt, rt.entries())
-    assert answer.status_code == 200
+    assert answer.status_code == 200 and answer.json()["status"] == "broken"
     assert answer.json()["stored"] == len(rt.entries()) - len(entries)
-    assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
+    again = verify(client, tokens, ids["a"][1])[rt.runtime_id]
+    assert again["stored_problem"] == "" and again["head_seq"] == rt.entries()[-1]["seq"]
+    assert (again["status"], again["problem"]) == ("broken", tampered["problem"])
 
     # The worker prunes tenant b once its retention is set, once per period.
     from runestone_server import worker
@@ -497,7 +504,7 @@ def test_the_shipper_reads_from_any_seq_across_segments_and_skips_a_torn_tail(tm
         handle.write(b'{"kind":"note","seq":31')  # a torn write, never acknowledged
     assert local_head(layout.audit_dir) == 30
     for after in (0, 1, 12, 29, 30):
-        assert [e["seq"] for e, _ in entries_after(layout.audit_dir, after)] == \
+        assert [e["seq"] for e, *_ in entries_after(layout.audit_dir, after)] == \
             list(range(after + 1, 31))
     batches = list(_batches(layout.audit_dir, 4))
     assert [e["seq"] for batch in batches for e in batch] == list(range(5, 31))

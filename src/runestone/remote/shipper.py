@@ -7,6 +7,10 @@ does not answer, the entries simply wait in the log; the next round (the daemon'
 exactly once however often a batch is retried (the server treats an identical re-send as
 acknowledged).
 
+Only committed entries are read (`logreader`: the writer's lock, shared, notes how far the
+log is durable), and a round resumes from the byte offset the last one reached (kept in the
+ship state, checked before it is trusted), so it costs what is new, not the whole segment.
+
 Standard library only (urllib), like runestone.remote.client: the hook path stays light.
 """
 
@@ -18,13 +22,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runestone.audit.log import list_segments
 from runestone.home import Layout
 from runestone.remote.client import RemoteError, _request, credential_file, load_remote
+from runestone.remote.logreader import (
+    Committed,
+    Position,
+    committed,
+    entries_after,
+    local_head,
+)
 
 BATCH_ENTRIES = 500
 BATCH_BYTES = 2 * 1024 * 1024
@@ -44,9 +54,10 @@ class ShipReport:
     stored: int = 0
     duplicates: int = 0
     batches: int = 0
+    position: Position | None = field(default=None, repr=False)  # after the last acknowledged
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "position"}
 
 
 def ship_state_file(layout: Layout) -> Path:
@@ -71,67 +82,26 @@ def _write_ship_state(layout: Layout, state: dict[str, Any]) -> None:
 
 # --- reading the local log -------------------------------------------------------------------
 
-def _first_seq(path: Path) -> int | None:
-    with path.open("rb") as handle:
-        line = handle.readline()
-    if not line.endswith(b"\n"):
-        return None
-    try:
-        return int(json.loads(line)["seq"])
-    except (ValueError, KeyError, TypeError):
-        return None
+class Batch(list[dict[str, Any]]):
+    """Entries to send together, and where the log stands after the last of them."""
+
+    def __init__(self, end: Position | None = None) -> None:
+        super().__init__()
+        self.end = end
 
 
-def entries_after(directory: Path, seq: int) -> Iterator[tuple[dict[str, Any], int]]:
-    """(entry, its size in bytes) for every complete entry with a seq above `seq`, in order.
-
-    Starts at the segment holding seq + 1 (found by each segment's first line), so a long
-    history is not re-read; a torn final line (never acknowledged locally) is left out.
-    """
-    segments = list_segments(directory)
-    start = 0
-    for index, (_, path) in enumerate(segments):
-        first = _first_seq(path)
-        if first is not None and first <= seq + 1:
-            start = index
-    for _, path in segments[start:]:
-        with path.open("rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break  # a torn tail: not an entry (the next append moves it aside)
-                try:
-                    entry = json.loads(line)
-                except ValueError as exc:
-                    raise ShipError(f"{path.name}: an unreadable entry ({exc}); run "
-                                    "`runestone audit verify`") from exc
-                if isinstance(entry, dict) and isinstance(entry.get("seq"), int) \
-                        and entry["seq"] > seq:
-                    yield entry, len(line)
-
-
-def local_head(directory: Path) -> int:
-    """The seq of the log's last complete entry (0 for an empty log)."""
-    for _, path in reversed(list_segments(directory)):
-        data = path.read_bytes()
-        end = data.rfind(b"\n")
-        if end == -1:
-            continue
-        start = data.rfind(b"\n", 0, end) + 1
-        try:
-            return int(json.loads(data[start:end])["seq"])
-        except (ValueError, KeyError, TypeError):
-            return 0
-    return 0
-
-
-def _batches(directory: Path, after: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for entry, length in entries_after(directory, after):
+def _batches(directory: Path, after: int, position: Position | None = None,
+             log: Committed | None = None) -> Iterator[Batch]:
+    """The committed entries after seq `after` (from `position` when it checks out), cut
+    into batches of at most BATCH_ENTRIES and BATCH_BYTES (an entry larger than that goes
+    alone)."""
+    batch, size = Batch(), 0
+    for entry, length, end in entries_after(directory, after, position, log):
         if batch and (len(batch) >= BATCH_ENTRIES or size + length > BATCH_BYTES):
             yield batch
-            batch, size = [], 0
+            batch, size = Batch(), 0
         batch.append(entry)
+        batch.end = end
         size += length
     if batch:
         yield batch
@@ -191,15 +161,17 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
     of the log (a broken chain); the state file records the error either way.
     """
     state = read_ship_state(layout)
-    report = ShipReport(local_head=local_head(layout.audit_dir))
+    report = ShipReport(position=Position.from_dict(state.get("position")))
     try:
         server = _Server(layout, retries, backoff, sleep)
+        log = committed(layout.audit_dir)  # what this round may send; later entries wait
+        report.local_head = log.head
         status, answer = server.call("GET")
         if status != 200:
             raise ShipError(f"the server refused (HTTP {status}): {_detail(answer)}")
         report.acknowledged = int(answer["acknowledged"])
         checkpoints = _latest_checkpoint(layout)
-        for batch in _batches(layout.audit_dir, report.acknowledged):
+        for batch in _batches(layout.audit_dir, report.acknowledged, report.position, log):
             status, answer = server.call("POST", {"entries": batch,
                                                   "checkpoints": checkpoints})
             report.batches += 1
@@ -218,17 +190,25 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
             if report.acknowledged < batch[-1]["seq"]:
                 raise ShipError(f"the server acknowledged only up to seq "
                                 f"{report.acknowledged} of {batch[-1]['seq']}")
+            report.position = batch.end
     except (ShipError, KeyError, TypeError, ValueError, OSError) as exc:
         message = str(exc) if isinstance(exc, ShipError) else \
             f"the local log could not be read: {exc}" if isinstance(exc, OSError) else \
             f"unexpected answer from the server: {exc!r}"
-        state.update({"last_error": message, "attempted": time.time()})
+        state.update({"last_error": message, "attempted": time.time(),
+                      "position": _saved(report.position)})
         _write_ship_state(layout, state)
         raise ShipError(message) from exc
     state.update({"acknowledged": report.acknowledged, "shipped": time.time(),
-                  "last_error": ""})
+                  "last_error": "", "position": _saved(report.position)})
     _write_ship_state(layout, state)
     return report
+
+
+def _saved(position: Position | None) -> dict[str, Any] | None:
+    """The position for the state file: where the next round starts reading (checked
+    there before it is trusted, so a stale one costs a scan, never an entry)."""
+    return position.as_dict() if position is not None else None
 
 
 def _latest_checkpoint(layout: Layout) -> list[dict[str, Any]]:

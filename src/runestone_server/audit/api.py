@@ -155,19 +155,26 @@ def list_chains(team_id: Id, who: Who, db: DB) -> list[ChainOut]:
 
 class VerifyOut(BaseModel):
     runtime_id: str
-    ok: bool
+    ok: bool = Field(description="true only when the status is verified")
+    status: str = Field(description="verified, or broken: by a problem this verification "
+                                    "found or one found earlier (on ingest or before)")
     entries: int
     checkpoints: int
     start_seq: int
     head_seq: int
     head_hash: str
-    problem: str
+    problem: str = Field(description="the chain's first problem ('' when verified)")
+    problem_seq: int | None
+    stored_problem: str = Field(description="what this verification found in the stored "
+                                            "entries and checkpoints ('' when they verify)")
 
 
 @router.get("/teams/{team_id}/audit/verify", response_model=list[VerifyOut])
 def verify_team(team_id: Id, who: Who, db: DB) -> list[VerifyOut]:
     """Re-verify every stored chain of the team's runtimes, from genesis or the kept
-    checkpoint retention left, entry by entry."""
+    checkpoint retention left, entry by entry and checkpoint by checkpoint. A problem found
+    is kept on the chain (and raised as an `audit.chain_problem` event), so the chain list,
+    the dashboard and the report say broken too."""
     team = team_for(db, who, team_id, AUDIT_ROLES)
     runtimes = db.scalars(select(Runtime).where(Runtime.team_id == team.id,
                                                 Runtime.org_id == who.org_id)

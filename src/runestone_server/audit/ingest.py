@@ -4,7 +4,10 @@ batch shows a gap, a fork, an altered entry or a forged checkpoint.
 
 Verification uses the runtime's own functions (`entry_hash`, `genesis`,
 `checkpoint_message`, `verify_signature`), so the server and `runestone audit verify` agree
-on what an intact chain is. The chain row is locked first (an UPDATE), so two batches of one
+on what an intact chain is. A checkpoint is stored only once it names the hash the chain
+has at its seq; one that arrives for a seq whose stored checkpoint names another hash breaks
+the chain (the stored record was changed). The chain keeps its first problem
+(`problems.mark_broken`). The chain row is locked first (an UPDATE), so two batches of one
 runtime arriving at once are applied one after the other, on SQLite and on PostgreSQL.
 """
 
@@ -21,7 +24,7 @@ from runestone.actions.canonical import CanonicalJSONError
 from runestone.audit.checkpoint import checkpoint_message, verify_signature
 from runestone.audit.entry import entry_hash, genesis
 from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
-from runestone_server.events import record
+from runestone_server.audit.problems import mark_broken
 from runestone_server.models import Runtime
 
 PROBLEMS = ("gap", "fork", "bad_hash", "bad_signature")
@@ -251,18 +254,28 @@ class _Batch:
             self.new_checkpoints.append(item)
         return None
 
-    def save(self) -> None:
+    def save(self) -> Problem | None:
+        """Store the accepted entries and the new checkpoints. Returns a problem when a
+        checkpoint the chain confirms was already stored naming another hash: the batch is
+        good (it is stored), the stored record is not, and the chain is broken."""
         if self.rows:
             # A Core executemany on the session's connection: one statement for the batch
             # (the ORM's bulk path would emit one INSERT per row here).
             self.db.connection().execute(insert(AuditEntry.__table__), self.rows)
-        known = set(self.db.scalars(select(AuditCheckpoint.seq).where(
-            AuditCheckpoint.runtime_id == self.runtime.runtime_id,
-            AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))))
+        known: dict[int, str] = dict(self.db.execute(
+            select(AuditCheckpoint.seq, AuditCheckpoint.hash).where(
+                AuditCheckpoint.runtime_id == self.runtime.runtime_id,
+                AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))).all())
+        conflict: Problem | None = None
         for item in self.new_checkpoints:
-            if int(item["seq"]) in known:
+            seq = int(item["seq"])
+            if seq in known:
+                if known[seq] != item["hash"] and conflict is None:
+                    conflict = Problem("fork", seq, f"the stored checkpoint at seq {seq} names "
+                                       "another hash than the chain (the stored record was "
+                                       "changed)")
                 continue
-            known.add(int(item["seq"]))
+            known[seq] = str(item["hash"])
             self.db.add(AuditCheckpoint(org_id=self.runtime.org_id,
                                         runtime_id=self.runtime.runtime_id,
                                         seq=int(item["seq"]), hash=str(item["hash"]),
@@ -276,29 +289,28 @@ class _Batch:
         self.chain.last_seq, self.chain.last_hash = self.seq, self.head
         self.result.stored = len(self.rows)
         self.result.acknowledged, self.result.last_hash = self.seq, self.head
+        return conflict
 
 
 def ingest(db: Session, runtime: Runtime, entries: list[dict[str, Any]],
            checkpoints: list[dict[str, Any]] | None = None) -> IngestResult:
     """Apply one batch (in seq order) and commit. Everything before the first problem is
-    stored; the problem and everything after it are refused, the chain is marked broken and
-    an `audit.chain_problem` event is recorded (once per distinct problem)."""
+    stored; the problem and everything after it are refused, the chain is marked broken (it
+    keeps its first problem) and an `audit.chain_problem` event is recorded (not again for
+    a repeat of the last one). `status` is the chain's, so a batch that is fine still says
+    `broken` when an earlier one was not."""
     chain = lock_chain(db, runtime)
     batch = _Batch(db, runtime, chain)
     problem = batch.apply(entries)
     if problem is None:
         problem = batch.extra_checkpoints(checkpoints or [])
-    batch.save()
+    stored_conflict = batch.save()
     result = batch.result
-    if problem is not None:
-        result.problem = problem
-        if chain.problem != problem.message or chain.status != "broken":
-            chain.status, chain.problem, chain.problem_seq = "broken", problem.message, \
-                problem.seq
-            record(db, runtime.org_id, runtime.team_id, f"runtime:{runtime.runtime_id}",
-                   "audit.chain_problem", {"runtime_id": runtime.runtime_id,
-                                           "problem": problem.kind, "seq": problem.seq,
-                                           "message": problem.message})
+    for found in (problem, stored_conflict):
+        if found is not None:
+            mark_broken(db, runtime, chain, found.kind, found.seq, found.message,
+                        found_by="ingest")
+    result.problem = problem
     result.status = chain.status
     runtime.last_seen = batch.now
     db.commit()

@@ -66,10 +66,14 @@ def _prune_chain(db: Session, chain: AuditChain, cutoff: datetime) -> dict[str, 
     db.execute(update(AuditChain).where(AuditChain.id == chain.id)
                .values(updated=datetime.now(UTC)))
     db.refresh(chain)
+    # Only a checkpoint that names the hash the stored chain has at its seq: the remaining
+    # entries must chain to what it signs (a record that disagrees is a problem for
+    # verification to report, never a place to cut).
     checkpoint = db.scalar(
         select(AuditCheckpoint)
         .join(AuditEntry, (AuditEntry.runtime_id == AuditCheckpoint.runtime_id)
-              & (AuditEntry.seq == AuditCheckpoint.seq))
+              & (AuditEntry.seq == AuditCheckpoint.seq)
+              & (AuditEntry.hash == AuditCheckpoint.hash))
         .where(AuditCheckpoint.runtime_id == chain.runtime_id,
                AuditCheckpoint.seq > chain.base_seq, AuditCheckpoint.seq <= chain.last_seq,
                AuditEntry.time < cutoff)

@@ -1,0 +1,203 @@
+"""Re-verification of stored chains, on SQLite and PostgreSQL: every stored checkpoint record
+is checked against the stored entries (not only the one retention kept), a problem found is
+kept on the chain so every view says broken, a chain broken on ingest stays broken in the
+verify report, and the first problem is the one shown.
+
+Runtimes write real logs (real hashing, real Ed25519 checkpoints) and ship them through the
+real API; "tampering" is a direct change to the server's database, which is what
+re-verification exists to find.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from test_audit_ingest import PATH, Rt, post, problems, verify
+from test_audit_ingest import world as world  # the fixture, shared
+
+from runestone_server.audit.models import AuditChain, AuditCheckpoint
+
+
+def _latest_record(rt: Rt) -> dict:
+    """The runtime's `checkpoint.json`, as the shipper sends it beside each batch."""
+    return json.loads((rt.layout.audit_dir / "checkpoint.json").read_text())
+
+
+def _set_checkpoint(app, runtime_id: str, at: int, **values) -> None:
+    """Change the stored checkpoint record at seq `at` in the server's database."""
+    with app.state.db.sessions() as db:
+        changed = db.execute(update(AuditCheckpoint).where(
+            AuditCheckpoint.runtime_id == runtime_id, AuditCheckpoint.seq == at)
+            .values(**values)).rowcount
+        db.commit()
+    assert changed == 1
+
+
+def _chain(client, tokens, team_id: int, runtime_id: str) -> dict:
+    answer = client.get(f"/api/v1/teams/{team_id}/audit/chains", headers=tokens["a"])
+    return next(c for c in answer.json() if c["runtime_id"] == runtime_id)
+
+
+def _report_chain(client, tokens, team_id: int, runtime_id: str) -> dict:
+    answer = client.get(f"/api/v1/teams/{team_id}/audit/report", headers=tokens["a"])
+    assert answer.status_code == 200, answer.text
+    return next(c for c in answer.json()["chains"] if c["runtime_id"] == runtime_id)
+
+
+def test_every_stored_checkpoint_is_checked_and_a_problem_found_is_kept(world, tmp_path):
+    app, client, ids, tokens = world
+    team = ids["a"][1]
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    rt.decide(12)
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    record = _latest_record(rt)
+    # The standalone record arrives after the entries it covers, as the daemon sends it.
+    assert post(client, rt, [], [record]).status_code == 200
+    signed = [e["checkpoint"]["seq"] for e in entries if e["kind"] == "checkpoint"]
+    assert len(signed) >= 3
+    clean = verify(client, tokens, team)[rt.runtime_id]
+    assert clean["ok"] and clean["checkpoints"] == len(signed)
+
+    # A stored record changed to name another hash: the entries themselves are untouched,
+    # so only checking every record against them finds it.
+    middle = signed[1]
+    _set_checkpoint(app, rt.runtime_id, middle, hash=entries[middle - 2]["hash"])
+    found = verify(client, tokens, team)[rt.runtime_id]
+    assert not found["ok"], found
+    assert (found["status"], found["problem_seq"]) == ("broken", middle)
+    assert found["problem"] == found["stored_problem"] == \
+        f"the stored checkpoint at seq {middle} names another hash than the stored chain " \
+        "has there"
+    assert (clean["status"], clean["problem"]) == ("verified", "")  # as it was before
+    # Kept on the chain: the chain list, the runtime's resume answer and the report agree.
+    chain = _chain(client, tokens, team, rt.runtime_id)
+    assert (chain["status"], chain["problem"], chain["problem_seq"]) == \
+        ("broken", found["problem"], middle)
+    assert client.get(PATH, headers=rt.auth).json()["status"] == "broken"
+    reported = _report_chain(client, tokens, team, rt.runtime_id)
+    assert reported["status"] == "broken" and not reported["intact"]
+    assert reported["problem"] == found["problem"]
+    assert verify(client, tokens, team)[rt.runtime_id] == found  # reloading: no new alarm
+    assert problems(app) == [{"runtime_id": rt.runtime_id, "problem": "fork", "seq": middle,
+                              "message": found["problem"], "found_by": "verification"}]
+
+    # A second, earlier problem (a signature changed on the first record) is found and
+    # raised, but the chain keeps the problem it broke with.
+    first = signed[0]
+    _set_checkpoint(app, rt.runtime_id, first, signature="00" * 64)
+    later = verify(client, tokens, team)[rt.runtime_id]
+    assert later["stored_problem"].startswith(f"the stored checkpoint at seq {first}: ")
+    assert "signature does not verify" in later["stored_problem"]
+    assert (later["problem"], later["problem_seq"]) == (found["problem"], middle)
+    assert [(p["problem"], p["seq"]) for p in problems(app)] == \
+        [("fork", middle), ("bad_signature", first)]
+
+
+def test_a_checkpoint_beyond_the_head_or_not_the_chains_latest_is_found(world, tmp_path):
+    app, client, ids, tokens = world
+    team = ids["a"][1]
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    rt.decide(5)
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    with app.state.db.sessions() as db:
+        chain = db.scalar(select(AuditChain).where(AuditChain.runtime_id == rt.runtime_id))
+        latest = chain.checkpoint_seq
+        chain.checkpoint_hash = "f" * 64  # the latest checkpoint shown is not a stored one
+        db.commit()
+    found = verify(client, tokens, team)[rt.runtime_id]
+    assert not found["ok"], found
+    assert found["status"] == "broken" and found["problem_seq"] == latest
+    assert "latest checkpoint" in found["problem"]
+
+    other = Rt(app, tmp_path, "two", *ids["a"])
+    other.decide(5)
+    assert post(client, other, other.entries()).status_code == 200
+    record = _latest_record(other)
+    head = other.entries()[-1]["seq"]
+    _set_checkpoint(app, other.runtime_id, record["seq"], seq=head + 50)
+    beyond = verify(client, tokens, team)[other.runtime_id]
+    assert not beyond["ok"], beyond
+    assert beyond["status"] == "broken" and beyond["problem_seq"] == head + 50
+    assert "beyond the stored head" in beyond["problem"]
+
+
+def test_a_batch_that_contradicts_a_stored_checkpoint_breaks_the_chain(world, tmp_path):
+    """The runtime re-sends its latest signed checkpoint with each batch; the server has a
+    record for that seq that was changed since: the batch is fine, the chain is not."""
+    app, client, ids, tokens = world
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    rt.decide(6)
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    record = _latest_record(rt)
+    _set_checkpoint(app, rt.runtime_id, record["seq"], hash=entries[0]["hash"])
+    rt.decide(1)
+    answer = post(client, rt, rt.entries()[len(entries):], [record])
+    assert answer.status_code == 200, answer.text  # the runtime's entries are stored
+    assert answer.json()["status"] == "broken" and answer.json()["problem"] is None
+    chain = _chain(client, tokens, ids["a"][1], rt.runtime_id)
+    assert chain["status"] == "broken" and chain["problem_seq"] == record["seq"]
+    assert chain["last_seq"] == rt.entries()[-1]["seq"]
+    assert [p["found_by"] for p in problems(app)] == ["ingest"]
+
+
+def test_a_chain_broken_on_ingest_is_reported_broken_with_its_first_problem(world, tmp_path):
+    app, client, ids, tokens = world
+    team = ids["a"][1]
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    rt.decide(5)
+    entries = rt.entries()
+    tampered = [dict(e) for e in entries]
+    tampered[7]["decision"] = "allow"  # seq 8 was a deny; its hash still says so
+    refused = post(client, rt, tampered)
+    assert refused.status_code == 409
+    first = refused.json()["detail"]["problem"]
+    # What was stored re-verifies, but the chain broke: the verify report says so.
+    report = verify(client, tokens, team)[rt.runtime_id]
+    assert not report["ok"], report
+    assert (report["status"], report["stored_problem"]) == ("broken", "")
+    assert (report["problem"], report["problem_seq"]) == (first["message"], 8)
+    assert report["head_seq"] == 7
+
+    # A later, different problem is raised, but does not replace the first.
+    gap = post(client, rt, entries[9:])
+    assert gap.json()["detail"]["problem"]["problem"] == "gap"
+    assert [p["problem"] for p in problems(app)] == ["bad_hash", "gap"]
+    assert post(client, rt, entries[7:]).status_code == 200  # the true history goes on
+    chain = _chain(client, tokens, team, rt.runtime_id)
+    assert (chain["status"], chain["problem"], chain["problem_seq"]) == \
+        ("broken", first["message"], 8)
+    resume = client.get(PATH, headers=rt.auth).json()
+    assert resume["status"] == "broken" and resume["problem"] == {
+        "message": first["message"], "seq": 8}
+    again = verify(client, tokens, team)[rt.runtime_id]
+    assert again["stored_problem"] == "" and again["head_seq"] == entries[-1]["seq"]
+    assert (again["status"], again["problem"]) == ("broken", first["message"])
+    assert _report_chain(client, tokens, team, rt.runtime_id)["problem"] == first["message"]
+
+
+def test_retention_never_prunes_to_a_checkpoint_that_disagrees_with_the_chain(world,
+                                                                            tmp_path):
+    app, client, ids, tokens = world
+    rt = Rt(app, tmp_path, "one", *ids["a"])
+    rt.decide(10, when=datetime.now(UTC) - timedelta(days=90))
+    rt.decide(3)
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    cutoff = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    old = [e["checkpoint"]["seq"] for e in entries
+           if e["kind"] == "checkpoint" and entries[e["checkpoint"]["seq"] - 1]["time"] < cutoff]
+    assert len(old) >= 2
+    # The newest old enough record now names another hash than the chain at its seq.
+    _set_checkpoint(app, rt.runtime_id, old[-1], hash=entries[0]["hash"])
+    client.put("/api/v1/audit/retention", json={"days": 30}, headers=tokens["a"])
+    pruned = client.post("/api/v1/audit/retention/prune", headers=tokens["a"])
+    assert pruned.status_code == 200, pruned.text
+    assert [r["through_seq"] for r in pruned.json()["runtimes"]] == [old[-2]]
+    report = verify(client, tokens, ids["a"][1])[rt.runtime_id]
+    assert report["start_seq"] == old[-2]
+    assert report["status"] == "broken" and report["problem_seq"] == old[-1]
