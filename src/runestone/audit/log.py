@@ -29,6 +29,9 @@ from runestone.audit.redact import Redactor
 from runestone.digest import sha256
 
 SEGMENT = re.compile(r"^segment-(\d{8})\.jsonl$")
+# Writers hold it exclusively to append; readers that must see only committed entries
+# (the shipper) hold it shared.
+LOCK_FILE = ".lock"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_CHECKPOINT_EVERY = 256
 
@@ -128,7 +131,7 @@ class AuditLog:
         with self._thread_lock:
             if self._lock_fd is None:
                 self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT,
+                self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT,
                                         0o600)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:

@@ -32,10 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runestone.audit.log import list_segments
+from runestone.audit.log import LOCK_FILE, list_segments
 
-# The writer's lock file (`AuditLog._locked`); log.py has no public name for it yet.
-LOCK_FILE = ".lock"
 TAIL_BLOCK = 4096
 
 
