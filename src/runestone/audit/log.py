@@ -72,14 +72,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
-    """(last complete line, size of the complete part, torn tail bytes) of a segment."""
+def last_complete_line(path: Path, size: int | None = None) -> tuple[bytes | None, int]:
+    """The last complete line of a segment (or of its first `size` bytes), and where its
+    complete part ends. Read backwards a block at a time: a long log costs what its end
+    does. (None, 0) when no line is complete."""
     with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        block = 4096
-        data = b""
-        position = size
+        if size is None:
+            size = handle.seek(0, os.SEEK_END)
+        data, position, block = b"", size, 4096
         while position > 0:
             step = min(block, position)
             position -= step
@@ -87,13 +87,19 @@ def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
             data = handle.read(step) + data
             body_end = data.rfind(b"\n")
             if body_end != -1:
-                tail = data[body_end + 1:]
                 previous = data.rfind(b"\n", 0, body_end)
                 if previous != -1 or position == 0:
-                    line = data[previous + 1: body_end]
-                    return line, size - len(tail), tail
+                    return data[previous + 1:body_end], position + body_end + 1
             block *= 2
-        return None, 0, data
+    return None, 0
+
+
+def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
+    """(last complete line, size of the complete part, torn tail bytes) of a segment."""
+    line, good_size = last_complete_line(path)
+    with path.open("rb") as handle:
+        handle.seek(good_size)
+        return line, good_size, handle.read()
 
 
 class AuditLog:

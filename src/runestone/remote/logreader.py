@@ -32,9 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runestone.audit.log import LOCK_FILE, list_segments
-
-TAIL_BLOCK = 4096
+from runestone.audit.log import LOCK_FILE, last_complete_line, list_segments
 
 
 class UnreadableLog(OSError):
@@ -100,25 +98,6 @@ def _shared_lock(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _tail(path: Path, size: int) -> tuple[int, bytes | None]:
-    """(bytes up to and including the last newline, the last complete line) of the first
-    `size` bytes of a segment, reading backwards from the end a block at a time."""
-    with path.open("rb") as handle:
-        data, position, block = b"", size, TAIL_BLOCK
-        while position > 0:
-            step = min(block, position)
-            position -= step
-            handle.seek(position)
-            data = handle.read(step) + data
-            last = data.rfind(b"\n")
-            if last != -1:
-                before = data.rfind(b"\n", 0, last)
-                if before != -1 or position == 0:
-                    return position + last + 1, data[before + 1:last]
-            block *= 2
-    return 0, None
-
-
 def _seq_of(line: bytes | None) -> int | None:
     try:
         entry = json.loads(line) if line is not None else None
@@ -139,12 +118,12 @@ def committed(directory: Path) -> Committed:
         for index, (number, path) in enumerate(found):
             size = path.stat().st_size
             if index == len(found) - 1:  # the only one an append may be in flight on
-                size, line = _tail(path, size)
+                line, size = last_complete_line(path, size)
                 head = _seq_of(line) or 0
             segments.append(Segment(number, path, size))
     if head == 0 and len(segments) > 1:  # the newest segment holds no complete line yet
         for segment in reversed(segments[:-1]):
-            head = _seq_of(_tail(segment.path, segment.committed)[1]) or 0
+            head = _seq_of(last_complete_line(segment.path, segment.committed)[0]) or 0
             if head:
                 break
     return Committed(tuple(segments), head)
