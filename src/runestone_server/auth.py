@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runestone_server.models import ApiToken, Membership, Runtime, Team, User, aware
+from runestone_server.revocation import refusal
 from runestone_server.security import token_hash
 
 READ_ROLES = ("owner", "admin", "policy_author", "approver", "auditor", "member")
@@ -74,10 +75,14 @@ def principal(request: Request, db: DB) -> Principal:
 
 
 def runtime_principal(request: Request, db: DB) -> Runtime:
+    """The runtime a credential belongs to; a revoked runtime is refused here, so every
+    runtime-credential endpoint refuses it (403, saying who revoked it, when and why)."""
     runtime = db.scalar(select(Runtime).where(
         Runtime.credential_hash == token_hash(_bearer(request))))
     if runtime is None:
         raise HTTPException(401, "unknown runtime credential")
+    if runtime.revoked is not None:
+        raise refusal(runtime)
     return runtime
 
 

@@ -105,6 +105,8 @@ class EnrollmentToken(Base):
 
 
 class Runtime(Base):
+    """An enrolled runtime: its key, labels, credential (a SHA-256), and revocation."""
+
     __tablename__ = "runtimes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -116,6 +118,11 @@ class Runtime(Base):
     enrolled: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     policy_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Revocation is permanent: once set, every runtime-credential call is refused and this
+    # runtime id is never enrolled again (see runestone_server/revocation.py).
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PolicyVersion(Base):

@@ -7,10 +7,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from runestone_server.models import ROLES, ApiToken, Membership, Organisation, Team, User
+from runestone_server.models import (
+    ROLES,
+    ApiToken,
+    Membership,
+    Organisation,
+    Runtime,
+    Team,
+    User,
+)
 from runestone_server.security import hash_password, new_token
 
 GOOD_POLICY = '[policy]\ndefault = "ask"\ninclude = ["default"]\n'
+RUNTIME = "rt_" + "0a" * 8  # enrolled with team `core`, to be revoked
 
 
 def _token(db, user: User, scopes=("read", "write")) -> str:
@@ -50,6 +59,8 @@ def world(server):
             if name == "outsider":
                 db.add(Membership(org_id=a.id, team_id=other_team.id, user_id=user.id,
                                   role="owner"))
+        db.add(Runtime(org_id=a.id, team_id=team.id, runtime_id=RUNTIME, public_key="0" * 64,
+                       labels={}, credential_hash=new_token("rsr")[1]))
         db.commit()
         ids = {"team": team.id, "b_team": b_team.id}
     # One version to read, diff and publish.
@@ -80,6 +91,9 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin", "policy_author"}),
         ("POST", f"/api/v1/teams/{team}/enrollment-tokens", {}, {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/runtimes", None, read),
+        # Revoking is idempotent: every allowed caller gets the first revocation back.
+        ("POST", f"/api/v1/teams/{team}/runtimes/{RUNTIME}/revoke", {"reason": "retired"},
+         {"owner", "admin"}),
         ("GET", f"/api/v1/teams/{team}/events", None, {"owner", "admin", "auditor"}),
         # Approvals: managers configure who approves; every member sees the requests.
         ("POST", f"/api/v1/teams/{team}/approver-groups",

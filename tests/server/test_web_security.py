@@ -136,7 +136,8 @@ def _populate(app, client):
     extra = {}
     if HAVE_APPROVALS:
         approval_id = ask(client, team, EVIL_COMMAND)
-        extra = {"approval_id": approval_id, "request_id": "req-evil-1"}
+        extra = {"approval_id": approval_id, "request_id": "req-evil-1",
+                 "runtime_id": runtime_of("req-evil-1")}
     yield {"app": app, "client": client, "team": team, "token_id": token_id, "other": other,
            "extra_ids": extra, "api_token": api_token}
     other.close()
@@ -146,18 +147,27 @@ HAVE_APPROVALS = importlib.util.find_spec("runestone_server.approvals.service") 
 EVIL_COMMAND = 'echo "<script>alert(1)</script>" > /tmp/<b>x</b> && curl https://e.example/<i>'
 
 
-def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
-    """A real ask from a real (API-enrolled) runtime, through the runtime API."""
+def runtime_of(name: str) -> str:
+    return "rt_" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def enroll(client, team: int, name: str) -> str:
+    """Enroll the runtime `runtime_of(name)` with `team` through the API; its credential."""
     api = client.post("/api/v1/login", json={"organisation": "acme", "username": "alice",
                                              "password": PASSWORD}).json()["token"]
     bearer = {"Authorization": f"Bearer {api}"}
     enrollment = client.post(f"/api/v1/teams/{team}/enrollment-tokens", headers=bearer,
                              json={"labels": {"host": "ci"}}).json()["token"]
     enrolled = client.post("/api/v1/enroll", json={
-        "token": enrollment, "runtime_id": "rt_" + hashlib.sha256(request_id.encode())
-        .hexdigest()[:16], "public_key": "ab" * 32, "labels": {}})
+        "token": enrollment, "runtime_id": runtime_of(name), "public_key": "ab" * 32,
+        "labels": {}})
     assert enrolled.status_code == 201, enrolled.text
-    credential = enrolled.json()["credential"]
+    return enrolled.json()["credential"]
+
+
+def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
+    """A real ask from a real (API-enrolled) runtime, through the runtime API."""
+    credential = enroll(client, team, request_id)
     made = client.post("/api/v1/runtime/approvals", headers={
         "Authorization": f"Bearer {credential}"}, json={
         "request_id": request_id, "action_hash": "c" * 64, "tool": "Bash",
@@ -170,7 +180,8 @@ def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
 
 def fill(path: str, world) -> str:
     values = {"team_id": world["team"], "token_id": world["token_id"], "number": 1,
-              "name": "app.css", "delegation_id": 1, "group_id": 1}
+              "name": "app.css", "delegation_id": 1, "group_id": 1,
+              "runtime_id": runtime_of("none")}
     values.update(world.get("extra_ids", {}))
 
     def one(match: re.Match[str]) -> str:
@@ -429,6 +440,8 @@ def test_another_tenants_objects_are_not_found(world):
                        (f"/tokens/{world['token_id']}/revoke", {}),
                        *(((f"/approvals/{world['extra_ids']['approval_id']}/vote",
                            {"vote": "deny"}),
+                          (f"/teams/{team}/runtimes/{world['extra_ids']['runtime_id']}/revoke",
+                           {"reason": "x", "confirm": world["extra_ids"]["runtime_id"]}),
                           (f"/teams/{team}/approver-groups", {"name": "x"}),
                           (f"/teams/{team}/approver-groups/1/delete", {}),
                           (f"/teams/{team}/approval-settings", {}))
@@ -535,3 +548,43 @@ def test_a_removed_member_loses_the_team(world):
         assert removed.status_code == 303
         assert carol.get(f"/teams/{team}").status_code == 404
     assert "<td>carol</td>" not in client.get(f"/teams/{team}").text  # gone from the table
+
+
+def test_the_revoke_form_is_for_managers_and_asks_for_a_reason_and_the_id(world):
+    """A runtime revoked from the team page: bob (a member) sees no form and is refused;
+    alice must give a reason and type the runtime's id; then the row says who, when and why
+    (escaped), the runtime's credential is refused, and the form is gone for that row."""
+    from fastapi.testclient import TestClient
+
+    app, client, team = world["app"], world["client"], world["team"]
+    credential = enroll(client, team, "to-revoke")
+    runtime_id = runtime_of("to-revoke")
+    path = f"/teams/{team}/runtimes/{runtime_id}/revoke"
+    reason = 'retired <b>"old"</b> laptop'
+    assert f'action="{path}"' in client.get(f"/teams/{team}").text
+    with TestClient(app) as bob:
+        login(bob, "acme", "bob")
+        page = bob.get(f"/teams/{team}").text
+        assert runtime_id in page and f'action="{path}"' not in page
+        refused = bob.post(path, data={"csrf": csrf_of(bob), "reason": "x",
+                                       "confirm": runtime_id})
+        assert refused.status_code == 403 and "roles" in refused.text
+    token = csrf_of(client)
+    before = snapshot(app)
+    for form, problem in (({"reason": reason}, "type its id"),
+                          ({"reason": reason, "confirm": runtime_of("other")}, "type its id"),
+                          ({"reason": "  ", "confirm": runtime_id}, "say why")):
+        response = client.post(path, data={"csrf": token, **form})
+        assert response.status_code == 400 and problem in response.text, response.text[:300]
+    assert snapshot(app) == before
+    done = client.post(path, data={"csrf": token, "reason": reason, "confirm": runtime_id},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/teams/{team}#runtimes"
+    html = client.get(f"/teams/{team}").text
+    row = html[html.index(f"<code>{runtime_id}</code>"):]
+    row = row[:row.index("</tr>")]
+    assert "revoked</span> by alice on" in row
+    assert "retired &lt;b&gt;&#34;old&#34;&lt;/b&gt; laptop" in row and "<b>" not in row
+    assert f'action="{path}"' not in html
+    assert client.get("/api/v1/runtime/policy", headers={
+        "Authorization": f"Bearer {credential}"}).status_code == 403

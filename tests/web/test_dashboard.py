@@ -310,3 +310,44 @@ def test_a_member_added_with_a_role_gains_access(browser, live, world, shots):
     assert token not in dave.content()
     dave_context.close()
     alice_context.close()
+
+
+def test_a_manager_revokes_a_runtime_from_the_team_page(browser, live, world, shots,
+                                                       tmp_path):
+    """A second real runtime, revoked through the team page's form (reason, and its id typed
+    to confirm); the row then says who and why, and the runtime's next pull is refused."""
+    team = world["team"]
+    home = tmp_path / "retired"
+    assert runestone(home, "init").returncode == 0
+    enrollment = live.api("POST", f"/api/v1/teams/{team}/enrollment-tokens",
+                          {"labels": {"env": "retired"}})["token"]
+    assert runestone(home, "enroll", "--server", live.base, "--token",
+                     enrollment).returncode == 0
+    runtime_id = json.loads((home / "identity.json").read_text())["runtime_id"]
+    assert runestone(home, "policy", "pull").returncode == 0
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live.base}/teams/{team}")
+    sign_in(page, live, "alice")
+    row = page.locator("#runtimes tr", has=page.locator(f"code:text-is('{runtime_id}')"))
+    row.locator("summary:has-text('Revoke')").click()
+    row.locator("input[name=reason]").fill(HTML + " laptop retired")
+    row.locator("input[name=confirm]").fill("rt_wrong")
+    row.locator("button:has-text('Revoke this runtime')").click()
+    page.wait_for_load_state()
+    assert "type its id" in page.inner_text("p.error")
+    row = page.locator("#runtimes tr", has=page.locator(f"code:text-is('{runtime_id}')"))
+    row.locator("summary:has-text('Revoke')").click()
+    row.locator("input[name=reason]").fill(HTML + " laptop retired")
+    row.locator("input[name=confirm]").fill(runtime_id)
+    row.locator("button:has-text('Revoke this runtime')").click()
+    page.wait_for_url(f"{live.base}/teams/{team}#runtimes")
+    row = page.locator("#runtimes tr", has=page.locator(f"code:text-is('{runtime_id}')"))
+    text = row.inner_text()
+    assert "revoked by alice on" in text and HTML + " laptop retired" in text, text
+    assert row.locator("form").count() == 0
+    shoot(page, shots, "team-runtime-revoked")
+    context.close()
+    pulled = runestone(home, "policy", "pull")
+    assert pulled.returncode != 0 and "revoked by alice" in pulled.stderr, pulled.stderr

@@ -117,11 +117,13 @@ policy_published = _events(
 
 def runtime_silent(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
                    now: datetime) -> Iterator[Candidate]:
-    """A runtime not heard from (or never, since enrolment) for silent_minutes."""
+    """A runtime not heard from (or never, since enrolment) for silent_minutes. A revoked
+    runtime is silent on purpose (the server refuses it): not an alert."""
     cutoff = now - timedelta(minutes=conditions.silent_minutes)
     heard = func.coalesce(Runtime.last_seen, Runtime.enrolled)
     for runtime in db.scalars(select(Runtime).where(
-            Runtime.org_id == rule.org_id, Runtime.team_id == rule.team_id, heard < cutoff)):
+            Runtime.org_id == rule.org_id, Runtime.team_id == rule.team_id, heard < cutoff,
+            Runtime.revoked.is_(None))):
         last = aware(runtime.last_seen or runtime.enrolled)
         minutes = int((now - last).total_seconds() // 60)
         yield Candidate(

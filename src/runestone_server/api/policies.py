@@ -26,6 +26,7 @@ from runestone_server.auth import (
 )
 from runestone_server.events import record
 from runestone_server.models import PolicyVersion, Publication, Runtime, ServerEvent
+from runestone_server.revocation import ensure_live
 
 router = APIRouter(prefix="/api/v1")
 
@@ -147,6 +148,7 @@ def applicable_publication(db: Session, runtime: Runtime) -> Publication | None:
 @router.get("/runtime/policy")
 def pull(request: Request, runtime: RuntimeCaller, db: DB) -> Response:
     """The newest publication that applies to this runtime, signed; 304 if unchanged."""
+    ensure_live(db, runtime.id)  # its contact and active policy are not stored once revoked
     runtime.last_seen = datetime.now(UTC)
     chosen = applicable_publication(db, runtime)
     if chosen is None:

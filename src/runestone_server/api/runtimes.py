@@ -1,19 +1,24 @@
-"""Enrollment: one-time tokens, runtimes registering their key, the server's key back."""
+"""Enrollment: one-time tokens, runtimes registering their key, the server's key back;
+the team's runtimes listed, and revoked for good."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
+from runestone_server import revocation
 from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Id, Who, team_for
 from runestone_server.events import record
-from runestone_server.models import EnrollmentToken, Runtime
+from runestone_server.models import EnrollmentToken, Runtime, aware
 from runestone_server.security import new_token, token_hash
 
 router = APIRouter(prefix="/api/v1")
+RUNTIME_ID = r"^rt_[0-9a-f]{8,64}$"
 
 
 class NewEnrollment(BaseModel):
@@ -41,7 +46,7 @@ def create_enrollment(team_id: Id, body: NewEnrollment, who: Who, db: DB) -> Enr
 
 class Enroll(BaseModel):
     token: str = Field(max_length=200)
-    runtime_id: str = Field(pattern=r"^rt_[0-9a-f]{8,64}$")
+    runtime_id: str = Field(pattern=RUNTIME_ID)
     public_key: str = Field(pattern=r"^[0-9a-f]{64}$")
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -65,8 +70,15 @@ def enroll(body: Enroll, request: Request, db: DB) -> Enrolled:
         raise HTTPException(401, "unknown, used or expired enrollment token")
     enrollment = db.scalar(select(EnrollmentToken).where(EnrollmentToken.token_hash == digest))
     assert enrollment is not None
-    if db.scalar(select(Runtime).where(Runtime.runtime_id == body.runtime_id)):
-        db.rollback()
+    existing = db.scalar(select(Runtime).where(Runtime.runtime_id == body.runtime_id))
+    if existing is not None:
+        db.rollback()  # the token is not spent
+        if existing.revoked is not None:
+            # Permanent: a revoked identity's key may be the compromised thing. Its entries
+            # stay under this id; the machine comes back under a new one.
+            raise HTTPException(409, "this runtime id was revoked and is never enrolled "
+                                     "again: enroll this machine under a new runtime "
+                                     "identity (a new RUNESTONE_HOME, `runestone init`)")
         raise HTTPException(409, "this runtime is already enrolled")
     credential, credential_digest = new_token("rsr")
     labels = {**body.labels, **enrollment.labels}
@@ -86,11 +98,43 @@ class RuntimeOut(BaseModel):
     enrolled: datetime
     last_seen: datetime | None
     policy_hash: str | None
+    revoked: datetime | None = None
+    revoked_by: str | None = None  # the username of the manager who revoked it
+    revoked_reason: str | None = None
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> RuntimeOut:
+        return cls(runtime_id=runtime.runtime_id, labels=runtime.labels,
+                   enrolled=runtime.enrolled, last_seen=runtime.last_seen,
+                   policy_hash=runtime.policy_hash, revoked=aware(runtime.revoked),
+                   revoked_by=runtime.revoked_by, revoked_reason=runtime.revoked_reason)
 
 
 @router.get("/teams/{team_id}/runtimes", response_model=list[RuntimeOut])
 def list_runtimes(team_id: Id, who: Who, db: DB) -> list[RuntimeOut]:
+    """Every runtime of the team, revoked ones too (with who revoked them, when and why)."""
     team = team_for(db, who, team_id, READ_ROLES)
     rows = db.scalars(select(Runtime).where(Runtime.team_id == team.id).order_by(Runtime.id))
-    return [RuntimeOut(runtime_id=r.runtime_id, labels=r.labels, enrolled=r.enrolled,
-                       last_seen=r.last_seen, policy_hash=r.policy_hash) for r in rows]
+    return [RuntimeOut.of(r) for r in rows]
+
+
+RuntimeId = Annotated[str, PathParam(pattern=RUNTIME_ID)]
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+
+
+@router.post("/teams/{team_id}/runtimes/{runtime_id}/revoke", response_model=RuntimeOut)
+def revoke_runtime(team_id: Id, runtime_id: RuntimeId, body: RevokeIn, who: Who,
+                   db: DB) -> RuntimeOut:
+    """Revoke a runtime for good (managers of its team, org admins): every call with its
+    credential is refused from now on and its open approval requests are cancelled.
+    Revoking it again changes nothing and answers the first revocation."""
+    team = team_for(db, who, team_id, MANAGE_ROLES)
+    runtime = db.scalar(select(Runtime).where(
+        Runtime.org_id == who.org_id, Runtime.team_id == team.id,
+        Runtime.runtime_id == runtime_id))
+    if runtime is None:
+        raise HTTPException(404, "no such runtime in this team")
+    return RuntimeOut.of(revocation.revoke(db, who, runtime, body.reason.strip()))

@@ -17,6 +17,7 @@ from runestone_server.approvals import (  # noqa: F401
     config,
     escalation,
     fallback,
+    revoked,
     service,
     wakeups,
 )
@@ -24,6 +25,8 @@ from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES
 from runestone_server.approvals.service import NewAsk, Refused, RuntimeRef
 from runestone_server.auth import DB, READ_ROLES, Id, RuntimeCaller, Who, runtime_principal
 from runestone_server.auth import team_for as _team_for
+from runestone_server.models import Runtime
+from runestone_server.revocation import ensure_live, refusal
 
 router = APIRouter(prefix="/api/v1")
 MAX_WAIT = 60.0
@@ -69,6 +72,7 @@ def runtime_ask(body: AskIn, runtime: RuntimeCaller, request: Request,
                 db: DB) -> dict[str, Any]:
     """An ask from a runtime: recorded, routed, its approvers notified."""
     ref = RuntimeRef.of(runtime)
+    ensure_live(db, runtime.id)  # in the ask's transaction: a revocation cancels what it sees
     service.submit(db, ref, NewAsk(
         request_id=body.request_id, action_hash=body.action_hash, tool=body.tool,
         summary=body.summary, reason=body.reason, rules=tuple(body.rules),
@@ -112,6 +116,9 @@ async def runtime_long_poll(
 
     def look() -> dict[str, Any] | None:
         with database.sessions() as db:
+            current = db.get(Runtime, runtime.pk)
+            if current is None or current.revoked is not None:
+                raise refusal(current)  # revoked while it waited
             return service.runtime_view(db, runtime, request_id, sign)
 
     while True:

@@ -24,6 +24,7 @@ from runestone_server.audit.models import AuditChain, AuditRetention
 from runestone_server.audit.verify import verify_stored
 from runestone_server.auth import AUDIT_ROLES, DB, READ_ROLES, Id, RuntimeCaller, Who, team_for
 from runestone_server.models import Runtime
+from runestone_server.revocation import ensure_live
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -107,6 +108,7 @@ def ship(runtime: RuntimeCaller, db: DB,
     """Store a batch of this runtime's entries; idempotent, resumable from `acknowledged`."""
     for attempt in range(RETRIES):
         try:
+            ensure_live(db, runtime.id)  # in the batch's transaction: revoked, nothing stored
             result = ingest(db, runtime, batch.entries, batch.checkpoints)
             break
         except (IntegrityError, OperationalError):

@@ -9,10 +9,10 @@ import importlib
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from runestone_server.web import login, overview, policies, static_files, teams
+from runestone_server.web import login, overview, policies, runtimes, static_files, teams
 
 router = APIRouter(include_in_schema=False)
-for module in (static_files, login, overview, teams, policies):
+for module in (static_files, login, overview, teams, runtimes, policies):
     router.include_router(module.router)
 
 # Pages over other domains' service layers, present when those domains are; the roll-up
