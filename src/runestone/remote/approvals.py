@@ -129,16 +129,17 @@ class ServerApprovals:
             return None
         if status != 200:
             raise RemoteError(f"the control plane answered HTTP {status} for approval "
-                              f"{request_id}")
+                              f"{request_id}: {str(answer.get('detail', ''))[:200]}")
         return answer
 
     def cancel(self, request_id: str) -> None:
         """Withdraw a pending ask nobody waits for any more. Raises RemoteError."""
-        status, _ = self._call(
+        status, answer = self._call(
             "POST", f"/api/v1/runtime/approvals/{urllib.parse.quote(request_id)}/cancel",
             {}, FETCH_TIMEOUT)
         if status not in (200, 404):
-            raise RemoteError(f"the control plane answered HTTP {status} to a cancel")
+            raise RemoteError(f"the control plane answered HTTP {status} to a cancel: "
+                              f"{str(answer.get('detail', ''))[:200]}")
 
     # --- verifying ----------------------------------------------------------------------
 

@@ -43,7 +43,14 @@ MAX_BACKOFF = 60.0
 
 
 class ShipError(RuntimeError):
-    """Shipping stopped; the message says why. The entries stay in the local log."""
+    """Shipping stopped; the message says why. The entries stay in the local log.
+
+    `refused`: the server answered and said no (a revoked runtime, a broken chain), so
+    trying again soon will not help; otherwise it did not answer and a later round may."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 @dataclass
@@ -168,7 +175,8 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
         report.local_head = log.head
         status, answer = server.call("GET")
         if status != 200:
-            raise ShipError(f"the server refused (HTTP {status}): {_detail(answer)}")
+            raise ShipError(f"the server refused (HTTP {status}): {_detail(answer)}",
+                            refused=True)
         report.acknowledged = int(answer["acknowledged"])
         checkpoints = _latest_checkpoint(layout)
         for batch in _batches(layout.audit_dir, report.acknowledged, report.position, log):
@@ -184,9 +192,10 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
             if status == 409 and isinstance(detail, dict) and detail.get("problem"):
                 problem = detail["problem"]
                 raise ShipError(f"the server refused the log from seq {problem['seq']} "
-                                f"({problem['problem']}): {problem['message']}")
+                                f"({problem['problem']}): {problem['message']}", refused=True)
             if status != 200:
-                raise ShipError(f"the server refused the batch (HTTP {status}): {detail}")
+                raise ShipError(f"the server refused the batch (HTTP {status}): {detail}",
+                                refused=True)
             if report.acknowledged < batch[-1]["seq"]:
                 raise ShipError(f"the server acknowledged only up to seq "
                                 f"{report.acknowledged} of {batch[-1]['seq']}")
@@ -198,7 +207,7 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
         state.update({"last_error": message, "attempted": time.time(),
                       "position": _saved(report.position)})
         _write_ship_state(layout, state)
-        raise ShipError(message) from exc
+        raise ShipError(message, refused=getattr(exc, "refused", False)) from exc
     state.update({"acknowledged": report.acknowledged, "shipped": time.time(),
                   "last_error": "", "position": _saved(report.position)})
     _write_ship_state(layout, state)
@@ -279,8 +288,10 @@ def run_ship(layout: Layout) -> int:
     try:
         report = ship(layout, retries=2)
     except ShipError as exc:
-        print(f"runestone audit ship: {exc} (the entries stay in the local log and are "
-              "sent on the next round)", file=sys.stderr)
+        after = ("the server refuses them, so they are not sent until that changes" if exc.refused
+                 else "they are sent on the next round")
+        print(f"runestone audit ship: {exc} (the entries stay in the local log; {after})",
+              file=sys.stderr)
         return 1
     if report.sent:
         print(f"shipped {report.sent} entries in {report.batches} batch(es): {report.stored} "
