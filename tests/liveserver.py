@@ -53,6 +53,18 @@ def runestone(home: Path, *args: str, stdin: str = "",
                           env={**os.environ, "RUNESTONE_HOME": str(home), **(env or {})})
 
 
+def enroll_runtime(base: str, admin_token: str, team: int, home: Path,
+                   labels: dict[str, str] | None = None, *,
+                   via: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`runestone init` a runtime home, then `runestone enroll` it in `team` with a fresh
+    one-time token made through `base` (and enrolled through `via`, another replica, when
+    given). The caller checks the answer: some tests expect a refusal."""
+    assert runestone(home, "init").returncode == 0
+    token = api(base, "POST", f"/api/v1/teams/{team}/enrollment-tokens", admin_token,
+                {"labels": labels or {}})["token"]
+    return runestone(home, "enroll", "--server", via or base, "--token", token)
+
+
 class ServerProcess:
     """`runestone-server serve` in a process of its own, on a free port; `init` makes the
     organisation "acme" with the admin "alice"."""

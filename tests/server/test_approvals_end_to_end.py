@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from notify_receivers import HttpReceiver, SmtpReceiver
 
-from liveserver import PASSWORD, ServerProcess, api, request, runestone
+from liveserver import PASSWORD, ServerProcess, api, enroll_runtime, request, runestone
 from runestone.actions import Action
 from runestone.remote.signing import decision_message
 
@@ -64,10 +64,7 @@ class Org:
                {"group_id": g, "timeout_seconds": t, "quorum": q} for g, t, q in levels]})
 
     def enroll(self, home: Path, labels: dict[str, str]) -> None:
-        assert runestone(home, "init").returncode == 0
-        token = api(self.base, "POST", f"/api/v1/teams/{self.team}/enrollment-tokens",
-                   self.admin, {"labels": labels})["token"]
-        enrolled = runestone(home, "enroll", "--server", self.base, "--token", token)
+        enrolled = enroll_runtime(self.base, self.admin, self.team, home, labels)
         assert enrolled.returncode == 0, enrolled.stderr
 
     def vote(self, who: str, approval_id: int, vote: str = "approve") -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from liveserver import ServerProcess, api, runestone
+from liveserver import ServerProcess, api, enroll_runtime, runestone
 from runestone.audit.query import read_entries
 from runestone.home import Layout
 from runestone_server.audit.models import AuditEntry
@@ -119,10 +119,7 @@ def test_a_killed_server_loses_no_entry_and_duplicates_none(database_url, tmp_pa
     homes = [tmp_path / "one", tmp_path / "two"]
 
     def enroll(home: Path) -> subprocess.CompletedProcess[str]:
-        assert runestone(home, "init").returncode == 0
-        enrollment = api(server.base, "POST", f"/api/v1/teams/{team}/enrollment-tokens",
-                         token, {"labels": {"name": home.name}})["token"]
-        return runestone(home, "enroll", "--server", server.base, "--token", enrollment)
+        return enroll_runtime(server.base, token, team, home, {"name": home.name})
 
     with ThreadPoolExecutor(2) as pool:
         for enrolled in pool.map(enroll, homes):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from liveserver import ServerProcess, api, request, runestone
+from liveserver import ServerProcess, api, enroll_runtime, request
 from runestone.audit.checkpoint import Signer
 from runestone.audit.entry import encode, now_rfc3339, seal
 from runestone.audit.log import AuditLog, list_segments
@@ -69,11 +69,7 @@ def rt(database_url, tmp_path, isolated_home):
     try:
         token = server.login()
         team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
-        assert runestone(isolated_home, "init").returncode == 0
-        enrollment = api(server.base, "POST", f"/api/v1/teams/{team}/enrollment-tokens",
-                         token, {"labels": {}})["token"]
-        enrolled = runestone(isolated_home, "enroll", "--server", server.base, "--token",
-                             enrollment)
+        enrolled = enroll_runtime(server.base, token, team, isolated_home)
         assert enrolled.returncode == 0, enrolled.stderr
         where = layout()
         credential = (where.keys_dir / "remote.credential").read_text().strip()

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from liveserver import ServerProcess, api, runestone
+from liveserver import ServerProcess, api, enroll_runtime, runestone
 
 V1 = '[policy]\nname = "v1"\ndefault = "ask"\ninclude = ["default"]\n'
 V2 = V1.replace('"v1"', '"v2"') + (
@@ -140,11 +140,8 @@ def test_two_replicas_over_one_database_are_one_server(database_url, tmp_path):
         token = first.login()
         team = api(second.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
         home = tmp_path / "runtime"
-        assert runestone(home, "init").returncode == 0
-        enrollment = api(first.base, "POST", f"/api/v1/teams/{team}/enrollment-tokens",
-                         token, {"labels": {"env": "prod"}})["token"]
-        assert runestone(home, "enroll", "--server", second.base, "--token",
-                         enrollment).returncode == 0
+        assert enroll_runtime(first.base, token, team, home, {"env": "prod"},
+                              via=second.base).returncode == 0
         api(first.base, "POST", f"/api/v1/teams/{team}/policies", token, {"text": V2})
         api(second.base, "POST", f"/api/v1/teams/{team}/publications", token, {"number": 1})
         # The runtime enrolled through the second replica; the first one signs its policy.
