@@ -607,3 +607,29 @@ def test_a_group_no_route_names_can_be_deleted_by_managers_only(world):
     world.ok("admin", "DELETE", f"{path}/{spare}", status=204)
     assert [g["name"] for g in world.ok("admin", "GET", path)] == ["oncall"]
     assert world.as_user("admin", "DELETE", f"{path}/{spare}").status_code == 404
+
+
+def test_a_group_is_told_through_its_own_teams_channels_only(world):
+    """Another team's channel would carry this team's asks (commands, paths, who asked) to
+    people outside it; alert rules and the fallback channels refuse it too."""
+    from runestone_server.notify.models import Channel
+
+    with world.app.state.db.sessions() as db:
+        core = db.get(Team, world.ids["team"])
+        other = Team(org_id=core.org_id, name="payments")
+        db.add(other)
+        db.flush()
+        own = Channel(org_id=core.org_id, team_id=core.id, name="core-mail", kind="email",
+                      target="core@example.org")
+        theirs = Channel(org_id=core.org_id, team_id=other.id, name="pay-mail", kind="email",
+                         target="pay@example.org")
+        db.add_all([own, theirs])
+        db.commit()
+        own_id, theirs_id = own.id, theirs.id
+    groups = f"/api/v1/teams/{world.ids['team']}/approver-groups"
+    refused = world.as_user("admin", "POST", groups, {"name": "leaky", "members": ["ops1"],
+                                                      "channel_ids": [theirs_id]})
+    assert refused.status_code == 400 and "in this team" in refused.text, refused.text
+    saved = world.ok("admin", "POST", groups, {"name": "oncall", "members": ["ops1"],
+                                               "channel_ids": [own_id]}, status=201)
+    assert saved["channel_ids"] == [own_id]

@@ -38,16 +38,19 @@ def _users(db: Session, org_id: int, usernames: list[str]) -> list[User]:
     return users
 
 
-def _check_channels(db: Session, org_id: int, channel_ids: list[int]) -> None:
+def _check_channels(db: Session, org_id: int, team_id: int, channel_ids: list[int]) -> None:
+    """A group is told through its own team's channels only: another team's channel would
+    carry this team's asks (commands, paths, who asked) to people outside it."""
     if not channel_ids:
         return
     from runestone_server.notify.models import Channel
 
     found = set(db.scalars(select(Channel.id).where(Channel.org_id == org_id,
+                                                    Channel.team_id == team_id,
                                                     Channel.id.in_(channel_ids))))
     missing = sorted(set(channel_ids) - found)
     if missing:
-        raise Refused(400, f"no such notification channels: {missing}")
+        raise Refused(400, f"no such notification channels in this team: {missing}")
 
 
 def group_out(db: Session, group: ApproverGroup) -> dict[str, Any]:
@@ -76,7 +79,7 @@ def save_group(db: Session, who: Principal, team_id: int, name: str, members: li
     team = team_for(db, who, team_id, MANAGE_ROLES)
     users = _users(db, who.org_id, members)
     if channel_ids is not None:
-        _check_channels(db, who.org_id, channel_ids)
+        _check_channels(db, who.org_id, team.id, channel_ids)
     if group_id is None:
         group_id = db.scalar(select(ApproverGroup.id).where(
             ApproverGroup.team_id == team.id, ApproverGroup.org_id == who.org_id,
