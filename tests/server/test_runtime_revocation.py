@@ -347,8 +347,13 @@ def test_a_revoked_runtime_is_refused_end_to_end(database_url, tmp_path):
         waited = check_json(laptop, "--approval", "wait", "--wait-seconds", "2",
                             command="curl https://f.example")
         assert waited["decision"] == "deny" and "revoked by alice" in waited["reason"]
-        # The retry of the open ask (which the runtime joins locally) stays denied.
-        assert check_json(laptop, "--approval", "defer")["decision"] == "deny"
+        # The retry of the open ask is denied with the server's words too: the runtime
+        # learns its request is over (the server refuses to say more) instead of pointing
+        # at an approval link nobody can use.
+        retried = check_json(laptop, "--approval", "defer")
+        assert retried["decision"] == "deny", retried
+        assert "revoked by alice" in retried["reason"], retried["reason"]
+        assert "routed to the control plane" not in retried["reason"], retried["reason"]
         asks = api(base, "GET", f"/api/v1/teams/{team}/approvals", org.admin)
         assert [a["id"] for a in asks] == [open_ask]
         # Its open ask was cancelled, on its timeline.

@@ -264,12 +264,22 @@ class Approvals:
         sent = remote.was_sent(request.id, request.action_hash) if remote else None
         if remote is None or sent is None:
             return None
-        from runestone.remote.client import RemoteError
+        from runestone.remote.client import CredentialRefused, RemoteError
 
         # A retry that joined an earlier ask holds the server's request under its first id.
         server_request_id = str(sent.get("server_request_id") or request.id)
         try:
             view = remote.fetch(server_request_id, wait=wait)
+        except CredentialRefused as exc:
+            # No verdict will ever come (a revoked runtime): the request is over here too,
+            # so a retry opens a new ask, which the server refuses with its reason.
+            self._notes[request.id] = str(exc)
+            if self.store.cancel(request.id):
+                self._audit({"kind": "approval", "request_id": request.id,
+                             "decision": "cancelled", "approver": "control-plane",
+                             "scope": "", "reason": str(exc)})
+            remote.forget(request.id, request.action_hash)
+            return None
         except RemoteError as exc:
             self._notes[request.id] = str(exc)
             return None

@@ -28,6 +28,7 @@ from typing import Any
 
 from runestone.home import Layout
 from runestone.remote.client import (
+    CredentialRefused,
     RemoteError,
     ServerUnreachable,
     credential_file,
@@ -128,8 +129,9 @@ class ServerApprovals:
         if status == 404:
             return None
         if status != 200:
-            raise RemoteError(f"the control plane answered HTTP {status} for approval "
-                              f"{request_id}: {str(answer.get('detail', ''))[:200]}")
+            refusal = CredentialRefused if status in (401, 403) else RemoteError
+            raise refusal(f"the control plane answered HTTP {status} for approval "
+                          f"{request_id}: {str(answer.get('detail', ''))[:200]}")
         return answer
 
     def cancel(self, request_id: str) -> None:

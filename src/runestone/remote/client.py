@@ -34,6 +34,11 @@ class ServerUnreachable(RemoteError):
     """The control plane did not answer at all (as opposed to answering with a refusal)."""
 
 
+class CredentialRefused(RemoteError):
+    """The control plane refused this runtime's credential (401/403: revoked, or never
+    valid): nothing it says about this runtime's requests will change until that does."""
+
+
 def remote_file(layout: Layout) -> Path:
     return layout.config_dir / "remote.json"
 
