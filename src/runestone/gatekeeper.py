@@ -161,7 +161,7 @@ class Gatekeeper:
         wait_seconds: float | None = None,
     ) -> Gatekeeper:
         """Load the configured policy. Raises PolicyError; callers deny on it."""
-        cache = PolicyCache(layout.verified_policies_file, layout.parsed_policies_dir)
+        cache = PolicyCache.of(layout)
         if preset:
             policy = load_preset(preset, cache=cache)
         elif policy_file:

@@ -69,10 +69,11 @@ def test_a_corrupt_or_foreign_entry_is_a_miss(tmp_path):
 
 
 def test_toml_values_json_cannot_carry_are_parsed_every_time(tmp_path):
+    from datetime import date
+
     cache = _cache(tmp_path)
-    text = '[policy]\nname = "dated"\ndefault = "ask"\n\n[[test]]\ncommand = "ls"\n' \
-           'expect = "ask"\nname = 2026-11-24\n'
-    cache.store_parsed(text, {"when": __import__("datetime").date(2026, 11, 24)})
+    text = '[pack]\nname = "dated"\nsince = 2026-11-24\n'  # TOML reads a date here
+    cache.store_parsed(text, {"pack": {"name": "dated", "since": date(2026, 11, 24)}})
     assert cache.parsed(text) is None
     assert not list((tmp_path / "parsed").glob("*"))
 

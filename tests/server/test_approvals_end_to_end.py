@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -149,16 +151,14 @@ def decide(mode: str, action: Action, wait: float = 30.0):
         gatekeeper.audit.close()
 
 
-def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, isolated_home,
-                                                      monkeypatch):
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from runestone.approvals.store import ApprovalStore
-    from runestone.home import layout
-    from runestone_server.security import ServerKey
-
+@contextlib.contextmanager
+def routed_runtime(database_url: str, tmp_path: Path,
+                   home: Path) -> Iterator[tuple[ServerProcess, Org, Impersonator]]:
+    """A server (fast escalation tick) whose team routes every ask to the group `ops`
+    (ops1, quorum one), `home` enrolled in it with env=prod, and an impersonator ready to
+    stand in for the server; both stopped on the way out."""
     if database_url.startswith("sqlite"):
-        database_url = f"sqlite:///{tmp_path / 'verify.sqlite3'}"
+        database_url = f"sqlite:///{tmp_path / 'approvals.sqlite3'}"
     server = ServerProcess(database_url, tmp_path / "server", **FAST_TICK)
     server.init()
     server.start()
@@ -167,7 +167,22 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         org = Org(server)
         org.person("ops1")
         org.route("all", [(org.group("ops", ["ops1"]), 600, 1)])
-        org.enroll(isolated_home, {"env": "prod"})
+        org.enroll(home, {"env": "prod"})
+        yield server, org, impersonator
+    finally:
+        impersonator.close()
+        server.stop()
+
+
+def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, isolated_home,
+                                                      monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from runestone.approvals.store import ApprovalStore
+    from runestone.home import layout
+    from runestone_server.security import ServerKey
+
+    with routed_runtime(database_url, tmp_path, isolated_home) as (server, org, impersonator):
         where = layout()
         remote_file = where.config_dir / "remote.json"
         remote = json.loads(remote_file.read_text())
@@ -280,9 +295,6 @@ def test_the_runtime_acts_only_on_a_verified_decision(database_url, tmp_path, is
         withdrawn = api(server.base, "GET",
                        f"/api/v1/teams/{org.team}/approvals?state=cancelled", org.admin)
         assert len(withdrawn) == 1
-    finally:
-        impersonator.close()
-        server.stop()
 
     # Offline: the team's approvers cannot be reached, so the ask is denied, and the
     # machine's user cannot become the approver (no request to approve, no grant).
@@ -315,17 +327,7 @@ def test_a_rule_session_approval_grants_the_rule_to_the_session_only(database_ur
     from runestone.home import layout
     from runestone_server.security import ServerKey
 
-    if database_url.startswith("sqlite"):
-        database_url = f"sqlite:///{tmp_path / 'scope.sqlite3'}"
-    server = ServerProcess(database_url, tmp_path / "server", **FAST_TICK)
-    server.init()
-    server.start()
-    impersonator = Impersonator()
-    try:
-        org = Org(server)
-        org.person("ops1")
-        org.route("all", [(org.group("ops", ["ops1"]), 600, 1)])
-        org.enroll(isolated_home, {"env": "prod"})
+    with routed_runtime(database_url, tmp_path, isolated_home) as (server, org, impersonator):
         where = layout()
         first = Action("Bash", {"command": "ssh prod-db uptime"}, str(tmp_path), session="s1")
         same_rule = Action("Bash", {"command": "ssh prod-db df -h"}, str(tmp_path),
@@ -388,9 +390,6 @@ def test_a_rule_session_approval_grants_the_rule_to_the_session_only(database_ur
         impersonator.sign = lambda rid: real_key.sign(decision_message(
             remote["runtime_id"], rid, tampered_hash, "approved", mine, "rule-session", 480))
         assert decide("defer", tampered).decision == "allow"
-    finally:
-        impersonator.close()
-        server.stop()
 
 
 # --- 2. the must-show -------------------------------------------------------------------

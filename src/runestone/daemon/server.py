@@ -181,9 +181,7 @@ class Daemon:
 
         assert self.policy_file is not None
         try:
-            policy = load_policy(self.policy_file,
-                                 cache=PolicyCache(self.layout.verified_policies_file,
-                                                   self.layout.parsed_policies_dir))
+            policy = load_policy(self.policy_file, cache=PolicyCache.of(self.layout))
         except (PolicyError, OSError) as exc:
             self.policy_error = str(exc)
             print(f"runestone daemon: the changed policy was REFUSED; still enforcing "

@@ -23,9 +23,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runestone.digest import sha256
+
+if TYPE_CHECKING:
+    from runestone.home import Layout
 
 KEEP_PARSED = 64  # documents; a policy edited many times leaves no more than this behind
 
@@ -34,6 +37,11 @@ class PolicyCache:
     def __init__(self, verified_file: Path, parsed_dir: Path) -> None:
         self.verified_file = verified_file
         self.parsed_dir = parsed_dir
+
+    @classmethod
+    def of(cls, layout: Layout) -> PolicyCache:
+        """The runtime's own cache, in its state directory."""
+        return cls(layout.verified_policies_file, layout.parsed_policies_dir)
 
     # --- tests that passed -------------------------------------------------------------
 
