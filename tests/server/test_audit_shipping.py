@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,24 +156,36 @@ import random, sys
 from pathlib import Path
 from runestone.audit.checkpoint import Signer
 from runestone.audit.log import AuditLog
-directory, runtime_id, key, name, count = sys.argv[1:6]
+directory, runtime_id, key, name, count, stop = sys.argv[1:7]
 log = AuditLog(Path(directory), runtime_id, signer=Signer(Path(key)), segment_bytes=12000,
                checkpoint_every=16)
 rng = random.Random(name)
-for n in range(int(count)):
+n = 0
+while n < int(count) or not Path(stop).exists():
     log.append([{"kind": "note", "writer": name, "n": n, "pad": "x" * rng.randrange(400)}
                 for _ in range(rng.randrange(1, 5))])
+    n += 1
 """
 
 
-def test_entries_appended_while_shipping_arrive_exactly_once(rt, monkeypatch):
+def test_entries_appended_while_shipping_arrive_exactly_once(rt, monkeypatch, tmp_path):
+    """Writers append at least 300 times each and go on until told to stop, which the test
+    does once three rounds have shipped something while they were writing: on a busy
+    machine, a fixed count could end before the shipper's first rounds did."""
     monkeypatch.setattr(shipper, "BATCH_ENTRIES", 7)  # batches end all over the segments
+    stop = tmp_path / "stop-writing"
     writers = [subprocess.Popen(
         [sys.executable, "-c", WRITER, str(rt.layout.audit_dir), rt.runtime_id,
-         str(rt.layout.private_key_file), name, "300"]) for name in ("one", "two")]
+         str(rt.layout.private_key_file), name, "300", str(stop)]) for name in ("one", "two")]
     reports = []
-    while any(w.poll() is None for w in writers):
-        reports.append(ship(rt.layout))
+    deadline = time.monotonic() + 120
+    try:
+        while any(w.poll() is None for w in writers):
+            reports.append(ship(rt.layout))
+            if sum(1 for r in reports if r.sent) >= 3 or time.monotonic() > deadline:
+                stop.touch()
+    finally:
+        stop.touch()
     assert all(w.wait(timeout=60) == 0 for w in writers)
     during = sum(1 for r in reports if r.sent)
     reports.append(ship(rt.layout))
