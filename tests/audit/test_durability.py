@@ -47,7 +47,8 @@ def test_concurrent_appends_with_repeated_sigkill(runtime):
         time.sleep(0.15 + 0.05 * round_number)
         victim.send_signal(signal.SIGKILL)
         out, _ = victim.communicate()
-        acknowledged |= {(w, int(i)) for w, i in (line.split() for line in out.splitlines())}
+        # The kill can cut the last line of output short: only whole lines are acknowledged.
+        acknowledged |= {(w, int(i)) for w, i in (line.split() for line in out.split("\n")[:-1])}
     for process in steady:
         out, _ = process.communicate(timeout=120)
         assert process.returncode == 0
@@ -116,6 +117,112 @@ def test_full_disk_denies_with_the_reason(runtime):
     assert "no audit, no allow" in decision["reason"]
     assert "File too large" in decision["reason"] or "27" in decision["reason"]
     assert Path(where.audit_dir / "segment-00000001.jsonl").read_bytes() == before
+
+
+PARTLY_FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    from runestone.cli import main
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+    sys.exit(main(["check", "--preset", "developer", "--command", "ls", "--cwd", "/tmp/p"]))
+""")
+
+
+def test_a_partly_written_append_is_cut_off_before_the_deny(runtime):
+    """The disk fills in the middle of the request-and-decision write: the kernel takes the
+    request line whole and part of the decision. The hook denies, so the log must not keep a
+    request (or worse, an `allow` decision) the caller was told failed."""
+    where, identity, log = runtime
+    log.append([{"kind": "note", "n": 0}])
+    segment = where.audit_dir / "segment-00000001.jsonl"
+    before = segment.read_bytes()
+    from runestone.actions import Action
+    from runestone.gatekeeper import Gatekeeper
+
+    # How long the request line is: decide the same call once, then put the segment back.
+    probe = Gatekeeper.from_layout(where, preset="developer")
+    probe.check(Action("Bash", {"command": "ls"}, "/tmp/p"))
+    request_line = segment.read_bytes()[len(before):].split(b"\n")[0]
+    segment.write_bytes(before)
+    probe.audit.close()
+    limit = len(before) + len(request_line) + 1 + 40  # the request whole, the decision not
+
+    result = subprocess.run([sys.executable, "-c", PARTLY_FULL_DISK, str(limit)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["decision"] == "deny" and "no audit, no allow" in decision["reason"]
+    assert "short write" in decision["reason"]
+    assert segment.read_bytes() == before
+
+    log.append([{"kind": "note", "n": 1}])
+    entries = list(read_entries(where.audit_dir))
+    assert [e["kind"] for e in entries] == ["note", "note"]  # no recovery needed either
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
+
+
+def test_a_failed_fsync_takes_the_append_back(runtime, monkeypatch):
+    """`fsync` failing (EIO) means the kernel may have dropped the pages: the append is
+    reported failed, so its lines are cut off and the next append continues the chain."""
+    import errno
+
+    from runestone.audit import AuditWriteError
+    from runestone.audit import log as log_module
+
+    where, identity, log = runtime
+    log.append([{"kind": "note", "n": 0}])
+    segment = where.audit_dir / "segment-00000001.jsonl"
+    before = segment.read_bytes()
+    real_fsync = os.fsync
+    failures = iter([OSError(errno.EIO, "Input/output error")])
+
+    def failing_fsync(fd: int) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        real_fsync(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", failing_fsync)
+    try:
+        log.append([{"kind": "note", "n": "lost"}, {"kind": "note", "n": "lost too"}])
+    except AuditWriteError as exc:
+        assert "Input/output error" in str(exc)
+    else:
+        raise AssertionError("a failed fsync was acknowledged")
+    assert segment.read_bytes() == before
+    log.append([{"kind": "note", "n": 1}])
+    assert [e["n"] for e in read_entries(where.audit_dir)] == [0, 1]
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
+
+
+def test_a_failed_write_into_a_new_segment_leaves_the_chain_whole(runtime, monkeypatch):
+    """The append that would open the next segment fails half-way: the new segment is left
+    empty, and the chain goes on from the last segment's head."""
+    from runestone.audit import AuditWriteError
+    from runestone.audit import log as log_module
+
+    where, identity, log = runtime
+    log.append([{"kind": "note", "pad": "x" * 3000}])
+    real_write = os.write
+
+    def half_write(fd: int, data: bytes) -> int:
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(log_module.os, "write", half_write)
+    try:
+        log.append([{"kind": "note", "pad": "y" * 3000}])  # past the 4 KiB segment size
+    except AuditWriteError as exc:
+        assert "short write" in str(exc)
+    else:
+        raise AssertionError("a short write was acknowledged")
+    monkeypatch.setattr(log_module.os, "write", real_write)
+    assert (where.audit_dir / "segment-00000002.jsonl").read_bytes() == b""
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
+    log.append([{"kind": "note", "n": "after"}])
+    entries = list(read_entries(where.audit_dir))
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert entries[-1]["n"] == "after"
+    assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
 
 
 def test_unwritable_audit_directory_denies(runtime):

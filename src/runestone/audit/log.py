@@ -8,7 +8,8 @@ and an entry the caller was told about is on disk.
 A crash in the middle of a write leaves at most one torn final line (no newline). The next
 append finds it, copies the torn bytes to a side file, cuts them off, and records a
 `recovery` entry; nothing that was acknowledged is lost, because acknowledged lines always
-end with a newline.
+end with a newline. An append that fails while the writer lives (a short write on a full
+disk, an `fsync` error) is cut off again before the caller hears of the failure.
 """
 
 from __future__ import annotations
@@ -70,6 +71,21 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _take_back(fd: int, size: int) -> None:
+    """Cut a failed append off the segment, whole lines included.
+
+    The caller is told the append failed (and the gatekeeper denies), so none of its entries
+    may stay: a decision entry saying `allow` for an action that was refused would be a false
+    record. Best effort: if even the truncation fails, the next append moves a torn last line
+    aside, and `runestone audit verify` still checks whatever whole lines remain.
+    """
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass
 
 
 def last_complete_line(path: Path, size: int | None = None) -> tuple[bytes | None, int]:
@@ -293,11 +309,16 @@ class AuditLog:
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise AuditWriteError(f"short write to {path.name}: {written} of {len(data)} "
-                                      "bytes")
-            os.fsync(fd)
+            before = os.fstat(fd).st_size  # where this append starts: we hold the lock
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise AuditWriteError(f"short write to {path.name}: {written} of "
+                                          f"{len(data)} bytes")
+                os.fsync(fd)
+            except BaseException:
+                _take_back(fd, before)
+                raise
             stat = os.fstat(fd)
         finally:
             os.close(fd)
