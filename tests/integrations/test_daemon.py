@@ -216,3 +216,27 @@ def test_sdk_calls_the_daemons_tools(isolated_home, tmp_path, monkeypatch):
         process.wait(timeout=10)
     kinds = [e["kind"] for e in read_entries(layout().audit_dir)]
     assert kinds.count("execution") >= 2 and kinds.count("result") >= 2
+
+
+def test_a_new_identity_is_refused_while_the_daemon_holds_the_old_one(daemon, isolated_home):
+    """The daemon keeps the key and the audit log open: retiring them under it would leave it
+    signing and writing with the retired identity."""
+    from runestone.identity import load_identity
+    from runestone.retire import daemon_running
+
+    process, _port = daemon
+    where = layout()
+    runtime_id = load_identity(where).runtime_id
+    assert daemon_running(where)
+    refused = run_cli("init", "--new-identity")
+    assert refused.returncode == 1 and "the daemon is running" in refused.stderr
+    assert load_identity(where).runtime_id == runtime_id
+    assert not (where.config_dir / "retired").exists()
+
+    process.terminate()
+    process.wait(timeout=30)
+    assert not daemon_running(where)  # its socket file may stay; nobody answers on it
+    done = run_cli("init", "--new-identity")
+    assert done.returncode == 0, done.stderr
+    assert load_identity(where).runtime_id != runtime_id
+    assert (where.config_dir / "retired" / runtime_id / "identity.json").exists()

@@ -20,6 +20,7 @@ from test_approvals_routing import app_client as app_client  # the fixtures, sha
 from test_approvals_routing import world as world
 
 from liveserver import ServerProcess, api, request, runestone
+from runestone.audit import verify_log
 from runestone.audit.query import read_entries
 from runestone.home import Layout
 from runestone.identity import load_identity
@@ -376,17 +377,43 @@ def test_a_revoked_runtime_is_refused_end_to_end(database_url, tmp_path):
         listed = api(base, "GET", f"/api/v1/teams/{team}/runtimes", org.admin)
         assert [(r["revoked_by"], r["revoked_reason"]) for r in listed] == [("alice", REASON)]
 
-        # The same identity is never enrolled again; a new one is, with the same token.
+        # The same identity is never enrolled again; the machine comes back under a new one
+        # (`init --new-identity`, same home), with the same token.
         token = api(base, "POST", f"/api/v1/teams/{team}/enrollment-tokens", org.admin,
                     {"labels": {"env": "prod"}})["token"]
         again = runestone(laptop, "enroll", "--server", base, "--token", token)
         assert again.returncode != 0 and "revoked" in again.stderr, again.stderr
-        renewed = tmp_path / "laptop-renewed"
-        assert runestone(renewed, "init").returncode == 0
-        enrolled = runestone(renewed, "enroll", "--server", base, "--token", token)
+        assert "runestone init --new-identity" in again.stderr, again.stderr
+        old_identity = load_identity(where)
+        old_entries = list(read_entries(where.audit_dir))
+        renewed = runestone(laptop, "init", "--new-identity")
+        assert renewed.returncode == 0, renewed.stderr
+        assert f"retired {runtime_id}" in renewed.stdout
+        new_id = load_identity(where).runtime_id
+        assert new_id != runtime_id
+        # Nothing of the old identity is left in use: not enrolled, no team policy, no log.
+        assert runestone(laptop, "status").stdout.startswith("policy: local file")
+        assert list(read_entries(where.audit_dir)) == []
+        # The old chain is kept whole, and still verifies under the old key.
+        kept = laptop / "state" / "retired" / runtime_id / "audit"
+        assert list(read_entries(kept)) == old_entries
+        assert verify_log(kept, runtime_id, old_identity.public_key).ok
+        assert (laptop / "retired" / runtime_id / "keys" / "remote.credential").read_text() \
+            .strip() == credential
+
+        enrolled = runestone(laptop, "enroll", "--server", base, "--token", token)
         assert enrolled.returncode == 0, enrolled.stderr
-        assert (renewed / "keys" / "remote.credential").read_text().strip() != credential
-        assert runestone(renewed, "policy", "pull").returncode == 0
+        assert (where.keys_dir / "remote.credential").read_text().strip() != credential
+        assert runestone(laptop, "policy", "pull").returncode == 0
         assert request(base, "GET", "/api/v1/runtime/policy", credential)[0] == 403
+        governed = check_json(laptop, command="git status")  # by the team's policy again
+        assert governed["decision"] == "ask" and "default is ask" in governed["reason"]
+        assert runestone(laptop, "audit", "ship").returncode == 0
+        reports = {r["runtime_id"]: r for r in
+                   api(base, "GET", f"/api/v1/teams/{team}/audit/verify", org.admin)}
+        assert reports[new_id]["ok"] and reports[new_id]["status"] == "verified"
+        assert reports[new_id]["entries"] == len(list(read_entries(where.audit_dir)))
+        assert reports[runtime_id]["entries"] == before["entries"]  # the old chain, as it was
     finally:
         server.stop()
+

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="create the runtime's home: starter policy and identity")
     p.add_argument("--force-policy", action="store_true",
                    help="rewrite the starter policy even if one exists")
+    p.add_argument("--new-identity", action="store_true",
+                   help="retire this runtime's identity (keys, enrolment, audit log) into "
+                        "retired/ and create a new one, as after a revocation")
 
     p = sub.add_parser("check", help="decide actions read from stdin (JSON or JSON Lines)")
     _policy_options(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from importlib import resources
 
 from runestone.home import layout
@@ -22,6 +23,16 @@ def run_init(args: argparse.Namespace) -> int:
         where.policy_file.write_text(starter, encoding="utf-8")
         print(f"policy:   wrote {where.policy_file} (starter: developer preset)")
 
+    if args.new_identity:
+        from runestone.retire import retire_identity
+
+        try:
+            retired = retire_identity(where)
+        except IdentityError as exc:
+            print(f"runestone init: {exc}", file=sys.stderr)
+            return 1
+        print(f"identity: retired {retired.runtime_id} with its keys, enrolment and audit log "
+              f"(kept in {retired.config_dir} and {retired.state_dir})")
     try:
         identity = load_identity(where)
         print(f"identity: kept {identity.runtime_id}")
@@ -29,6 +40,9 @@ def run_init(args: argparse.Namespace) -> int:
         identity = create_identity(where)
         print(f"identity: created {identity.runtime_id} ({identity.name})")
         print(f"key:      {where.private_key_file} (mode 0600)")
+        if args.new_identity:
+            print("\nNot enrolled: the local policy governs until `runestone enroll --server URL "
+                  "--token TOKEN` enrols this identity (with a new token).")
     print("\nNext: `runestone policy test` checks the policy; "
           "`runestone explain 'git push -f'` shows a decision.")
     return 0

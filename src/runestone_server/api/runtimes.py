@@ -77,8 +77,8 @@ def enroll(body: Enroll, request: Request, db: DB) -> Enrolled:
             # Permanent: a revoked identity's key may be the compromised thing. Its entries
             # stay under this id; the machine comes back under a new one.
             raise HTTPException(409, "this runtime id was revoked and is never enrolled "
-                                     "again: enroll this machine under a new runtime "
-                                     "identity (a new RUNESTONE_HOME, `runestone init`)")
+                                     "again: give this machine a new runtime identity "
+                                     "(`runestone init --new-identity`) and enroll that")
         raise HTTPException(409, "this runtime is already enrolled")
     credential, credential_digest = new_token("rsr")
     labels = {**body.labels, **enrollment.labels}
