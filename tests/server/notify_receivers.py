@@ -241,9 +241,13 @@ def channel(client, team: int, token: str, kind: str, target: str) -> dict:
 
 def send(app, org: int, channel_id: int, **extra) -> None:
     from runestone_server.notify import enqueue
+    from runestone_server.notify.models import Channel
 
     with app.state.db.sessions() as db:
-        enqueue(db, org_id=org, channel_id=channel_id, subject="Approval needed",
+        made = db.get(Channel, channel_id)
+        team_id = made.team_id if made is not None else -1  # none: enqueue refuses it
+        enqueue(db, org_id=org, team_id=team_id, channel_id=channel_id,
+                subject="Approval needed",
                 text="rm -rf build/ on ci-7", link="https://runestone.example/a/42",
                 data={"request": 42}, **extra)
         db.commit()

@@ -21,7 +21,7 @@ from runestone.audit.log import AuditLog, list_segments
 from runestone.home import Layout
 from runestone.identity import create_identity
 from runestone_server.alerts.evaluate import evaluate_org
-from runestone_server.alerts.models import Alert
+from runestone_server.alerts.models import Alert, AlertRule
 from runestone_server.alerts.sources import settle
 from runestone_server.events import record
 from runestone_server.models import Runtime
@@ -341,6 +341,12 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
                             "conditions": {"min_severity": "low"}}).status_code == 200
     assert client.delete(f"/api/v1/teams/{team}/channels/{ours['id']}",
                          headers=auth).status_code == 204
+    [forgot] = client.get(f"/api/v1/teams/{team}/alert-rules", headers=auth).json()
+    assert forgot["channel_ids"] == []  # the rule forgot the deleted channel
+    with app.state.db.sessions() as db:  # an id kept anyway (by hand, or from before)
+        db.execute(update(AlertRule).where(AlertRule.id == made["id"])
+                   .values(channel_ids=[theirs["id"]]))
+        db.commit()
     rt.decide("deny", "high")
     rt.ship(client)
     assert len(evaluate(app, org)) == 1
@@ -350,8 +356,10 @@ def test_rule_api_checks_channels_and_keeps_history(tenants, tmp_path):
                          headers=auth).status_code == 204
     [kept] = alerts(client, team, token)
     assert kept["rule_id"] is None and kept["rule"] == "on"
-    # Its channel was deleted meanwhile: the alert still fired, and says it went nowhere.
-    assert "no notification channel" in kept["detail"]["undelivered"][0]
+    # It named another tenant's channel by then: the alert still fired, was sent nowhere,
+    # and says so.
+    assert kept["detail"]["undelivered"] == [
+        f"no notification channel {theirs['id']} in this team"]
 
 
 def test_a_real_server_process_alerts_by_webhook_and_email(database_url, tmp_path):

@@ -16,7 +16,7 @@ from runestone.audit.checkpoint import verify_signature
 from runestone.remote.signing import decision_message
 from runestone_server.approvals import wakeups
 from runestone_server.approvals.escalation import escalate_due
-from runestone_server.approvals.models import ApprovalRoute
+from runestone_server.approvals.models import ApprovalRoute, ApproverGroup
 from runestone_server.approvals.routing import Ask, matches
 from runestone_server.models import (
     ApiToken,
@@ -633,3 +633,62 @@ def test_a_group_is_told_through_its_own_teams_channels_only(world):
     saved = world.ok("admin", "POST", groups, {"name": "oncall", "members": ["ops1"],
                                                "channel_ids": [own_id]}, status=201)
     assert saved["channel_ids"] == [own_id]
+
+
+def test_a_deleted_channel_is_forgotten_and_its_id_never_reaches_another_team(world):
+    """Groups, the fallback and alert rules keep channel ids in JSON lists. Deleting the
+    channel takes the id out of all three; and should an id linger (or SQLite give the
+    highest deleted id to the next channel, as it does), the outbox still sends a team's asks
+    only to that team's own channels."""
+    from runestone_server.notify.models import Channel, Delivery
+
+    team = world.ids["team"]
+    channels = f"/api/v1/teams/{team}/channels"
+    made = world.ok("admin", "POST", channels, {"name": "oncall", "kind": "email",
+                                                "target": "oncall@example.org"}, status=201)
+    kept = world.ok("admin", "POST", channels, {"name": "leads", "kind": "email",
+                                                "target": "leads@example.org"}, status=201)
+    gone, stays = made["id"], kept["id"]
+    ops = world.group("ops", ["ops1"])
+    world.ok("admin", "PUT", f"/api/v1/teams/{team}/approver-groups/{ops}",
+             {"name": "ops", "members": ["ops1"], "channel_ids": [gone, stays]})
+    world.ok("admin", "PUT", f"/api/v1/teams/{team}/approval-settings",
+             {"fallback_channel_ids": [stays, gone]})
+    rule = world.ok("admin", "POST", f"/api/v1/teams/{team}/alert-rules",
+                    {"name": "denies", "event": "deny", "channel_ids": [gone]}, status=201)
+
+    assert world.as_user("admin", "DELETE", f"{channels}/{gone}").status_code == 204
+    group = next(g for g in world.ok("admin", "GET", f"/api/v1/teams/{team}/approver-groups")
+                 if g["id"] == ops)
+    assert group["channel_ids"] == [stays]
+    assert world.ok("admin", "GET", f"/api/v1/teams/{team}/approval-settings")[
+        "fallback_channel_ids"] == [stays]
+    rules = world.ok("admin", "GET", f"/api/v1/teams/{team}/alert-rules")
+    assert next(r for r in rules if r["id"] == rule["id"])["channel_ids"] == []
+
+    # An id left behind anyway (written before this fix, or by hand) names another team's
+    # channel now: the ask goes to this team's channels only.
+    with world.app.state.db.sessions() as db:
+        core = db.get(Team, team)
+        other = Team(org_id=core.org_id, name="payments")
+        db.add(other)
+        db.flush()
+        theirs = Channel(org_id=core.org_id, team_id=other.id, name="pay", kind="email",
+                         target="pay@example.org")
+        db.add(theirs)
+        db.flush()
+        group_row = db.get(ApproverGroup, ops)
+        group_row.channel_ids = [theirs.id, stays]
+        db.commit()
+        theirs_id = theirs.id
+    world.route("ops", [(ops, 600, 1)])
+    world.ask("prod", "req_after_delete")
+    with world.app.state.db.sessions() as db:
+        told = sorted(d.channel_id for d in db.scalars(select(Delivery)))
+        notified = db.scalar(select(ServerEvent).where(
+            ServerEvent.kind == "approval.notified",
+            ServerEvent.detail["request_id"].as_string() == "req_after_delete"))
+        assert notified is not None
+        assert notified.detail["channels"] == [stays]
+        assert notified.detail["errors"] == [f"no notification channel {theirs_id} in this team"]
+    assert told == [stays]

@@ -14,7 +14,7 @@ import pytest
 from notify_receivers import HttpReceiver, SmtpReceiver, aware, channel, delivery, make_tenant, send
 from sqlalchemy import select
 
-from runestone_server.models import ServerEvent
+from runestone_server.models import ServerEvent, Team
 from runestone_server.notify import UnknownChannel, enqueue, verify_signature
 from runestone_server.notify.delivery import deliver_due, prune
 from runestone_server.notify.models import Delivery
@@ -137,8 +137,8 @@ def test_slack_message_carries_the_link(server):
         made = channel(client, team, token, "slack", slack.url)
         assert made["secret"] is None
         with app.state.db.sessions() as db:
-            enqueue(db, org_id=org, channel_id=made["id"], subject="Deny <b>spike</b>",
-                    text="12 denies & counting", link="https://runestone.example/alerts/1")
+            enqueue(db, org_id=org, team_id=team, channel_id=made["id"],
+                    subject="Deny <b>spike</b>", text="12 denies & counting", link="https://runestone.example/alerts/1")
             db.commit()
         assert deliver_due(app.state.db) == 1
     assert delivery(app).status == "delivered"
@@ -160,8 +160,8 @@ def test_email_through_a_real_smtp_server(server, monkeypatch):
         made = channel(client, team, token, "email", "ops@example.org, lead@example.org")
         send(app, org, made["id"])
         with app.state.db.sessions() as db:  # runtime text in a subject: no injection
-            enqueue(db, org_id=org, channel_id=made["id"], subject="Bash\r\nBcc: x@evil.example",
-                    text="t")
+            enqueue(db, org_id=org, team_id=team, channel_id=made["id"],
+                    subject="Bash\r\nBcc: x@evil.example", text="t")
             db.commit()
         assert deliver_due(app.state.db) == 2
     with app.state.db.sessions() as db:
@@ -235,7 +235,13 @@ def test_channels_are_per_tenant_and_the_secret_is_shown_once(server):
     assert client.delete(f"/api/v1/teams/{team_b}/channels/{made['id']}",
                          headers=auth_b).status_code == 404
     with app.state.db.sessions() as db, pytest.raises(UnknownChannel):
-        enqueue(db, org_id=org_b, channel_id=made["id"], subject="s", text="t")
+        enqueue(db, org_id=org_b, team_id=team_b, channel_id=made["id"], subject="s", text="t")
+    with app.state.db.sessions() as db, pytest.raises(UnknownChannel):  # the org's, not team's
+        other_team = Team(org_id=org_a, name="another team")
+        db.add(other_team)
+        db.flush()
+        enqueue(db, org_id=org_a, team_id=other_team.id, channel_id=made["id"], subject="s",
+                text="t")
     for kind, target in (("webhook", "ftp://x/y"), ("slack", "not a url"),
                          ("email", "ops@example.org, nobody"), ("email", " , ")):
         bad = client.post(f"/api/v1/teams/{team_a}/channels", headers=auth_a,

@@ -299,8 +299,8 @@ def test_concurrent_enqueues_of_one_key_make_one_delivery(server):
             if before is not None:
                 assert before.wait(5)
             with app.state.db.sessions() as db:
-                enqueue(db, org_id=org, channel_id=made["id"], subject="s", text="t",
-                        dedup_key="approval:7:level:0")
+                enqueue(db, org_id=org, team_id=team, channel_id=made["id"], subject="s",
+                        text="t", dedup_key="approval:7:level:0")
                 after.set()
                 if hold is not None:  # commit once the other has enqueued, or waits for us
                     hold.wait(1.0)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 import runestone_server.alerts.evaluate as evaluation  # registers the worker task
 from runestone_server.alerts.conditions import Conditions
@@ -20,6 +21,7 @@ from runestone_server.auth import AUDIT_ROLES, DB, MANAGE_ROLES, MAX_ID, Id, Who
 from runestone_server.events import record
 from runestone_server.models import aware, utcnow
 from runestone_server.notify.models import Channel
+from runestone_server.notify.references import holds_channels, without
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Event = Literal["deny", "approval_expired", "chain_problem", "policy_published",
@@ -139,3 +141,14 @@ def list_alerts(team_id: Id, who: Who, db: DB,
              "subject": a.subject, "dedup_key": a.dedup_key, "detail": a.detail,
              "fired": aware(a.fired).isoformat()}
             for a in db.scalars(query.order_by(Alert.id.desc()).limit(limit))]
+
+
+@holds_channels("alerts")
+def forget_channel_in_alert_rules(db: Session, org_id: int, team_id: int,
+                                  channel_id: int) -> None:
+    """A deleted channel leaves the team's alert rules (a rule left with none still fires
+    and is listed; it tells nobody)."""
+    for rule in db.scalars(select(AlertRule).where(AlertRule.org_id == org_id,
+                                                   AlertRule.team_id == team_id)):
+        if channel_id in [int(i) for i in rule.channel_ids or []]:
+            rule.channel_ids = without(rule.channel_ids, channel_id)

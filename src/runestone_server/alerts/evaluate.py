@@ -67,7 +67,7 @@ def fire(db: Session, rule: AlertRule, candidate: Candidate, now: datetime) -> A
     undelivered: list[str] = []
     for channel_id in rule.channel_ids:
         try:
-            enqueue(db, org_id=rule.org_id, channel_id=int(channel_id),
+            enqueue(db, org_id=rule.org_id, team_id=rule.team_id, channel_id=int(channel_id),
                     subject=f"[Runestone alert] {subject}", text=candidate.text,
                     link=link, dedup_key=f"alert:{alert.id}",
                     data={"alert_id": alert.id, "rule": rule.name, "event": rule.event,

@@ -19,6 +19,7 @@ from runestone_server.approvals.models import (
     SEVERITIES,
     ApprovalLevel,
     ApprovalRoute,
+    ApprovalTeamSettings,
     ApproverGroup,
     ApproverGroupMember,
     Delegation,
@@ -27,6 +28,7 @@ from runestone_server.approvals.service import Refused, now
 from runestone_server.auth import MANAGE_ROLES, READ_ROLES, Principal, team_for
 from runestone_server.events import record
 from runestone_server.models import User, aware
+from runestone_server.notify.references import holds_channels, without
 
 
 def _users(db: Session, org_id: int, usernames: list[str]) -> list[User]:
@@ -266,3 +268,18 @@ def revoke_delegation(db: Session, who: Principal, delegation_id: int) -> None:
         record(db, who.org_id, None, who.name, "approval.delegation-revoked",
                {"delegation_id": delegation.id})
         db.commit()
+
+
+@holds_channels("approvals")
+def forget_channel_in_approvals(db: Session, org_id: int, team_id: int,
+                                channel_id: int) -> None:
+    """A deleted channel leaves the team's approver groups and its fallback channels."""
+    for group in db.scalars(select(ApproverGroup).where(ApproverGroup.org_id == org_id,
+                                                        ApproverGroup.team_id == team_id)):
+        if channel_id in [int(i) for i in group.channel_ids or []]:
+            group.channel_ids = without(group.channel_ids, channel_id)
+    settings = db.scalar(select(ApprovalTeamSettings).where(
+        ApprovalTeamSettings.org_id == org_id, ApprovalTeamSettings.team_id == team_id))
+    if settings is not None and channel_id in [int(i) for i in settings.fallback_channel_ids
+                                               or []]:
+        settings.fallback_channel_ids = without(settings.fallback_channel_ids, channel_id)

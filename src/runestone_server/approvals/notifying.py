@@ -54,7 +54,8 @@ def notify_level(db: Session, approval: ApprovalRequest, level: int,
         channels = list(group.channel_ids or []) if group is not None else []
     for channel_id in channels:
         try:
-            enqueue(db, org_id=approval.org_id, channel_id=int(channel_id), subject=subject,
+            enqueue(db, org_id=approval.org_id, team_id=approval.team_id,
+                    channel_id=int(channel_id), subject=subject,
                     text=text, link=link, data=data,
                     dedup_key=f"approval:{approval.id}:level:{level}")
             sent.append(int(channel_id))

@@ -19,6 +19,7 @@ from runestone_server.events import record
 from runestone_server.models import aware
 from runestone_server.notify import settings
 from runestone_server.notify.models import Channel, Delivery
+from runestone_server.notify.references import forget_channel
 from runestone_server.notify.targets import TargetRefused, check_configured
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
@@ -102,11 +103,12 @@ def list_channels(team_id: Id, who: Who, db: DB) -> list[ChannelOut]:
 @router.delete("/teams/{team_id}/channels/{channel_id}", status_code=204)
 def delete_channel(team_id: Id, channel_id: Id, who: Who, db: DB) -> Response:
     """Deleting a channel deletes its deliveries too: pending ones must not be sent to a
-    target the team has removed."""
+    target the team has removed. Groups, the fallback and alert rules forget it."""
     team = team_for(db, who, team_id, MANAGE_ROLES)
     channel = _channel(db, who.org_id, team.id, channel_id)
     db.execute(delete(Delivery).where(Delivery.channel_id == channel.id,
                                       Delivery.org_id == who.org_id))
+    forget_channel(db, who.org_id, team.id, channel.id)
     db.delete(channel)
     record(db, who.org_id, team.id, who.name, "notify.channel_deleted",
            {"channel": channel.id, "name": channel.name})

@@ -17,20 +17,24 @@ from runestone_server.notify.models import Channel, Delivery
 
 
 class UnknownChannel(LookupError):
-    """The channel does not exist in this organisation (deleted, or another tenant's)."""
+    """The channel does not exist in this team (deleted, or another team's or tenant's)."""
 
 
-def enqueue(db: Session, *, org_id: int, channel_id: int, subject: str, text: str,
-            link: str | None = None, data: dict[str, Any] | None = None,
+def enqueue(db: Session, *, org_id: int, team_id: int, channel_id: int, subject: str,
+            text: str, link: str | None = None, data: dict[str, Any] | None = None,
             dedup_key: str | None = None) -> None:
     """Add a delivery of this message to the channel, in the caller's transaction (the
     caller commits). With `dedup_key`, a message already enqueued to the same channel under
-    the same key is not enqueued again. Raises UnknownChannel for a channel that is not the
-    organisation's: a notification never crosses tenants."""
+    the same key is not enqueued again.
+
+    Raises UnknownChannel for a channel that is not the team's: a team's asks and alerts
+    (commands, paths, who asked) never reach another team's or tenant's receiver, even
+    through an id a group kept after its channel was deleted and SQLite gave to a new one."""
     channel = db.scalar(select(Channel).where(Channel.id == channel_id,
-                                              Channel.org_id == org_id))
+                                              Channel.org_id == org_id,
+                                              Channel.team_id == team_id))
     if channel is None:
-        raise UnknownChannel(f"no notification channel {channel_id} in this organisation")
+        raise UnknownChannel(f"no notification channel {channel_id} in this team")
     now = utcnow()
     _insert_unless_duplicate(db, {
         "org_id": org_id, "channel_id": channel.id, "subject": subject[:500],
