@@ -13,7 +13,7 @@ from runestone.policy import (
     evaluate,
     load_preset,
 )
-from runestone.policy.cache import KEEP_PARSED
+from runestone.policy.cache import KEEP_PARSED, KEEP_VERIFIED
 
 POLICY = """
 [policy]
@@ -90,6 +90,21 @@ def test_tests_that_passed_are_remembered_per_version(tmp_path):
     policy = load_preset("default", cache=cache)
     assert cache.is_verified(policy.hash)
     assert not cache.is_verified("0" * 64)
+
+
+def test_the_cache_remembers_a_bounded_number_of_passed_policies(tmp_path):
+    """A policy edited (or pulled) many times leaves the newest KEEP_VERIFIED hashes, once
+    each, the newest still remembered."""
+    cache = _cache(tmp_path)
+    hashes = [f"{number:064x}" for number in range(KEEP_VERIFIED + 10)]
+    for policy_hash in hashes:
+        cache.mark_verified(policy_hash)
+    cache.mark_verified(hashes[-1])  # again: not twice in the file
+    lines = (tmp_path / "verified").read_text().splitlines()
+    assert len(lines) == KEEP_VERIFIED == len(set(lines))
+    assert all(cache.is_verified(h) for h in hashes[-KEEP_VERIFIED:])
+    assert not cache.is_verified(hashes[0])
+    assert list(tmp_path.glob("*.tmp")) == []
 
 
 def test_only_documents_that_compiled_are_kept(tmp_path):

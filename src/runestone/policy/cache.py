@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from runestone.home import Layout
 
 KEEP_PARSED = 64  # documents; a policy edited many times leaves no more than this behind
+KEEP_VERIFIED = 64  # policy hashes whose tests passed
 
 
 class PolicyCache:
@@ -58,12 +59,22 @@ class PolicyCache:
         return self._key(policy_hash) in lines
 
     def mark_verified(self, policy_hash: str) -> None:
+        """Remember the hash, keeping the newest KEEP_VERIFIED (replaced whole, so a reader
+        sees the old list or the new one; two writers at once may lose a line, which costs
+        one more test run)."""
+        key = self._key(policy_hash)
+        try:
+            lines = self.verified_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        kept = [line for line in lines if line and line != key][-(KEEP_VERIFIED - 1):]
+        partial = self.verified_file.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.verified_file.parent.mkdir(parents=True, exist_ok=True)
-            with self.verified_file.open("a", encoding="utf-8") as handle:
-                handle.write(self._key(policy_hash) + "\n")
+            partial.write_text("".join(line + "\n" for line in [*kept, key]), encoding="utf-8")
+            os.replace(partial, self.verified_file)
         except OSError:
-            pass  # only a cache: the tests simply run again next time
+            partial.unlink(missing_ok=True)  # only a cache: the tests run again next time
 
     # --- parsed documents --------------------------------------------------------------
 
