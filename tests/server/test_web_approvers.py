@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from test_web_security import PASSWORD, add_user, csrf_of, login
 
 
@@ -170,17 +170,23 @@ def test_only_managers_see_and_set_the_fallback_channels(site):
     assert fallback_ids(site) == []
 
 
-def test_a_deleted_channel_is_shown_as_gone(site):
+def test_a_deleted_channel_is_forgotten_and_a_lingering_one_shown_as_gone(site):
+    """Deleting a channel takes it out of the fallback setting; an id kept from before that
+    (or written by hand) is shown as deleted, not hidden."""
+    from runestone_server.approvals.models import ApprovalTeamSettings
+
     client, team, mail = site["client"], site["team"], site["mail"]
     site["call"]("PUT", f"/api/v1/teams/{team}/approval-settings",
                  {"fallback_channel_ids": [mail]})
     site["call"]("DELETE", f"/api/v1/teams/{team}/channels/{mail}", status=204)
-    page = client.get(f"/teams/{team}").text
-    assert f"channel {mail} (deleted)" in page
-    from runestone_server.approvals.models import ApprovalTeamSettings
+    with site["app"].state.db.sessions() as db:
+        assert db.scalar(select(ApprovalTeamSettings.fallback_channel_ids)) == []
+    assert f"channel {mail} (deleted)" not in client.get(f"/teams/{team}").text
 
     with site["app"].state.db.sessions() as db:
-        assert db.scalar(select(ApprovalTeamSettings.fallback_channel_ids)) == [mail]
+        db.execute(update(ApprovalTeamSettings).values(fallback_channel_ids=[mail]))
+        db.commit()
+    assert f"channel {mail} (deleted)" in client.get(f"/teams/{team}").text
 
 
 def test_saving_a_group_on_the_page_keeps_its_channels(site):
