@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runestone.actions.patch import patch_targets
@@ -129,6 +129,56 @@ def test_url_domains_and_schemes():
 @given(st.text(max_size=80))
 def test_url_parsing_never_raises(text):
     url_fact(text)
+
+
+NAMES = ("a", "b", "c", "d")
+_NODE = st.one_of(
+    st.tuples(st.just("dir"), st.lists(st.sampled_from(NAMES), min_size=1, max_size=3)),
+    st.tuples(st.just("file"), st.lists(st.sampled_from(NAMES), min_size=1, max_size=3)),
+    # A link's target: relative or absolute (inside the tree), maybe with `..`, maybe to
+    # nothing, maybe to itself or through other links (loops).
+    st.tuples(st.sampled_from(["rel-link", "abs-link"]),
+              st.lists(st.sampled_from(NAMES), min_size=1, max_size=3),
+              st.lists(st.sampled_from([*NAMES, ".."]), min_size=1, max_size=3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NODE, max_size=12),
+       st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5), min_size=1,
+                max_size=8))
+def test_real_path_is_os_realpath_in_any_tree_of_links(nodes, queries):
+    """Whatever directories, files and symlinks (relative, absolute, dangling, looping) a
+    tree holds, the fast route names the same real path as `os.path.realpath`: a rule on
+    the target must hold however a link spells the way there."""
+    import shutil
+    import tempfile
+
+    from runestone.actions.paths import real_path
+
+    root = os.path.realpath(tempfile.mkdtemp())
+    try:
+        for node in nodes:
+            where = os.path.join(root, *node[1])
+            try:
+                if node[0] == "dir":
+                    os.makedirs(where, exist_ok=True)
+                elif node[0] == "file":
+                    os.makedirs(os.path.dirname(where), exist_ok=True)
+                    with open(where, "w"):
+                        pass
+                else:
+                    os.makedirs(os.path.dirname(where), exist_ok=True)
+                    target = os.path.join(*node[2])
+                    os.symlink(target if node[0] == "rel-link" else os.path.join(root, target),
+                               where)
+            except OSError:
+                continue  # the place is taken (a file, a link): the tree stays as it is
+        for parts in queries:
+            path = os.path.join(root, *parts)
+            assert real_path(path) == os.path.realpath(path), (path, nodes)
+    finally:
+        shutil.rmtree(root)
 
 
 def test_fast_real_path_agrees_with_os_realpath(tmp_path):
