@@ -201,3 +201,65 @@ def test_retention_never_prunes_to_a_checkpoint_that_disagrees_with_the_chain(wo
     report = verify(client, tokens, ids["a"][1])[rt.runtime_id]
     assert report["start_seq"] == old[-2]
     assert report["status"] == "broken" and report["problem_seq"] == old[-1]
+
+
+def test_the_worker_finds_a_row_changed_in_the_database_by_itself(world, tmp_path,
+                                                                    monkeypatch):
+    """Nobody opens the verify page: the worker's periodic walk finds the changed decision,
+    keeps it on the chain and raises the event alert rules listen for. Each chain is walked
+    once per period (the claim), broken chains are not walked again."""
+    from runestone_server.audit.models import AuditEntry
+    from runestone_server.audit.reverify import reverify_chains, reverify_due
+
+    app, client, ids, tokens = world
+    team = ids["a"][1]
+    one, two = (Rt(app, tmp_path, name, *ids["a"]) for name in ("one", "two"))
+    for rt in (one, two):
+        rt.decide(6)
+        assert post(client, rt, rt.entries()).status_code == 200
+    monkeypatch.setenv("RUNESTONE_AUDIT_REVERIFY_EVERY", "3600")
+    start = datetime.now(UTC)
+    with app.state.db.sessions() as db:
+        assert reverify_chains(db, start) == []  # a new chain's period starts at creation
+        start += timedelta(hours=1, seconds=1)
+        assert sorted(reverify_chains(db, start)) == sorted([one.runtime_id, two.runtime_id])
+        assert reverify_chains(db, start + timedelta(minutes=30)) == []  # walked this hour
+    assert problems(app) == []
+
+    # A decision rewritten, in the stored entry the report and search read.
+    with app.state.db.sessions() as db:
+        row = db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == one.runtime_id,
+                                                 AuditEntry.seq == 4))
+        other = {"allow": "deny", "deny": "allow"}[row.entry["decision"]]
+        row.entry = {**row.entry, "decision": other}
+        row.decision = other
+        db.commit()
+    with app.state.db.sessions() as db:
+        assert reverify_chains(db, start + timedelta(minutes=59)) == []  # not due yet
+    assert problems(app) == []
+    with app.state.db.sessions() as db:
+        walked = reverify_chains(db, start + timedelta(minutes=61))
+    assert sorted(walked) == sorted([one.runtime_id, two.runtime_id])
+    [found] = problems(app)
+    assert (found["runtime_id"], found["seq"], found["found_by"]) == (one.runtime_id, 4,
+                                                                       "worker")
+    chain = _chain(client, tokens, team, one.runtime_id)
+    assert (chain["status"], chain["problem_seq"]) == ("broken", 4)
+    assert _chain(client, tokens, team, two.runtime_id)["status"] == "ok"
+    with app.state.db.sessions() as db:  # the broken chain is not walked again
+        assert reverify_chains(db, start + timedelta(hours=3)) == [two.runtime_id]
+
+    # The registered task is the same walk, and 0 turns it off.
+    monkeypatch.setenv("RUNESTONE_AUDIT_REVERIFY_EVERY", "0")
+    with app.state.db.sessions() as db:
+        assert reverify_chains(db, start + timedelta(days=1)) == []
+    monkeypatch.setenv("RUNESTONE_AUDIT_REVERIFY_EVERY", "1")
+    with app.state.db.sessions() as db:  # a chain from before the task: due at once
+        db.execute(update(AuditChain).where(AuditChain.runtime_id == two.runtime_id)
+                   .values(reverified=None))
+        db.commit()
+    reverify_due(app.state.db)
+    with app.state.db.sessions() as db:
+        walked_at = db.scalar(select(AuditChain.reverified).where(
+            AuditChain.runtime_id == two.runtime_id))
+    assert walked_at is not None

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+import runestone_server.audit.reverify  # noqa: F401 - registers the worker task
 from runestone_server.audit import retention
 from runestone_server.audit.ingest import chain_state, ingest
 from runestone_server.audit.models import AuditChain, AuditRetention

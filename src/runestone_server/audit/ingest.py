@@ -76,7 +76,7 @@ def lock_chain(db: Session, runtime: Runtime) -> AuditChain:
         db.add(AuditChain(org_id=runtime.org_id, team_id=runtime.team_id,
                           runtime_ref=runtime.id, runtime_id=runtime.runtime_id, last_seq=0,
                           last_hash=start, base_seq=0, base_hash=start, status="ok",
-                          updated=now))
+                          updated=now, reverified=now))  # nothing stored yet to re-walk
         db.flush()
     chain = db.scalar(select(AuditChain).where(AuditChain.runtime_ref == runtime.id)
                       .execution_options(populate_existing=True))

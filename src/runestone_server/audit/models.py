@@ -88,6 +88,8 @@ class AuditChain(Base):
     problem: Mapped[str | None] = mapped_column(Text, nullable=True)
     problem_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the worker last re-walked the stored entries (see audit/reverify.py).
+    reverified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditCheckpoint(Base):

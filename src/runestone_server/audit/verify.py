@@ -197,10 +197,11 @@ def _walk(db: Session, runtime: Runtime, chain: AuditChain | None,
     return walk.report, found
 
 
-def verify_stored(db: Session, runtime: Runtime, *, chunk: int = 5000) -> ChainReport:
+def verify_stored(db: Session, runtime: Runtime, *, chunk: int = 5000,
+                  found_by: str = "verification") -> ChainReport:
     """Every stored entry's hash and link and every stored checkpoint, in seq order; a
-    problem found is kept on the chain (committed), and the report carries the chain's
-    status and first problem."""
+    problem found is kept on the chain (committed, the event saying `found_by`), and the
+    report carries the chain's status and first problem."""
     chain = db.scalar(select(AuditChain).where(AuditChain.runtime_ref == runtime.id))
     report, found = _walk(db, runtime, chain, chunk)
     if found is not None and chain is not None:
@@ -210,7 +211,7 @@ def verify_stored(db: Session, runtime: Runtime, *, chunk: int = 5000) -> ChainR
         report, found = _walk(db, runtime, chain, chunk)
         if found is not None:
             mark_broken(db, runtime, chain, found.kind, found.seq, found.message,
-                        found_by="verification")
+                        found_by=found_by)
         db.commit()
     if found is not None:
         report.stored_problem = found.message
