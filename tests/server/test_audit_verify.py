@@ -263,3 +263,63 @@ def test_the_worker_finds_a_row_changed_in_the_database_by_itself(world, tmp_pat
         walked_at = db.scalar(select(AuditChain.reverified).where(
             AuditChain.runtime_id == two.runtime_id))
     assert walked_at is not None
+
+
+def test_a_real_server_finds_tampering_by_itself_and_alerts(database_url, tmp_path):
+    """The server as deployed, with a short re-verification period: a runtime enrolled and
+    shipped through the real command line, a decision rewritten in the database behind the
+    server's back, and the team's webhook hears of it from the server's own worker."""
+    import time
+
+    from notify_receivers import HttpReceiver
+    from sqlalchemy import create_engine
+
+    from liveserver import ServerProcess, api, enroll_runtime, runestone
+    from runestone_server.audit.models import AuditEntry
+    from runestone_server.notify import verify_signature
+
+    with HttpReceiver() as hook:
+        server = ServerProcess(database_url, tmp_path / "server", RUNESTONE_SERVER_TICK="0.2",
+                               RUNESTONE_AUDIT_REVERIFY_EVERY="1",
+                               RUNESTONE_ALERTS_SETTLE="0", RUNESTONE_ALERTS_INTERVAL="0.2",
+                               RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS="1")
+        server.init()
+        server.start()
+        engine = create_engine(database_url)
+        try:
+            token = server.login()
+            team = api(server.base, "POST", "/api/v1/teams", token, {"name": "core"})["id"]
+            webhook = api(server.base, "POST", f"/api/v1/teams/{team}/channels", token,
+                          {"name": "ops", "kind": "webhook", "target": hook.url})
+            api(server.base, "POST", f"/api/v1/teams/{team}/alert-rules", token,
+                {"name": "tampering", "event": "chain_problem",
+                 "channel_ids": [webhook["id"]]})
+            home = tmp_path / "laptop"
+            assert enroll_runtime(server.base, token, team, home).returncode == 0
+            for command in ("ls", "git status", "npm publish"):
+                assert runestone(home, "check", "--command", command).returncode == 0
+            assert runestone(home, "audit", "ship").returncode == 0
+            time.sleep(1.5)  # the worker walks the clean chain: nothing to say
+            assert hook.requests == []
+
+            with engine.begin() as db:
+                row = db.execute(select(AuditEntry.id, AuditEntry.seq, AuditEntry.entry)
+                                 .where(AuditEntry.kind == "decision")
+                                 .order_by(AuditEntry.seq.desc()).limit(1)).one()
+                db.execute(update(AuditEntry).where(AuditEntry.id == row.id).values(
+                    entry={**row.entry, "decision": "allow", "reason": "nothing to see"},
+                    decision="allow"))
+            deadline = time.time() + 30
+            while time.time() < deadline and not hook.requests:
+                time.sleep(0.1)
+            chains = api(server.base, "GET", f"/api/v1/teams/{team}/audit/chains", token)
+        finally:
+            engine.dispose()
+            server.stop()
+    [request] = hook.requests
+    assert verify_signature(webhook["secret"], request.headers["X-Runestone-Timestamp"],
+                            request.body, request.headers["X-Runestone-Signature"])
+    assert json.loads(request.body)["subject"].startswith("[Runestone alert] Audit chain "
+                                                          "problem on rt_")
+    [chain] = chains
+    assert (chain["status"], chain["problem_seq"]) == ("broken", row.seq)
