@@ -66,30 +66,32 @@ def _identity_files(layout: Layout) -> list[Path]:
 
 def retire_identity(layout: Layout) -> Retired:
     """Move the identity and everything bound to it aside. Raises IdentityError when there
-    is no identity to retire or a daemon still holds it."""
+    is no identity to retire, a daemon still holds it, or a retired copy would be replaced.
+
+    The state (audit log first among it) moves before the identity files, and nothing
+    already retired is overwritten: if a move fails half-way, the identity is still there
+    and running this again moves the rest. (Moving the identity first would leave a home
+    whose next `init` starts a new identity on the old identity's audit chain.)
+    """
     identity = load_identity(layout)
     if daemon_running(layout):
         raise IdentityError("the daemon is running with this identity: stop it first "
                             f"(its socket: {daemon_socket(layout)})")
     config_target = layout.config_dir / RETIRED / identity.runtime_id
     state_target = layout.state_dir / RETIRED / identity.runtime_id
-    if config_target.exists() or state_target.exists():
-        raise IdentityError(f"{identity.runtime_id} was retired before and is back: move "
-                            f"{config_target} and {state_target} away first")
-    moved: list[str] = []
-    config_target.mkdir(parents=True, mode=0o700)
-    for path in _identity_files(layout):
-        if path.exists():
-            target = config_target / path.relative_to(layout.config_dir)
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.replace(path, target)  # same directory tree: one file system
-            moved.append(str(path))
+    moves: list[tuple[Path, Path]] = []
     if layout.state_dir.is_dir():
-        state_target.mkdir(parents=True, mode=0o700)
-        for path in sorted(layout.state_dir.iterdir()):
-            if path.name in _STATE_KEPT:
-                continue
-            shutil.move(str(path), str(state_target / path.name))
-            moved.append(str(path))
-    return Retired(identity.runtime_id, config_target, state_target, tuple(moved))
-
+        moves += [(path, state_target / path.name) for path in sorted(layout.state_dir.iterdir())
+                  if path.name not in _STATE_KEPT]
+    moves += [(path, config_target / path.relative_to(layout.config_dir))
+              for path in _identity_files(layout) if path.exists()]
+    clashes = [str(target) for _, target in moves if os.path.lexists(target)]
+    if clashes:
+        raise IdentityError(f"already retired, not replaced: {clashes[0]}; move it away first")
+    for directory in {config_target, state_target} & {t.parents[0] for _, t in moves}:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # private keys go here
+    for path, target in moves:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.move(str(path), str(target))  # the state may be on another file system
+    return Retired(identity.runtime_id, config_target, state_target,
+                   tuple(str(path) for path, _ in moves))
