@@ -52,6 +52,22 @@ def reencode(token: str, **changes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + signature
 
 
+@pytest.mark.parametrize("expiry", ["1e999", "-Infinity", "NaN", "1.5", "true", '"9"',
+                                    "null"])
+def test_an_expiry_that_is_not_a_whole_number_is_refused_not_a_crash(keyed, expiry):
+    """Found by the single-character property test below: one changed digit made the expiry
+    `1e999`, which JSON reads as infinity, and `int()` raised OverflowError past the checks."""
+    identity, signer = keyed
+    _, token = make(identity, signer)
+    body, _, signature = token.partition(".")
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    data = json.loads(raw)
+    forged = raw.replace(f'"expires":{data["expires"]}', f'"expires":{expiry}')
+    assert forged != raw
+    token = base64.urlsafe_b64encode(forged.encode()).rstrip(b"=").decode() + "." + signature
+    assert refused(identity, token) == "malformed"
+
+
 def test_a_good_token_verifies(keyed):
     identity, signer = keyed
     claims, token = make(identity, signer)

@@ -83,9 +83,12 @@ def read_claims(token: str) -> tuple[Claims, bytes, str]:
         raise TokenRefused("malformed", f"the approval token is malformed ({exc})") from exc
     if not isinstance(data, dict) or data.get("v") != TOKEN_VERSION:
         raise TokenRefused("malformed", "the approval token is not a version-1 Runestone token")
+    expires = data.get("expires")
+    if type(expires) is not int:  # not a float (1e999 is infinity), a bool or a string
+        raise TokenRefused("malformed", "the approval token's expiry is not a whole number")
     try:
         claims = Claims(str(data["request_id"]), str(data["action_hash"]),
-                        str(data["policy_hash"]), int(data["expires"]), str(data["nonce"]),
+                        str(data["policy_hash"]), expires, str(data["nonce"]),
                         str(data["audience"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenRefused("malformed", f"the approval token lacks a claim ({exc})") from exc
