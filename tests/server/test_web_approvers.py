@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 from test_web_security import PASSWORD, add_user, csrf_of, login
 
@@ -204,3 +206,41 @@ def test_saving_a_group_on_the_page_keeps_its_channels(site):
     oncall = next(g for g in call("GET", groups) if g["name"] == "oncall")
     assert sorted(oncall["members"]) == ["bob", "olga"]
     assert oncall["channel_ids"] == [site["mail"]]
+
+
+NUMBERISH = st.one_of(
+    st.sampled_from(["", " ", "0", "-1", "+5", "1e3", "1.5", " 7 ", "²", "٣", "Ⅻ", "0x10",
+                     "9" * 12, "9" * 30, "9" * 5000, "2147483648", "\x00"]),
+    st.integers().map(str),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_numbers_typed_into_web_forms_never_make_a_server_error(site, data):
+    """Every number a page reads from a form or a query string, fuzzed: a whole number in
+    range is taken, anything else is a 4xx with a message, never a 500 (`²` passes
+    `str.isdigit` and fails `int()`; thirty nines overflow the database's integer)."""
+    client, team = site["client"], site["team"]
+    value = data.draw(NUMBERISH)
+    token = csrf_of(client, f"/teams/{team}/approvers")
+    level = {"group1": str(site["oncall"]), "timeout1": "600", "quorum1": "1", "priority": "5"}
+    field = data.draw(st.sampled_from(sorted(level)))
+    answers = [
+        client.post(f"/teams/{team}/approval-routes", follow_redirects=False,
+                    data={"csrf": token, "name": "fuzzed", **level, field: value}),
+        client.post(f"/teams/{team}/approval-settings", follow_redirects=False,
+                    data={"csrf": token, "channel_ids": value}),
+        client.post("/approvals/1/vote", follow_redirects=False,
+                    data={"csrf": token, "vote": "approve", "minutes": value}),
+        client.post(f"/teams/{team}/publications", follow_redirects=False,
+                    data={"csrf": token, "number": value}),
+        client.post("/tokens", follow_redirects=False,
+                    data={"csrf": token, "name": "fuzzed", "scopes": "read", "days": value}),
+        client.get("/approvals", params={"team": value}),
+        client.get("/audit", params={"team": value}),
+    ]
+    assert all(a.status_code < 500 for a in answers), [(a.request.url, a.status_code)
+                                                       for a in answers]

@@ -72,9 +72,10 @@ def _team(raw: str) -> int | None:
     """The filter form sends `team=` for "any"."""
     if not raw:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    team = forms.whole_number(raw, 1, MAX_ID)
+    if team is None:
         raise HTTPException(404, "no such team")
-    return int(raw)
+    return team
 
 
 @router.get("/approvals")
@@ -135,10 +136,11 @@ async def vote(approval_id: Id, request: Request, viewer: Signed, db: DB) -> Res
     scope = form.get("scope", "once") or "once"
     raw_minutes = form.get("minutes", "30").strip() or "30"
     try:
-        if not raw_minutes.isdigit() or len(raw_minutes) > 6:
+        minutes = forms.whole_number(raw_minutes, 0, 999_999)
+        if minutes is None:
             raise HTTPException(400, "minutes: a whole number")
         service.vote(db, viewer.principal, approval_id, choice, form.get("reason", "")[:2000],
-                     scope, int(raw_minutes))
+                     scope, minutes)
     except HTTPException as exc:
         db.rollback()
         if exc.status_code == 404:
@@ -236,19 +238,23 @@ async def create_route(team_id: Id, request: Request, viewer: Signed, db: DB) ->
             group = form.get(f"group{n}", "")
             if not group:
                 continue
-            timeout = int(form.get(f"timeout{n}", "600") or 600)
-            quorum = int(form.get(f"quorum{n}", "1") or 1)
-            if not (group.isdigit() and 1 <= timeout <= 30 * 86400 and 1 <= quorum <= 50):
+            group_id = forms.whole_number(group, 1, MAX_ID)
+            timeout = forms.whole_number(form.get(f"timeout{n}") or "600", 1, 30 * 86400)
+            quorum = forms.whole_number(form.get(f"quorum{n}") or "1", 1, 50)
+            if group_id is None or timeout is None or quorum is None:
                 raise HTTPException(400, f"level {n}: a group, 1 s to 30 days, quorum 1-50")
-            steps.append(config.LevelSpec(int(group), timeout, quorum))
+            steps.append(config.LevelSpec(group_id, timeout, quorum))
         if not steps:
             raise HTTPException(400, "a route needs at least one level")
         severity = form.get("min_severity", "low")
         if severity not in SEVERITIES:
             raise HTTPException(400, "unknown severity")
+        priority = forms.whole_number(form.get("priority") or "100", 0, 1_000_000)
+        if priority is None:
+            raise HTTPException(400, "priority: a whole number from 0 to 1000000")
         config.create_route(db, viewer.principal, team_id,
                             name=form.get("name", "").strip()[:200] or "route",
-                            priority=int(form.get("priority", "100") or 100),
+                            priority=priority,
                             labels=parse_selector(form.get("labels", "")),
                             tool=form.get("tool", "*")[:200] or "*",
                             rule=form.get("rule", "*")[:200] or "*",

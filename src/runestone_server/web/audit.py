@@ -22,6 +22,7 @@ from runestone_server.audit.search import Filters, Scope, SearchError, search, s
 from runestone_server.audit.search_api import filters as api_filters
 from runestone_server.auth import AUDIT_ROLES, DB, MAX_ID, team_for
 from runestone_server.models import Team
+from runestone_server.web import forms
 from runestone_server.web.overview import teams_with
 from runestone_server.web.render import PageRoute, Signed, Viewer, page
 
@@ -61,9 +62,10 @@ def _team(request: Request) -> int | None:
     raw = request.query_params.get("team", "")
     if not raw:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    team = forms.whole_number(raw, 1, MAX_ID)
+    if team is None:
         raise HTTPException(404, "no such team")
-    return int(raw)
+    return team
 
 
 def scopes(db: DB, viewer: Viewer, team: int | None) -> list[Scope]:

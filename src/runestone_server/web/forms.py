@@ -35,3 +35,17 @@ async def read(request: Request) -> Form:
     except UnicodeDecodeError as exc:
         raise HTTPException(400, "the form is not UTF-8") from exc
     return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
+
+
+def whole_number(raw: str | None, low: int, high: int) -> int | None:
+    """A form or query value as an int in [low, high], or None.
+
+    Only ASCII digits count: `str.isdigit` also accepts `²` and other characters `int()`
+    refuses (a 500 where a 400 belongs), and an unbounded string of digits would reach the
+    database as a number its integer columns cannot hold.
+    """
+    text = (raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None

@@ -33,9 +33,10 @@ def fallback_context(db: DB, org_id: int, team_id: int) -> dict[str, Any]:
 def _channel_ids(values: list[str]) -> list[int]:
     if len(values) > MAX_CHANNELS:
         raise HTTPException(400, f"at most {MAX_CHANNELS} channels")
-    if not all(v.isdigit() and 1 <= int(v) <= MAX_ID for v in values):
+    ids = [forms.whole_number(v, 1, MAX_ID) for v in values]
+    if None in ids:
         raise HTTPException(400, "channel ids are whole numbers")
-    return [int(v) for v in values]
+    return [i for i in ids if i is not None]
 
 
 @router.post("/teams/{team_id}/approval-settings")
