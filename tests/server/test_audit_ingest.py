@@ -589,3 +589,39 @@ def test_the_shipper_backs_off_and_keeps_the_entries_when_the_server_is_away(tmp
     assert waits == [0.5, 1.0, 2.0]
     assert "does not answer" in read_ship_state(rt.layout)["last_error"]
     assert len(rt.entries()) == 4  # the log is the queue: nothing consumed
+
+
+ODD_NUMBERS = st.one_of(
+    st.sampled_from([0, -1, 2**63, 2**63 - 1, -(2**63) - 1, 10**30, -(10**30), 1.0, 1.5,
+                     True, "3", None, [], {}]),
+    st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entry_seq=ODD_NUMBERS, checkpoint_seq=ODD_NUMBERS, spell_out=st.booleans())
+def test_odd_sequence_numbers_are_refused_never_a_server_error(world, tmp_path_factory,
+                                                               entry_seq, checkpoint_seq,
+                                                               spell_out):
+    """What an enrolled runtime (or whoever holds its credential) sends as `seq`: any JSON
+    number or other value, infinity spelt `1e999` too. A whole number the chain can hold is
+    judged as usual; anything else is refused with the chain's problem, not a 500 from
+    `int()` or from a database whose integers it overflows (found by probing after the token
+    expiry bug)."""
+    app, client, ids, _tokens = world
+    rt = Rt(app, tmp_path_factory.mktemp("rt"), "odd", *ids["a"])
+    rt.decide(3)
+    entries = rt.entries()
+    assert post(client, rt, entries[:2]).status_code == 200
+    odd_entry = {**entries[2], "seq": entry_seq}
+    record = {"runtime": rt.runtime_id, "seq": checkpoint_seq, "hash": entries[1]["hash"],
+              "signature": "00" * 64}
+    body = json.dumps({"entries": [odd_entry], "checkpoints": [record]})
+    if spell_out:  # what json.dumps writes for infinity, as another sender would write it
+        body = body.replace("-Infinity", "-1e999").replace("Infinity", "1e999")
+    answer = client.post(PATH, content=body,
+                         headers={**rt.auth, "Content-Type": "application/json"})
+    assert answer.status_code < 500, answer.text
+    if answer.status_code == 200 and type(entry_seq) is not int:
+        assert answer.json()["acknowledged"] == 2  # the odd entry was not stored

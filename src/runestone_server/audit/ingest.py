@@ -28,6 +28,14 @@ from runestone_server.audit.problems import mark_broken
 from runestone_server.models import Runtime
 
 PROBLEMS = ("gap", "fork", "bad_hash", "bad_signature")
+MAX_SEQ = 2**63 - 1  # the BigInteger columns' range on every database
+
+
+def valid_seq(value: Any) -> bool:
+    """A sequence number the chain can hold: an int (not a bool, not a float: JSON reads
+    1e999 as infinity) from 1 to the columns' limit, so nothing a runtime sends reaches a
+    query as a number the database refuses."""
+    return type(value) is int and 1 <= value <= MAX_SEQ
 
 
 @dataclass
@@ -139,8 +147,10 @@ def check_checkpoint(record_: Any, runtime: Runtime) -> str:
     """'' when `record_` is a checkpoint of this runtime signed by its enrolled key."""
     if not isinstance(record_, dict):
         return "the checkpoint record is not an object"
+    if not valid_seq(record_.get("seq")):
+        return "the checkpoint record's seq is not a whole number from 1"
     try:
-        seq, head = int(record_["seq"]), str(record_["hash"])
+        seq, head = record_["seq"], str(record_["hash"])
         signature = str(record_["signature"])
     except (KeyError, TypeError, ValueError) as exc:
         return f"the checkpoint record is malformed ({exc})"
@@ -171,12 +181,11 @@ class _Batch:
             AuditEntry.seq <= high)).all())
 
     def apply(self, entries: list[dict[str, Any]]) -> Problem | None:
-        seqs = [e.get("seq") for e in entries if isinstance(e.get("seq"), int)]
+        seqs = [e.get("seq") for e in entries if valid_seq(e.get("seq"))]
         stored = self.stored_hashes(min(seqs, default=1), min(max(seqs, default=0), self.seq))
         for entry in entries:
             seq = entry.get("seq")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 \
-                    or not isinstance(entry.get("hash"), str):
+            if not valid_seq(seq) or not isinstance(entry.get("hash"), str):
                 return Problem("bad_hash", self.seq + 1, "an entry without an integer seq "
                                "and a hash")
             if seq <= self.seq:
@@ -240,7 +249,7 @@ class _Batch:
             why = check_checkpoint(item, self.runtime)
             if why:
                 where = item.get("seq") if isinstance(item, dict) else None
-                return Problem("bad_signature", where if isinstance(where, int) else 0,
+                return Problem("bad_signature", where if valid_seq(where) else 0,
                                f"checkpoint: {why}")
             seq = int(item["seq"])
             if seq > self.seq or seq <= self.chain.base_seq:
