@@ -186,3 +186,36 @@ def test_the_page_escapes_what_the_agent_wrote(runtime, page):
     status, html_page = fetch(link)
     assert status == 200
     assert "<script>" not in html_page and "&lt;script&gt;" in html_page
+
+
+@pytest.mark.parametrize("minutes", ["²", "9" * 400, "-5", "1e3", "481", "0"])
+def test_odd_minutes_on_the_page_are_refused_and_nothing_is_decided(runtime, page, minutes):
+    """A rule-session approval lasts 1 to 480 minutes (as on the control plane); anything
+    else is refused before the decision is audited or stored (`9` * 400 minutes had
+    overflowed the grant's expiry after the request was already approved)."""
+    _, _, approvals = runtime
+    approval = dict(gatekeeper_for(runtime, "defer").check(ACTION).approval)
+    link, request_id = approval["link"], approval["request"]
+    csrf = csrf_of(fetch(link)[1])
+    status, answer = fetch(link, {"decision": "approve", "csrf": csrf, "scope": "rule-session",
+                                  "minutes": minutes})
+    assert status == 409 and "minutes" in answer, (status, answer[:300])
+    assert approvals.store.request(request_id).state == "pending"
+    assert fetch(link, {"decision": "approve", "csrf": csrf, "scope": "rule-session",
+                        "minutes": "60"})[0] == 200
+    assert approvals.store.request(request_id).state == "approved"
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "²", "+5"])
+def test_a_form_post_with_an_odd_length_is_refused_at_once(runtime, page, length):
+    """A negative Content-Length would have made the page wait for the client to hang up;
+    a non-number raised inside the handler and dropped the connection unanswered."""
+    link = dict(gatekeeper_for(runtime, "defer").check(ACTION).approval)["link"]
+    connection = http.client.HTTPConnection("127.0.0.1", page.port, timeout=5)
+    connection.putrequest("POST", urllib.parse.urlparse(link).path)
+    connection.putheader("Host", f"127.0.0.1:{page.port}")
+    connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+    connection.putheader("Content-Length", length)
+    connection.endheaders()
+    assert connection.getresponse().status == 400
+    connection.close()

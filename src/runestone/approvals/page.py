@@ -109,7 +109,12 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.FORBIDDEN, _refusal("the form was posted from another "
                                                           "site"))
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            if not (raw_length.isascii() and raw_length.isdigit()):
+                # A negative length would make read() wait for the client to hang up.
+                self._send(HTTPStatus.BAD_REQUEST, _refusal("a form post needs its length"))
+                return
+            length = int(raw_length)
             if length > MAX_FORM_BYTES:
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _refusal("form too large"))
                 return
@@ -129,7 +134,10 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.BAD_REQUEST, _refusal("choose approve or deny"))
                 return
             try:
-                minutes = int(form.get("minutes", ["30"])[0] or 30)
+                raw_minutes = (form.get("minutes", ["30"])[0] or "30").strip()
+                if not (raw_minutes.isascii() and raw_minutes.isdigit()) or len(raw_minutes) > 6:
+                    raise ValueError("minutes: a whole number")
+                minutes = int(raw_minutes)
                 decided = page.approvals.decide(
                     request.id, approve=choice == "approve",
                     approver=local_approver(page.approvals.settings) + " (approval page)",

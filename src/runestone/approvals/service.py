@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
-from runestone.approvals import tokens
+from runestone.approvals import MAX_GRANT_MINUTES, MAX_SCOPE_MINUTES, tokens
 from runestone.audit.log import AuditLog
 from runestone.audit.redact import Redactor
 from runestone.home import Layout
@@ -411,6 +411,9 @@ class Approvals:
             # A grant with no session would cover every session: wider than was chosen.
             raise ApprovalError("this request names no session, so only this exact action "
                                 "can be approved")
+        if approve and scope == "rule-session" and not 1 <= minutes <= MAX_SCOPE_MINUTES:
+            raise ApprovalError(f"a rule-session approval lasts 1 to {MAX_SCOPE_MINUTES} "
+                                "minutes")
         grant_ids = self._grant_ids(request) if approve and scope == "rule-session" else []
         state = "approved" if approve else "denied"
         # Audit first: a decision that is not in the log must not take effect.
@@ -497,8 +500,8 @@ class Approvals:
                    action_hash: str | None = None, rule_id: str | None = None,
                    session: str | None = None, summary: str = "",
                    request_id: str | None = None, grant_id: str | None = None) -> Grant:
-        if minutes <= 0:
-            raise ApprovalError("a grant needs a positive number of minutes")
+        if not 0 < minutes <= MAX_GRANT_MINUTES:
+            raise ApprovalError(f"a grant lasts 1 to {MAX_GRANT_MINUTES} minutes")
         if uses is not None and uses <= 0:
             raise ApprovalError("a grant needs a positive number of uses")
         from runestone.approvals.store import Grant

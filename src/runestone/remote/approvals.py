@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runestone.approvals import MAX_SCOPE_MINUTES
 from runestone.home import Layout
 from runestone.remote.client import (
     CredentialRefused,
@@ -39,7 +40,6 @@ SUBMIT_TIMEOUT = 5.0
 RECORD_TIMEOUT = 2.0
 FETCH_TIMEOUT = 3.0
 DECIDED = ("approved", "denied", "expired", "cancelled")
-MAX_SCOPE_MINUTES = 480  # the server's limit too: a longer rule-session does not verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+import runestone.approvals as runtime_approvals
 from runestone_server.models import Base, utcnow
 
 STATES = ("pending", "approved", "denied", "expired", "cancelled", "host")
@@ -29,7 +30,7 @@ VOTES = ("approve", "deny")
 # What an approval covers: this exact action once, or also the request's rules for the
 # requesting session for some minutes (the runtime makes the grants; see `service.vote`).
 SCOPES = ("once", "rule-session")
-MAX_SCOPE_MINUTES = 480
+MAX_SCOPE_MINUTES = runtime_approvals.MAX_SCOPE_MINUTES  # the runtime verifies against it
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
