@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runestone.actions import Action, ActionError, canonical_json, parse_action_json
+from runestone.actions.canonical import loads_finite
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -65,3 +66,16 @@ def test_malformed_input_is_an_action_error(text, needle):
 def test_nan_cannot_be_hashed():
     with pytest.raises(ValueError):
         canonical_json({"x": float("nan")})
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "1e999",
+                                  "-1e400", "9" * 5000])
+def test_input_that_canonical_json_cannot_carry_is_refused_where_it_is_read(text):
+    with pytest.raises(ValueError):
+        loads_finite(text)
+
+
+def test_numbers_canonical_json_carries_are_read_as_json_reads_them():
+    text = '{"big": 123456789012345678901234567890, "f": 1.5e300, "n": -0.0, "i": 7}'
+    assert loads_finite(text) == json.loads(text)
+    assert canonical_json(loads_finite(text))

@@ -217,6 +217,19 @@ def test_malformed_input_fails_closed_with_exit_2(initialised, host, body):
     assert "runestone:" in result.stderr
 
 
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999", "9" * 5000])
+def test_a_number_json_cannot_carry_is_malformed_input_not_an_internal_error(initialised,
+                                                                            number):
+    """Python's JSON reader takes NaN and Infinity and reads 1e999 as infinity; none can
+    be hashed as canonical JSON. The hook says the input is malformed (it used to call it an
+    internal error, found when hashing), and denies with exit 2."""
+    body = json.dumps(with_command(CLAUDE_PRE, "ls")).replace(
+        '"command": "ls"', f'"command": "ls", "timeout": {number}')
+    result = hook("claude-code", body)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "malformed hook input" in result.stderr and "internal" not in result.stderr
+
+
 def test_a_broken_policy_fails_closed(initialised):
     layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
     layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from runestone.actions.canonical import canonical_hash, canonical_json
+from runestone.actions.canonical import canonical_hash, canonical_json, loads_finite
 
 
 class ActionError(ValueError):
@@ -121,9 +121,11 @@ def action_from_hook_json(data: Any, *, agent: str = "", default_cwd: str = "") 
 def parse_action_json(text: str, **kwargs: Any) -> Action:
     """Parse one JSON document into an Action; malformed JSON is an ActionError."""
     try:
-        data = json.loads(text)
+        data = loads_finite(text)
     except json.JSONDecodeError as exc:
         raise ActionError(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from exc
+    except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+        raise ActionError(f"malformed JSON: {exc}") from exc
     return action_from_hook_json(data, **kwargs)

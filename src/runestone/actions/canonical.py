@@ -32,6 +32,25 @@ def canonical_json(value: Any) -> bytes:
     return text
 
 
+def loads_finite(text: str | bytes) -> Any:
+    """`json.loads` for input an action is built from. Refuses (ValueError) what canonical
+    JSON cannot carry: NaN and Infinity (not JSON, though Python reads them) and numbers
+    too large for a float (`1e999` is infinity), so such input is refused as malformed
+    where it is read, not as an internal error when it is hashed."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
 def sha256_hex(data: bytes) -> str:
     return sha256(data).hexdigest()
 

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from runestone.actions import Action, ActionError, action_from_hook_json
+from runestone.actions.canonical import loads_finite
 from runestone.cli.common import gatekeeper_from_args
 from runestone.facts import derive_facts
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
@@ -40,8 +41,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(decision_json(error_decision("Empty input: expected a JSON action; denied.")))
         return 0
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = loads_finite(text)
+    except ValueError:  # not one document (JSON Lines?), or NaN/1e999 in it: line by line
         document = None
     if isinstance(document, dict):
         print(_decide_line(gatekeeper, document))
@@ -51,9 +52,13 @@ def run_check(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = loads_finite(line)
         except json.JSONDecodeError as exc:
             reason = f"Malformed JSON on line {number}, column {exc.colno}: {exc.msg}; denied."
+            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            continue
+        except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+            reason = f"Malformed JSON on line {number}: {exc}; denied."
             out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
             continue
         out.write(_decide_line(gatekeeper, data) + "\n")

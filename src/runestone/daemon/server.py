@@ -226,12 +226,15 @@ class Daemon:
 
     def tool(self, name: str, body: str) -> str:
         """Run one of the runtime's own tools: decide, approve if needed, execute, audit."""
+        from runestone.actions.canonical import loads_finite
         from runestone.tools.runner import run_tool
 
         try:
-            request = json.loads(body) if body.strip() else {}
+            request = loads_finite(body) if body.strip() else {}
         except json.JSONDecodeError as exc:
             return json.dumps({"decision": "deny", "reason": f"malformed JSON: {exc.msg}"})
+        except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+            return json.dumps({"decision": "deny", "reason": f"malformed JSON: {exc}"})
         if not isinstance(request, dict):
             return json.dumps({"decision": "deny", "reason": "expected a JSON object"})
         response = run_tool(self.gatekeeper, self.tool_settings, name,

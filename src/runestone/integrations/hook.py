@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from runestone.actions import ActionError
-from runestone.actions.canonical import canonical_json
+from runestone.actions.canonical import canonical_json, loads_finite
 from runestone.digest import sha256
 from runestone.gatekeeper import Gatekeeper
 from runestone.integrations.hosts import Event, HostAdapter, Reply
@@ -22,10 +22,12 @@ from runestone.policy import Decision
 def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
                 links: CallLinks | None = None) -> Reply:
     try:
-        data = json.loads(body)
+        data = loads_finite(body)
     except json.JSONDecodeError as exc:
         return adapter.failure(f"malformed hook input ({exc.msg} at line {exc.lineno}); "
                                "denied")
+    except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+        return adapter.failure(f"malformed hook input ({exc}); denied")
     try:
         event = adapter.parse(data)
     except ActionError as exc:

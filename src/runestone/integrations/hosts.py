@@ -180,10 +180,10 @@ class Cursor:
             name = tool if tool.startswith("mcp__") else f"mcp__{server}__{tool}"
             tool_input = data.get("tool_input")
             if isinstance(tool_input, str):
-                import json
+                from runestone.actions.canonical import loads_finite
 
                 try:
-                    tool_input = json.loads(tool_input)
+                    tool_input = loads_finite(tool_input)
                 except ValueError:
                     tool_input = {"input": tool_input}
             hook = {**common, "tool_name": name, "tool_input": tool_input or {}}
@@ -272,10 +272,10 @@ class Copilot:
             raise ActionError("missing 'toolName'")
         args = data.get("toolArgs", {})
         if isinstance(args, str):
-            import json
+            from runestone.actions.canonical import loads_finite
 
             try:
-                args = json.loads(args) if args.strip() else {}
+                args = loads_finite(args) if args.strip() else {}
             except ValueError as exc:
                 raise ActionError(f"'toolArgs' is not JSON ({exc})") from exc
         if not isinstance(args, dict):

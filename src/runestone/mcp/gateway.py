@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 from runestone.actions import Action
+from runestone.actions.canonical import loads_finite
 from runestone.mcp.upstream import MAX_LINE, Upstream
 
 PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_GONE = -32700, -32600, -32603, -32000
@@ -104,9 +105,12 @@ class Gateway:
             if not line.strip():
                 continue
             try:
-                message = json.loads(line)
+                message = loads_finite(line)
             except json.JSONDecodeError as exc:
                 await self.to_client(_error(None, PARSE_ERROR, f"not JSON: {exc.msg}"))
+                continue
+            except ValueError as exc:  # NaN, 1e999: no action can be hashed from it
+                await self.to_client(_error(None, PARSE_ERROR, f"not JSON: {exc}"))
                 continue
             if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
                 await self.to_client(_error(message.get("id") if isinstance(message, dict)
