@@ -93,3 +93,24 @@ def test_nothing_retired_before_is_replaced(used_home):
     assert clash.read_text() == "kept" and load_identity(where) == old
     assert where.audit_dir.exists()  # refused before anything moved
     assert not (where.state_dir / "retired").exists()
+
+
+def test_init_refuses_to_start_a_new_identity_on_an_orphaned_audit_log(used_home):
+    """identity.json and the keys deleted by hand, the audit log left: a new identity
+    appending to it would continue another runtime's chain."""
+    from clihelp import run_cli
+
+    where = used_home
+    old = load_identity(where)
+    where.identity_file.unlink()
+    where.private_key_file.unlink()
+    refused = run_cli("init")
+    assert refused.returncode == 1
+    assert old.runtime_id in refused.stderr and "move the audit directory aside" in \
+        refused.stderr
+    assert not where.identity_file.exists()
+
+    where.audit_dir.rename(where.state_dir / "audit-of-the-old-identity")
+    created = run_cli("init")
+    assert created.returncode == 0, created.stderr
+    assert load_identity(where).runtime_id != old.runtime_id

@@ -18,6 +18,7 @@ local policy, its settings and the agent hosts' installed hooks stay.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -95,3 +96,21 @@ def retire_identity(layout: Layout) -> Retired:
         shutil.move(str(path), str(target))  # the state may be on another file system
     return Retired(identity.runtime_id, config_target, state_target,
                    tuple(str(path) for path, _ in moves))
+
+
+def orphaned_log_owner(layout: Layout) -> str | None:
+    """The runtime id of an audit log left in the state directory by an identity that is
+    gone (deleted by hand, say), or None when there is no such log. A new identity must not
+    continue it: its chain and checkpoints are the old id's."""
+    from runestone.audit.log import list_segments
+
+    segments = list_segments(layout.audit_dir) if layout.audit_dir.is_dir() else []
+    if not segments:
+        return None
+    try:
+        with segments[0][1].open("rb") as handle:
+            first = json.loads(handle.readline() or b"{}")
+    except (OSError, ValueError):
+        first = {}
+    owner = first.get("runtime") if isinstance(first, dict) else None
+    return str(owner) if owner else "an unknown runtime"

@@ -37,6 +37,15 @@ def run_init(args: argparse.Namespace) -> int:
         identity = load_identity(where)
         print(f"identity: kept {identity.runtime_id}")
     except IdentityError:
+        from runestone.retire import orphaned_log_owner
+
+        owner = orphaned_log_owner(where)
+        if owner is not None:
+            print(f"runestone init: {where.audit_dir} holds the audit log of {owner}, whose "
+                  "identity is gone; a new identity must not continue its chain. Restore that "
+                  "identity (identity.json and keys/), or move the audit directory aside, then "
+                  "run `runestone init` again.", file=sys.stderr)
+            return 1
         identity = create_identity(where)
         print(f"identity: created {identity.runtime_id} ({identity.name})")
         print(f"key:      {where.private_key_file} (mode 0600)")
