@@ -240,3 +240,22 @@ def test_a_new_identity_is_refused_while_the_daemon_holds_the_old_one(daemon, is
     assert done.returncode == 0, done.stderr
     assert load_identity(where).runtime_id != runtime_id
     assert (where.config_dir / "retired" / runtime_id / "identity.json").exists()
+
+
+def test_clients_that_hang_up_leave_a_line_in_the_log_not_a_traceback(daemon):
+    """Agent hosts drop connections (a timeout, a crash): each is one quiet line, and the
+    daemon goes on answering."""
+    import socket
+    import struct
+
+    process, port = daemon
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"POST /hooks/claude-code HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            # Close with a reset (SO_LINGER 0) in the middle of the request.
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    status, body = get(f"http://127.0.0.1:{port}/api/health")
+    assert status == 200 and json.loads(body)["ok"]
+    process.terminate()
+    _, log = process.communicate(timeout=30)
+    assert "Traceback" not in log, log

@@ -14,6 +14,7 @@ import hmac
 import html
 import os
 import secrets
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +57,24 @@ def csrf_token(key: bytes, request_id: str) -> str:
     return hmac.new(key, b"approve:" + request_id.encode(), hashlib.sha256).hexdigest()
 
 
+class QuietAboutHangUps:
+    """A client that hangs up (reset, broken pipe, a read that timed out) leaves nothing to
+    answer: one line in the log, not a traceback per dropped connection. Anything else is
+    still reported whole."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            print(f"runestone: a client hung up ({type(error).__name__})",
+                  file=sys.stderr)
+            return
+        super().handle_error(request, client_address)  # type: ignore[misc]
+
+
+class QuietHTTPServer(QuietAboutHangUps, ThreadingHTTPServer):
+    pass
+
+
 class ApprovalPage:
     """Serves the approval page for one runtime until `close()`."""
 
@@ -64,7 +83,7 @@ class ApprovalPage:
             raise ValueError("the approval page listens on the loopback address only")
         self.approvals = approvals
         self.key = csrf_key(approvals.layout.keys_dir)
-        self.server = ThreadingHTTPServer((host, port), approval_handler(self))
+        self.server = QuietHTTPServer((host, port), approval_handler(self))
         self.port = self.server.server_address[1]
         self._thread: threading.Thread | None = None
 

@@ -27,11 +27,15 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from runestone.approvals.page import approval_handler, csrf_key
+from runestone.approvals.page import (
+    QuietAboutHangUps,
+    QuietHTTPServer,
+    approval_handler,
+    csrf_key,
+)
 from runestone.daemon.paths import daemon_socket
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
 from runestone.home import Layout
@@ -63,7 +67,8 @@ def api_token(layout: Layout) -> str:
         return path.read_text(encoding="utf-8").strip()
 
 
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _UnixHTTPServer(QuietAboutHangUps, socketserver.ThreadingMixIn,
+                      socketserver.UnixStreamServer):
     daemon_threads = True
 
 
@@ -89,7 +94,7 @@ class Daemon:
         self.started = time.time()
         self.policy_error = ""
         handler = _daemon_handler(self)
-        self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.http = QuietHTTPServer(("127.0.0.1", port), handler)
         self.port = self.http.server_address[1]
         self.approvals.settings = _with_page_url(self.approvals.settings,
                                                  f"http://127.0.0.1:{self.port}")
