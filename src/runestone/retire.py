@@ -36,10 +36,11 @@ _STATE_KEPT = frozenset({RETIRED, "policy-verified", "policy-parsed", "daemon.so
 
 
 class Retired(NamedTuple):
+    """The retired identity, and where its files went."""
+
     runtime_id: str
     config_dir: Path
     state_dir: Path
-    moved: tuple[str, ...]
 
 
 def daemon_running(layout: Layout) -> bool:
@@ -94,8 +95,7 @@ def retire_identity(layout: Layout) -> Retired:
     for path, target in moves:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         shutil.move(str(path), str(target))  # the state may be on another file system
-    return Retired(identity.runtime_id, config_target, state_target,
-                   tuple(str(path) for path, _ in moves))
+    return Retired(identity.runtime_id, config_target, state_target)
 
 
 def orphaned_log_owner(layout: Layout) -> str | None:

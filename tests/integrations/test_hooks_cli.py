@@ -201,6 +201,18 @@ def test_cursor_shapes(initialised):
     assert json.loads(read.stdout)["permission"] == "deny"
 
 
+def test_cursor_mcp_arguments_as_text(initialised):
+    """Cursor sends an MCP tool's arguments as a JSON string. Text that is not JSON is judged
+    as text; JSON holding NaN or 1e999 is malformed (read as text, its arguments would hide
+    from the rules that look at them), so it is denied with exit 2."""
+    plain = hook("cursor", {**CURSOR_MCP, "tool_input": "just some words"})
+    assert plain.returncode == 0 and json.loads(plain.stdout)["permission"] in ("ask", "deny")
+    for number in ("NaN", "1e999"):
+        odd = hook("cursor", {**CURSOR_MCP, "tool_input": f'{{"query": "x", "n": {number}}}'})
+        assert odd.returncode == 2, (odd.stdout, odd.stderr)
+        assert "malformed JSON" in odd.stderr
+
+
 def test_copilot_shapes(initialised):
     denied = hook("copilot", {**COPILOT_PRE, "toolArgs": json.dumps({"command": "rm -rf ~"})})
     output = json.loads(denied.stdout)

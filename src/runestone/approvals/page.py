@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from runestone.approvals.service import ApprovalError, Approvals, local_approver
 from runestone.approvals.store import Request
 from runestone.approvals.tokens import TokenRefused
+from runestone.whole_numbers import whole_number
 
 MAX_FORM_BYTES = 16 * 1024
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -128,12 +129,11 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.FORBIDDEN, _refusal("the form was posted from another "
                                                           "site"))
                 return
-            raw_length = (self.headers.get("Content-Length") or "0").strip()
-            if not (raw_length.isascii() and raw_length.isdigit()):
-                # A negative length would make read() wait for the client to hang up.
+            # A negative length would make read() wait for the client to hang up.
+            length = whole_number(self.headers.get("Content-Length") or "0", 0, 2**62)
+            if length is None:
                 self._send(HTTPStatus.BAD_REQUEST, _refusal("a form post needs its length"))
                 return
-            length = int(raw_length)
             if length > MAX_FORM_BYTES:
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _refusal("form too large"))
                 return
@@ -153,10 +153,9 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.BAD_REQUEST, _refusal("choose approve or deny"))
                 return
             try:
-                raw_minutes = (form.get("minutes", ["30"])[0] or "30").strip()
-                if not (raw_minutes.isascii() and raw_minutes.isdigit()) or len(raw_minutes) > 6:
+                minutes = whole_number(form.get("minutes", ["30"])[0] or "30", 0, 999_999)
+                if minutes is None:
                     raise ValueError("minutes: a whole number")
-                minutes = int(raw_minutes)
                 decided = page.approvals.decide(
                     request.id, approve=choice == "approve",
                     approver=local_approver(page.approvals.settings) + " (approval page)",

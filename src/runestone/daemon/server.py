@@ -42,6 +42,7 @@ from runestone.home import Layout
 from runestone.integrations.hook import handle_hook
 from runestone.integrations.hosts import host
 from runestone.integrations.links import DeferredCallLinks
+from runestone.whole_numbers import whole_number
 
 DEFAULT_PORT = 8765
 MAX_BODY = 1024 * 1024
@@ -334,11 +335,11 @@ def _daemon_handler(daemon: Daemon) -> type:
             return False
 
         def _body(self) -> str | None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY:
+            length = whole_number(self.headers.get("Content-Length") or "0", 0, 2**62)
+            if length is None:
+                self._json(HTTPStatus.BAD_REQUEST, '{"error": "the body needs its length"}')
+                return None
+            if length > MAX_BODY:
                 self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, '{"error": "body too large"}')
                 return None
             return self.rfile.read(length).decode("utf-8", "replace")

@@ -146,6 +146,24 @@ class Gemini:
                      f"runestone: {reason}")
 
 
+def _arguments_text(text: str) -> Any:
+    """A tool's arguments sent as text: the JSON they spell, or the text itself when it is
+    not JSON. JSON that canonical JSON cannot carry (NaN, 1e999) is malformed input: read as
+    plain text, its arguments would hide from the rules that look at them."""
+    import json
+
+    from runestone.actions.canonical import loads_finite
+
+    try:
+        return loads_finite(text)
+    except ValueError as exc:
+        try:
+            json.loads(text)
+        except ValueError:
+            return {"input": text}
+        raise ActionError(f"the tool's arguments are malformed JSON ({exc})") from exc
+
+
 class Cursor:
     """Cursor: one event per kind of action, and `permission` allow / deny / ask.
 
@@ -180,12 +198,7 @@ class Cursor:
             name = tool if tool.startswith("mcp__") else f"mcp__{server}__{tool}"
             tool_input = data.get("tool_input")
             if isinstance(tool_input, str):
-                from runestone.actions.canonical import loads_finite
-
-                try:
-                    tool_input = loads_finite(tool_input)
-                except ValueError:
-                    tool_input = {"input": tool_input}
+                tool_input = _arguments_text(tool_input)
             hook = {**common, "tool_name": name, "tool_input": tool_input or {}}
         elif event == "beforeReadFile":
             path = data.get("file_path")

@@ -150,5 +150,5 @@ def forget_channel_in_alert_rules(db: Session, org_id: int, team_id: int,
     and is listed; it tells nobody)."""
     for rule in db.scalars(select(AlertRule).where(AlertRule.org_id == org_id,
                                                    AlertRule.team_id == team_id)):
-        if channel_id in [int(i) for i in rule.channel_ids or []]:
-            rule.channel_ids = without(rule.channel_ids, channel_id)
+        if (kept := without(rule.channel_ids, channel_id)) is not None:
+            rule.channel_ids = kept

@@ -276,10 +276,10 @@ def forget_channel_in_approvals(db: Session, org_id: int, team_id: int,
     """A deleted channel leaves the team's approver groups and its fallback channels."""
     for group in db.scalars(select(ApproverGroup).where(ApproverGroup.org_id == org_id,
                                                         ApproverGroup.team_id == team_id)):
-        if channel_id in [int(i) for i in group.channel_ids or []]:
-            group.channel_ids = without(group.channel_ids, channel_id)
+        if (kept := without(group.channel_ids, channel_id)) is not None:
+            group.channel_ids = kept
     settings = db.scalar(select(ApprovalTeamSettings).where(
         ApprovalTeamSettings.org_id == org_id, ApprovalTeamSettings.team_id == team_id))
-    if settings is not None and channel_id in [int(i) for i in settings.fallback_channel_ids
-                                               or []]:
-        settings.fallback_channel_ids = without(settings.fallback_channel_ids, channel_id)
+    if settings is not None and \
+            (kept := without(settings.fallback_channel_ids, channel_id)) is not None:
+        settings.fallback_channel_ids = kept

@@ -33,6 +33,8 @@ def forget_channel(db: Session, org_id: int, team_id: int, channel_id: int) -> N
         forget(db, org_id, team_id, channel_id)
 
 
-def without(ids: list[int] | None, channel_id: int) -> list[int]:
-    """The list without the id (ids are stored as JSON, so compare as integers)."""
-    return [i for i in ids or [] if int(i) != channel_id]
+def without(ids: list[int] | None, channel_id: int) -> list[int] | None:
+    """The list without the id, or None when it does not hold it (nothing to write). Ids
+    are stored as JSON, so they are compared as integers."""
+    kept = [i for i in ids or [] if int(i) != channel_id]
+    return kept if len(kept) != len(ids or []) else None

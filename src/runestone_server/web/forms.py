@@ -7,6 +7,10 @@ from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
 
+from runestone.whole_numbers import whole_number
+
+__all__ = ["Form", "read", "whole_number"]
+
 MAX_FORM = 2_000_000  # a policy text is at most 1 MB; leave room for escaping
 
 
@@ -36,16 +40,3 @@ async def read(request: Request) -> Form:
         raise HTTPException(400, "the form is not UTF-8") from exc
     return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
 
-
-def whole_number(raw: str | None, low: int, high: int) -> int | None:
-    """A form or query value as an int in [low, high], or None.
-
-    Only ASCII digits count: `str.isdigit` also accepts `²` and other characters `int()`
-    refuses (a 500 where a 400 belongs), and an unbounded string of digits would reach the
-    database as a number its integer columns cannot hold.
-    """
-    text = (raw or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
