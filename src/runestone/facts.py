@@ -9,7 +9,7 @@ allowed only when every part that counts is allowed and nothing stayed opaque.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from runestone.actions import Action
 from runestone.actions.paths import PathFact, path_fact
@@ -24,6 +24,9 @@ from runestone.actions.tools import (
 from runestone.actions.urls import UrlFact, looks_like_url, url_fact
 from runestone.shell import analyze
 from runestone.shell.model import Opaque, ShellAnalysis, SimpleCommand, Word
+
+if TYPE_CHECKING:
+    from runestone.effects import Catalogue, Reading
 
 PartKind = Literal["command", "file", "url", "mcp", "tool"]
 
@@ -45,8 +48,9 @@ class Facts:
     they first need them, so it is a plain mutable class.
     """
 
-    __slots__ = ("_arg_paths", "_arg_urls", "_lines", "action", "family", "home",
-                 "input_text", "mcp", "opaque", "parts", "project", "shell")
+    __slots__ = ("_arg_paths", "_arg_urls", "_catalogue", "_flags", "_lines", "_readings",
+                 "action", "family", "home", "input_text", "mcp", "opaque", "parts", "project",
+                 "shell")
 
     def __init__(self, *, action: Action, family: Family, project: str, home: str,
                  parts: tuple[Part, ...], opaque: tuple[Opaque, ...] = (),
@@ -64,6 +68,54 @@ class Facts:
         self._arg_paths: dict[int, tuple[PathFact, ...]] = {}
         self._arg_urls: dict[int, tuple[UrlFact, ...]] = {}
         self._lines: dict[int, str] = {}
+        self._readings: dict[int, Reading] = {}
+        self._flags: dict[int, frozenset[str]] = {}
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The programs catalogue readings use: the policy's, or the built-in one."""
+        if self._catalogue is None:
+            from runestone.effects import builtin
+
+            self._catalogue = builtin()
+        return self._catalogue
+
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Read commands with a policy's own catalogue (forgetting readings made before)."""
+        if catalogue is not self._catalogue:
+            self._catalogue = catalogue
+            self._readings.clear()
+            self._arg_paths.clear()
+            self._arg_urls.clear()
+            self._flags.clear()
+
+    def reading(self, command: SimpleCommand) -> Reading:
+        """What the command does, as the catalogue of programs says (cached)."""
+        key = id(command)
+        reading = self._readings.get(key)
+        if reading is None:
+            from runestone.effects import read_command
+
+            reading = read_command(command, self.catalogue, self.home)
+            self._readings[key] = reading
+        return reading
+
+    def flags(self, command: SimpleCommand) -> frozenset[str]:
+        """The command's flags: as written (`-rf` is `-r` and `-f`) and as its program reads
+        them (`--rec` is `--recursive`, `-r`, `-R`)."""
+        key = id(command)
+        flags = self._flags.get(key)
+        if flags is None:
+            flags = written_flags(command) | self.reading(command).flags
+            self._flags[key] = flags
+        return flags
+
+    def canonical_line(self, command: SimpleCommand) -> str:
+        """The command with its options as its program reads them (`npm --silent publish`
+        reads `npm publish ...`), or "" when it was not understood."""
+        reading = self.reading(command)
+        return reading.canonical_line if reading.understood else ""
 
     def command_line(self, command: SimpleCommand) -> str:
         """`name arg arg` as command patterns see it (the name without its directory)."""
@@ -75,28 +127,39 @@ class Facts:
         return line
 
     def arg_paths(self, command: SimpleCommand) -> tuple[PathFact, ...]:
-        """The command's arguments read as paths (flags and URLs left out), cached."""
+        """The paths a command touches, cached. For a command its program's table explains,
+        each with the access it makes (`cp a b` reads a, writes b; `grep PATTERN f` reads f
+        and takes PATTERN as no path); otherwise every argument as a possible path of any
+        access (`arg`), URLs and flags left out."""
         key = id(command)
         cached = self._arg_paths.get(key)
         if cached is None:
-            cached = tuple(
-                _word_path(word, command.cwd, self.home)
-                for word in _operand_words(command)
-                if not looks_like_url(word.text)
-            )
+            reading = self.reading(command)
+            if reading.understood:
+                cached = tuple(
+                    _word_path(access.word, access.cwd, self.home, access.access)
+                    for access in reading.paths
+                )
+            else:
+                cached = tuple(
+                    _word_path(word, command.cwd, self.home)
+                    for word in _operand_words(command)
+                    if not looks_like_url(word.text)
+                )
             self._arg_paths[key] = cached
         return cached
 
     def arg_urls(self, command: SimpleCommand) -> tuple[UrlFact, ...]:
-        """The command's arguments that are URLs, cached."""
+        """The command's URLs, cached: those its table names, or every argument that looks
+        like one."""
         key = id(command)
         cached = self._arg_urls.get(key)
         if cached is None:
-            cached = tuple(
-                url_fact(word.text)
-                for word in _operand_words(command)
-                if looks_like_url(word.text)
-            )
+            reading = self.reading(command)
+            words = (reading.urls if reading.understood else
+                     [w for w in _operand_words(command) if looks_like_url(w.text)])
+            cached = tuple(url_fact(word.text) for word in words
+                           if looks_like_url(word.text))
             self._arg_urls[key] = cached
         return cached
 
@@ -127,10 +190,29 @@ def _operand_words(command: SimpleCommand) -> list[Word]:
     return words
 
 
-def _word_path(word: Word, cwd: str | None, home: str) -> PathFact:
+def _word_path(word: Word, cwd: str | None, home: str, access: str = "arg") -> PathFact:
     if word.dynamic:
-        return PathFact(raw=word.raw, forms=(), access="arg", dynamic=True, glob=word.glob)
-    return path_fact(word.text, cwd, home, "arg", glob=word.glob)
+        return PathFact(raw=word.raw, forms=(), access=access, dynamic=True, glob=word.glob)
+    return path_fact(word.text, cwd, home, access, glob=word.glob)
+
+
+def written_flags(command: SimpleCommand) -> frozenset[str]:
+    """Flags as written, order-free: `-rf` also counts as `-r` and `-f`, `--opt=v` as
+    `--opt`."""
+    flags: set[str] = set()
+    for word in command.args:
+        text = word.text
+        if text == "--":
+            break
+        if text.startswith("--"):
+            flags.add(text.split("=", 1)[0])
+        elif text.startswith("-") and len(text) > 1:
+            flags.add(text)
+            for char in text[1:]:
+                if not char.isalpha():
+                    break
+                flags.add("-" + char)
+    return frozenset(flags)
 
 
 def _redirect_parts(command: SimpleCommand, home: str) -> list[Part]:

@@ -21,7 +21,8 @@ from runestone.actions.urls import url_fact
     ("Edit", Family.FILE_EDIT), ("MultiEdit", Family.FILE_EDIT), ("apply_patch", Family.FILE_EDIT),
     ("replace", Family.FILE_EDIT), ("WebFetch", Family.WEB_FETCH), ("web_fetch", Family.WEB_FETCH),
     ("WebSearch", Family.WEB_SEARCH), ("google_web_search", Family.WEB_SEARCH),
-    ("mcp__github__delete_repository", Family.MCP), ("TodoWrite", Family.GENERIC),
+    ("mcp__github__delete_repository", Family.MCP), ("TodoWrite", Family.AGENT),
+        ("write_todos", Family.AGENT), ("update_plan", Family.AGENT),
     ("something_new", Family.GENERIC),
 ])
 def test_tool_families(tool, family):

@@ -23,6 +23,7 @@ class Family(StrEnum):
     WEB_FETCH = "web_fetch"
     WEB_SEARCH = "web_search"
     MCP = "mcp"
+    AGENT = "agent"
     GENERIC = "generic"
 
 
@@ -50,6 +51,12 @@ _FAMILY_BY_NAME: dict[str, Family] = {
                            "browse", "open_url", "http_request"),
         Family.WEB_SEARCH: ("WebSearch", "web_search", "google_web_search", "search_web",
                             "brave_search"),
+        # The agent host's own bookkeeping, touching nothing outside the agent: its to-do
+        # list and plan, output of its own background shells (and stopping them), questions
+        # to its user, and subagents, whose every tool call comes through the hook itself.
+        Family.AGENT: ("TodoWrite", "TodoRead", "BashOutput", "TaskOutput", "KillShell",
+                       "KillBash", "ExitPlanMode", "EnterPlanMode", "AskUserQuestion", "Task",
+                       "Agent", "write_todos", "update_plan", "todo_write"),
     }.items()
     for name in names
 }

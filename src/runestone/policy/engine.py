@@ -10,11 +10,14 @@ decides.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.facts import Facts, Part, derive_facts
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
+
+if TYPE_CHECKING:
+    from runestone.effects import Catalogue
 
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 KINDS = ("command", "file", "url", "mcp", "tool")
@@ -23,13 +26,17 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_by_kind", "_by_program", "_command_any", "_merged", "cases", "default",
-                 "examples", "hash", "includes", "name", "rules", "source")
+    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_command_any", "_merged", "cases",
+                 "default", "examples", "hash", "includes", "name", "programs", "rules",
+                 "source")
 
     def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
                  hash: str, source: str = "", includes: tuple[str, ...] = (),
                  examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = (),
-                 cases: tuple[tuple[dict[str, Any], str, int | None], ...] = ()) -> None:
+                 cases: tuple[tuple[dict[str, Any], str, int | None], ...] = (),
+                 programs: dict[str, Any] | None = None) -> None:
+        self.programs = programs or {}
+        self._catalogue: Catalogue | None = None
         self.name = name
         self.default = default
         self.rules = rules
@@ -52,6 +59,18 @@ class CompiledPolicy:
                         self._command_any.append(rule)
                 else:
                     self._by_kind[kind].append(rule)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The programs catalogue: the built-in one, with the policy's own entries."""
+        if self._catalogue is None:
+            from runestone.effects import builtin
+
+            catalogue = builtin()
+            if self.programs:
+                catalogue = catalogue.extended(self.programs, self.source)
+            self._catalogue = catalogue
+        return self._catalogue
 
     def __repr__(self) -> str:
         return f"CompiledPolicy(name={self.name!r}, hash={self.hash!r}, rules={len(self.rules)})"
@@ -105,6 +124,8 @@ def _severity(hits: Sequence[Hit]) -> str:
 
 def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision:
     """Decide one analysed action under a policy."""
+    if policy.programs:
+        facts.use_catalogue(policy.catalogue)
     denies: list[Hit] = []
     maybe_denies: list[Hit] = []
     asks: list[Hit] = []

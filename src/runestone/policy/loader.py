@@ -125,13 +125,14 @@ def _parse(text: str, source: str, base_dir: Path | None, kind: str,
     header = data.get(kind, {})
     if not isinstance(header, dict):
         raise PolicyError(f"[{kind}] must be a table", source=source)
-    unknown_top = sorted(set(data) - {kind, "rule", "test"})
+    unknown_top = sorted(set(data) - {kind, "rule", "test", "programs"})
     if unknown_top:
         raise PolicyError(
             f"unknown top-level key {unknown_top[0]!r}",
             source=source,
             line=_line_of(text, rf"^\s*\[*\s*{re.escape(unknown_top[0])}\b"),
-            hint=f"a policy has a [{kind}] table, [[rule]] tables and [[test]] tables",
+            hint=f"a policy has a [{kind}] table, [[rule]] tables, [[test]] tables and "
+                 "[programs.\"NAME\"] tables",
         )
     unknown = sorted(set(header) - POLICY_KEYS)
     if unknown:
@@ -241,6 +242,18 @@ class _Resolver:
         self.add_document(doc)
 
 
+def _programs(documents: list[_Document]) -> dict[str, Any]:
+    """The `[programs."NAME"]` tables of every document, the policy's own winning."""
+    programs: dict[str, Any] = {}
+    for doc in reversed(documents):
+        table = doc.tables.get("programs", {})
+        if not isinstance(table, dict):
+            raise PolicyError("'programs' must be a table of program tables: write "
+                              '[programs."NAME"]', source=doc.source)
+        programs.update(table)
+    return programs
+
+
 def compile_policy_text(
     text: str,
     *,
@@ -274,6 +287,7 @@ def compile_policy_text(
                 source=source, line=_line_of(text, re.escape(f'"{rule_id}"')), field="disable",
             )
     rules = [rule for rule in resolver.rules if rule.id not in set(disabled)]
+    programs = _programs(resolver.documents)
     by_id: dict[str, Rule] = {}
     for rule in rules:
         if rule.id in by_id:
@@ -285,9 +299,14 @@ def compile_policy_text(
             )
         by_id[rule.id] = rule
 
+    from runestone.effects.catalogue import builtin_digest
+
     policy_hash = canonical_hash(
         {"format": FORMAT_VERSION, "default": default,
-         "rules": [dict(rule.spec) for rule in rules]}
+         "rules": [dict(rule.spec) for rule in rules],
+         # What programs do decides as much as the rules do: the built-in catalogue (by
+         # the digest of its tables) and the policy's own entries are part of the hash.
+         "programs": {"builtin": builtin_digest(), "own": programs}}
     )
     policy = CompiledPolicy(
         name=str(header.get("name", "") or Path(source).stem),
@@ -298,7 +317,16 @@ def compile_policy_text(
         includes=tuple(resolver.includes),
         examples=tuple(resolver.examples),
         cases=tuple(resolver.tests),
+        programs=programs,
     )
+    if programs:
+        from runestone.effects import CatalogueError
+
+        try:
+            policy.catalogue  # noqa: B018 - compiles and validates the policy's own entries
+        except CatalogueError as exc:
+            raise PolicyError(exc.message, source=source, field=exc.field,
+                              hint=exc.hint) from None
     if cache is not None:  # every document compiled: later processes may skip parsing it
         for document in resolver.documents:
             if not document.compiled_before:

@@ -36,7 +36,7 @@ from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
 from runestone.shell.model import SimpleCommand
 
 COMMAND_FIELDS = ("command", "program", "subcommand", "flags", "all_flags", "without_flags",
-                  "args", "code", "code_lang", "via", "piped")
+                  "args", "code", "code_lang", "via", "piped", "effects")
 PATH_FIELDS = ("path", "path_except", "path_outside", "path_contains", "access")
 URL_FIELDS = ("domain", "scheme", "address")
 MCP_FIELDS = ("mcp_server", "mcp_tool")
@@ -48,11 +48,11 @@ ALL_FIELDS = frozenset(
     + GENERAL_FIELDS + META_FIELDS
 )
 SEVERITIES = ("low", "medium", "high", "critical")
-ACCESS_KINDS = ("read", "write", "edit", "delete", "list", "arg")
+ACCESS_KINDS = ("read", "write", "edit", "delete", "list", "exec", "use", "arg")
 ADDRESS_KINDS = ("metadata", "link-local", "loopback", "private", "public-ip", "unspecified",
                  "invalid")
 FAMILIES = ("shell", "file_read", "file_write", "file_edit", "web_fetch", "web_search", "mcp",
-            "generic")
+            "agent", "generic")
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
 # Options that take a value before a subcommand, so `git -C dir push` has subcommand `push`.
@@ -140,26 +140,13 @@ def _all(values: Iterable[Tri]) -> Tri:
 # --- command facts --------------------------------------------------------------------------
 
 
-def command_flags(command: SimpleCommand) -> frozenset[str]:
-    """Flags of a command, order-free: `-rf` also counts as `-r` and `-f`."""
-    flags: set[str] = set()
-    for word in command.args:
-        text = word.text
-        if text == "--":
-            break
-        if text.startswith("--"):
-            flags.add(text.split("=", 1)[0])
-        elif text.startswith("-") and len(text) > 1:
-            flags.add(text)
-            for char in text[1:]:
-                if not char.isalpha():
-                    break
-                flags.add("-" + char)
-    return frozenset(flags)
-
-
-def command_positionals(command: SimpleCommand) -> list[str]:
-    """Non-flag arguments, skipping the values of known global options."""
+def command_positionals(command: SimpleCommand, facts: Facts | None = None) -> list[str]:
+    """Non-flag arguments: as the command's program reads them when its table explains it
+    (`git -c x=y push` is `push`), else skipping the values of known global options."""
+    if facts is not None:
+        reading = facts.reading(command)
+        if reading.understood:
+            return list(reading.positionals)
     takes_value = GLOBAL_OPTIONS_WITH_VALUE.get(command.name, frozenset())
     positionals: list[str] = []
     skip_next = False
@@ -265,13 +252,16 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
 def _path_matches_glob(fact: PathFact, globs: _GlobSet, every_form: bool) -> Tri:
     if fact.dynamic or not fact.forms:
         return None
-    results = []
+    results: list[Tri] = []
     for form in fact.forms:
-        hit = globs.fullmatch(form)
-        if not hit and fact.glob:
-            hit = any(_glob_may_reach(form, expanded) for expanded in globs.expanded)
+        hit: Tri = globs.fullmatch(form)
+        if not hit and fact.glob and any(_glob_may_reach(form, expanded)
+                                         for expanded in globs.expanded):
+            # `cat src/*.json` may or may not expand to `credentials.json`: only the files
+            # present when it runs can say, so it is uncertain (a deny becomes an ask).
+            hit = None
         results.append(hit)
-    return all(results) if every_form else any(results)
+    return _all(results) if every_form else _any(results)
 
 
 def _glob_may_reach(arg_glob: str, expanded: str) -> bool:
@@ -422,8 +412,9 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
         kinds = {"mcp"}
     elif has_path:
         kinds = {"file"}
-        access = table.get("access")
-        if decision != "allow" and (access is None or "arg" in _strings(access, "access", rid)):
+        if decision != "allow":
+            # Commands too: those their program's table explains carry each path's access;
+            # the others carry `arg`, which only rules naming `arg` (or no access) look at.
             kinds.add("command")
     elif has_url:
         kinds = {"url"} if decision == "allow" else {"url", "command"}
@@ -548,7 +539,14 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
             assert command is not None
             if not command.name:
                 return False
-            return command_patterns.fullmatch(facts.command_line(command))
+            if command_patterns.fullmatch(facts.command_line(command)):
+                return True
+            if every:
+                return False
+            # A deny or ask rule also sees the command as its program reads it:
+            # `npm --silent publish` is `npm publish --silent`, `git push --forc...`.
+            canonical = facts.canonical_line(command)
+            return bool(canonical) and command_patterns.fullmatch(canonical)
 
         b.add(match_command)
     subs = b.strings("subcommand")
@@ -556,7 +554,7 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
         seqs = [tuple(s.split()) for s in subs]
 
         def match_sub(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
-            positionals = command_positionals(part.command)  # type: ignore[arg-type]
+            positionals = command_positionals(part.command, facts)  # type: ignore[arg-type]
             return any(
                 len(positionals) >= len(seq)
                 and all(_word_matches(p, s) for p, s in zip(positionals, seq, strict=False))
@@ -566,16 +564,31 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
         b.add(match_sub)
     flags_any = b.strings("flags")
     if flags_any:
-        wanted = frozenset(flags_any)
-        b.add(lambda part, facts, ctx: bool(command_flags(part.command) & wanted))  # type: ignore[arg-type]
+        b.add(_flags_matcher(frozenset(flags_any), every, need_all=False))
     flags_all = b.strings("all_flags")
     if flags_all:
-        needed = frozenset(flags_all)
-        b.add(lambda part, facts, ctx: needed <= command_flags(part.command))  # type: ignore[arg-type]
+        b.add(_flags_matcher(frozenset(flags_all), every, need_all=True))
     flags_none = b.strings("without_flags")
     if flags_none:
         refused = frozenset(flags_none)
-        b.add(lambda part, facts, ctx: not (command_flags(part.command) & refused))  # type: ignore[arg-type]
+
+        def match_without(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            command = part.command
+            assert command is not None
+            if facts.flags(command) & refused:
+                return False
+            return None if _may_abbreviate(command, facts, refused) else True
+
+        b.add(match_without)
+    effects = b.strings("effects")
+    if effects:
+        from runestone.effects import EFFECTS
+
+        bad = [e for e in effects if e not in EFFECTS]
+        if bad:
+            raise RuleError(f"rule '{rid}': unknown effect {bad[0]!r}",
+                            field="effects", hint=f"effects: {', '.join(EFFECTS)}")
+        b.add(_effects_matcher(frozenset(effects), every))
     if "piped" in b.table:
         if not isinstance(b.table["piped"], bool):
             raise RuleError(f"rule '{rid}': 'piped' must be true or false", field="piped")
@@ -616,6 +629,50 @@ def _compile_command(b: _Builder, every: bool) -> frozenset[str] | None:
     return index
 
 
+def _may_abbreviate(command: SimpleCommand, facts: Facts, wanted: frozenset[str]) -> bool:
+    """Could a long option written here be an abbreviation of a wanted one that the
+    command's program (not in the catalogue, or not understood) would accept?"""
+    if facts.reading(command).understood:
+        return False
+    longs = [w for w in wanted if w.startswith("--")]
+    return any(
+        flag.startswith("--") and len(flag) > 2 and flag not in wanted
+        and any(w.startswith(flag) for w in longs)
+        for flag in facts.flags(command)
+    )
+
+
+def _flags_matcher(wanted: frozenset[str], every: bool, need_all: bool) -> Matcher:
+    def match_flags(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        command = part.command
+        assert command is not None
+        flags = facts.flags(command)
+        if (wanted <= flags) if need_all else bool(flags & wanted):
+            return True
+        # `tool --forc` may be `--force` to a program Runestone does not know: uncertain.
+        return None if not every and _may_abbreviate(command, facts, wanted) else False
+
+    return match_flags
+
+
+def _effects_matcher(wanted: frozenset[str], every: bool) -> Matcher:
+    """An allow rule covers a command understood to do only these things; a deny or ask
+    rule fires on a command understood to do any of them, and may fire on one not
+    understood."""
+
+    def match_effects(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        command = part.command
+        assert command is not None
+        reading = facts.reading(command)
+        if not reading.understood:
+            return False if every else None
+        if every:
+            return reading.effects <= wanted
+        return bool(reading.effects & wanted)
+
+    return match_effects
+
+
 def _compile_path(b: _Builder, every: bool) -> None:
     rid = b.rule_id
     access = b.strings("access")
@@ -625,8 +682,17 @@ def _compile_path(b: _Builder, every: bool) -> None:
             raise RuleError(f"rule '{rid}': unknown access {bad[0]!r}; one of {ACCESS_KINDS}",
                             field="access")
         kinds = frozenset(access)
-        b.add(lambda part, facts, ctx: all(p.access in kinds for p in _paths_of(part, facts))
-              if part.kind == "file" else "arg" in kinds)
+
+        def match_access(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+            paths = _paths_of(part, facts)
+            if part.kind == "file" or every:
+                return all(p.access in kinds for p in paths)
+            # A deny or ask rule on a command looks at the paths of the accesses it names:
+            # `cat ~/.ssh/id_rsa` reads the key, `ssh -i ~/.ssh/id_rsa` only uses it.
+            return any(p.access in kinds for p in paths)
+
+        b.add(match_access)
+    only_access = frozenset(access) if access else None
     globs = b.strings("path")
     excepted = b.strings("path_except") or ()
     if excepted and not globs:
@@ -652,7 +718,8 @@ def _compile_path(b: _Builder, every: bool) -> None:
                 paths = tuple(p for p in paths
                               if not (p.forms and all(skip_set.fullmatch(f) for f in p.forms)))
             if part.kind == "command" and not every:
-                paths = tuple(p for p in paths if not p.dynamic)
+                paths = tuple(p for p in paths if not p.dynamic
+                              and (only_access is None or p.access in only_access))
             results = (_path_matches_glob(p, compiled, every) for p in paths)
             return _all(results) if every else _any(results)
 
@@ -660,15 +727,19 @@ def _compile_path(b: _Builder, every: bool) -> None:
     for field, test in (("path_outside", _path_outside), ("path_contains", _path_contains)):
         anchors = b.strings(field)
         if anchors:
-            b.add(_anchored_matcher(anchors, test, every))
+            b.add(_anchored_matcher(anchors, test, every, only_access))
 
 
 def _anchored_matcher(
-    anchors: tuple[str, ...], test: Callable[[PathFact, list[str]], Tri], every: bool
+    anchors: tuple[str, ...], test: Callable[[PathFact, list[str]], Tri], every: bool,
+    only_access: frozenset[str] | None = None,
 ) -> Matcher:
     def match(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
         dirs = [anchor_dir(a, facts.project, facts.home) for a in anchors]
-        results = (test(p, dirs) for p in _paths_of(part, facts))
+        paths = _paths_of(part, facts)
+        if part.kind == "command" and not every and only_access is not None:
+            paths = tuple(p for p in paths if p.access in only_access)
+        results = (test(p, dirs) for p in paths)
         return _all(results) if every else _any(results)
 
     return match

@@ -426,9 +426,11 @@ class _Analyzer:
         for key, value in code_assignments:
             code = value.text if code is None else f"{code}\n{value.text}"
             code_lang = code_lang or ("shell" if key in programs.EXEC_VARIABLES else "library")
+        source = stdin[-1][0] if stdin else ""
         command = SimpleCommand(name, tuple(argv), redirects, assignments, scope.via, self.cwd,
                                 extra_args, code, code_lang, scope.piped_out,
-                                is_wrapper=semantics.wrapper)
+                                is_wrapper=semantics.wrapper, stdin=source,
+                                upstream=tuple(self._upstream) if source == "pipe" else ())
         self.commands.append(command)
         if semantics.code_dynamic:
             self._opaque("dynamic-code", f"{name} runs inline code that is only known at run "

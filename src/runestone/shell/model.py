@@ -48,6 +48,9 @@ class SimpleCommand(NamedTuple):
     (`python -c CODE`, `git -c core.pager=CODE`), and `code_lang` its language
     (`python`, `perl`, `node`, `ruby`, `awk`, `shell`, ...); None when no inline code.
     `piped_out` is True when the command's standard output feeds another command of a pipeline.
+    `stdin` says where its standard input comes from: "pipe", "heredoc", "herestring",
+    "file", "process", or "" (the terminal). `upstream` holds the commands of the pipeline
+    stage before it, whose output it reads (and, for `xargs CMD`, turns into arguments).
     """
 
     name: str
@@ -61,6 +64,8 @@ class SimpleCommand(NamedTuple):
     code_lang: str | None = None
     piped_out: bool = False
     is_wrapper: bool = False
+    stdin: str = ""
+    upstream: tuple[SimpleCommand, ...] = ()
 
     @property
     def args(self) -> tuple[Word, ...]:

@@ -676,6 +676,12 @@ _HANDLERS = {
     "source": _source,
     ".": _source,
     "nix-shell": _shell_string_option("--run", "--command"),
+    # npx (and its kin) runs a package's command: from the project's node_modules when it
+    # is there; a package it has to download is a command the catalogue does not know.
+    "npx": _simple_wrapper("pcw", ("--package", "--call", "--prefix", "--workspace"),
+                           shell_option="-c"),
+    "bunx": _simple_wrapper("p", ("--package",)),
+    "pnpx": _simple_wrapper("p", ("--package",)),
     "uv": _runner(("run",), "pw", ("--with", "--python", "--project", "--directory",
                                     "--env-file", "--extra", "--group", "--package", "--from")),
     "poetry": _runner(("run",)),
