@@ -17,6 +17,10 @@ def test_corpus_expectations_hold(corpus_dir):
         assert report.counts("tricky-benign.jsonl", preset)["deny"] == 0
     allowed, wanted = report.allow_share()
     assert wanted and allowed / wanted >= 0.95, f"developer preset allows {allowed}/{wanted}"
+    # Issue 14's goal: real agents' everyday calls pass without a human.
+    allowed, wanted = report.allow_share("real-agents.jsonl")
+    if wanted:
+        assert allowed / wanted >= 0.97, f"real-agents.jsonl: {allowed}/{wanted} allowed"
 
 
 def test_corpus_command_prints_the_table(corpus_dir):

@@ -48,8 +48,11 @@ class CorpusReport:
     def files(self) -> list[str]:
         return sorted({r.file for r in self.results})
 
-    def allow_share(self) -> tuple[int, int]:
-        wanted = [r for r in self.results if r.expect == "allow"]
+    def allow_share(self, file: str | None = None) -> tuple[int, int]:
+        """`allow` cases the developer preset allows, and how many there are (in one file,
+        or in all)."""
+        wanted = [r for r in self.results if r.expect == "allow"
+                  and (file is None or r.file == file)]
         return sum(r.allowed_by_developer for r in wanted), len(wanted)
 
 
@@ -117,10 +120,12 @@ def format_report(report: CorpusReport, *, show_all: bool = False) -> str:
             f"{file:24} {total:5}   {d['allow']:>14} {d['ask']:>4} {d['deny']:>4}   "
             f"{v['allow']:>16} {v['ask']:>4} {v['deny']:>4}   {failed:>8}"
         )
-    allowed, wanted = report.allow_share()
-    if wanted:
-        lines.append(f"\n`allow` cases the developer preset allows: {allowed}/{wanted} "
-                     f"({100.0 * allowed / wanted:.1f}%)")
+    shares = [(file, *report.allow_share(file)) for file in report.files()]
+    shares = [share for share in shares if share[2]]
+    if shares:
+        lines.append("\n`allow` cases the developer preset allows:")
+        for file, allowed, wanted in shares:
+            lines.append(f"  {file:24} {allowed}/{wanted} ({100.0 * allowed / wanted:.1f}%)")
     failures = report.failures()
     lines.append(f"hard failures: {len(failures)}")
     for result in failures:

@@ -105,12 +105,14 @@ def parse_option(text: str, where: str) -> OptionSpec:
     effects: tuple[str, ...] = ()
     operands: tuple[str, ...] | None = None
     value_roles: list[tuple[str, str]] = []
-    stops = only = False
+    stops = only = exact = noneg = False
     second = ""
     for note in notes_part.split():
-        if note in ("stop", "only"):
+        if note in ("stop", "only", "exact", "noneg"):
             stops = stops or note == "stop"
             only = only or note == "only"
+            exact = exact or note == "exact"
+            noneg = noneg or note == "noneg"
             continue
         key, sep, rest = note.partition("=")
         if not sep:
@@ -129,7 +131,7 @@ def parse_option(text: str, where: str) -> OptionSpec:
             raise CatalogueError(f"program {where!r}: unknown option note {key!r}",
                                  field="options")
     return OptionSpec(tuple(names), value, role, effects, operands, tuple(value_roles), stops,
-                      only, second)
+                      only, exact, noneg, second)
 
 
 def _cwd_access(entry: dict[str, Any], name: str) -> str:
@@ -242,6 +244,12 @@ class Catalogue:
                                  f"[{' '.join(path[:-1])!r}]", source=self.origin)
         try:
             entry = _with_borrowed_options(name, entry, self.tables, self.origin)
+            parent = self.tables.get(" ".join(path[:-1])) if len(path) > 1 else None
+            if isinstance(parent, dict) and isinstance(entry, dict):
+                # A subcommand is read by its program's parser unless it says otherwise.
+                inherited = {k: parent[k] for k in ("style", "negatable")
+                             if k in parent and k not in entry}
+                entry = {**inherited, **entry}
             return compile_entry(name, entry, tuple(self._children.get(name, ())))
         except CatalogueError as exc:
             raise CatalogueError(exc.message, source=self.origin, field=exc.field,

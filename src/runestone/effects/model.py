@@ -88,6 +88,8 @@ class OptionSpec(NamedTuple):
     value_roles: tuple[tuple[str, str], ...] = ()
     stops: bool = False  # the words after it are not options (`python -m MOD ...`)
     only: bool = False  # with it, the command's own effects do not apply (`--dry-run`)
+    exact: bool = False  # the long name may not be abbreviated (`rm --no-preserve-root`)
+    noneg: bool = False  # git refuses `--no-NAME` for it (`git tag --no-message`)
     second: str = ""  # the role of a second value word (`jq --arg NAME VALUE`), if any
 
     @property

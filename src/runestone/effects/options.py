@@ -43,32 +43,39 @@ class OptionTable:
             for option in self.by_name.values()
         )
 
-    def long(self, name: str) -> tuple[OptionSpec | None, bool, str]:
+    def long(self, name: str, with_value: bool = False) -> tuple[OptionSpec | None, bool, str]:
         """The option a long name or an unambiguous prefix of one names.
 
-        Returns (spec, negated, problem); problem is "" when found."""
+        Returns (spec, negated, problem); problem is "" when found. With git's
+        parse-options (`negatable`), `--no-X` also names the negation of `--X` unless
+        `--no-X` is an option of its own, and a value (`--no-c=HEAD`) rules negations out,
+        since a negation takes none."""
         exact = self.by_name.get(name)
         if exact is not None:
             return exact, False, ""
-        negated = False
-        if self.negatable and name.startswith("--no-"):
-            positive = "--" + name[5:]
-            exact = self.by_name.get(positive)
-            if exact is not None:
+        if self.negatable and name.startswith("--no-") and not with_value:
+            exact = self.by_name.get("--" + name[5:])
+            if exact is not None and not exact.noneg:
                 return exact, True, ""
+        if self.negatable and "--no-".startswith(name) and len(name) > 2:
+            # `--no` could begin `--no-` and so the negation of any option: ambiguous.
+            return None, False, f"ambiguous option {name}"
         candidates: dict[int, tuple[OptionSpec, bool]] = {}
         for known in self.longs:
             if known.startswith(name):
                 spec = self.by_name[known]
                 candidates[id(spec)] = (spec, False)
-        if self.negatable and name.startswith("--no-"):
+        if self.negatable and name.startswith("--no-") and not with_value:
             positive = "--" + name[5:]
             for known in self.longs:
-                if known.startswith(positive):
+                if known.startswith(positive) and "--no-" + known[2:] not in self.by_name:
                     spec = self.by_name[known]
-                    candidates.setdefault(id(spec), (spec, True))
+                    if not spec.noneg:
+                        candidates.setdefault(id(spec), (spec, True))
         if len(candidates) == 1:
             spec, negated = next(iter(candidates.values()))
+            if spec.exact:
+                return None, False, f"{spec.canonical} may not be abbreviated ({name})"
             return spec, negated, ""
         if not candidates:
             return None, False, f"unknown option {name}"
@@ -188,7 +195,7 @@ def _long(words: Sequence[Word], i: int, table: OptionTable,
             "--" + name.lstrip("-")) or table.by_name.get("-" + name.lstrip("-"))
         negated, problem = False, "" if spec else f"unknown option {name}"
     else:
-        spec, negated, problem = table.long(name)
+        spec, negated, problem = table.long(name, with_value=bool(equals))
     if spec is None:
         return 1, [], problem
     value_word = Word(attached, word.raw, word.dynamic, word.glob) if equals else None

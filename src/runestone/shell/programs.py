@@ -348,7 +348,43 @@ def _source(name: str, args: list[Word]) -> Semantics:
 # --- shells and interpreters ----------------------------------------------------------------
 
 
+def _fish(name: str, args: list[Word]) -> Semantics:
+    """fish takes its command as the value of `-c` (`-c CMD`, `-cCMD`, `--command=CMD`), and
+    runs `--init-command`/`-C` too."""
+    semantics = Semantics(runs_file_operands=True)
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        value: Word | None = None
+        if text == "--":
+            i += 1
+            break
+        if not text.startswith("-") or text == "-":
+            break
+        for long in ("--command", "--init-command"):
+            if text.startswith(long + "="):
+                value = Word(text[len(long) + 1:], args[i].raw, args[i].dynamic)
+            elif text == long and i + 1 < len(args):
+                value = args[i + 1]
+                i += 1
+        if value is None and not text.startswith("--") and text[1:2] in ("c", "C"):
+            if len(text) > 2:
+                value = Word(text[2:], args[i].raw, args[i].dynamic)
+            elif i + 1 < len(args):
+                value = args[i + 1]
+                i += 1
+        if value is not None:
+            semantics.wrapper = True
+            semantics.nested.append(Nested(f"{name} -c", source=value))
+        i += 1
+    if not semantics.nested and i >= len(args):
+        semantics.stdin_language = "shell"
+    return semantics
+
+
 def _shell(name: str, args: list[Word]) -> Semantics:
+    if name == "fish":
+        return _fish(name, args)
     i = 0
     command_flag = False
     reads_stdin = False
