@@ -75,7 +75,10 @@ def test_separators_and_compound_forms(source, names):
     ("setsid rm x", ["rm", "x"], ("setsid",)),
     ("busybox rm x", ["rm", "x"], ("busybox",)),
     ("xargs -0 -n 1 rm", ["rm"], ("xargs",)),
-    ("find . -exec rm {} \\;", ["rm", "{}"], ("find -exec",)),
+    ("find . -exec rm {} \\;", ["rm", "./**/*"], ("find -exec",)),
+    ("find src -name '*.o' -exec rm {} +", ["rm", "src/**/*.o"], ("find -exec",)),
+    ("find / -maxdepth 0 -exec rm -rf {} \\;", ["rm", "-rf", "/"], ("find -exec",)),
+    ("find a b -exec rm {} \\;", ["rm", "{}"], ("find -exec",)),
     ("find . -execdir rm {} +", ["rm", "{}"], ("find -execdir",)),
     ("bash -c 'rm x'", ["rm", "x"], ("bash -c",)),
     ("sh -lc 'rm x'", ["rm", "x"], ("sh -c",)),
@@ -107,9 +110,17 @@ def test_command_v_does_not_run_the_command():
 
 
 def test_find_and_xargs_mark_added_arguments():
-    for source in ("find . -exec rm {} +", "ls | xargs rm"):
+    for source in ("find . -execdir rm {} +", "ls | xargs rm", "find a b -exec rm {} +"):
         inner = run(source).commands[-1]
         assert inner.name == "rm" and inner.extra_args
+
+
+def test_find_exec_substitutes_what_find_finds():
+    # One starting point and required tests: `{}` is a glob of the paths found, not an
+    # unknown (issue 17: `find / -exec rm -rf {} ;` is read as the `rm -rf /...` it is).
+    inner = run("find / -exec rm -rf {} +").commands[-1]
+    assert not inner.extra_args and inner.argv[-1].text == "/**/*" and inner.argv[-1].glob
+    assert run("find . -name x -o -name y -exec rm {} +").commands[-1].argv[-1].dynamic
 
 
 def test_redirections_are_file_accesses():

@@ -11,8 +11,10 @@ from typing import Any
 from runestone.actions import Action, ActionError, action_from_hook_json
 from runestone.actions.canonical import loads_finite
 from runestone.cli.common import gatekeeper_from_args
-from runestone.facts import derive_facts
+from runestone.facts import Facts, derive_facts
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
+from runestone.policy import CompiledPolicy, Decision
+from runestone.policy.engine import uncovered_detail
 
 
 def _decide_line(gatekeeper: Gatekeeper, data: Any) -> str:
@@ -66,6 +68,28 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def why_ask(policy: CompiledPolicy, facts: Facts, decision: Decision) -> str:
+    """One line: the part that was not understood, or the effect or rule that needs a
+    person."""
+    if facts.opaque:
+        item = facts.opaque[0]
+        return f"not understood: {item.reason} ({item.snippet})"
+    asked = [hit for hit in decision.hits if hit.rule.decision == "ask" and hit.certain]
+    if asked:
+        return f"rule {asked[0].rule.id}: {asked[0].rule.reason}"
+    uncertain = [hit for hit in decision.hits if not hit.certain]
+    if uncertain:
+        return (f"`{uncertain[0].part_label}` may be what rule {uncertain[0].rule.id} denies "
+                f"({uncertain[0].rule.reason}); only run time can tell")
+    covered = {hit.part_label for hit in decision.hits if hit.rule.decision == "allow"}
+    for part in facts.parts:
+        if part.label not in covered:
+            detail = uncovered_detail(policy, facts, part)
+            if detail:
+                return f"`{part.label}`: {detail}"
+    return "no rule allows it, and the policy's default is ask"
+
+
 def run_explain(args: argparse.Namespace) -> int:
     gatekeeper = gatekeeper_from_args(args)
     if gatekeeper is None:
@@ -98,6 +122,19 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"     program: {command.name or '(unknown)'}   cwd: {command.cwd or '(unknown)'}")
         if tags:
             print(f"     {'; '.join(tags)}")
+        reading = facts.reading(command)
+        if not command.name:
+            pass
+        elif not reading.understood:
+            print(f"     not understood: {reading.why}")
+        else:
+            if reading.canonical_line and reading.canonical_line != command.line():
+                print(f"     read as: {reading.canonical_line}")
+            effects = ", ".join(sorted(reading.effects)) or "none beyond its output"
+            print(f"     effects: {effects}")
+            for fact in facts.arg_paths(command):
+                where = fact.forms[-1] if fact.forms else f"{fact.raw} (known only at run time)"
+                print(f"     {fact.access}: {where}")
         for redirect in command.redirects:
             print(f"     {redirect.mode}s {redirect.target.text}  ({redirect.op})")
     if facts.opaque:
@@ -109,6 +146,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print("\nOpaque: nothing; every part was understood.")
     print(f"\nDecision: {decision.decision.upper()}")
     print(f"  reason: {decision.reason}")
+    if decision.decision == "ask":
+        print(f"  why a human: {why_ask(gatekeeper.policy, facts, decision)}")
     if decision.hits:
         print("  rules:")
         for hit in decision.hits:

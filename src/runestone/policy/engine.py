@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
+from runestone.actions.paths import is_within
 from runestone.facts import Facts, Part, derive_facts
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
 
@@ -220,14 +221,59 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             return make("allow", f"No rule matched {labels}{more}; the policy default is "
                         "allow.", allows)
         verb = "a human decides" if policy.default == "ask" else "so it is denied"
+        details = [d for d in (uncovered_detail(policy, facts, p) for p in uncovered[:3]) if d]
+        why = (": " + "; ".join(dict.fromkeys(details))) if details else ""
         return make(
             policy.default,
-            f"No rule allows {labels}{more}; the policy default is {policy.default}, {verb}.",
+            f"No rule allows {labels}{more}{why}. The policy default is {policy.default}, "
+            f"{verb}.",
             allows,
         )
 
     ids = _unique_ids(allows)
     return make("allow", f"Allowed by {', '.join(ids)}.", allows)
+
+
+def uncovered_detail(policy: CompiledPolicy, facts: Facts, part: Part) -> str:
+    """Why no allow rule covers a part, in a few words a person reads at a glance: what was
+    not understood, which of its effects no rule allows, or which path lies outside what
+    the rules allow."""
+    from runestone.effects import EFFECTS
+
+    if part.kind == "command" and part.command is not None:
+        reading = facts.reading(part.command)
+        if not reading.understood:
+            return f"not understood ({reading.why})"
+        allowed: set[str] = set()
+        for rule in policy.rules:
+            if rule.decision == "allow":
+                allowed.update(_strings(rule.spec.get("effects")))
+        extra = sorted(reading.effects - allowed)
+        if extra:
+            return "it " + ", ".join(EFFECTS[e] for e in extra if e in EFFECTS)
+        for fact in facts.arg_paths(part.command):
+            if fact.dynamic or not fact.forms:
+                return f"`{fact.raw}` is a path known only at run time"
+            if not any(is_within(form, facts.project) for form in fact.forms):
+                return f"it {_ACCESS_VERB.get(fact.access, 'uses')} {fact.forms[-1]}"
+        return ""
+    if part.path is not None:
+        if part.path.dynamic or not part.path.forms:
+            return f"`{part.path.raw}` is a path known only at run time"
+        return f"it {_ACCESS_VERB.get(part.path.access, 'uses')} {part.path.forms[-1]}"
+    return ""
+
+
+_ACCESS_VERB = {"read": "reads", "write": "writes", "edit": "edits", "delete": "deletes",
+                "list": "lists", "exec": "runs", "use": "uses", "arg": "names"}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
 
 
 def _inside(part: Part, wrappers: set[str]) -> bool:

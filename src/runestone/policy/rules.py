@@ -287,10 +287,27 @@ def _path_contains(fact: PathFact, dirs: list[str]) -> Tri:
     if fact.dynamic or not fact.forms:
         return None
     for form in fact.forms:
-        base = glob_base(form) if fact.glob else form
-        if any(is_within(d, base) for d in dirs):
+        if fact.glob:
+            if any(_glob_may_contain(form, d) for d in dirs):
+                return True
+        elif any(is_within(d, form) for d in dirs):
             return True
     return False
+
+
+def _glob_may_contain(pattern: str, directory: str) -> bool:
+    """Could deleting what `pattern` expands to delete `directory`? Yes when an expansion
+    may be the directory or one of its ancestors, or when the pattern takes every name
+    (`~/*`, `/**`) below one of them. `./**/*.pyc` takes only `.pyc` names: not `.git`."""
+    candidates = [directory]
+    while candidates[-1] != "/":
+        candidates.append(posixpath.dirname(candidates[-1]))
+    regex = glob_as_regex(pattern)
+    if any(regex.fullmatch(candidate) for candidate in candidates):
+        return True
+    last = pattern.rstrip("/").rsplit("/", 1)[-1]
+    every_name = last.strip("*") == "" or last in ("?*", "*?")
+    return every_name and is_within(directory, glob_base(pattern))
 
 
 def _domain_matches(url: UrlFact, patterns: tuple[str, ...]) -> bool:

@@ -274,8 +274,57 @@ def _placeholder(word: Word, marker: str | None) -> Word:
     return word
 
 
+# find's expression words after which the paths it finds are not filtered by every test.
+_FIND_BRANCHING = frozenset({"-o", "-or", ",", "!", "-not", "(", ")", "-prune"})
+_FIND_LEADING = frozenset({"-H", "-L", "-P"})
+
+
+def find_matches(args: Sequence[Word]) -> str | None:
+    """A glob of the paths `find ARGS` finds, when the words say it: one starting point
+    known now, and tests that are all required (no `-o`, `!`, `-prune`). `find src -name
+    '*.py'` finds `src/**/*.py`; with `-maxdepth 0`, only `src` itself. None when unknown.
+    """
+    i = 0
+    while i < len(args) and (args[i].text in _FIND_LEADING or args[i].text.startswith("-O")):
+        i += 1
+    roots = []
+    while i < len(args) and not (args[i].text.startswith("-") or args[i].text in
+                                 ("(", "!", ",")):
+        roots.append(args[i])
+        i += 1
+    if len(roots) > 1 or any(r.dynamic or r.glob for r in roots):
+        return None
+    root = (roots[0].text if roots else ".").rstrip("/") or "/"
+    names: list[str] = []
+    shallow = False
+    while i < len(args):
+        text = args[i].text
+        if text in _FIND_BRANCHING or args[i].dynamic:
+            return None
+        following = args[i + 1] if i + 1 < len(args) else None
+        if text in ("-exec", "-execdir", "-ok", "-okdir"):
+            while i < len(args) and args[i].text not in (";", "+"):
+                i += 1
+        elif text == "-name" and following is not None:
+            if following.dynamic or "/" in following.text:
+                return None
+            names.append(following.text)
+            i += 1
+        elif text == "-maxdepth" and following is not None:
+            shallow = following.text == "0"
+            i += 1
+        i += 1
+    if shallow:
+        return root
+    tail = names[0] if len(names) == 1 else "*"
+    return f"{root}/**/{tail}" if root != "/" else f"/**/{tail}"
+
+
 def _find(name: str, args: list[Word]) -> Semantics:
+    """`-exec CMD {} ;` runs CMD on each path found: `{}` stands for those paths (a glob of
+    them when the expression says, else a value known only at run time)."""
     semantics = Semantics()
+    matches = find_matches(args)
     i = 0
     while i < len(args):
         text = args[i].text
@@ -283,14 +332,25 @@ def _find(name: str, args: list[Word]) -> Semantics:
             end = i + 1
             while end < len(args) and args[end].text not in (";", "+"):
                 end += 1
-            inner = tuple(_placeholder(w, "{}") for w in args[i + 1:end])
+            if matches is not None and text in ("-exec", "-ok"):
+                inner = tuple(_found_paths(w, matches) for w in args[i + 1:end])
+                extra = False
+            else:  # -execdir runs in each file's own directory: `{}` is only known then
+                inner = tuple(_placeholder(w, "{}") for w in args[i + 1:end])
+                extra = True
             if inner:
-                semantics.nested.append(Nested(f"find {text}", argv=inner, extra_args=True))
+                semantics.nested.append(Nested(f"find {text}", argv=inner, extra_args=extra))
             i = end + 1
         else:
             i += 1
     semantics.wrapper = bool(semantics.nested)
     return semantics
+
+
+def _found_paths(word: Word, matches: str) -> Word:
+    if "{}" not in word.text:
+        return word
+    return Word(word.text.replace("{}", matches), word.raw, word.dynamic, glob=True)
 
 
 def _busybox(name: str, args: list[Word]) -> Semantics:

@@ -16,6 +16,7 @@ from runestone.effects.catalogue import Catalogue
 from runestone.effects.model import CommandSpec, OptionSpec
 from runestone.effects.reader import Collector
 from runestone.shell.model import SimpleCommand, Word
+from runestone.shell.programs import find_matches
 
 _NO_ARGUMENT = frozenset({
     "-depth", "-d", "-xdev", "-mount", "-noleaf", "-ignore_readdir_race",
@@ -112,9 +113,15 @@ def read_find(spec: CommandSpec, words: Sequence[Word], collector: Collector,
             continue
         collector.fail(f"`find {text}` is not an expression Runestone understands")
         return
+    matches = find_matches(words)
     for root in roots or [Word(".", ".")]:
         collector.positionals.append(root.text)
-        collector.path(root, "delete" if deletes else "list", recursive=True)
+        collector.path(root, "list", recursive=True)
+        if deletes:
+            # What -delete removes is what the expression finds: `find . -name '*.pyc'
+            # -delete` removes `./**/*.pyc`; when the words do not say, everything below.
+            target = Word(matches, matches, glob=True) if matches else root
+            collector.path(target, "delete", recursive=True)
         if plain and not root.dynamic and "/" not in "".join(names):
             # It prints the paths it finds: under each root, named as -name says.
             base = root.text.rstrip("/") or "/"
