@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from clihelp import run_cli
 from runestone.corpus import run_corpus
 
@@ -21,6 +23,15 @@ def test_corpus_expectations_hold(corpus_dir):
     allowed, wanted = report.allow_share("real-agents.jsonl")
     if wanted:
         assert allowed / wanted >= 0.97, f"real-agents.jsonl: {allowed}/{wanted} allowed"
+
+
+def test_the_projects_own_corpus_holds():
+    """Everyday work written apart from the shared corpus, and attacks on the effect model."""
+    report = run_corpus(Path(__file__).parent / "corpus")
+    failures = [f"{r.case_id} {r.summary}: {r.failure}" for r in report.failures()]
+    assert not failures, "\n".join(failures)
+    allowed, wanted = report.allow_share()
+    assert wanted > 100 and allowed / wanted >= 0.97, f"{allowed}/{wanted} allowed"
 
 
 def test_corpus_command_prints_the_table(corpus_dir):

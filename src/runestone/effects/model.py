@@ -51,13 +51,16 @@ EFFECTS: dict[str, str] = {
 PATH_ROLES = frozenset({"read", "write", "edit", "delete", "list", "exec", "use", "chdir"})
 # `use`: the program uses the file without revealing it (`ssh -i KEY` authenticates with it).
 # `chdir`: the command works in that directory (`make -C DIR`, `git -C DIR`).
-OTHER_ROLES = frozenset({"value", "url", "data", "code", "any", "command", "remote"})
+OTHER_ROLES = frozenset({"value", "url", "data", "code", "any", "command", "remote",
+                         "revpath"})
 # `data`: a value, or a file to read when it starts with `@` (`curl -d @body.json`).
 # `code`: program text run by the command (an awk program, `python -c`): never understood
 #   here; the shell analyzer follows what it can and marks the rest.
 # `any`: unknown; kept as a possible path of any access (`arg`).
 # `command`: the rest of the words are another command (a wrapper); the analyzer runs it.
 # `remote`: a version-control remote: a configured name, or a URL (which is the network).
+# `revpath`: a revision, or `REV:PATH`, a file's content at a revision (`git show HEAD:.env`
+#   reads .env as it was committed).
 ROLES = PATH_ROLES | OTHER_ROLES
 ROLE_ACCESS = {"read": "read", "write": "write", "edit": "edit", "delete": "delete",
                "list": "list", "exec": "exec", "use": "use", "chdir": "list"}
@@ -113,7 +116,7 @@ class CommandSpec(NamedTuple):
     global_options: tuple[OptionSpec, ...]  # valid here and in every subcommand below
     reader: str  # the name of a special reader (`find`, `sed`, `tar`...), or ""
     subcommand_optional: bool = False
-    lenient: bool = False  # unknown options are operands (`echo -x` prints `-x`)
+    lenient: bool = False  # options it does not list are harmless flags (`echo -x`)
     cwd_access: str = ""  # how it uses its working directory (git: the repository there)
     summary: str = ""
 

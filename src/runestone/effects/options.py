@@ -172,7 +172,8 @@ def parse(words: Sequence[Word], table: OptionTable, style: str, *,
                 second_values.append((spec, extra))
                 consumed += 1
         if err and table.lenient:
-            operands.append(word)  # `echo -x` prints `-x`
+            # A program whose table says its options cannot name files or run code: an
+            # option it does not list is one more harmless flag (`echo -x` prints `-x`).
             i += 1
             continue
         if err:

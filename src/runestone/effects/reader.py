@@ -74,6 +74,10 @@ class Collector:
         elif role == "url":
             self.urls.append(word)
             self.effects.add("network")
+        elif role == "revpath":
+            _revision, colon, path = word.text.partition(":")
+            if colon and path and not word.text.startswith(":/"):
+                self.path(Word(path, word.raw, word.dynamic, word.glob), "read")
         elif role == "remote":
             if word.dynamic or "://" in word.text or _SCP_LIKE.match(word.text):
                 self.urls.append(word)
@@ -211,6 +215,9 @@ def read_with_spec(command: SimpleCommand, spec: CommandSpec, catalogue: Catalog
                 collector.fail(parsed.problem)
                 return collector.reading(spec, name)
             if child is None:
+                if not parsed.operands and any(o.only for o, _, n in parsed.options
+                                               if not n):
+                    return collector.reading(spec, name)  # `npm -v`, `git --help`
                 if not parsed.operands:
                     collector.fail(f"`{' '.join(spec.path)}` needs a subcommand")
                 else:
