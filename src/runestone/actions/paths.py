@@ -13,6 +13,8 @@ import os
 import posixpath
 from typing import NamedTuple
 
+from runestone.actions.winpaths import is_windows_place, windows_forms
+
 
 class PathFact(NamedTuple):
     """One path an action touches.
@@ -29,6 +31,11 @@ class PathFact(NamedTuple):
     glob: bool = False
 
 
+def _windows(cwd: str | None, home: str) -> bool:
+    """Windows rules apply when the cwd is a Windows place (or, with no cwd, the home)."""
+    return is_windows_place(cwd) if cwd else is_windows_place(home)
+
+
 def default_home() -> str:
     return os.environ.get("HOME") or "/"
 
@@ -38,7 +45,13 @@ def resolve_path(raw: str, cwd: str | None, home: str) -> str | None:
 
     `~`, `~/x`, `$HOME`, `${HOME}` expand to `home`; `file://` URLs give their path.
     `..` is resolved lexically (bash resolves `cd ..` the same way by default).
+    Against a Windows cwd (or, with no cwd, a Windows home) the path is read as Windows
+    reads it and given its canonical form (runestone.actions.winpaths); where it has two
+    readings, this is the first (the one `cd` follows).
     """
+    if _windows(cwd, home):
+        forms, _ = windows_forms(raw, cwd, home)
+        return forms[0] if forms else None
     path = raw
     if path.startswith("file://"):
         path = path[len("file://"):]
@@ -79,6 +92,11 @@ def path_fact(
     """Place `raw` and collect its forms (lexical, and real when a symlink makes it differ)."""
     if dynamic:
         return PathFact(raw, (), access, dynamic=True, glob=glob)
+    if _windows(cwd, home):
+        # Every reading is a form: a deny fires on any, an allow must hold for all. No
+        # symlinks are followed: the files are on another machine.
+        forms, pattern = windows_forms(raw, cwd, home)
+        return PathFact(raw, forms, access, glob=glob or pattern)
     absolute = resolve_path(raw, cwd, home)
     if absolute is None:
         return PathFact(raw, (), access, glob=glob)
