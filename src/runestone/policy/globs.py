@@ -19,6 +19,14 @@ import re
 import sys
 from functools import lru_cache
 
+from runestone.actions.winpaths import (
+    canonical,
+    is_windows_pattern,
+    is_windows_place,
+    native,
+    windows_pattern,
+)
+
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -56,10 +64,31 @@ def runestone_places() -> dict[str, str]:
 
 
 def expand_anchor(pattern: str, project: str, home: str) -> str:
-    """Turn an anchored pattern into an absolute one (still possibly containing globs)."""
+    """Turn an anchored pattern into an absolute one (still possibly containing globs).
+
+    For a Windows project or home the pattern may be written the Windows way
+    (`C:\\Windows\\**`, `%APPDATA%\\gh\\**`, `~\\.ssh\\id_*`); it is expanded to the
+    canonical lower-case form paths take there (runestone.actions.winpaths). A pattern
+    written only for Windows names nothing in a POSIX place."""
     if pattern.startswith("{runestone-"):
         anchor, brace, rest = pattern.partition("}")
         pattern = runestone_places().get(anchor + brace, "/\0unknown") + rest
+    windows = is_windows_place(project) or is_windows_place(home)
+    if windows:
+        pattern = windows_pattern(pattern, project, home)
+        project = canonical(native(project)) or project
+        home = canonical(native(home)) or home
+    elif is_windows_pattern(pattern):
+        return _NOWHERE
+    expanded = _expand_posix(pattern, project, home)
+    return expanded.lower() if windows else expanded
+
+
+# A path no file has: what a Windows-only pattern names on Linux or macOS.
+_NOWHERE = "/\0windows-only"
+
+
+def _expand_posix(pattern: str, project: str, home: str) -> str:
     if pattern.startswith("{project}"):
         expanded = project + pattern[len("{project}"):]
     elif pattern.startswith("{home}"):
@@ -74,8 +103,11 @@ def expand_anchor(pattern: str, project: str, home: str) -> str:
         expanded = "**/" + pattern
     else:
         expanded = project + "/" + pattern
+    unc = expanded.startswith("//") and not expanded.startswith("///")
     while "//" in expanded:
         expanded = expanded.replace("//", "/")
+    if unc:
+        expanded = "/" + expanded  # a Windows share keeps its leading `//`
     if len(expanded) > 1 and expanded.endswith("/"):
         expanded = expanded[:-1]
     return expanded

@@ -312,8 +312,9 @@ def _glob_may_contain(pattern: str, directory: str) -> bool:
     may be the directory or one of its ancestors, or when the pattern takes every name
     (`~/*`, `/**`) below one of them. `./**/*.pyc` takes only `.pyc` names: not `.git`."""
     candidates = [directory]
-    while candidates[-1] != "/":
-        candidates.append(posixpath.dirname(candidates[-1]))
+    while (parent := posixpath.dirname(candidates[-1])) != candidates[-1]:
+        # Stops at `/`, and at a Windows share's `//` (whose parent is itself).
+        candidates.append(parent)
     regex = glob_as_regex(pattern)
     if any(regex.fullmatch(candidate) for candidate in candidates):
         return True
