@@ -118,23 +118,54 @@ def real_path(path: str) -> str:
 
     On Linux the kernel resolves an existing path: open it with O_PATH and read its name back
     from /proc (three system calls instead of one `lstat` per component). A path that does
-    not exist, or a system without /proc, takes the portable route.
+    not exist (a file about to be written, or a path named on another machine) is resolved
+    the same way up to its deepest existing directory, with the missing rest appended: that
+    rest holds no symlink, since its first component is checked to be absent, not a dangling
+    link. Anything odd (a dangling link, `.` or `..` after a missing component, a loop, no
+    permission, no /proc) takes the portable route.
     """
     if not (_HAVE_PROC and _O_PATH):
         return _portable_realpath(path)
     try:
-        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        return _kernel_resolved(path)
+    except FileNotFoundError:
+        pass
     except (OSError, ValueError):
-        # Missing (perhaps below a dangling symlink) or odd: the portable route resolves
-        # what exists and keeps the rest.
         return _portable_realpath(path)
+    if not path.startswith("/") or "/./" in path + "/" or "/../" in path + "/" \
+            or "//" in path:
+        return _portable_realpath(path)
+    head = path.rstrip("/")
+    missing = ""
+    while head:
+        head, _, name = head.rpartition("/")
+        missing = name + "/" + missing if missing else name
+        try:
+            resolved = _kernel_resolved(head or "/")
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return _portable_realpath(path)
+        first = missing.partition("/")[0]
+        try:
+            os.lstat((head or "") + "/" + first)
+        except FileNotFoundError:
+            return resolved.rstrip("/") + "/" + missing
+        except (OSError, ValueError):
+            pass
+        return _portable_realpath(path)  # it exists: a dangling link, or unreadable
+    return _portable_realpath(path)
+
+
+def _kernel_resolved(path: str) -> str:
+    fd = os.open(path, _O_PATH | os.O_CLOEXEC)
     try:
         resolved = os.readlink(_PROC_FD + str(fd))
-    except OSError:
-        return _portable_realpath(path)
     finally:
         os.close(fd)
-    return resolved if resolved.startswith("/") else _portable_realpath(path)
+    if not resolved.startswith("/"):
+        raise OSError(f"not a path: {resolved!r}")  # e.g. an anonymous inode
+    return resolved
 
 
 def _portable_realpath(path: str) -> str:

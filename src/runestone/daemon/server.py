@@ -233,7 +233,7 @@ class Daemon:
         try:
             reply = handle_hook(self.gatekeeper, adapter, body, self.links)
         except Exception as exc:  # an HTTP hook reads a dropped connection as "proceed"
-            reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+            reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", body)
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:
