@@ -183,7 +183,8 @@ def test_reasons_show_windows_paths_the_windows_way() -> None:
      "//./registry/hkcu/software/microsoft/windows/currentversion/run"),
     ("Registry::HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
      "//./registry/hkcu/software/microsoft/windows/currentversion/run"),
-    ("hklm:\\SYSTEM\\CurrentControlSet\\Services", "//./registry/hklm/system/currentcontrolset/services"),
+    ("hklm:\\SYSTEM\\CurrentControlSet\\Services",
+     "//./registry/hklm/system/currentcontrolset/services"),
     ("Env:\\PATH", "//./psdrive/env/path"),
     ("Microsoft.PowerShell.Core\\FileSystem::d:\\proj\\a.ts", "/d:/proj/a.ts"),
 ])
