@@ -186,8 +186,11 @@ def _general_path(form: str, fact: PathFact, facts: Facts) -> str:
     directory = form if fact.access == "list" or fact.glob else posixpath.dirname(form)
     home = posixpath.normpath(facts.home) if facts.home else ""
     if home and home != "/" and is_within(form, home):
+        if fact.glob and directory == home:
+            raise NoRule(f"`{fact.raw}` is a pattern over the whole home; a rule would cover "
+                         "everything there")
         if directory == home or not is_within(directory, home):
-            return _anchored(form, home) if form != home else "~"
+            return _anchored(form, home) if form != home else "{home}"
         return _anchored(directory, home) + "/**"
     for temp in TEMP_DIRS:
         if is_within(form, temp):
