@@ -94,6 +94,37 @@ def verify_figures(root: Path, sizes: list[int]) -> None:
               f"({verify_s / base_s:.1f}x time)")
 
 
+def threaded(directory: Path, threads: int, each: int, raw: bool) -> float:
+    """Appends per second from `threads` threads of one process (the daemon's case): through
+    the audit log (group commit), or raw write + fsync of a line of the same size."""
+    import threading
+
+    from runestone.audit import AuditLog
+
+    directory.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(directory, "rt_bench")
+    line = b'{"kind":"note","pad":"' + b"x" * 300 + b'"}\n'
+
+    def work() -> None:
+        if raw:
+            fd = os.open(directory / "raw.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            for _ in range(each):
+                os.write(fd, line)
+                os.fsync(fd)
+            os.close(fd)
+        else:
+            for i in range(each):
+                log.append([{"kind": "note", "i": i, "pad": "x" * 300}])
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return threads * each / (time.perf_counter() - start)
+
+
 def appends_per_second(directory: Path, count: int) -> float:
     from runestone.audit import AuditLog
 
@@ -144,6 +175,14 @@ def main() -> None:
         print("durable appends per second (write + fsync each)")
         print(f"  1 process            {one:10.0f} /s")
         print(f"  {args.processes} processes          {many:10.0f} /s  (one shared log, flock)")
+        print("durable appends per second, threads of one process (group commit) beside raw "
+              "write + fsync on the same disk")
+        for count in (1, 8):
+            each = max(1, args.appends // count)
+            raw = threaded(root / f"raw-{count}", count, each, raw=True)
+            ours = threaded(root / f"log-{count}", count, each, raw=False)
+            print(f"  {count} writer{'s' if count > 1 else ' '}            {ours:10.0f} /s   raw "
+                  f"write+fsync {raw:8.0f} /s   ({ours / raw:.2f}x)")
 
         layout = Layout(root / "home", root / "home" / "state")
         os.environ["RUNESTONE_HOME"] = str(root / "home")
