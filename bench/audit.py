@@ -4,7 +4,12 @@
     8 concurrent processes sharing one log;
   - decision latency with the audit write included vs without, over the same actions.
 
+  - `audit verify` time and peak memory (the child process's max RSS) at each size of
+    --verify-sizes, beside a baseline in the same run: a child that only reads every line
+    of the same segments and parses it as JSON (the floor for any JSON-lines verifier).
+
 Usage: python bench/audit.py [--appends 400] [--processes 8] [--decisions 300]
+                             [--verify-sizes 10000,100000,1000000]
 """
 
 from __future__ import annotations
@@ -42,6 +47,84 @@ ACTIONS = [
 ]
 
 
+VERIFY = textwrap.dedent("""
+    import resource, sys, time
+    from pathlib import Path
+    start = time.perf_counter()
+    if sys.argv[1] == "verify":
+        from runestone.audit import verify_log
+        report = verify_log(Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+        assert report.ok, report.problem
+    else:
+        import json
+        for path in sorted(Path(sys.argv[2]).glob("segment-*.jsonl")):
+            with open(path, "rb") as file:
+                for line in file:
+                    json.loads(line)
+    seconds = time.perf_counter() - start
+    print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+def verify_figures(root: Path, sizes: list[int]) -> None:
+    from runestone.audit import AuditLog
+    from runestone.audit.checkpoint import Signer
+
+    layout = Layout(root / "verify-home", root / "verify-home" / "state")
+    identity = create_identity(layout)
+    print("audit verify: whole chain, time and peak memory (max RSS of the process)")
+    for size in sizes:
+        directory = root / f"verify-{size}"
+        log = AuditLog(directory, identity.runtime_id, signer=Signer(layout.private_key_file))
+        for start in range(0, size, 5000):
+            log.append([{"kind": "decision", "i": i, "tool": "Bash", "decision": "allow",
+                         "summary": "git status " + "x" * 150}
+                        for i in range(start, min(size, start + 5000))])
+        log.checkpoint()
+        log.close()
+        figures = {}
+        for mode in ("baseline", "verify"):
+            out = subprocess.run([sys.executable, "-c", VERIFY, mode, str(directory),
+                                  identity.runtime_id, identity.public_key],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            figures[mode] = (float(out[0]), int(out[1]) / 1024)
+        (base_s, base_mb), (verify_s, verify_mb) = figures["baseline"], figures["verify"]
+        print(f"  {size:>9,} entries   verify {verify_s:7.2f} s {verify_mb:6.1f} MiB   "
+              f"baseline (read + parse) {base_s:7.2f} s {base_mb:6.1f} MiB   "
+              f"({verify_s / base_s:.1f}x time)")
+
+
+def threaded(directory: Path, threads: int, each: int, raw: bool) -> float:
+    """Appends per second from `threads` threads of one process (the daemon's case): through
+    the audit log (group commit), or raw write + fsync of a line of the same size."""
+    import threading
+
+    from runestone.audit import AuditLog
+
+    directory.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(directory, "rt_bench")
+    line = b'{"kind":"note","pad":"' + b"x" * 300 + b'"}\n'
+
+    def work() -> None:
+        if raw:
+            fd = os.open(directory / "raw.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            for _ in range(each):
+                os.write(fd, line)
+                os.fsync(fd)
+            os.close(fd)
+        else:
+            for i in range(each):
+                log.append([{"kind": "note", "i": i, "pad": "x" * 300}])
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return threads * each / (time.perf_counter() - start)
+
+
 def appends_per_second(directory: Path, count: int) -> float:
     from runestone.audit import AuditLog
 
@@ -77,7 +160,13 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=400)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--decisions", type=int, default=300)
+    parser.add_argument("--verify-sizes", default="10000,100000,1000000")
+    parser.add_argument("--only-verify", action="store_true")
     args = parser.parse_args()
+    if args.only_verify:
+        with tempfile.TemporaryDirectory() as tmp:
+            verify_figures(Path(tmp), [int(n) for n in args.verify_sizes.split(",")])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         one = appends_per_second(root / "one", args.appends)
@@ -86,6 +175,14 @@ def main() -> None:
         print("durable appends per second (write + fsync each)")
         print(f"  1 process            {one:10.0f} /s")
         print(f"  {args.processes} processes          {many:10.0f} /s  (one shared log, flock)")
+        print("durable appends per second, threads of one process (group commit) beside raw "
+              "write + fsync on the same disk")
+        for count in (1, 8):
+            each = max(1, args.appends // count)
+            raw = threaded(root / f"raw-{count}", count, each, raw=True)
+            ours = threaded(root / f"log-{count}", count, each, raw=False)
+            print(f"  {count} writer{'s' if count > 1 else ' '}            {ours:10.0f} /s   raw "
+                  f"write+fsync {raw:8.0f} /s   ({ours / raw:.2f}x)")
 
         layout = Layout(root / "home", root / "home" / "state")
         os.environ["RUNESTONE_HOME"] = str(root / "home")
@@ -104,6 +201,7 @@ def main() -> None:
         print(f"  without audit        {median_without:10.1f} µs")
         print(f"  with audit (fsync)   {median_with:10.1f} µs   "
               f"(+{median_with - median_without:.1f} µs, {median_with / median_without:.1f}x)")
+        verify_figures(root, [int(n) for n in args.verify_sizes.split(",")])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@
     hooks): how much of the baseline is this machine's own start-up work, which a cold
     hook would otherwise pay for the stdlib modules it needs.
 
+The interpreter is a clean virtualenv's, built by the bench in a temporary directory (no
+site `.pth` files; the project and its dependencies reach it through PYTHONPATH, which runs
+no `.pth` either): the interpreter an installed hook runs under, not the machine's, whose
+site start-up may import certifi and more (55 ms for `python -c pass` in this sandbox).
+A command naming a URL is timed too (it needs the registrable domain).
+
 Each command run is interleaved with a bare-Python run, so a busy moment on the machine
 slows both alike.
 
@@ -29,6 +35,10 @@ import sys
 import tempfile
 import time
 
+URL_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
+              "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+              "tool_input": {"command": "curl -s https://api.github.com/repos/a/b"},
+              "tool_use_id": "toolu_bench_url"}
 ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
           "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
           "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
@@ -66,30 +76,44 @@ def http_latency(port: int, requests: int) -> list[float]:
     return samples
 
 
+def clean_interpreter(directory: str) -> tuple[str, str]:
+    """A fresh virtualenv's python, and the PYTHONPATH that gives it this project."""
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(directory)
+    python = os.path.join(directory, "bin", "python")
+    path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)
+                           and not p.startswith(sys.base_prefix))
+    return python, path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, RUNESTONE_HOME=home)
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as where:
+        python, path = clean_interpreter(where)
+        env = dict(os.environ, RUNESTONE_HOME=home, PYTHONPATH=path)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # a normal install runs from bytecode
-        subprocess.run([sys.executable, "-m", "runestone", "init"], env=env, check=True,
+        subprocess.run([python, "-m", "runestone", "init"], env=env, check=True,
                        capture_output=True)
-        hook = [sys.executable, "-m", "runestone", "hook", "claude-code"]
+        hook = [python, "-m", "runestone", "hook", "claude-code"]
         stdin = json.dumps(ACTION)
-        bare_python = ([sys.executable, "-c", "pass"], "")
-        interleaved([bare_python, (hook, stdin)], 2, env)  # warm caches and bytecode
-        bare, cold = interleaved([bare_python, (hook, stdin)], args.runs, env)
+        url_stdin = json.dumps(URL_ACTION)
+        bare_python = ([python, "-c", "pass"], "")
+        interleaved([bare_python, (hook, stdin), (hook, url_stdin)], 2, env)  # warm caches
+        bare, cold, cold_url = interleaved([bare_python, (hook, stdin), (hook, url_stdin)],
+                                           args.runs, env)
         # The same without `site`: no `.pth` start-up hooks (some machines, this sandbox
         # among them, import certifi and with it pathlib, re, tempfile... before any
         # script, which inflates the baseline). The path stays, through PYTHONPATH.
-        plain_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        plain = ([sys.executable, "-S", "-c", "pass"], "")
-        plain_hook = ([sys.executable, "-S", "-m", "runestone", "hook", "claude-code"], stdin)
+        plain_env = env
+        plain = ([python, "-S", "-c", "pass"], "")
+        plain_hook = ([python, "-S", "-m", "runestone", "hook", "claude-code"], stdin)
         interleaved([plain, plain_hook], 2, plain_env)
         bare_plain, cold_plain = interleaved([plain, plain_hook], args.runs, plain_env)
-        daemon = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
+        daemon = subprocess.Popen([python, "-m", "runestone", "daemon", "--port", "0"],
                                   env=env, stderr=subprocess.PIPE, text=True)
         try:
             port = int(re.search(r":(\d+) ", daemon.stderr.readline()).group(1))
@@ -101,9 +125,11 @@ def main() -> None:
             daemon.wait(timeout=10)
     print(f"command hooks, {args.runs} runs each, each run beside a `python -c pass` run; "
           f"HTTP, {args.requests} requests (medians)")
-    print(f"  {'python -c pass':38} {statistics.median(bare + bare_again):8.1f} ms")
+    print(f"  {'python -c pass (clean virtualenv)':38} "
+          f"{statistics.median(bare + bare_again):8.1f} ms")
     for label, samples, baseline, target in (
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
+            ("command hook naming a URL, no daemon", cold_url, bare, ""),
             ("command hook, through the daemon", via_daemon, bare_again, ""),
             ("without site: python -S -c pass", bare_plain, bare_plain, ""),
             ("without site: command hook, no daemon", cold_plain, bare_plain, "")):

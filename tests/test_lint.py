@@ -56,3 +56,25 @@ def test_a_cold_hook_deciding_a_plain_call_loads_only_what_it_needs(tmp_path):
                                 capture_output=True, text=True, check=True)
     assert '"allow"' in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_a_cold_hook_that_asks_loads_no_control_plane_client(tmp_path):
+    """A runtime that is not enrolled answers an ask without importing the control plane's
+    HTTP client (urllib.request and what it brings): ~25 ms of every asked hook."""
+    import json
+    import os
+
+    env = {**os.environ, "RUNESTONE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "runestone", "init"], env=env, check=True,
+                   capture_output=True)
+    code = ("import sys; from runestone.cli import main; main(['hook', 'claude-code']);"
+            "print(sorted(m for m in sys.modules if m in {'urllib.request',"
+            " 'runestone.remote.approvals', 'runestone.remote.client'}), file=sys.stderr)")
+    call = json.dumps({"session_id": "s", "cwd": str(tmp_path), "hook_event_name": "PreToolUse",
+                       "tool_name": "Bash", "tool_use_id": "toolu_1",
+                       "tool_input": {"command": "curl -s https://api.github.com/repos/a/b"}})
+    for _ in range(2):  # the first call fills the policy cache
+        result = subprocess.run([sys.executable, "-c", code], input=call, env=env,
+                                capture_output=True, text=True, check=True)
+    assert '"ask"' in result.stdout, result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr

@@ -22,6 +22,7 @@ from runestone.actions.tools import (
     urls_of,
 )
 from runestone.actions.urls import UrlFact, looks_like_url, url_fact
+from runestone.actions.winpaths import canonical, is_windows_place, native, windows_home
 from runestone.shell import analyze
 from runestone.shell.model import Opaque, ShellAnalysis, SimpleCommand, Word
 
@@ -228,6 +229,13 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
     """Analyse an action into the parts policy judges. Never raises on odd input."""
     home = home or os.environ.get("HOME") or "/"
     project = action.project
+    cwd = action.cwd or None
+    if is_windows_place(action.cwd) or is_windows_place(action.project_dir):
+        # A Windows action: its paths, project and home take Windows' canonical forms, by
+        # the action's own cwd, whatever machine this runs on.
+        home = canonical(windows_home(home, action.cwd, action.project_dir)) or "/c:"
+        project = canonical(native(project)) or project
+        cwd = canonical(native(cwd)) if cwd and is_windows_place(cwd) else project
     family = family_of(action.tool)
     parts: list[Part] = []
     opaque: tuple[Opaque, ...] = ()
@@ -241,7 +249,7 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
                 Opaque("no-command", "the shell tool call carries no command string", ""),
             )
         else:
-            shell = analyze(source, cwd=action.cwd or None, home=home)
+            shell = analyze(source, cwd=cwd, home=home)
             opaque = shell.opaque
             for command in shell.commands:
                 parts.append(Part("command", command.line(), command=command))
@@ -249,7 +257,7 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
     elif family in (Family.FILE_READ, Family.FILE_WRITE, Family.FILE_EDIT):
         targets = file_targets(action.tool, action.input)
         for raw, access in targets:
-            fact = path_fact(raw, action.cwd or None, home, access)
+            fact = path_fact(raw, cwd, home, access)
             parts.append(Part("file", f"{access} {raw}", path=fact))
         if not targets:
             parts.append(Part("tool", action.tool))

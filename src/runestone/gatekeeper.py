@@ -28,6 +28,7 @@ from runestone.policy import (
     Decision,
     EvalContext,
     PolicyCache,
+    PolicyError,
     evaluate,
     load_policy,
     load_preset,
@@ -42,6 +43,14 @@ APPROVAL_MODES = ("ask", "wait", "defer")
 DEFAULT_WAIT_SECONDS = 300.0
 NETWORK_FETCHERS = frozenset({"curl", "wget", "http", "https", "xh", "httpie", "aria2c", "lynx",
                               "w3m", "links"})
+
+
+def _cached_team_policy_refused(layout: Layout, policy_hash: str) -> str:
+    """Why the control plane's cached policy may not govern ('' when it may): it must be
+    the version the server signed (runestone.remote.pinned)."""
+    from runestone.remote import pinned
+
+    return pinned.mismatch(layout, policy_hash) if pinned.governs(layout) else ""
 
 
 class SessionState:
@@ -169,6 +178,9 @@ class Gatekeeper:
         elif layout.governing_policy_file().exists():
             # Enrolled: the last verified policy from the control plane governs.
             policy = load_policy(layout.governing_policy_file(), cache=cache)
+            refused = _cached_team_policy_refused(layout, policy.hash)
+            if refused:
+                raise PolicyError(refused)
         else:
             print(
                 f"runestone: no policy at {layout.policy_file}; using the 'default' preset "

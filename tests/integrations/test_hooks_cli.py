@@ -362,3 +362,98 @@ def test_copilot_payloads_not_shaped_like_results_are_decided(initialised, extra
     payload = {**COPILOT_SESSION, "toolArgs": json.dumps({"command": "rm -rf ~"}), **extra}
     answer = hook("copilot", payload)
     assert json.loads(answer.stdout)["permissionDecision"] == "deny"
+
+
+# Claude Code 2.1.332's own schema (the Zod object in the npm package's binary):
+# PostToolUseFailure sends tool_name, tool_input, tool_use_id, error, is_interrupt.
+CLAUDE_POST_FAILURE = {**CLAUDE_PRE, "hook_event_name": "PostToolUseFailure",
+                       "tool_input": {"command": "false"}, "error": "Exit code 1",
+                       "is_interrupt": False}
+
+
+@pytest.mark.parametrize("event", ["PreToolUse", "PermissionRequest", "PostToolUse",
+                                   "PostToolUseFailure"])
+def test_claude_code_failures_answer_in_the_failing_events_shape(initialised, event):
+    """A reply shaped for another event is refused by Claude Code (it then falls back to
+    its own prompt), so a failure answers in the shape of the event that failed."""
+    result = hook("claude-code", {**CLAUDE_PRE, "hook_event_name": event, "tool_name": 3})
+    assert result.returncode == 2 and "runestone:" in result.stderr
+    output = json.loads(result.stdout)
+    assert output["hookSpecificOutput"]["hookEventName"] == event
+    if event == "PermissionRequest":
+        assert output["hookSpecificOutput"]["decision"]["behavior"] == "deny"
+    elif event == "PreToolUse":
+        assert output["hookSpecificOutput"]["permissionDecision"] == "deny"
+    else:
+        assert output["decision"] == "block" and output["reason"].startswith("runestone:")
+
+
+def test_claude_code_post_tool_use_failure_is_a_result_entry(initialised):
+    hook("claude-code", {**CLAUDE_PRE, "tool_use_id": "toolu_fails",
+                         "tool_input": {"command": "false"}})
+    failed = hook("claude-code", {**CLAUDE_POST_FAILURE, "tool_use_id": "toolu_fails"})
+    assert failed.returncode == 0 and failed.stdout == "", failed.stderr
+    entries = _entries()
+    request_id = next(e["request_id"] for e in entries
+                      if e["kind"] == "request" and e.get("tool_use_id") == "toolu_fails")
+    result = next(e for e in entries if e["kind"] == "result" and e["call_id"] == "toolu_fails")
+    assert result["request_id"] == request_id and result["is_error"] is True
+
+
+def test_claude_install_blocks_on_failure_and_doctor_flags_what_fails_open(tmp_path,
+                                                                          initialised):
+    settings = tmp_path / "settings.json"
+    assert run_cli("install", "claude-code", "--settings", str(settings)).returncode == 0
+    installed = json.loads(settings.read_text())["hooks"]
+    assert set(installed) == {"PreToolUse", "PermissionRequest", "PostToolUse",
+                              "PostToolUseFailure"}
+    handlers = [h for groups in installed.values() for g in groups for h in g["hooks"]]
+    assert handlers and all(h["onFailure"] == "block" for h in handlers)
+    assert run_cli("doctor", "claude-code", "--settings", str(settings)).returncode == 0
+
+    # An install from before onFailure: doctor fails, and install again adds it.
+    for handler in handlers:
+        del handler["onFailure"]
+    settings.write_text(json.dumps({"hooks": installed}))
+    report = run_cli("doctor", "claude-code", "--settings", str(settings))
+    assert report.returncode == 1 and '"onFailure": "block"' in report.stdout
+    assert run_cli("install", "claude-code", "--settings", str(settings)).returncode == 0
+    assert run_cli("doctor", "claude-code", "--settings", str(settings)).returncode == 0
+
+    # The interpreter the hook names is gone (the host sees exit 127).
+    gone = json.loads(settings.read_text())
+    for groups in gone["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                handler["command"] = handler["command"].replace(
+                    json.dumps(os.sys.executable).strip('"'), "/nonexistent/python3")
+    settings.write_text(json.dumps(gone))
+    report = run_cli("doctor", "claude-code", "--settings", str(settings))
+    assert report.returncode == 1 and "/nonexistent/python3 does not exist" in report.stdout
+
+
+def test_claude_doctor_fails_when_the_http_hooks_daemon_is_down(tmp_path, initialised):
+    settings = tmp_path / "settings.json"
+    assert run_cli("install", "claude-code", "--http", "--port", "9", "--settings",
+                   str(settings)).returncode == 0
+    report = run_cli("doctor", "claude-code", "--settings", str(settings))
+    assert report.returncode == 1 and "daemon is down" in report.stdout
+    assert "blocks every call" in report.stdout
+
+
+CODEX_PERMISSION = {**CODEX_PRE, "hook_event_name": "PermissionRequest"}
+
+
+def test_codex_permission_request(initialised):
+    """codex-rs/hooks/src/events/permission_request.rs: allow, deny with a message, or no
+    decision (Codex asks its user); exit 2 with a reason on stderr denies."""
+    denied = hook("codex", with_command(CODEX_PERMISSION, "rm -rf ~"))
+    output = json.loads(denied.stdout)["hookSpecificOutput"]
+    assert output["hookEventName"] == "PermissionRequest"
+    assert output["decision"]["behavior"] == "deny" and output["decision"]["message"]
+    asked = hook("codex", with_command(CODEX_PERMISSION, "ssh prod-db uptime"))
+    assert asked.returncode == 0 and asked.stdout.strip() == ""
+    broken = hook("codex", {**CODEX_PERMISSION, "tool_name": 3})
+    assert broken.returncode == 2 and broken.stderr.strip()
+    assert json.loads(broken.stdout)["hookSpecificOutput"]["hookEventName"] == \
+        "PermissionRequest"

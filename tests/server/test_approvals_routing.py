@@ -692,3 +692,28 @@ def test_a_deleted_channel_is_forgotten_and_its_id_never_reaches_another_team(wo
         assert notified.detail["channels"] == [stays]
         assert notified.detail["errors"] == [f"no notification channel {theirs_id} in this team"]
     assert told == [stays]
+
+
+def test_a_vote_left_unsettled_by_a_crash_is_settled_by_the_worker(world):
+    """What a server killed between committing a vote and settling it leaves behind: the
+    vote that decides the request, and the request still pending. The worker decides it;
+    a vote short of the quorum is left pending."""
+    from runestone_server.approvals.models import ApprovalRequest, ApprovalVote
+    from runestone_server.approvals.unsettled import settle_unsettled
+
+    ops = world.group("ops", ["ops1", "ops2"])
+    world.route("ops-one", [(ops, 600, 1)], rules=["shell.network"])
+    approval = world.ask("prod", "req_crashed")
+    with world.app.state.db.sessions() as db:
+        db.add(ApprovalVote(org_id=db.get(ApprovalRequest, approval["id"]).org_id,
+                            approval_id=approval["id"], level=0, user_id=world.ids["ops1"],
+                            vote="approve", reason="fine", scope="once", minutes=0,
+                            created=datetime.now(UTC)))
+        db.commit()
+    assert world.poll("prod", "req_crashed").json()["state"] == "pending"
+    assert world.vote("ops1", approval["id"]).status_code == 409  # already voted
+    assert settle_unsettled(world.app.state.db) == 1
+    assert settle_unsettled(world.app.state.db) == 0
+    view = world.poll("prod", "req_crashed").json()
+    assert (view["state"], view["approvers"]) == ("approved", ["ops1"])
+    assert world.events("req_crashed")[-1] == "approval.decided"

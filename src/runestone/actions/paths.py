@@ -13,6 +13,8 @@ import os
 import posixpath
 from typing import NamedTuple
 
+from runestone.actions.winpaths import is_windows_place, windows_forms
+
 
 class PathFact(NamedTuple):
     """One path an action touches.
@@ -29,6 +31,11 @@ class PathFact(NamedTuple):
     glob: bool = False
 
 
+def _windows(cwd: str | None, home: str) -> bool:
+    """Windows rules apply when the cwd is a Windows place (or, with no cwd, the home)."""
+    return is_windows_place(cwd) if cwd else is_windows_place(home)
+
+
 def default_home() -> str:
     return os.environ.get("HOME") or "/"
 
@@ -38,7 +45,13 @@ def resolve_path(raw: str, cwd: str | None, home: str) -> str | None:
 
     `~`, `~/x`, `$HOME`, `${HOME}` expand to `home`; `file://` URLs give their path.
     `..` is resolved lexically (bash resolves `cd ..` the same way by default).
+    Against a Windows cwd (or, with no cwd, a Windows home) the path is read as Windows
+    reads it and given its canonical form (runestone.actions.winpaths); where it has two
+    readings, this is the first (the one `cd` follows).
     """
+    if _windows(cwd, home):
+        forms, _ = windows_forms(raw, cwd, home)
+        return forms[0] if forms else None
     path = raw
     if path.startswith("file://"):
         path = path[len("file://"):]
@@ -79,6 +92,11 @@ def path_fact(
     """Place `raw` and collect its forms (lexical, and real when a symlink makes it differ)."""
     if dynamic:
         return PathFact(raw, (), access, dynamic=True, glob=glob)
+    if _windows(cwd, home):
+        # Every reading is a form: a deny fires on any, an allow must hold for all. No
+        # symlinks are followed: the files are on another machine.
+        forms, pattern = windows_forms(raw, cwd, home)
+        return PathFact(raw, forms, access, glob=glob or pattern)
     absolute = resolve_path(raw, cwd, home)
     if absolute is None:
         return PathFact(raw, (), access, glob=glob)
@@ -100,23 +118,54 @@ def real_path(path: str) -> str:
 
     On Linux the kernel resolves an existing path: open it with O_PATH and read its name back
     from /proc (three system calls instead of one `lstat` per component). A path that does
-    not exist, or a system without /proc, takes the portable route.
+    not exist (a file about to be written, or a path named on another machine) is resolved
+    the same way up to its deepest existing directory, with the missing rest appended: that
+    rest holds no symlink, since its first component is checked to be absent, not a dangling
+    link. Anything odd (a dangling link, `.` or `..` after a missing component, a loop, no
+    permission, no /proc) takes the portable route.
     """
     if not (_HAVE_PROC and _O_PATH):
         return _portable_realpath(path)
     try:
-        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        return _kernel_resolved(path)
+    except FileNotFoundError:
+        pass
     except (OSError, ValueError):
-        # Missing (perhaps below a dangling symlink) or odd: the portable route resolves
-        # what exists and keeps the rest.
         return _portable_realpath(path)
+    if not path.startswith("/") or "/./" in path + "/" or "/../" in path + "/" \
+            or "//" in path:
+        return _portable_realpath(path)
+    head = path.rstrip("/")
+    missing = ""
+    while head:
+        head, _, name = head.rpartition("/")
+        missing = name + "/" + missing if missing else name
+        try:
+            resolved = _kernel_resolved(head or "/")
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return _portable_realpath(path)
+        first = missing.partition("/")[0]
+        try:
+            os.lstat((head or "") + "/" + first)
+        except FileNotFoundError:
+            return resolved.rstrip("/") + "/" + missing
+        except (OSError, ValueError):
+            pass
+        return _portable_realpath(path)  # it exists: a dangling link, or unreadable
+    return _portable_realpath(path)
+
+
+def _kernel_resolved(path: str) -> str:
+    fd = os.open(path, _O_PATH | os.O_CLOEXEC)
     try:
         resolved = os.readlink(_PROC_FD + str(fd))
-    except OSError:
-        return _portable_realpath(path)
     finally:
         os.close(fd)
-    return resolved if resolved.startswith("/") else _portable_realpath(path)
+    if not resolved.startswith("/"):
+        raise OSError(f"not a path: {resolved!r}")  # e.g. an anonymous inode
+    return resolved
 
 
 def _portable_realpath(path: str) -> str:

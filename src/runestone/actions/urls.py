@@ -116,17 +116,47 @@ def _address_kind(host: str) -> str:
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
-@lru_cache(maxsize=1)
-def _public_suffixes():
-    from publicsuffixlist import PublicSuffixList
+@lru_cache(maxsize=64)
+def _public_suffixes(tld: str):  # type: ignore[no-untyped-def]
+    """The Public Suffix List's rules for one top-level domain, or the whole list ("").
 
-    return PublicSuffixList()
+    Building the whole list costs about 100 ms (it parses and IDNA-encodes some 10,000
+    rules), paid by every cold hook on a command naming a URL. A rule can only apply to a
+    host that ends in the rule's own last label, so the library gets just the lines of the
+    host's top-level domain, found with plain substring searches: a few milliseconds. An
+    ASCII host with no punycode label needs no encoded forms of the rules (the encoded form
+    of a non-ASCII rule always holds `xn--`)."""
+    from publicsuffixlist import PSLFILE, PublicSuffixList
+
+    if not tld:
+        return PublicSuffixList()
+    text = _list_text(PSLFILE)
+    lines = []
+    for needle in ("\n" + tld + "\n", "." + tld + "\n", "\n!" + tld + "\n"):
+        at = text.find(needle)
+        while at >= 0:
+            start = text.rfind("\n", 0, at + 1) + 1
+            lines.append(text[start:at + len(needle) - 1])
+            at = text.find(needle, at + 1)
+    return PublicSuffixList(lines, accept_encoded_idn=False)
+
+
+@lru_cache(maxsize=1)
+def _list_text(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return "\n" + file.read() + "\n"
+
+
+def _suffix_list_for(host: str):  # type: ignore[no-untyped-def]
+    tld = host.rpartition(".")[2]
+    plain = host.isascii() and "xn--" not in host and tld.isalnum()
+    return _public_suffixes(tld if plain else "")
 
 
 @lru_cache(maxsize=4096)
 def registrable_domain(host: str) -> str:
     """`api.github.com` -> `github.com`, `a.b.co.uk` -> `b.co.uk` (Public Suffix List)."""
     try:
-        return _public_suffixes().privatesuffix(host) or host
+        return _suffix_list_for(host).privatesuffix(host) or host
     except Exception:
         return host

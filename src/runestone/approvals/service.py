@@ -118,6 +118,12 @@ class Approvals:
     def remote(self) -> ServerApprovals | None:
         """The control plane's approvals when this runtime is enrolled, else None."""
         if self._remote is False:
+            # Not enrolled (no remote.json, as `runestone.remote.client.remote_file` names
+            # it): say so without importing the HTTP client, urllib.request and OpenSSL,
+            # ~25 ms that every cold hook answering "ask" paid.
+            if not (self.layout.config_dir / "remote.json").exists():
+                self._remote = None
+                return None
             from runestone.remote.approvals import ServerApprovals
 
             self._remote = ServerApprovals.from_layout(self.layout)

@@ -59,6 +59,18 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+class _Batch:
+    """One caller's entries in a group write, and what became of them."""
+
+    __slots__ = ("done", "entries", "error", "sealed")
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+        self.sealed: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class Head(NamedTuple):
     segment: int
     seq: int
@@ -139,6 +151,8 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._lock_fd: int | None = None
         self._thread_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._pending: list[_Batch] = []  # batches waiting for the next group write
         # The head this process wrote last, with the segment's identity and size right after:
         # if the newest segment is still that file at that size, nobody appended since, and
         # the head need not be read back (what makes a long-lived daemon's append cheap).
@@ -221,35 +235,84 @@ class AuditLog:
     # --- appending ------------------------------------------------------------------------
 
     def append(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append entries as one durable write. Raises AuditWriteError when it cannot."""
+        """Append entries durably. Raises AuditWriteError when it cannot.
+
+        Group commit: threads of one process that append while another thread's write is
+        under way share the next write and fsync (as a database's log does). Each caller
+        returns only once its own entries are on disk, and a caller alone pays one write
+        and one fsync. A batch that cannot be sealed (an entry that is not JSON) fails
+        alone; a write that fails fails every batch in it."""
+        batch = _Batch(entries)
+        with self._queue_lock:
+            self._pending.append(batch)
+        with self._thread_lock:  # one writer at a time; whoever gets it writes for all
+            if not batch.done:
+                with self._queue_lock:
+                    group, self._pending = self._pending, []
+                self._commit(group)
+        if batch.error is not None:
+            raise batch.error
+        return batch.sealed
+
+    def _commit(self, group: list[_Batch]) -> None:
         try:
             with self._locked():
                 head, recoveries = self._read_head()
                 sealed: list[dict[str, Any]] = []
                 seq, prev = head.seq, head.hash
-                for entry in [*recoveries, *entries]:
-                    body = self.redactor.value(entry) if self.redactor else dict(entry)
-                    body.setdefault("time", now_rfc3339())
-                    body["runtime"] = self.runtime_id
-                    seq += 1
-                    item = seal(body, seq=seq, prev=prev)
-                    prev = item["hash"]
-                    sealed.append(item)
-                    if self.signer and seq % self.checkpoint_every == 0:
-                        seq += 1
-                        item = seal(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
-                        prev = item["hash"]
-                        sealed.append(item)
-                self._write(head.segment, b"".join(encode(e) for e in sealed), seq, prev)
-                self._after_write(sealed)
-                return sealed
-        except AuditWriteError:
+                for position, batch in enumerate(group):
+                    mark = (len(sealed), seq, prev)
+                    try:
+                        mine = [*recoveries, *batch.entries] if position == 0 else batch.entries
+                        for entry in mine:
+                            seq, prev = self._seal_one(entry, seq, prev, sealed)
+                    except Exception as exc:  # this batch only: not JSON, redaction failed
+                        del sealed[mark[0]:]
+                        _, seq, prev = mark
+                        batch.error = exc
+                        if position == 0 and recoveries:
+                            for entry in recoveries:
+                                seq, prev = self._seal_one(entry, seq, prev, sealed)
+                        continue
+                    batch.sealed = sealed[mark[0]:]
+                if sealed:
+                    self._write(head.segment, b"".join(encode(e) for e in sealed), seq, prev)
+                    self._after_write(sealed)
+        except AuditWriteError as exc:
             self._written = None
-            raise
+            for batch in group:
+                batch.error = batch.error or exc
         except OSError as exc:
             self._written = None
-            raise AuditWriteError(exc.errno, f"audit log not writable: {exc.strerror or exc}",
-                                  str(self.directory)) from exc
+            error = AuditWriteError(exc.errno, f"audit log not writable: {exc.strerror or exc}",
+                                    str(self.directory))
+            error.__cause__ = exc
+            for batch in group:
+                batch.error = batch.error or error
+        except BaseException as exc:
+            self._written = None
+            for batch in group:
+                batch.error = batch.error or exc
+            raise
+        finally:
+            for batch in group:
+                batch.done = True
+
+    def _seal_one(self, entry: dict[str, Any], seq: int, prev: str,
+                  sealed: list[dict[str, Any]]) -> tuple[int, str]:
+        body = self.redactor.value(entry) if self.redactor else dict(entry)
+        body.setdefault("time", now_rfc3339())
+        body["runtime"] = self.runtime_id
+        seq += 1
+        item = seal(body, seq=seq, prev=prev)
+        prev = item["hash"]
+        sealed.append(item)
+        if self.signer and seq % self.checkpoint_every == 0:
+            seq += 1
+            item = seal(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
+            prev = item["hash"]
+            sealed.append(item)
+        return seq, prev
 
     def checkpoint(self) -> dict[str, Any]:
         """Write a signed checkpoint of the current head now."""

@@ -52,57 +52,83 @@ def _check_checkpoint(record: Any, public_key: str, runtime_id: str) -> str:
     return ""
 
 
+def _latest_checkpoint(directory: Path) -> tuple[dict[str, Any] | None, str]:
+    """The signed latest checkpoint (checkpoint.json) and a problem with it, if any."""
+    latest = directory / "checkpoint.json"
+    if not latest.exists():
+        return None, ""
+    try:
+        record = json.loads(latest.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc})"
+    return record, ""
+
+
 def verify_log(directory: Path, runtime_id: str, public_key: str) -> VerifyReport:
+    """Walk the whole chain in constant memory: segments are read line by line, and of all
+    the hashes only the ones the latest checkpoint names are kept (an earlier version kept
+    every hash and read each segment whole: 81 MiB at 100k entries)."""
     report = VerifyReport()
     segments = list_segments(directory)
     report.segments = len(segments)
+    latest, latest_problem = _latest_checkpoint(directory)
+    try:
+        latest_seq = int(latest["seq"]) if isinstance(latest, dict) else -1
+    except (KeyError, ValueError, TypeError):
+        latest_seq = -1  # reported by _check_checkpoint below
+    latest_hash: str | None = None  # the log's hash at latest_seq
+    latest_entry_signature: str | None = None  # the checkpoint entry at latest_seq + 1
     expected_prev = genesis(runtime_id)
     expected_seq = 1
-    hashes_by_seq: dict[int, str] = {}
-    signed: dict[int, str] = {}  # seq of a checkpoint entry -> its signature
     for position, (number, path) in enumerate(segments):
         if number != position + 1:
             return report.fail(path.name, f"segment number {number}, expected {position + 1} "
                                "(a segment was removed)")
-        data = path.read_bytes()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline
-        for index, raw in enumerate(lines, start=1):
-            where = f"{path.name} line {index} (seq {expected_seq})"
-            try:
-                entry = json.loads(raw)
-            except ValueError as exc:
-                return report.fail(where, f"not valid JSON ({exc.msg})")
-            if not isinstance(entry, dict):
-                return report.fail(where, "not a JSON object")
-            found_hash = entry.get("hash")
-            if entry.get("seq") != expected_seq:
-                return report.fail(where, f"sequence: expected {expected_seq}, found "
-                                   f"{entry.get('seq')!r} (an entry was deleted, inserted or "
-                                   "moved)")
-            if entry.get("prev") != expected_prev:
-                return report.fail(where, f"chain link: expected prev {expected_prev[:16]}…, "
-                                   f"found {str(entry.get('prev'))[:16]}…")
-            computed = entry_hash(entry)
-            if found_hash != computed:
-                return report.fail(where, f"hash: computed {computed[:16]}…, entry says "
-                                   f"{str(found_hash)[:16]}… (the entry was altered)")
-            if entry.get("runtime") != runtime_id:
-                return report.fail(where, f"runtime: expected {runtime_id}, found "
-                                   f"{entry.get('runtime')!r}")
-            if entry.get("kind") == "checkpoint":
-                record = entry.get("checkpoint")
-                problem = _check_checkpoint(record, public_key, runtime_id)
-                if problem:
-                    return report.fail(where, problem)
-                if record["seq"] != expected_seq - 1 or record["hash"] != expected_prev:
-                    return report.fail(where, "checkpoint does not sign the entry before it")
-                report.checkpoints += 1
-                signed[expected_seq] = str(record["signature"])
-            hashes_by_seq[expected_seq] = computed
-            expected_prev = computed
-            expected_seq += 1
-            report.entries += 1
+        tail = b""
+        with open(path, "rb") as file:
+            for index, line in enumerate(file, start=1):
+                if not line.endswith(b"\n"):
+                    tail = line  # the last line, never finished
+                    break
+                raw = line[:-1]
+                where = f"{path.name} line {index} (seq {expected_seq})"
+                try:
+                    entry = json.loads(raw)
+                except ValueError as exc:
+                    return report.fail(where, f"not valid JSON ({exc.msg})")
+                if not isinstance(entry, dict):
+                    return report.fail(where, "not a JSON object")
+                found_hash = entry.get("hash")
+                if entry.get("seq") != expected_seq:
+                    return report.fail(where, f"sequence: expected {expected_seq}, found "
+                                       f"{entry.get('seq')!r} (an entry was deleted, inserted "
+                                       "or moved)")
+                if entry.get("prev") != expected_prev:
+                    return report.fail(where, f"chain link: expected prev "
+                                       f"{expected_prev[:16]}…, found "
+                                       f"{str(entry.get('prev'))[:16]}…")
+                computed = entry_hash(entry)
+                if found_hash != computed:
+                    return report.fail(where, f"hash: computed {computed[:16]}…, entry says "
+                                       f"{str(found_hash)[:16]}… (the entry was altered)")
+                if entry.get("runtime") != runtime_id:
+                    return report.fail(where, f"runtime: expected {runtime_id}, found "
+                                       f"{entry.get('runtime')!r}")
+                if entry.get("kind") == "checkpoint":
+                    record = entry.get("checkpoint")
+                    problem = _check_checkpoint(record, public_key, runtime_id)
+                    if problem:
+                        return report.fail(where, problem)
+                    if record["seq"] != expected_seq - 1 or record["hash"] != expected_prev:
+                        return report.fail(where, "checkpoint does not sign the entry before it")
+                    report.checkpoints += 1
+                    if expected_seq == latest_seq + 1:
+                        latest_entry_signature = str(record["signature"])
+                if expected_seq == latest_seq:
+                    latest_hash = computed
+                expected_prev = computed
+                expected_seq += 1
+                report.entries += 1
         if tail:
             if position != len(segments) - 1:
                 return report.fail(path.name, "an earlier segment ends in a torn line")
@@ -110,23 +136,21 @@ def verify_log(directory: Path, runtime_id: str, public_key: str) -> VerifyRepor
                                    "never acknowledged; the next append moves it aside")
     report.head_seq = expected_seq - 1
     report.head_hash = expected_prev
-    latest = directory / "checkpoint.json"
-    if latest.exists():
-        try:
-            record = json.loads(latest.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            return report.fail(latest.name, f"not valid JSON ({exc})")
-        problem = _check_checkpoint(record, public_key, runtime_id)
+    name = "checkpoint.json"
+    if latest_problem:
+        return report.fail(name, latest_problem)
+    if latest is not None:
+        problem = _check_checkpoint(latest, public_key, runtime_id)
         if problem:
-            return report.fail(latest.name, problem)
-        seq = int(record["seq"])
+            return report.fail(name, problem)
+        seq = int(latest["seq"])
         if seq > report.head_seq:
-            return report.fail(latest.name, f"the signed checkpoint is at seq {seq} but the log "
+            return report.fail(name, f"the signed checkpoint is at seq {seq} but the log "
                                f"ends at seq {report.head_seq} (entries were cut off the end)")
-        if hashes_by_seq.get(seq) != record["hash"]:
-            return report.fail(latest.name, f"the signed checkpoint's hash for seq {seq} does "
+        if latest_hash != latest["hash"]:
+            return report.fail(name, f"the signed checkpoint's hash for seq {seq} does "
                                "not match the log")
-        if signed.get(seq + 1) != record["signature"]:
-            return report.fail(latest.name, f"the checkpoint entry at seq {seq + 1} is missing "
+        if latest_entry_signature != latest["signature"]:
+            return report.fail(name, f"the checkpoint entry at seq {seq + 1} is missing "
                                "from the log (entries were cut off the end)")
     return report

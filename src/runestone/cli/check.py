@@ -10,6 +10,7 @@ from typing import Any
 
 from runestone.actions import Action, ActionError, action_from_hook_json
 from runestone.actions.canonical import loads_finite
+from runestone.actions.winpaths import shown
 from runestone.cli.common import gatekeeper_from_args
 from runestone.facts import Facts, derive_facts
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
@@ -133,7 +134,8 @@ def run_explain(args: argparse.Namespace) -> int:
             effects = ", ".join(sorted(reading.effects)) or "none beyond its output"
             print(f"     effects: {effects}")
             for fact in facts.arg_paths(command):
-                where = fact.forms[-1] if fact.forms else f"{fact.raw} (known only at run time)"
+                where = (shown(fact.forms[-1]) if fact.forms
+                         else f"{fact.raw} (known only at run time)")
                 print(f"     {fact.access}: {where}")
         for redirect in command.redirects:
             print(f"     {redirect.mode}s {redirect.target.text}  ({redirect.op})")

@@ -31,7 +31,7 @@ def run_hook(host_name: str) -> int:
         reply = _decide(host_name, body)
     except Exception as exc:  # the last line of defence: never exit in a way that passes
         reply = _adapter(host_name).failure(f"internal error ({type(exc).__name__}: {exc}); "
-                                            "denied")
+                                            "denied", body)
     return _emit(reply)
 
 
@@ -50,7 +50,7 @@ def _decide(host_name: str, body: str) -> Reply:
     try:
         answer = ask_daemon(daemon_socket(where), f"/hooks/{host_name}", body)
     except DaemonFailed as exc:
-        return _adapter(host_name).failure(f"{exc}; denied to be safe, retry the call")
+        return _adapter(host_name).failure(f"{exc}; denied to be safe, retry the call", body)
     if answer is not None:
         from runestone.integrations.reply import Reply as Answer
 
@@ -68,9 +68,10 @@ def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:
     try:
         gatekeeper = Gatekeeper.from_layout(where)
     except PolicyError as exc:
-        return adapter.failure(f"the policy cannot be loaded, nothing is allowed:\n{exc}")
+        return adapter.failure(f"the policy cannot be loaded, nothing is allowed:\n{exc}", body)
     except AuditWriteError as exc:
-        return adapter.failure(f"the audit log cannot be opened ({exc}); no audit, no allow")
+        return adapter.failure(f"the audit log cannot be opened ({exc}); no audit, no allow",
+                               body)
     return handle_hook(gatekeeper, adapter, body, CallLinks(where.state_dir / "calls"))
 
 

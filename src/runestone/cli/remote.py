@@ -55,6 +55,10 @@ def run_status() -> int:
               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state['fetched']))}")
     else:
         print("policy: none received yet (the local policy applies)")
+    if where.remote_policy_file.exists():
+        problem = client.cached_problem(where, config)
+        if problem:
+            print(f"POLICY REFUSED: {problem} Every action is denied until then.")
     if checked:
         print(f"last checked: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(checked))}"
               + (f" ({state['last_error']})" if state.get("last_error") else ""))

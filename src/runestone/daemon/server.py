@@ -188,6 +188,12 @@ class Daemon:
         assert self.policy_file is not None
         try:
             policy = load_policy(self.policy_file, cache=PolicyCache.of(self.layout))
+            if self.policy_file == self.layout.remote_policy_file:
+                from runestone.remote import pinned
+
+                refused = pinned.mismatch(self.layout, policy.hash)
+                if refused:
+                    raise PolicyError(refused)
         except (PolicyError, OSError) as exc:
             self.policy_error = str(exc)
             print(f"runestone daemon: the changed policy was REFUSED; still enforcing "
@@ -227,7 +233,7 @@ class Daemon:
         try:
             reply = handle_hook(self.gatekeeper, adapter, body, self.links)
         except Exception as exc:  # an HTTP hook reads a dropped connection as "proceed"
-            reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+            reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", body)
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:

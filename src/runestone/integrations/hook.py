@@ -25,25 +25,26 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
         data = loads_finite(body)
     except json.JSONDecodeError as exc:
         return adapter.failure(f"malformed hook input ({exc.msg} at line {exc.lineno}); "
-                               "denied")
+                               "denied", body)
     except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
-        return adapter.failure(f"malformed hook input ({exc}); denied")
+        return adapter.failure(f"malformed hook input ({exc}); denied", body)
     try:
         event = adapter.parse(data)
     except ActionError as exc:
-        return adapter.failure(f"malformed hook input: {exc}; denied")
+        return adapter.failure(f"malformed hook input: {exc}; denied", data)
     try:
         if event.kind == "post":
             return _record_result(gatekeeper, adapter, event, links)
         # A host that cannot ask gets the approvals `defer` flow: deny now with a link, allow
-        # the identical retry once a human approved it.
-        mode = None if adapter.can_ask else "defer"
+        # the identical retry once a human approved it. A permission event is the host's
+        # own prompt, so there an ask leaves the choice to its user.
+        mode = None if adapter.can_ask or event.kind == "permission" else "defer"
         decision = gatekeeper.check(event.action, approval_mode=mode)
         if links is not None and decision.request_id:
             links.remember(_call_id(event), decision.request_id)
         return adapter.reply(event, decision)
     except Exception as exc:  # never let an agent host read a crash as "proceed"
-        return adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied")
+        return adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", data)
 
 
 def _call_id(event: Event) -> str:
@@ -88,7 +89,8 @@ def _record_result(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
         try:
             gatekeeper.audit.append([entry])
         except Exception as exc:
-            return adapter.failure(f"the tool ran but its result could not be audited ({exc})")
+            return adapter.failure(f"the tool ran but its result could not be audited ({exc})",
+                                   event.raw)
     return adapter.reply(event, _no_decision(gatekeeper, event))
 
 

@@ -34,7 +34,7 @@ class HostAdapter(Protocol):
 
     def reply(self, event: Event, decision: Decision) -> Reply: ...
 
-    def failure(self, reason: str) -> Reply: ...
+    def failure(self, reason: str, data: Any = None) -> Reply: ...
 
 
 def _json(value: Any) -> str:
@@ -43,72 +43,119 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class ClaudeCode:
-    """Claude Code hooks: PreToolUse, PostToolUse and PermissionRequest.
+def event_name(data: Any, default: str = "") -> str:
+    """The `hook_event_name` of the host's input, read as far as it can be: a failure reply
+    must have the shape of the event that failed, even when the input is half broken."""
+    if isinstance(data, str):
+        import json
 
-    Claude Code proceeds on a crash, a timeout or any exit code but 2, so every failure is
-    exit 2 with the reason on stderr, which Claude Code shows the model and blocks the call.
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return default
+    if isinstance(data, dict) and isinstance(data.get("hook_event_name"), str):
+        return data["hook_event_name"]
+    return default
+
+
+class ClaudeCode:
+    """Claude Code hooks: PreToolUse, PermissionRequest, PostToolUse, PostToolUseFailure.
+
+    Claude Code proceeds on a crash, a timeout or any exit code but 2 unless the hook says
+    `"onFailure": "block"` (which `install` writes on every hook), so every failure is exit
+    2 with the reason on stderr, and a body in the failing event's own shape for the `http`
+    hook (Claude Code refuses a reply shaped for another event).
     """
 
     name = "claude-code"
     can_ask = True
     agent = "claude-code"
+    label = "Claude Code"
+    POST_EVENTS = ("PostToolUse", "PostToolUseFailure")
 
     def parse(self, data: Any) -> Event:
         if not isinstance(data, dict):
-            raise ActionError("expected a JSON object from Claude Code")
+            raise ActionError(f"expected a JSON object from {self.label}")
         event = data.get("hook_event_name", "PreToolUse")
         action = action_from_hook_json(data, agent=self.agent)
         if event == "PostToolUse":
             return Event("post", action, data.get("tool_response"), data)
+        if event == "PostToolUseFailure":
+            # A failed tool fires only this event: its error is the result to record.
+            return Event("post", action, {"error": data.get("error"), "is_error": True,
+                                          "is_interrupt": data.get("is_interrupt") is True},
+                         data)
         if event in ("PreToolUse", "PermissionRequest"):
             return Event("pre" if event == "PreToolUse" else "permission", action, None, data)
-        raise ActionError(f"unsupported Claude Code hook event {event!r}")
+        raise ActionError(f"unsupported {self.label} hook event {event!r}")
 
     def reply(self, event: Event, decision: Decision) -> Reply:
         if event.kind == "post":
             return Reply("")
         if event.kind == "permission":
-            # The user is about to be asked. Policy can answer for them, or let them decide.
-            if decision.decision == "ask":
-                return Reply("")
-            behaviour = {"behavior": decision.decision}
-            if decision.decision == "deny":
-                behaviour["message"] = decision.reason
-            return Reply(_json({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
-                                                       "decision": behaviour}}))
+            return self._permission_reply(decision)
         return Reply(_json({"hookSpecificOutput": {
             "hookEventName": "PreToolUse",
             "permissionDecision": decision.decision,
             "permissionDecisionReason": decision.reason,
         }}))
 
-    def failure(self, reason: str) -> Reply:
-        # Exit 2 blocks a command hook (stdout is then ignored); the same deny as JSON is the
-        # body an `http` hook needs, since Claude Code reads any HTTP failure as "proceed".
-        return Reply(_json({"hookSpecificOutput": {
-            "hookEventName": "PreToolUse", "permissionDecision": "deny",
-            "permissionDecisionReason": f"runestone: {reason}"}}), 2, f"runestone: {reason}")
+    @staticmethod
+    def _permission_reply(decision: Decision) -> Reply:
+        # The user is about to be asked. Policy can answer for them, or let them decide.
+        if decision.decision == "ask":
+            return Reply("")
+        behaviour = {"behavior": decision.decision}
+        if decision.decision == "deny":
+            behaviour["message"] = decision.reason or "denied by Runestone"
+        return Reply(_json({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+                                                   "decision": behaviour}}))
+
+    def failure(self, reason: str, data: Any = None) -> Reply:
+        # Exit 2 blocks a command hook (stdout is then ignored); the same block as JSON, in
+        # the failing event's shape, is the body an `http` hook needs.
+        text = f"runestone: {reason}"
+        event = event_name(data, "PreToolUse")
+        if event == "PermissionRequest":
+            body: dict[str, Any] = {"hookSpecificOutput": {
+                "hookEventName": "PermissionRequest",
+                "decision": {"behavior": "deny", "message": text}}}
+        elif event in self.POST_EVENTS:
+            # The tool already ran; the block tells the model that its result is not on
+            # record (Claude Code reads `decision: block` on both after-events).
+            body = {"decision": "block", "reason": text,
+                    "hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
+        else:
+            body = {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                           "permissionDecision": "deny",
+                                           "permissionDecisionReason": text}}
+        return Reply(_json(body), 2, text)
 
 
 class Codex(ClaudeCode):
     """Codex CLI: Claude-shaped input, but only a deny counts and an allow prints nothing.
 
-    Codex rejects `ask` (and runs the tool), so an ask becomes the approvals `defer` flow.
-    `apply_patch` carries its patch in `tool_input.command`.
+    Codex rejects `ask` in PreToolUse (and runs the tool), so an ask there becomes the
+    approvals `defer` flow. PermissionRequest (codex-rs/hooks/src/events/permission_request.rs)
+    is answered like Claude Code's: allow, deny with a message, or nothing to let Codex ask
+    its user. `apply_patch` carries its patch in `tool_input.command`. Codex reads a hook
+    that times out or cannot be spawned as no objection: only exit 2 or a deny blocks.
     """
 
     name = "codex"
     can_ask = False
     agent = "codex"
+    label = "Codex"
+    POST_EVENTS = ("PostToolUse",)
 
     def parse(self, data: Any) -> Event:
-        event = super().parse(data)
-        if event.kind == "permission":
-            raise ActionError("Codex sends no PermissionRequest event")
-        return event
+        if isinstance(data, dict) and data.get("hook_event_name") == "PostToolUseFailure":
+            raise ActionError("Codex sends no PostToolUseFailure event")
+        return super().parse(data)
 
     def reply(self, event: Event, decision: Decision) -> Reply:
+        if event.kind == "permission":
+            return self._permission_reply(decision)
         if event.kind == "post" or decision.decision == "allow":
             return Reply("")
         return Reply(_json({"hookSpecificOutput": {
@@ -141,7 +188,7 @@ class Gemini:
             return Reply("{}")
         return Reply(_json({"decision": "deny", "reason": decision.reason}))
 
-    def failure(self, reason: str) -> Reply:
+    def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
                      f"runestone: {reason}")
 
@@ -232,7 +279,7 @@ class Cursor:
             body["agent_message"] = decision.reason
         return Reply(_json(body))
 
-    def failure(self, reason: str) -> Reply:
+    def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"permission": "deny", "user_message": f"runestone: {reason}",
                             "agent_message": f"runestone: {reason}"}), 2, f"runestone: {reason}")
 
@@ -315,7 +362,7 @@ class Copilot:
         return Reply(_json({"permissionDecision": "deny",
                             "permissionDecisionReason": decision.reason}))
 
-    def failure(self, reason: str) -> Reply:
+    def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"permissionDecision": "deny",
                             "permissionDecisionReason": f"runestone: {reason}"}), 2,
                      f"runestone: {reason}")

@@ -73,7 +73,11 @@ def write_settings(path: Path, data: dict[str, Any]) -> Path | None:
 # --- Claude Code ------------------------------------------------------------------------------
 
 
-CLAUDE_EVENTS = ("PreToolUse", "PostToolUse", "PermissionRequest")
+CLAUDE_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest")
+CLAUDE_POST_EVENTS = ("PostToolUse", "PostToolUseFailure")
+# Without it Claude Code (2.1.295 and later) lets the action through when the hook cannot
+# start, times out, exits with a code other than 0 or 2, or prints a reply it refuses.
+ON_FAILURE = {"onFailure": "block"}
 
 
 def claude_settings_path() -> Path:
@@ -99,12 +103,14 @@ def claude_install(data: dict[str, Any], *, http: bool, port: int) -> dict[str, 
             raise ValueError(f"'hooks.{event}' in the settings is not a list")
         handlers: list[dict[str, Any]] = [{"type": "command",
                                            "command": hook_command("claude-code"),
-                                           "timeout": 600}]
-        if http and event != "PostToolUse":
+                                           "timeout": 600, **ON_FAILURE}]
+        if http and event not in CLAUDE_POST_EVENTS:
             handlers.append({"type": "http", "url": f"http://127.0.0.1:{port}/hooks/claude-code",
-                             "timeout": 30})
+                             "timeout": 30, **ON_FAILURE})
         present = [h for g in groups if isinstance(g, dict)
                    for h in g.get("hooks", []) if _is_ours(h, "claude-code")]
+        for handler in present:  # an older install: make it fail closed too
+            handler.update(ON_FAILURE)
         missing = [h for h in handlers if not any(p.get("type") == h["type"] for p in present)]
         if missing:
             groups.append({"matcher": "*", "hooks": missing})
@@ -154,54 +160,153 @@ CLAUDE_PROBE = {
 }
 
 
+def _ours_by_event(data: dict[str, Any], host: str, events: tuple[str, ...]
+                   ) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
+    """Runestone's handlers under each event, with their group's matcher."""
+    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+    found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+    for event in events:
+        groups = hooks.get(event, []) if isinstance(hooks, dict) else []
+        found[event] = [(g.get("matcher", ""), h) for g in groups if isinstance(g, dict)
+                        for h in g.get("hooks", []) if isinstance(g.get("hooks"), list)
+                        and _is_ours(h, host)]
+    return found
+
+
+def interpreter_problem(command: str) -> str | None:
+    """Why the hook's program cannot start (the host then sees exit 127), or None."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"the command cannot be read ({exc})"
+    if not words:
+        return "the command is empty"
+    program = words[0]
+    if os.sep in program:
+        if not os.path.isfile(program):
+            return f"{program} does not exist"
+        if not os.access(program, os.X_OK):
+            return f"{program} is not executable"
+        return None
+    return None if shutil.which(program) else f"{program} is not on PATH"
+
+
+def daemon_problem(url: str) -> str | None:
+    """Why an `http` hook's daemon does not answer, or None when its health check does."""
+    from urllib.error import URLError
+    from urllib.parse import urlsplit
+    from urllib.request import urlopen
+
+    parts = urlsplit(url)
+    try:
+        with urlopen(f"{parts.scheme}://{parts.netloc}/api/health", timeout=2) as response:
+            return None if response.status == 200 else f"it answered HTTP {response.status}"
+    except (URLError, OSError, ValueError) as exc:
+        return f"nothing answers at {parts.netloc} ({getattr(exc, 'reason', exc)})"
+
+
+CLAUDE_PERMISSION_PROBE = {**CLAUDE_PROBE, "hook_event_name": "PermissionRequest"}
+CLAUDE_REINSTALL = "run `runestone install claude-code` again"
+
+
 def claude_doctor(data: dict[str, Any], report: DoctorReport,
                   run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
     if data.get("disableAllHooks") is True:
-        report.fail("'disableAllHooks' is true: no hook runs, every call goes through")
-    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
-    groups = hooks.get("PreToolUse", []) if isinstance(hooks, dict) else []
-    commands = [(g.get("matcher", ""), h) for g in groups if isinstance(g, dict)
-                for h in g.get("hooks", []) if _is_ours(h, "claude-code")]
-    command_hooks = [(m, h) for m, h in commands if h.get("type") == "command"]
-    http_hooks = [(m, h) for m, h in commands if h.get("type") == "http"]
-    if not commands:
+        report.fail("'disableAllHooks' is true: no hook runs, every call goes through; "
+                    "remove it from the settings")
+    ours = _ours_by_event(data, "claude-code", CLAUDE_EVENTS)
+    if not ours["PreToolUse"]:
         report.fail("no Runestone PreToolUse hook is installed; run `runestone install "
                     "claude-code`")
         return
-    for matcher, _ in commands:
-        if matcher not in ("", "*", None):
-            report.warn(f"the hook's matcher is {matcher!r}: tools it does not match are not "
-                        "checked")
-    if http_hooks and not command_hooks:
-        report.warn("only the HTTP hook is installed: Claude Code lets a call through when "
-                    "the daemon does not answer; keep the command hook too")
-    for _, handler in command_hooks:
-        result = run(handler["command"], json.dumps(CLAUDE_PROBE))
-        answer = _claude_answer(result)
-        if answer == "deny":
-            report.good(f"the command hook denied the probe (`rm -rf ~`): {handler['command']}")
-        else:
-            report.fail(f"the command hook did not deny the probe (exit {result.returncode}, "
-                        f"answer {answer!r}): {result.stderr.strip()[:300]}")
-    for _, handler in http_hooks:
-        report.warn(f"HTTP hook {handler['url']}: Claude Code proceeds if it gets no answer; "
-                    "make sure `runestone daemon` runs")
-    post = hooks.get("PostToolUse", []) if isinstance(hooks, dict) else []
-    if not any(_is_ours(h, "claude-code") for g in post if isinstance(g, dict)
-               for h in g.get("hooks", [])):
-        report.warn("no PostToolUse hook: results of tool calls will not be audited")
+    for event, handlers in ours.items():
+        if not handlers:
+            report.fail(f"no Runestone {event} hook: "
+                        + ("results of those calls are not audited" if event.startswith(
+                            "Post") else "Claude Code's own prompt is not checked")
+                        + f"; {CLAUDE_REINSTALL}")
+        for matcher, handler in handlers:
+            if matcher not in ("", "*", None):
+                report.warn(f"the {event} hook's matcher is {matcher!r}: tools it does not "
+                            "match are not checked")
+            if handler.get("onFailure") != "block":
+                report.fail(f"the {event} {handler.get('type')} hook lacks \"onFailure\": "
+                            "\"block\": Claude Code lets the call through when the hook "
+                            f"cannot start, times out or crashes; {CLAUDE_REINSTALL}")
+    command_hooks = [h for h in (h for _, h in ours["PreToolUse"]) if h.get("type") == "command"]
+    if not command_hooks:
+        report.warn("only the HTTP hook is installed: every call depends on the daemon; "
+                    "keep the command hook too")
+    probes = (("PreToolUse", CLAUDE_PROBE, "deny"),
+              ("PermissionRequest", CLAUDE_PERMISSION_PROBE, "deny"))
+    for event, probe, expected in probes:
+        for _, handler in ours[event]:
+            if handler.get("type") == "http":
+                _claude_http_probe(handler, event, probe, report)
+                continue
+            command = str(handler.get("command", ""))
+            problem = interpreter_problem(command)
+            if problem:
+                report.fail(f"the {event} hook cannot start: {problem} (exit 127); "
+                            f"{CLAUDE_REINSTALL} from a working installation")
+                continue
+            answer = _claude_answer(run(command, json.dumps(probe)), event)
+            if answer == expected:
+                report.good(f"the {event} command hook denied the probe (`rm -rf ~`): "
+                            f"{command}")
+            else:
+                report.fail(f"the {event} command hook did not deny the probe: {answer}")
 
 
-def _claude_answer(result: subprocess.CompletedProcess[str]) -> str:
+def _claude_http_probe(handler: dict[str, Any], event: str, probe: dict[str, Any],
+                       report: DoctorReport) -> None:
+    url = str(handler.get("url", ""))
+    problem = daemon_problem(url)
+    if problem:
+        blocked = handler.get("onFailure") == "block"
+        report.fail(f"the {event} HTTP hook's daemon is down: {problem}; Claude Code "
+                    + ("blocks every call" if blocked else "lets every call through")
+                    + " until `runestone daemon` runs (or install without --http)")
+        return
+    from urllib.request import Request, urlopen
+
+    request = Request(url, data=json.dumps(probe).encode(), method="POST",
+                      headers={"Content-Type": "application/json"})
+    try:
+        with urlopen(request, timeout=10) as response:
+            body = response.read().decode("utf-8", "replace")
+    except OSError as exc:
+        report.fail(f"the {event} HTTP hook failed: {exc}")
+        return
+    answer = _claude_decision(body, event)
+    if answer == "deny":
+        report.good(f"the {event} HTTP hook denied the probe (`rm -rf ~`): {url}")
+    else:
+        report.fail(f"the {event} HTTP hook did not deny the probe: {answer}")
+
+
+def _claude_answer(result: subprocess.CompletedProcess[str], event: str) -> str:
     if result.returncode == 2:
         return "deny"
     if result.returncode != 0:
-        return f"exit {result.returncode} (Claude Code proceeds)"
+        return (f"exit {result.returncode}, which Claude Code reads as a failure: "
+                f"{result.stderr.strip()[:300]}")
+    return _claude_decision(result.stdout, event)
+
+
+def _claude_decision(stdout: str, event: str) -> str:
+    """What Claude Code reads from a reply to `event`: the decision, or why there is none."""
     try:
-        output = json.loads(result.stdout)
-        return str(output["hookSpecificOutput"]["permissionDecision"])
+        output = json.loads(stdout)["hookSpecificOutput"]
     except (ValueError, KeyError, TypeError):
-        return "no decision"
+        return f"no decision in {stdout.strip()[:200]!r}"
+    if not isinstance(output, dict) or output.get("hookEventName") != event:
+        return f"a reply shaped for another event ({stdout.strip()[:200]}), which Claude " \
+               "Code refuses"
+    if event == "PermissionRequest":
+        decision = output.get("decision")
+        return str(decision.get("behavior")) if isinstance(decision, dict) else "no decision"
+    return str(output.get("permissionDecision"))
 
 
 def run_shell(command: str, stdin: str) -> subprocess.CompletedProcess[str]:

@@ -1,17 +1,20 @@
 """`runestone mcp wrap`: a stdio MCP server that relays to the real one and gates tools/call.
 
-Everything is relayed as it comes, in both directions: initialize, listings, resources,
-prompts, notifications, progress, cancellation, and the server's own requests
-(elicitation, sampling, roots) to the client. Only `tools/call` stops at the gate:
+Everything is relayed as it comes, in both directions: initialize and server/discover,
+listings, resources, prompts, notifications, progress, cancellation, and the server's own
+requests (elicitation, sampling, roots) to the client. Only `tools/call` stops at the gate:
 
   allow  forwarded; the result is audited (size, hash, isError) and linked to the request;
   deny   answered here as a tool result with `isError: true` and the reason; the server
          never sees it;
-  ask    asked in-band through elicitation when the client supports it, otherwise the
+  ask    asked in-band when the client can elicit (an `elicitation/create` request on the
+         handshake protocols, an `input_required` result at 2026-07-28), otherwise the
          approvals `defer` flow (the approval link is in the error text).
 
-A malformed message from either side is refused or dropped with a note on stderr, never a
-crash; if the server dies, every open request gets an error and the gateway says why.
+Every request the gateway holds is answered or dropped on purpose: a call the client
+cancels while it waits at the gate is never forwarded and gets a result entry; a server
+that dies fails every call waiting for it or for an approval; an answer over the line limit
+becomes an error for the request it answers. A tools/call without a usable id never passes.
 """
 
 from __future__ import annotations
@@ -21,23 +24,83 @@ import contextlib
 import hashlib
 import itertools
 import json
+import secrets
 import sys
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from runestone.actions import Action
 from runestone.actions.canonical import loads_finite
-from runestone.mcp.upstream import MAX_LINE, Upstream
+from runestone.mcp.upstream import Upstream
+from runestone.mcp.wire import (
+    CLIENT_CAPABILITIES_KEY,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    MAX_LINE,
+    PARSE_ERROR,
+    SERVER_GONE,
+    SERVER_INFO_KEY,
+    Oversized,
+    error,
+    input_required,
+    is_modern,
+    meta_of,
+    read_line,
+    tool_error,
+    valid_id,
+)
 
-PARSE_ERROR, INVALID_REQUEST, INTERNAL_ERROR, SERVER_GONE = -32700, -32600, -32603, -32000
+APPROVAL_KEY = "runestone-approval"  # our key in an input_required result
+NAME_WAIT = 10.0  # seconds a call waits for the server's name from a handshake in flight
+MAX_ASKED = 256  # input_required asks held at once; the oldest is given up beyond
 
 
-def _error(message_id: Any, code: int, text: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": message_id, "error": {"code": code, "message": text}}
+@dataclass
+class Forwarded:
+    """A client request the server has: what to do with its answer."""
+
+    method: str
+    modern: bool
+    request_id: str = ""  # the audit request id of a gated tools/call
+    action: Action | None = None
 
 
-def _tool_error(message_id: Any, text: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": message_id,
-            "result": {"content": [{"type": "text", "text": text}], "isError": True}}
+@dataclass
+class Gate:
+    """A tools/call held at the gate (deciding or waiting for a human)."""
+
+    modern: bool
+    action: Action | None = None
+    request_id: str = ""
+    cancelled: bool = False
+    waiting: asyncio.Future[dict[str, Any]] | None = None  # an elicitation in flight
+    elicitation_id: str = ""
+
+
+@dataclass
+class Asked:
+    """An approval put to the user through an input_required result (2026-07-28)."""
+
+    action: Action
+    decision: Any
+    deadline: float = field(default=0.0)
+
+
+def _approval_form(action: Action, reason: str) -> dict[str, Any]:
+    arguments = json.dumps(action.input, ensure_ascii=False)[:2000]
+    return {"mode": "form",
+            "message": f"Runestone: policy asks before {action.tool} runs with {arguments}. "
+                       f"{reason}",
+            "requestedSchema": {"type": "object", "properties": {"approve": {
+                "type": "boolean", "title": "Approve this call?"}}, "required": ["approve"]}}
+
+
+def _approved(answer: Any) -> bool:
+    """An elicitation answer that approves: accepted, with `approve` true (nothing else)."""
+    return (isinstance(answer, dict) and answer.get("action") == "accept"
+            and isinstance(answer.get("content"), dict)
+            and answer["content"].get("approve") is True)
 
 
 class Gateway:
@@ -50,15 +113,18 @@ class Gateway:
         self.agent = agent
         self.client_capabilities: dict[str, Any] = {}
         self.session = ""
-        self.open_requests: dict[Any, str] = {}      # client request id -> method
-        self.gated: dict[Any, tuple[str, Action]] = {}  # tools/call id -> (request id, action)
+        self.forwarded: dict[Any, Forwarded] = {}   # client request id -> what it was
+        self.gates: dict[Any, Gate] = {}            # tools/call ids held at the gate
+        self.asked: dict[str, Asked] = {}           # input_required state -> the ask
+        self._our_states: set[Any] = set()          # states of retries now at the gate
         self.elicitations: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.own_requests: dict[str, asyncio.Future[dict[str, Any]]] = {}  # ours, to server
         self._ids = itertools.count(1)
         self._out_lock = asyncio.Lock()
         self.server_alive = True
         self._tasks: set[asyncio.Task[None]] = set()    # gates in flight
         self._audits: set[asyncio.Future[None]] = set()  # result entries being written
-        self.initialized = asyncio.Event()  # the server's name is known from here on
+        self._handshake: asyncio.Event | None = None     # set when initialize/discover is answered
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -91,67 +157,137 @@ class Gateway:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
 
+    def _audit_later(self, entry: dict[str, Any]) -> None:
+        """Append a result entry off the event loop; run() waits for it before exiting."""
+        audit = asyncio.ensure_future(asyncio.to_thread(self._append, entry))
+        self._audits.add(audit)
+        audit.add_done_callback(self._audits.discard)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        log = self.gatekeeper.audit if self.gatekeeper is not None else None
+        if log is None:
+            return
+        try:
+            log.append([{"kind": "result", "via": "mcp", **entry}])
+        except Exception as exc:
+            print(f"runestone mcp: a result could not be audited: {exc}", file=sys.stderr)
+
     # --- client -> server -----------------------------------------------------------------
 
     async def _from_client(self, reader: asyncio.StreamReader) -> None:
         while True:
-            try:
-                line = await reader.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                await self.to_client(_error(None, PARSE_ERROR, "message over the size limit"))
-                continue
-            if not line:
+            line = await read_line(reader)
+            if line is None:
                 return
+            if isinstance(line, Oversized):
+                text = f"a message of {line.size} bytes is over the {MAX_LINE}-byte limit"
+                await self.to_client(error(line.message_id if valid_id(line.message_id)
+                                           else None, INVALID_REQUEST, text))
+                continue
             if not line.strip():
                 continue
             try:
                 message = loads_finite(line)
             except json.JSONDecodeError as exc:
-                await self.to_client(_error(None, PARSE_ERROR, f"not JSON: {exc.msg}"))
+                await self.to_client(error(None, PARSE_ERROR, f"not JSON: {exc.msg}"))
                 continue
             except ValueError as exc:  # NaN, 1e999: no action can be hashed from it
-                await self.to_client(_error(None, PARSE_ERROR, f"not JSON: {exc}"))
+                await self.to_client(error(None, PARSE_ERROR, f"not JSON: {exc}"))
                 continue
             if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-                await self.to_client(_error(message.get("id") if isinstance(message, dict)
-                                            else None, INVALID_REQUEST,
-                                            "not a JSON-RPC 2.0 message"))
+                await self.to_client(error(None, INVALID_REQUEST,
+                                           "not a JSON-RPC 2.0 message"))
                 continue
             await self._client_message(message)
 
     async def _client_message(self, message: dict[str, Any]) -> None:
         method = message.get("method")
+        has_id = "id" in message
         message_id = message.get("id")
-        if method is None and message_id in self.elicitations:
-            self.elicitations.pop(message_id).set_result(message)
+        if has_id and not valid_id(message_id):
+            if method == "tools/call" or method is not None:
+                await self.to_client(error(None, INVALID_REQUEST,
+                                           f"{method}: the id must be a string or an integer"))
+            else:
+                print("runestone mcp: dropped a response with an invalid id from the client",
+                      file=sys.stderr)
             return
-        if method == "initialize":
+        if method is None:
+            waiter = self.elicitations.pop(message_id, None) if has_id else None
+            if waiter is not None:
+                if not waiter.done():
+                    waiter.set_result(message)
+                return
+        elif method == "tools/call" and not has_id:
+            # A notification cannot be answered, so it cannot be gated: never forwarded.
+            print("runestone mcp: refused a tools/call without an id (not forwarded)",
+                  file=sys.stderr)
+            return
+        elif method == "notifications/cancelled":
+            if await self._cancelled(message):
+                return
+        elif method == "initialize":
             params = message.get("params") or {}
-            self.client_capabilities = params.get("capabilities") or {}
-            client = (params.get("clientInfo") or {}).get("name")
-            if client:
-                self.agent = f"mcp:{client}"
-        if method is not None and message_id is not None:
+            if isinstance(params, dict):
+                capabilities = params.get("capabilities")
+                self.client_capabilities = capabilities if isinstance(capabilities, dict) else {}
+                client = (params.get("clientInfo") or {}).get("name")
+                if isinstance(client, str) and client:
+                    self.agent = f"mcp:{client}"
+        if method is not None and has_id:
             if not self.server_alive:
-                await self.to_client(_error(message_id, SERVER_GONE,
-                                            "the MCP server is not running"))
+                await self.to_client(error(message_id, SERVER_GONE,
+                                           "the MCP server is not running"))
                 return
             if method == "tools/call":
-                task = asyncio.create_task(self._gate(message))
+                gate = Gate(modern=is_modern(message))
+                self.gates[message_id] = gate
+                task = asyncio.create_task(self._gate(message, gate))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 return
-            self.open_requests[message_id] = method
+            if method in ("initialize", "server/discover") and self.server_name is None:
+                self._handshake = self._handshake or asyncio.Event()
+            self.forwarded[message_id] = Forwarded(method, is_modern(message))
         if self.server_alive:
             await self._forward(message)
 
-    async def _forward(self, message: dict[str, Any]) -> None:
+    async def _cancelled(self, message: dict[str, Any]) -> bool:
+        """The client gave up a request. A call still at the gate is stopped there (never
+        forwarded); a forwarded one is forgotten and the server told. True when handled."""
+        params = message.get("params")
+        target = params.get("requestId") if isinstance(params, dict) else None
+        if not valid_id(target):
+            return False
+        reason = params.get("reason") if isinstance(params.get("reason"), str) else ""
+        gate = self.gates.get(target)
+        if gate is not None:
+            gate.cancelled = True
+            if gate.waiting is not None and not gate.waiting.done():
+                gate.waiting.set_result({"result": {"action": "cancel"}})
+            return True  # the server never saw the call: nothing to tell it
+        forwarded = self.forwarded.pop(target, None)
+        if forwarded is not None and forwarded.action is not None:
+            self._audit_later({"request_id": forwarded.request_id,
+                               "tool": forwarded.action.tool, "cancelled": True,
+                               "ran": "forwarded", "reason": reason or "cancelled by the client"})
+        return False
+
+    async def _forward(self, message: dict[str, Any]) -> bool:
         try:
             await self.upstream.send(message)
+            return True
         except Exception as exc:
             await self._server_gone(f"writing to the server failed: {exc}")
+            return False
 
     # --- the gate -------------------------------------------------------------------------
+
+    def _capabilities(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The client's capabilities for this request: its own `_meta` (2026-07-28 sends
+        them with every request), else what initialize said."""
+        sent = meta_of(message).get(CLIENT_CAPABILITIES_KEY)
+        return sent if isinstance(sent, dict) else self.client_capabilities
 
     def _action(self, params: dict[str, Any]) -> Action:
         server = self.server_name or self.upstream.name_hint
@@ -162,78 +298,191 @@ class Gateway:
         return Action(f"mcp__{server}__{name}", arguments, "", agent=self.agent,
                       session=self.session)
 
-    async def _gate(self, message: dict[str, Any]) -> None:
+    async def _gate(self, message: dict[str, Any], gate: Gate) -> None:
         message_id = message["id"]
+        try:
+            answer = await self._judge(message, gate)
+        finally:
+            self.gates.pop(message_id, None)
+        if gate.cancelled:
+            # The client gave up while the call was held: it is not forwarded, not answered.
+            if gate.action is not None:
+                self._audit_later({"request_id": gate.request_id, "tool": gate.action.tool,
+                                   "cancelled": True, "ran": False,
+                                   "reason": "cancelled by the client before it was forwarded"})
+            return
+        if answer is not None:
+            await self.to_client(answer)
+            return
+        if not self.server_alive:
+            if gate.action is not None:
+                self._audit_later({"request_id": gate.request_id, "tool": gate.action.tool,
+                                   "is_error": True, "ran": False,
+                                   "reason": "the MCP server exited while the call waited"})
+            await self.to_client(error(message_id, SERVER_GONE, "the MCP server exited "
+                                       "while the call waited at the gate; it did not run"))
+            return
+        assert gate.action is not None
+        self.forwarded[message_id] = Forwarded("tools/call", gate.modern, gate.request_id,
+                                               gate.action)
+        forward = message
+        params = message.get("params")
+        if isinstance(params, dict) and params.get("requestState") in self._our_states:
+            # Our own ask's bookkeeping is not the server's: strip it before forwarding.
+            forward = {**message, "params": {k: v for k, v in params.items()
+                                             if k not in ("requestState", "inputResponses")}}
+        self._our_states.discard(params.get("requestState") if isinstance(params, dict)
+                                 else None)
+        if not await self._forward(forward):
+            self.forwarded.pop(message_id, None)
+            await self.to_client(error(message_id, SERVER_GONE,
+                                       "the MCP server is gone; the call did not run"))
+
+    async def _judge(self, message: dict[str, Any], gate: Gate) -> dict[str, Any] | None:
+        """The answer to send the client, or None to forward the call."""
+        message_id = message["id"]
+        modern = gate.modern
         params = message.get("params")
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
-            await self.to_client(_error(message_id, INVALID_REQUEST,
-                                        "tools/call needs params.name"))
-            return
+            return error(message_id, INVALID_REQUEST, "tools/call needs params.name")
         if self.gatekeeper is None:
-            await self.to_client(_tool_error(message_id, f"Runestone: the policy cannot be "
-                                             f"loaded, nothing is allowed: {self.load_error}"))
-            return
-        if self.server_name is None:
-            # The policy names servers; a call that outruns initialize waits for the name.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.initialized.wait(), timeout=30)
-        action = self._action(params)
+            return tool_error(message_id, "Runestone: the policy cannot be loaded, nothing "
+                              f"is allowed: {self.load_error}", modern=modern)
+        await self._learn_server_name(message)
+        action = gate.action = self._action(params)
         try:
-            decision = await asyncio.to_thread(self.gatekeeper.check, action,
-                                               approval_mode="ask")
-            if decision.decision == "ask":
-                decision = await self._ask(action, decision)
+            state = params.get("requestState")
+            asked = self.asked.pop(state, None) if isinstance(state, str) else None
+            if asked is not None:
+                self._our_states.add(state)
+                decision = await self._answered(action, asked, params.get("inputResponses"))
+            else:
+                decision = await asyncio.to_thread(self.gatekeeper.check, action,
+                                                   approval_mode="ask")
+                gate.request_id = decision.request_id
+                if decision.decision == "ask" and not gate.cancelled and self.server_alive:
+                    decision = await self._ask(message, gate, decision)
+                    if isinstance(decision, dict):
+                        return decision  # input_required: the client will retry
         except Exception as exc:
-            await self.to_client(_tool_error(message_id, f"Runestone: internal error "
-                                             f"({type(exc).__name__}: {exc}); denied"))
-            return
+            return tool_error(message_id, f"Runestone: internal error "
+                              f"({type(exc).__name__}: {exc}); denied", modern=modern)
+        gate.request_id = decision.request_id or gate.request_id
+        if gate.cancelled or not self.server_alive:
+            return None
         if decision.decision != "allow":
-            await self.to_client(_tool_error(message_id, f"Runestone denied this call: "
-                                             f"{decision.reason}"))
-            return
-        self.gated[message_id] = (decision.request_id, action)
-        self.open_requests[message_id] = "tools/call"
-        await self._forward(message)
+            return tool_error(message_id, f"Runestone denied this call: {decision.reason}",
+                              modern=modern)
+        return None
 
-    async def _ask(self, action: Action, decision: Any) -> Any:
-        """A human decides: in-band by elicitation if the client can, else deferred."""
+    async def _learn_server_name(self, message: dict[str, Any]) -> None:
+        """Policy names servers. The name comes from the server's answer to initialize or
+        server/discover; a call waits only for a handshake already in flight, and a 2026-07-28
+        client that never probed gets the gateway's own discover, so no call stalls."""
+        if self.server_name is not None:
+            return
+        if self._handshake is not None and not self._handshake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._handshake.wait(), NAME_WAIT)
+            return
+        if self._handshake is None and is_modern(message) and self.server_alive:
+            self._handshake = asyncio.Event()
+            our_id = f"runestone-discover-{next(self._ids)}"
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self.own_requests[our_id] = waiter
+            envelope = {k: v for k, v in meta_of(message).items()
+                        if k.startswith("io.modelcontextprotocol/")}
+            if await self._forward({"jsonrpc": "2.0", "id": our_id, "method": "server/discover",
+                                    "params": {"_meta": envelope}}):
+                with contextlib.suppress(TimeoutError):
+                    self._learn_from(await asyncio.wait_for(waiter, NAME_WAIT))
+            self.own_requests.pop(our_id, None)
+            self._handshake.set()
+
+    def _learn_from(self, answer: dict[str, Any]) -> None:
+        result = answer.get("result")
+        if not isinstance(result, dict) or self.server_name is not None:
+            return
+        info = result.get("serverInfo")
+        meta = result.get("_meta")
+        if not isinstance(info, dict) and isinstance(meta, dict):
+            info = meta.get(SERVER_INFO_KEY)
+        if isinstance(info, dict) and isinstance(info.get("name"), str) and info["name"]:
+            self.server_name = info["name"]
+
+    async def _ask(self, message: dict[str, Any], gate: Gate, decision: Any) -> Any:
+        """A human decides: in-band if the client can elicit, else deferred with a link."""
+        assert gate.action is not None
+        action = gate.action
         approvals = self.gatekeeper.approvals
-        if "elicitation" not in self.client_capabilities or approvals is None:
+        if "elicitation" not in self._capabilities(message) or approvals is None:
             return await asyncio.to_thread(self.gatekeeper.check, action,
                                            approval_mode="defer")
         await asyncio.to_thread(approvals.open_request, action, decision, decision.request_id)
-        answer = await self._elicit(action, decision)
-        approve = (answer.get("result") or {}).get("action") == "accept" and \
-            bool(((answer.get("result") or {}).get("content") or {}).get("approve"))
-        await asyncio.to_thread(approvals.decide, decision.request_id, approve=approve,
-                                approver=f"{self.agent} (elicitation)",
-                                reason="" if approve else "declined in the MCP client")
-        return await asyncio.to_thread(self.gatekeeper.check, action, approval_mode="ask") \
-            if approve else type(decision)("deny", f"Declined by the user: {decision.reason}",
-                                           decision.rules, decision.policy_hash,
-                                           decision.action_hash,
-                                           request_id=decision.request_id)
+        if gate.modern:
+            self._forget_stale_asks()
+            state = secrets.token_urlsafe(24)
+            self.asked[state] = Asked(action, decision,
+                                      time.monotonic() + self.gatekeeper.wait_seconds)
+            return input_required(message["id"], APPROVAL_KEY, {
+                "method": "elicitation/create",
+                "params": _approval_form(action, decision.reason)}, state)
+        answer = await self._elicit(gate, action, decision)
+        return await self._settle(action, decision, answer.get("result"),
+                                  cancelled=gate.cancelled)
 
-    async def _elicit(self, action: Action, decision: Any) -> dict[str, Any]:
-        our_id = f"runestone-elicit-{next(self._ids)}"
+    async def _answered(self, action: Action, asked: Asked, responses: Any) -> Any:
+        """The retry of a call we asked about (2026-07-28): it must be the same call."""
+        answer = responses.get(APPROVAL_KEY) if isinstance(responses, dict) else None
+        if action.hash != asked.action.hash:
+            await asyncio.to_thread(self.gatekeeper.approvals.decide, asked.decision.request_id,
+                                    approve=False, approver=f"{self.agent} (elicitation)",
+                                    reason="the retried call differs from the one asked about")
+            return asked.decision._replace(
+                decision="deny", reason="The retried call differs from the one the user was "
+                                        "asked about; ask again with the same call.")
+        return await self._settle(action, asked.decision, answer, cancelled=False)
+
+    async def _settle(self, action: Action, decision: Any, answer: Any, *,
+                      cancelled: bool) -> Any:
+        approve = _approved(answer) and not cancelled
+        why = ("the client cancelled the call" if cancelled else "declined in the MCP client")
+        await asyncio.to_thread(self.gatekeeper.approvals.decide, decision.request_id,
+                                approve=approve, approver=f"{self.agent} (elicitation)",
+                                reason="" if approve else why)
+        if approve:
+            return await asyncio.to_thread(self.gatekeeper.check, action, approval_mode="ask")
+        return decision._replace(decision="deny",
+                                 reason=f"Declined by the user: {decision.reason}")
+
+    def _forget_stale_asks(self) -> None:
+        now = time.monotonic()
+        stale = [s for s, a in self.asked.items() if a.deadline < now]
+        stale += list(self.asked)[: max(0, len(self.asked) - MAX_ASKED + 1)]
+        for state in stale:
+            asked = self.asked.pop(state, None)
+            if asked is not None and self.gatekeeper.approvals is not None:
+                with contextlib.suppress(Exception):
+                    self.gatekeeper.approvals.give_up(asked.decision.request_id)
+
+    async def _elicit(self, gate: Gate, action: Action, decision: Any) -> dict[str, Any]:
+        our_id = gate.elicitation_id = f"runestone-elicit-{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.elicitations[our_id] = future
-        arguments = json.dumps(action.input, ensure_ascii=False)[:2000]
+        self.elicitations[our_id] = gate.waiting = future
+        form = _approval_form(action, decision.reason)
+        form.pop("mode")  # the handshake protocols before 2025-11-25 know no mode
         await self.to_client({"jsonrpc": "2.0", "id": our_id, "method": "elicitation/create",
-                              "params": {
-                                  "message": f"Runestone: policy asks before "
-                                             f"{action.tool} runs with {arguments}. "
-                                             f"{decision.reason}",
-                                  "requestedSchema": {
-                                      "type": "object",
-                                      "properties": {"approve": {
-                                          "type": "boolean", "title": "Approve this call?"}},
-                                      "required": ["approve"]}}})
+                              "params": form})
         try:
-            return await asyncio.wait_for(future, timeout=self.gatekeeper.wait_seconds)
+            answer = await asyncio.wait_for(future, timeout=self.gatekeeper.wait_seconds)
         except TimeoutError:
-            self.elicitations.pop(our_id, None)
-            return {"result": {"action": "cancel"}}
+            answer = {"result": {"action": "cancel"}}
+        if self.elicitations.pop(our_id, None) is not None:
+            # Not answered by the client (cancelled, server gone, timed out): withdraw it.
+            await self.to_client({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                  "params": {"requestId": our_id,
+                                             "reason": "the call is no longer waiting"}})
+        return answer
 
     # --- server -> client -----------------------------------------------------------------
 
@@ -247,57 +496,87 @@ class Gateway:
             if message is None:
                 await self._server_gone("the MCP server exited")
                 return
+            if isinstance(message, Oversized):
+                await self._oversized(message)
+                continue
             if isinstance(message, str):
                 print(f"runestone mcp: dropped a malformed message from the server: "
                       f"{message}", file=sys.stderr)
                 continue
             await self._server_message(message)
 
+    async def _oversized(self, line: Oversized) -> None:
+        """An answer too big to relay: the request it answers gets an error now."""
+        text = (f"Runestone: the server's answer is {line.size} bytes, over the gateway's "
+                f"{MAX_LINE}-byte message limit; it was not delivered")
+        print(f"runestone mcp: {text}", file=sys.stderr)
+        if valid_id(line.message_id) and line.message_id in self.forwarded:
+            targets = [line.message_id]
+        else:  # its id could not be read: nobody may wait for ever, so all that wait fail
+            targets = list(self.forwarded)
+        for message_id in targets:
+            forwarded = self.forwarded.pop(message_id)
+            if forwarded.action is not None:
+                await self.to_client(tool_error(message_id, text, modern=forwarded.modern))
+                self._audit_later({"request_id": forwarded.request_id,
+                                   "tool": forwarded.action.tool, "result_bytes": line.size,
+                                   "is_error": True, "delivered": False,
+                                   "reason": "over the message size limit"})
+            else:
+                await self.to_client(error(message_id, INTERNAL_ERROR, text))
+
     async def _server_message(self, message: dict[str, Any]) -> None:
         message_id = message.get("id")
-        if "method" not in message and message_id in self.open_requests:
-            method = self.open_requests.pop(message_id)
-            if method == "initialize":
-                info = (message.get("result") or {}).get("serverInfo") or {}
-                if self.server_name is None and isinstance(info.get("name"), str) and \
-                        info["name"]:
-                    self.server_name = info["name"]
-                self.initialized.set()
-            if message_id in self.gated:
-                request_id, action = self.gated.pop(message_id)
-                # The call already ran: answer first, then make its result durable. (The
-                # request and the decision were durable before the call was forwarded.)
-                await self.to_client(message)
-                audit = asyncio.ensure_future(asyncio.to_thread(
-                    self._audit_result, request_id, action, message))
-                self._audits.add(audit)
-                audit.add_done_callback(self._audits.discard)
+        if "method" not in message and valid_id(message_id):
+            waiter = self.own_requests.pop(message_id, None)
+            if waiter is not None:
+                if not waiter.done():
+                    waiter.set_result(message)
                 return
+            forwarded = self.forwarded.pop(message_id, None)
+            if forwarded is not None:
+                if forwarded.method in ("initialize", "server/discover"):
+                    self._learn_from(message)
+                    if self._handshake is not None:
+                        self._handshake.set()
+                if forwarded.action is not None:
+                    # The call already ran: answer first, then make its result durable. (The
+                    # request and the decision were durable before the call was forwarded.)
+                    await self.to_client(message)
+                    self._audit_later(self._result_entry(forwarded, message))
+                    return
         await self.to_client(message)
 
-    def _audit_result(self, request_id: str, action: Action, message: dict[str, Any]) -> None:
-        audit = self.gatekeeper.audit if self.gatekeeper is not None else None
-        if audit is None:
-            return
+    @staticmethod
+    def _result_entry(forwarded: Forwarded, message: dict[str, Any]) -> dict[str, Any]:
+        assert forwarded.action is not None
         result = message.get("result")
         encoded = json.dumps(result if result is not None else message.get("error"),
                              sort_keys=True, ensure_ascii=False).encode()
-        try:
-            audit.append([{"kind": "result", "request_id": request_id, "via": "mcp",
-                           "tool": action.tool, "result_bytes": len(encoded),
-                           "result_sha256": hashlib.sha256(encoded).hexdigest(),
-                           "is_error": bool((result or {}).get("isError")) or "error" in message}])
-        except Exception as exc:
-            print(f"runestone mcp: the result could not be audited: {exc}", file=sys.stderr)
+        return {"request_id": forwarded.request_id, "tool": forwarded.action.tool,
+                "result_bytes": len(encoded),
+                "result_sha256": hashlib.sha256(encoded).hexdigest(),
+                "is_error": bool(isinstance(result, dict) and result.get("isError"))
+                or "error" in message}
 
     async def _server_gone(self, why: str) -> None:
         if not self.server_alive:
             return
         self.server_alive = False
-        self.initialized.set()
+        if self._handshake is not None:
+            self._handshake.set()
+        for waiter in self.own_requests.values():
+            if not waiter.done():
+                waiter.set_result({})
+        for gate in self.gates.values():  # calls waiting for a human: the answer is moot
+            if gate.waiting is not None and not gate.waiting.done():
+                gate.waiting.set_result({"result": {"action": "cancel"}})
         print(f"runestone mcp: {why}", file=sys.stderr)
-        for message_id in list(self.open_requests):
-            self.open_requests.pop(message_id)
-            self.gated.pop(message_id, None)
-            await self.to_client(_error(message_id, SERVER_GONE, f"{why}; the request was "
-                                        "not completed"))
+        for message_id in list(self.forwarded):
+            forwarded = self.forwarded.pop(message_id)
+            if forwarded.action is not None:
+                self._audit_later({"request_id": forwarded.request_id,
+                                   "tool": forwarded.action.tool, "is_error": True,
+                                   "ran": "unknown", "reason": why})
+            await self.to_client(error(message_id, SERVER_GONE, f"{why}; the request was "
+                                       "not completed"))

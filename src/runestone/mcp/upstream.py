@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-MAX_LINE = 64 * 1024 * 1024
+from runestone.mcp.wire import MAX_LINE, Oversized, read_line
+
+__all__ = ["MAX_LINE", "HttpUpstream", "StdioUpstream", "Upstream"]
 
 
 class Upstream(Protocol):
@@ -23,8 +25,9 @@ class Upstream(Protocol):
 
     async def send(self, message: dict[str, Any]) -> None: ...
 
-    async def receive(self) -> dict[str, Any] | str | None:
-        """A message, a str describing a malformed one, or None when the server is gone."""
+    async def receive(self) -> dict[str, Any] | str | Oversized | None:
+        """A message, a str describing a malformed one, an Oversized line, or None when
+        the server is gone."""
         ...
 
     async def close(self) -> None: ...
@@ -48,15 +51,12 @@ class StdioUpstream:
         self.process.stdin.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
         await self.process.stdin.drain()
 
-    async def receive(self) -> dict[str, Any] | str | None:
+    async def receive(self) -> dict[str, Any] | str | Oversized | None:
         assert self.process is not None and self.process.stdout is not None
         while True:
-            try:
-                line = await self.process.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                return "a message over the size limit"
-            if not line:
-                return None
+            line = await read_line(self.process.stdout)
+            if line is None or isinstance(line, Oversized):
+                return line
             if not line.strip():
                 continue
             try:

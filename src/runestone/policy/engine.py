@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.actions.paths import is_within
+from runestone.actions.winpaths import shown
 from runestone.facts import Facts, Part, derive_facts
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
 
@@ -255,12 +256,12 @@ def uncovered_detail(policy: CompiledPolicy, facts: Facts, part: Part) -> str:
             if fact.dynamic or not fact.forms:
                 return f"`{fact.raw}` is a path known only at run time"
             if not any(is_within(form, facts.project) for form in fact.forms):
-                return f"it {_ACCESS_VERB.get(fact.access, 'uses')} {fact.forms[-1]}"
+                return f"it {_ACCESS_VERB.get(fact.access, 'uses')} {shown(fact.forms[-1])}"
         return ""
     if part.path is not None:
         if part.path.dynamic or not part.path.forms:
             return f"`{part.path.raw}` is a path known only at run time"
-        return f"it {_ACCESS_VERB.get(part.path.access, 'uses')} {part.path.forms[-1]}"
+        return f"it {_ACCESS_VERB.get(part.path.access, 'uses')} {shown(part.path.forms[-1])}"
     return ""
 
 

@@ -2,7 +2,9 @@
 
 Path globs follow gitignore habits: `**` crosses directories, `*` and `?` stay within one
 segment, `X/**` also matches `X` itself, a pattern without a slash matches a base name
-anywhere (`.env`, `*.pem`). Anchors: `{project}`, `{home}`, `~`, and `./` (the project).
+anywhere (`.env`, `*.pem`). Anchors: `{project}`, `{home}`, `~`, and `./` (the project),
+and the runtime's own places (`runestone_places`): `{runestone-config}`, `{runestone-state}`
+(its home: policy, keys, audit log) and `{runestone-package}` (its installed code).
 
 Command patterns keep Claude Code's permission syntax: `npm run test:*` is a prefix at a
 word boundary, `*` matches any characters (spaces included), and a single trailing ` *` is
@@ -11,15 +13,82 @@ optional, so `ls *` also matches a bare `ls`.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import sys
 from functools import lru_cache
+
+from runestone.actions.winpaths import (
+    canonical,
+    is_windows_pattern,
+    is_windows_place,
+    native,
+    windows_pattern,
+)
 
 GLOB_CHARS = frozenset("*?[")
 
 
+_PLACES_FROM = ("RUNESTONE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "HOME")
+_places: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def _installed_package() -> str:
+    """Runestone's installed code: the package directory when it was installed (under
+    site-packages); an editable checkout is a source tree its developers change, so it has
+    none (a name no path can be)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parent = os.path.basename(os.path.dirname(package))
+    return package if parent in ("site-packages", "dist-packages") else "/\0not-installed"
+
+
+def runestone_places() -> dict[str, str]:
+    """The runtime's own places for this process's environment, by anchor: where its
+    policy, keys and audit log live (as `runestone.home.layout` says) and its installed
+    code. Read from the environment on each call (memoised by the variables it reads), so
+    a test or a daemon that changes RUNESTONE_HOME sees the new places."""
+    key = tuple(os.environ.get(name, "") for name in _PLACES_FROM)
+    places = _places.get(key)
+    if places is None:
+        from runestone.home import layout
+
+        where = layout()
+        places = {"{runestone-config}": os.path.abspath(where.config_dir),
+                  "{runestone-state}": os.path.abspath(where.state_dir),
+                  "{runestone-package}": _installed_package(),
+                  "{runestone-scripts}": os.path.join(sys.prefix, "bin")}
+        if len(_places) < 64:
+            _places[key] = places
+    return places
+
+
 def expand_anchor(pattern: str, project: str, home: str) -> str:
-    """Turn an anchored pattern into an absolute one (still possibly containing globs)."""
+    """Turn an anchored pattern into an absolute one (still possibly containing globs).
+
+    For a Windows project or home the pattern may be written the Windows way
+    (`C:\\Windows\\**`, `%APPDATA%\\gh\\**`, `~\\.ssh\\id_*`); it is expanded to the
+    canonical lower-case form paths take there (runestone.actions.winpaths). A pattern
+    written only for Windows names nothing in a POSIX place."""
+    if pattern.startswith("{runestone-"):
+        anchor, brace, rest = pattern.partition("}")
+        pattern = runestone_places().get(anchor + brace, "/\0unknown") + rest
+    windows = is_windows_place(project) or is_windows_place(home)
+    if windows:
+        pattern = windows_pattern(pattern, project, home)
+        project = canonical(native(project)) or project
+        home = canonical(native(home)) or home
+    elif is_windows_pattern(pattern):
+        return _NOWHERE
+    expanded = _expand_posix(pattern, project, home)
+    return expanded.lower() if windows else expanded
+
+
+# A path no file has: what a Windows-only pattern names on Linux or macOS.
+_NOWHERE = "/\0windows-only"
+
+
+def _expand_posix(pattern: str, project: str, home: str) -> str:
     if pattern.startswith("{project}"):
         expanded = project + pattern[len("{project}"):]
     elif pattern.startswith("{home}"):
@@ -34,8 +103,11 @@ def expand_anchor(pattern: str, project: str, home: str) -> str:
         expanded = "**/" + pattern
     else:
         expanded = project + "/" + pattern
+    unc = expanded.startswith("//") and not expanded.startswith("///")
     while "//" in expanded:
         expanded = expanded.replace("//", "/")
+    if unc:
+        expanded = "/" + expanded  # a Windows share keeps its leading `//`
     if len(expanded) > 1 and expanded.endswith("/"):
         expanded = expanded[:-1]
     return expanded

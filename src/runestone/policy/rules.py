@@ -31,6 +31,7 @@ from runestone.policy.globs import (
     glob_base,
     glob_source,
     path_glob,
+    runestone_places,
 )
 from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
 from runestone.shell.model import SimpleCommand
@@ -213,8 +214,19 @@ def _literal(text: str) -> bool:
     return not any(c in text for c in "*?[")
 
 
+def _own_places() -> tuple[str, ...]:
+    """The runtime's own places as part of a cache key (see globs.runestone_places)."""
+    return tuple(runestone_places().values())
+
+
+def _no_places() -> tuple[str, ...]:
+    return ()
+
+
 @lru_cache(maxsize=4096)
-def _glob_set(globs: tuple[str, ...], project: str, home: str) -> _GlobSet:
+def _glob_set(globs: tuple[str, ...], project: str, home: str,
+              places: tuple[str, ...] = ()) -> _GlobSet:
+    """`places` only keys the cache: `{runestone-...}` anchors expand to them."""
     name_exact: set[str] = set()
     name_prefix: list[str] = []
     name_suffix: list[str] = []
@@ -300,8 +312,9 @@ def _glob_may_contain(pattern: str, directory: str) -> bool:
     may be the directory or one of its ancestors, or when the pattern takes every name
     (`~/*`, `/**`) below one of them. `./**/*.pyc` takes only `.pyc` names: not `.git`."""
     candidates = [directory]
-    while candidates[-1] != "/":
-        candidates.append(posixpath.dirname(candidates[-1]))
+    while (parent := posixpath.dirname(candidates[-1])) != candidates[-1]:
+        # Stops at `/`, and at a Windows share's `//` (whose parent is itself).
+        candidates.append(parent)
     regex = glob_as_regex(pattern)
     if any(regex.fullmatch(candidate) for candidate in candidates):
         return True
@@ -717,13 +730,15 @@ def _compile_path(b: _Builder, every: bool) -> None:
     if globs:
 
         # Expanded per (project, home); a rule sees few distinct ones, so a dict suffices.
-        per_place: dict[tuple[str, str], tuple[_GlobSet, _GlobSet | None]] = {}
+        per_place: dict[tuple[str, str, Any], tuple[_GlobSet, _GlobSet | None]] = {}
+        own_places = _own_places if any(g.startswith("{runestone-") for g in globs) \
+            else _no_places
 
         def match_path(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
             paths = _paths_of(part, facts)
             if not paths:
                 return every  # no paths: an all-rule holds vacuously, an any-rule does not
-            place = (facts.project, facts.home)
+            place = (facts.project, facts.home, own_places())
             sets = per_place.get(place)
             if sets is None:
                 sets = (_glob_set(globs, *place),

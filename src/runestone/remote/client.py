@@ -121,7 +121,8 @@ def pull(layout: Layout) -> dict[str, Any]:
     state = read_state(layout)
     state["checked"] = time.time()
     headers = {"Authorization": f"Bearer {credential_file(layout).read_text().strip()}"}
-    if state.get("hash") and cached_policy_file(layout).exists():
+    if state.get("hash") and cached_policy_file(layout).exists() and not cached_problem(
+            layout, config):
         headers["If-None-Match"] = f'"{state["hash"]}"'
     try:
         status, body, _ = _request(f"{config['server']}/api/v1/runtime/policy",
@@ -165,5 +166,39 @@ def _accept(layout: Layout, config: dict[str, Any], answer: dict[str, Any],
     temporary = cached_policy_file(layout).with_suffix(".tmp")
     temporary.write_text(answer["text"], encoding="utf-8")
     os.replace(temporary, cached_policy_file(layout))
+    # The server's signed record of the cached text: every load compares the policy's hash
+    # with it, `status` checks the signature (runestone.remote.pinned).
     state.update({"number": answer["number"], "hash": answer["hash"], "fetched": time.time(),
+                  "signature": answer.get("signature", ""), "runtime_id": config["runtime_id"],
                   "source": config["server"], "last_error": ""})
+
+
+def cached_problem(layout: Layout, config: dict[str, Any]) -> str:
+    """'' when the cached policy is the one the server signed (its hash matches the record
+    and the record's signature verifies over the cached text); else what is wrong. Used by
+    `pull` (a cache that fails is fetched whole again) and `status`; not by the hook."""
+    from runestone.policy import PolicyError
+    from runestone.policy.loader import compile_policy_text
+    from runestone.remote import pinned
+
+    path = cached_policy_file(layout)
+    try:
+        text = path.read_text(encoding="utf-8")
+        compiled = compile_policy_text(text, source=str(path))
+    except (OSError, UnicodeDecodeError, PolicyError) as exc:
+        return f"the cached team policy {path} cannot be loaded: {exc}"
+    refused = pinned.mismatch(layout, compiled.hash)
+    if refused:
+        return refused
+    record = pinned.signed_record(layout)
+    try:
+        message = policy_message(config["runtime_id"], int(record["number"]), record["hash"],
+                                 text)
+    except (KeyError, TypeError, ValueError):
+        return f"the signed record of the cached team policy {path} is incomplete"
+    if not verify_signature(config["server_public_key"], message,
+                            str(record.get("signature", ""))):
+        return (f"the cached team policy {path} and its record do not carry the control "
+                "plane's signature (both were changed on disk); it is refused. Run "
+                "`runestone policy pull` to restore it.")
+    return ""

@@ -19,6 +19,7 @@ from runestone_server.approvals import (  # noqa: F401
     fallback,
     revoked,
     service,
+    unsettled,
     wakeups,
 )
 from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES

@@ -111,16 +111,21 @@ def _text(value: Any, size: int) -> str | None:
     return value.replace("\x00", "")[:size] or None
 
 
-def columns(entry: dict[str, Any], runtime: Runtime, now: datetime) -> dict[str, Any]:
-    """The searchable columns of one entry; the entry itself is kept whole in `entry`."""
+# The columns search, export, the story view and the compliance report read, each derived
+# from the hashed entry; verification checks every stored row against them (verify.py).
+DERIVED = ("kind", "request_id", "time", "tool", "decision", "severity", "rule", "agent",
+           "user", "approver", "summary", "action_hash", "policy_hash")
+
+
+def derived(entry: dict[str, Any]) -> dict[str, Any]:
+    """The values of the `DERIVED` columns for one entry (`time` is None when the entry's
+    own time cannot be read; ingest then stores the time it arrived)."""
     rules = entry.get("rules")
     rule = rules[0] if isinstance(rules, list) and rules else entry.get("rule")
     return {
-        "org_id": runtime.org_id, "team_id": runtime.team_id,
-        "runtime_id": runtime.runtime_id, "seq": int(entry["seq"]),
         "kind": _text(entry.get("kind"), 20) or "unknown",
         "request_id": _text(entry.get("request_id"), 64),
-        "time": parse_time(entry.get("time")) or now,
+        "time": parse_time(entry.get("time")),
         "tool": _text(entry.get("tool"), 200),
         "decision": _text(entry.get("decision"), 20),
         "severity": _text(entry.get("severity"), 20),
@@ -131,8 +136,16 @@ def columns(entry: dict[str, Any], runtime: Runtime, now: datetime) -> dict[str,
         "summary": _text(entry.get("summary") or entry.get("reason"), 10_000),
         "action_hash": _text(entry.get("action_hash"), 64),
         "policy_hash": _text(entry.get("policy_hash"), 64),
-        "hash": str(entry["hash"]), "entry": entry, "received": now,
     }
+
+
+def columns(entry: dict[str, Any], runtime: Runtime, now: datetime) -> dict[str, Any]:
+    """The searchable columns of one entry; the entry itself is kept whole in `entry`."""
+    values = derived(entry)
+    values["time"] = values["time"] or now
+    return {"org_id": runtime.org_id, "team_id": runtime.team_id,
+            "runtime_id": runtime.runtime_id, "seq": int(entry["seq"]), **values,
+            "hash": str(entry["hash"]), "entry": entry, "received": now}
 
 
 def _own_hash(entry: dict[str, Any]) -> str | None:

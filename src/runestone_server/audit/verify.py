@@ -21,6 +21,7 @@ broke on ingest is reported broken even when what was stored re-verifies.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from runestone.actions.canonical import CanonicalJSONError
 from runestone.audit.entry import entry_hash, genesis
-from runestone_server.audit.ingest import check_checkpoint, lock_chain
+from runestone_server.audit.ingest import DERIVED, check_checkpoint, derived, lock_chain
 from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
 from runestone_server.audit.problems import mark_broken
 from runestone_server.models import Runtime
@@ -62,6 +63,33 @@ class Found:
     kind: str  # one of ingest.PROBLEMS
     seq: int
     message: str
+
+
+STORED = tuple(getattr(AuditEntry, name) for name in DERIVED)
+
+
+def _same(name: str, stored: Any, expected: Any) -> bool:
+    if name != "time":
+        return stored == expected
+    # SQLite hands times back naive (they are stored as UTC); an entry without a readable
+    # time of its own was stored with the time it arrived, which the entry cannot confirm.
+    if expected is None:
+        return True
+    if isinstance(stored, datetime) and stored.tzinfo is None:
+        stored = stored.replace(tzinfo=UTC)
+    return stored == expected
+
+
+def altered_column(seq: int, entry: dict[str, Any], stored: list[Any]) -> Found | None:
+    """A stored column that says something other than the hashed entry it was derived
+    from: search, export, the story view and the compliance report read the columns, so a
+    changed `decision` or `approver` would otherwise pass as verified."""
+    expected = derived(entry) if isinstance(entry, dict) else {}
+    for name, value in zip(DERIVED, stored, strict=True):
+        if not _same(name, value, expected.get(name)):
+            return Found("bad_hash", seq, f"seq {seq}: the stored column '{name}' does not "
+                                          "match the hashed entry (the row was altered)")
+    return None
 
 
 class _Walk:
@@ -131,13 +159,14 @@ class _Walk:
         self.report.start_seq = seq
         while True:
             rows = self.db.execute(
-                select(AuditEntry.seq, AuditEntry.hash, AuditEntry.entry).where(
+                select(AuditEntry.seq, AuditEntry.hash, AuditEntry.entry, *STORED).where(
                     AuditEntry.runtime_id == self.runtime.runtime_id, AuditEntry.seq > seq)
                 .order_by(AuditEntry.seq).limit(chunk)).all()
             if not rows:
                 break
-            for stored_seq, stored_hash, entry in rows:
+            for stored_seq, stored_hash, entry, *stored in rows:
                 found = self.entry(seq, prev, stored_seq, stored_hash, entry) \
+                    or altered_column(stored_seq, entry, stored) \
                     or self.record_at(stored_seq, stored_hash)
                 if found:
                     return found

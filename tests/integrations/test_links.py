@@ -1,0 +1,122 @@
+"""Call links (pre hook -> post hook): append-only hourly segments whose upkeep is flat."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+from runestone.integrations.links import HOUR, KEEP_SECONDS, CallLinks
+
+START = 1_800_000_000.0  # a fixed instant, so segment names are known
+
+
+class Clock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_recall_finds_what_was_remembered_and_the_newest_wins(tmp_path: Path) -> None:
+    links = CallLinks(tmp_path / "calls", Clock())
+    links.remember("toolu_1", "req_aaa")
+    links.remember("toolu_2", "req_bbb")
+    links.remember("toolu_1", "req_ccc")
+    other = CallLinks(tmp_path / "calls", Clock())  # another hook process
+    assert other.recall("toolu_1") == "req_ccc"
+    assert other.recall("toolu_2") == "req_bbb"
+    assert other.recall("toolu_3") == ""
+    assert other.recall("") == ""
+
+
+def test_a_link_is_found_across_hours_until_it_is_a_day_old(tmp_path: Path) -> None:
+    clock = Clock()
+    links = CallLinks(tmp_path / "calls", clock)
+    links.remember("early", "req_early")
+    clock.now += 5 * HOUR
+    links.remember("later", "req_later")
+    assert links.recall("early") == "req_early"
+    clock.now += KEEP_SECONDS + 2 * HOUR
+    links.remember("new", "req_new")  # starts a segment, which prunes
+    assert links.recall("early") == ""
+    assert links.recall("new") == "req_new"
+    assert sorted(os.listdir(tmp_path / "calls")) == [
+        name for name in sorted(os.listdir(tmp_path / "calls")) if name.startswith("links-")]
+    assert len(os.listdir(tmp_path / "calls")) == 1
+
+
+def test_the_directory_stays_small_however_many_links(tmp_path: Path) -> None:
+    """The per-call layout left one file per call for a day, and scanned them all to prune:
+    100k links meant a 100k-entry directory. Segments keep it at about 26 files."""
+    clock = Clock()
+    links = CallLinks(tmp_path / "calls", clock)
+    for hour in range(60):
+        for n in range(50):
+            links.remember(f"call-{hour}-{n}", f"req_{hour:04d}{n:04d}")
+        clock.now += HOUR
+    names = os.listdir(tmp_path / "calls")
+    assert len(names) <= KEEP_SECONDS // HOUR + 2
+    assert links.recall("call-59-49") == "req_00590049"
+    assert links.recall("call-10-0") == ""  # older than a day
+
+
+def test_refuses_a_request_id_that_would_break_the_line(tmp_path: Path) -> None:
+    links = CallLinks(tmp_path / "calls", Clock())
+    links.remember("a", "req_x\nfake")
+    links.remember("b", "req y")
+    assert links.recall("a") == "" and links.recall("b") == ""
+    links.remember("a", "req_ok")
+    assert links.recall("a") == "req_ok"
+
+
+def test_a_link_of_the_per_call_layout_is_still_recalled_and_old_ones_go(tmp_path: Path) -> None:
+    from runestone.digest import sha256
+
+    directory = tmp_path / "calls"
+    directory.mkdir()
+    legacy = directory / sha256(b"toolu_old").hexdigest()[:40]
+    legacy.write_text("req_legacy", encoding="utf-8")
+    stale = directory / sha256(b"toolu_stale").hexdigest()[:40]
+    stale.write_text("req_stale", encoding="utf-8")
+    os.utime(stale, (START - 2 * KEEP_SECONDS, START - 2 * KEEP_SECONDS))
+    os.utime(legacy, (START, START))
+    links = CallLinks(directory, Clock())
+    assert links.recall("toolu_old") == "req_legacy"
+    links.remember("toolu_new", "req_new")  # first segment: prunes
+    assert not stale.exists()
+    assert legacy.exists()
+
+
+def test_an_unwritable_directory_is_not_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "calls"
+    blocker.write_text("not a directory")
+    links = CallLinks(blocker, Clock())
+    links.remember("a", "req_a")
+    assert links.recall("a") == ""
+
+
+def _append_many(directory: str, worker: int, count: int) -> None:
+    links = CallLinks(Path(directory), Clock())
+    for n in range(count):
+        links.remember(f"w{worker}-{n}", f"req_{worker:02d}{n:06d}")
+
+
+def test_concurrent_hook_processes_never_tear_a_line(tmp_path: Path) -> None:
+    directory = tmp_path / "calls"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(str(directory), w, 400))
+               for w in range(6)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+        assert process.exitcode == 0
+    links = CallLinks(directory, Clock())
+    for w in range(6):
+        for n in (0, 199, 399):
+            assert links.recall(f"w{w}-{n}") == f"req_{w:02d}{n:06d}"
+    lines = b"".join(path.read_bytes() for path in directory.iterdir()).splitlines()
+    assert len(lines) == 2400
+    assert all(len(line) == 40 + 1 + 12 for line in lines)
