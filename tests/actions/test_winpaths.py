@@ -176,3 +176,20 @@ def test_reasons_show_windows_paths_the_windows_way() -> None:
     assert shown("/c:/users/dev/.ssh") == "c:\\users\\dev\\.ssh"
     assert shown("//srv/share/x") == "\\\\srv\\share\\x"
     assert shown("/home/u") == "/home/u"
+
+
+@pytest.mark.parametrize(("raw", "form"), [
+    ("HKCU:\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+     "//./registry/hkcu/software/microsoft/windows/currentversion/run"),
+    ("Registry::HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+     "//./registry/hkcu/software/microsoft/windows/currentversion/run"),
+    ("hklm:\\SYSTEM\\CurrentControlSet\\Services",
+     "//./registry/hklm/system/currentcontrolset/services"),
+    ("Env:\\PATH", "//./psdrive/env/path"),
+    ("Microsoft.PowerShell.Core\\FileSystem::d:\\proj\\a.ts", "/d:/proj/a.ts"),
+])
+def test_powershell_drives_are_not_files_of_the_project(raw: str, form: str) -> None:
+    # `HKCU:\...` is no relative file name: read as one it would land inside the project.
+    forms, _ = windows_forms(raw, CWD, HOME)
+    assert forms == (form,)
+    assert windows_forms(form, CWD, HOME)[0] == (form,)

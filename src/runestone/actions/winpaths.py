@@ -153,10 +153,14 @@ def canonical(path: str) -> str | None:
         text = "\\\\" + text[8:]
     elif lower.startswith(("\\\\?\\", "\\\\.\\")):
         rest = text[4:]
+        if re.match(r"^[A-Za-z]:$", rest) and lower.startswith("\\\\.\\"):
+            return "//./" + rest.lower()  # `\\.\\C:` is the raw volume, not its root folder
         if re.match(r"^[A-Za-z]:(\\|$)", rest):
             text = rest if len(rest) > 2 else rest + "\\"
         else:
             device = rest.split("\\", 1)[0].lower()
+            if device in ("registry", "psdrive", "psprovider"):
+                return "//./" + rest.lower().replace("\\", "/").rstrip("/")
             return "//" + text[2] + "/" + device if device else None
     drive, tail = ntpath.splitdrive(text)
     share_root = drive.startswith("\\\\") and not tail
@@ -193,6 +197,13 @@ def windows_forms(raw: str, cwd: str | None, home: str | None) -> tuple[tuple[st
     env = windows_env(home_native)
     cwd_native = native(cwd) if cwd and is_windows_place(cwd) else None
     text = raw
+    provider = _PROVIDER.match(text)
+    if provider and provider.group(1).lower() == "filesystem":
+        text = provider.group(2)
+    elif not text.lower().startswith("file:"):
+        other = _provider_form(text)
+        if other is not None:
+            return other, "*" in text or "?" in text
     if text.lower().startswith("file:"):
         body = text[5:].lstrip("/") if text[5:8] == "///" else text[5:]
         text = body if re.match(r"^[A-Za-z]:", body) else body.replace("/", "\\")
@@ -241,6 +252,53 @@ def windows_forms(raw: str, cwd: str | None, home: str | None) -> tuple[tuple[st
     return tuple(forms), pattern
 
 
+_PROVIDER = re.compile(r"^(?:Microsoft\.PowerShell\.Core\\)?([A-Za-z]+)::(.*)$", re.IGNORECASE)
+_PSDRIVE = re.compile(r"^([A-Za-z][A-Za-z0-9_]+):(?:[\\/](.*))?$")
+_HIVES = {"hkcu": "hkcu", "hkey_current_user": "hkcu", "hklm": "hklm",
+          "hkey_local_machine": "hklm", "hkcr": "hkcr", "hkey_classes_root": "hkcr",
+          "hku": "hku", "hkey_users": "hku", "hkcc": "hkcc", "hkey_current_config": "hkcc"}
+REGISTRY = "//./registry"
+
+
+def registry_form(key: str) -> str | None:
+    """The canonical form of a registry key however it is written: `HKCU\\Software\\x`
+    (reg.exe), `HKCU:\\Software\\x` (PowerShell's drive), `Registry::HKEY_CURRENT_USER\\x`.
+    Policy globs name keys the same way (`HKCU:\\Software\\...\\Run\\**`)."""
+    text = key.replace("/", "\\")
+    provider = _PROVIDER.match(text)
+    if provider and provider.group(1).lower() == "registry":
+        text = provider.group(2)
+    hive, _, rest = text.partition("\\")
+    hive = _HIVES.get(hive.rstrip(":").lower())
+    if hive is None:
+        return None
+    parts = [p for p in rest.lower().split("\\") if p not in ("", ".")]
+    return "/".join([REGISTRY, hive, *parts])
+
+
+def _provider_form(text: str) -> tuple[str, ...] | None:
+    """A PowerShell provider path, or None for a file path: `HKCU:\\x` and `Registry::...`
+    are registry keys, `Env:`, `Cert:`, `Function:`... another drive's items (never files
+    of the project), `FileSystem::C:\\x` is the file `C:\\x`."""
+    provider = _PROVIDER.match(text)
+    if provider:
+        kind = provider.group(1).lower()
+        if kind == "filesystem":
+            return None
+        if kind == "registry":
+            form = registry_form(text)
+            return (form,) if form else (REGISTRY + "/?",)
+        return ("//./psprovider/" + kind + "/" + provider.group(2).lower().replace("\\", "/"),)
+    drive = _PSDRIVE.match(text)
+    if drive:
+        form = registry_form(text)
+        if form:
+            return (form,)
+        rest = (drive.group(2) or "").lower().replace("\\", "/")
+        return ("//./psdrive/" + drive.group(1).lower() + ("/" + rest if rest else ""),)
+    return None
+
+
 def _short_name_glob(segment: str) -> str:
     """`progra~1` may be any name starting `progra`: `progra*`; `creden~1.jso` is `creden*.jso*`."""
     if not _SHORT_NAME.match(segment):
@@ -255,6 +313,9 @@ def windows_pattern(pattern: str, project: str, home: str) -> str:
     are lower case since Windows names are compared without case."""
     env = windows_env(home)
     text = pattern
+    other = _provider_form(pattern)
+    if other is not None:
+        return other[0]
     if text.startswith("{project}"):
         text = native(project) + text[len("{project}"):]
     elif text.startswith("{home}"):
@@ -271,4 +332,5 @@ def windows_pattern(pattern: str, project: str, home: str) -> str:
 def is_windows_pattern(pattern: str) -> bool:
     """Is a rule glob written for Windows (a drive, a UNC share, `%VAR%`, `$env:`, or `\\`)?"""
     return bool("\\" in pattern or re.match(r"^[A-Za-z?*]:[\\/]", pattern)
+                or _provider_form(pattern) is not None
                 or _ENV_PERCENT.match(pattern) or pattern.lower().startswith("$env:"))

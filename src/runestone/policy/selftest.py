@@ -6,6 +6,8 @@ A string example is read according to what the rule looks at: a shell command fo
 rules, a path for path rules (read with the tool its `access` implies), a URL for URL rules,
 and a tool name for MCP and tool rules; an example with a space in it is always a shell
 command (`cat ~/.ssh/id_rsa` for a path rule). A table example gives `tool`, `input` (and `cwd`).
+A Windows `cwd` (`C:\\Users\\user\\project`) is the project itself, and the home the profile
+it lies in, so Windows rules are tested in a Windows place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runestone.actions import Action, ActionError
+from runestone.actions.winpaths import is_windows_place
 from runestone.facts import derive_facts
 from runestone.policy.engine import CompiledPolicy, evaluate
 from runestone.policy.errors import PolicyError, PolicyTestFailure
@@ -35,17 +38,22 @@ class TestResult:
     location: str
 
 
+def _project_for(cwd: Any) -> str:
+    """The example project: the cwd itself when it is a Windows place."""
+    return cwd if isinstance(cwd, str) and is_windows_place(cwd) else EXAMPLE_PROJECT
+
+
 def example_action(rule: Rule, example: Any) -> Action:
     """Build the action a rule example stands for."""
     if isinstance(example, dict):
+        cwd = example.get("cwd", EXAMPLE_PROJECT)
         if "command" in example:
-            return Action("Bash", {"command": example["command"]},
-                          example.get("cwd", EXAMPLE_PROJECT), project_dir=EXAMPLE_PROJECT)
+            return Action("Bash", {"command": example["command"]}, cwd,
+                          project_dir=_project_for(cwd))
         tool = example.get("tool")
         if not isinstance(tool, str):
             raise ActionError("a table example needs 'command' or 'tool'")
-        return Action(tool, dict(example.get("input", {})), example.get("cwd", EXAMPLE_PROJECT),
-                      project_dir=EXAMPLE_PROJECT)
+        return Action(tool, dict(example.get("input", {})), cwd, project_dir=_project_for(cwd))
     if not isinstance(example, str):
         raise ActionError(f"an example must be a string or a table, got {type(example).__name__}")
     spec = rule.spec
@@ -88,7 +96,7 @@ def _case_action(case: dict[str, Any]) -> Action:
         if not isinstance(tool, str):
             raise ActionError("a [[test]] needs 'command' or 'tool'")
     return Action(tool, dict(tool_input), cwd, agent=case.get("agent", ""),
-                  session=case.get("session", ""), project_dir=EXAMPLE_PROJECT)
+                  session=case.get("session", ""), project_dir=_project_for(cwd))
 
 
 def run_policy_tests(policy: CompiledPolicy) -> list[TestResult]:
