@@ -280,6 +280,8 @@ def test_install_merges_and_uninstall_removes_only_ours(tmp_path, initialised):
         ours = [e for e in installed["hooks"] if e != "Other"]
         assert json.dumps(installed).count("runestone hook") == len(ours)
         assert list(tmp_path.glob(f"{host}.json.runestone-backup-*"))
+        if host == "codex":
+            _trust_codex_hooks(settings)
         doctor = run_cli("doctor", host, "--settings", str(settings))
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert run_cli("uninstall", host, "--settings", str(settings)).returncode == 0
@@ -457,3 +459,91 @@ def test_codex_permission_request(initialised):
     assert broken.returncode == 2 and broken.stderr.strip()
     assert json.loads(broken.stdout)["hookSpecificOutput"]["hookEventName"] == \
         "PermissionRequest"
+
+
+def _trust_codex_hooks(hooks_file, events=("pre_tool_use", "permission_request",
+                                           "post_tool_use")) -> None:
+    """What Codex writes to config.toml once its user trusted each hook (a hash per hook)."""
+    installed = json.loads(hooks_file.read_text())["hooks"]
+    names = {"pre_tool_use": "PreToolUse", "permission_request": "PermissionRequest",
+             "post_tool_use": "PostToolUse"}
+    lines = []
+    for key in events:
+        group = len(installed[names[key]]) - 1
+        lines.append(f'[hooks.state."{hooks_file}:{key}:{group}:0"]\ntrusted_hash = "ab12"\n')
+    (hooks_file.parent / "config.toml").write_text("\n".join(lines))
+
+
+def test_doctor_codex_fails_until_codex_trusts_the_hooks(tmp_path, initialised):
+    hooks_file = tmp_path / "hooks.json"
+    assert run_cli("install", "codex", "--settings", str(hooks_file)).returncode == 0
+    assert "PermissionRequest" in json.loads(hooks_file.read_text())["hooks"]
+    untrusted = run_cli("doctor", "codex", "--settings", str(hooks_file))
+    assert untrusted.returncode == 1 and "/hooks" in untrusted.stdout
+    assert "times out or cannot be spawned" in untrusted.stdout
+    _trust_codex_hooks(hooks_file, events=("pre_tool_use",))
+    assert run_cli("doctor", "codex", "--settings", str(hooks_file)).returncode == 1
+    _trust_codex_hooks(hooks_file)
+    trusted = run_cli("doctor", "codex", "--settings", str(hooks_file))
+    assert trusted.returncode == 0, trusted.stdout
+
+
+@pytest.mark.parametrize("hooks_config", [{"enabled": False}, {"disabled": ["runestone"]}])
+def test_doctor_gemini_fails_when_its_settings_skip_the_hook(tmp_path, initialised,
+                                                             hooks_config):
+    settings = tmp_path / "settings.json"
+    assert run_cli("install", "gemini", "--settings", str(settings)).returncode == 0
+    assert run_cli("doctor", "gemini", "--settings", str(settings)).returncode == 0
+    data = json.loads(settings.read_text())
+    settings.write_text(json.dumps({**data, "hooksConfig": hooks_config}))
+    report = run_cli("doctor", "gemini", "--settings", str(settings))
+    assert report.returncode == 1 and "hooksConfig" in report.stdout
+
+
+def test_gemini_mcp_tools_meet_the_mcp_rules(initialised):
+    """Gemini CLI 0.61.0 names MCP tools mcp_<server>_<tool> and sends mcp_context; the
+    MCP deny rule (publish.mcp-destructive) must see them, not an askable generic tool."""
+    by_name = hook("gemini", {**GEMINI_BEFORE, "tool_name": "mcp_github_delete_repository",
+                              "tool_input": {"owner": "acme", "repo": "api"}})
+    assert json.loads(by_name.stdout)["decision"] == "deny"
+    assert "/approve/" not in by_name.stdout
+    by_context = hook("gemini", {**GEMINI_BEFORE, "tool_name": "mcp_gh_delete_repository",
+                                 "tool_input": {"owner": "acme", "repo": "api"},
+                                 "mcp_context": {"server_name": "github",
+                                                 "tool_name": "delete_repository"}})
+    assert json.loads(by_context.stdout)["decision"] == "deny"
+    request = [e for e in _entries() if e["kind"] == "request"][-1]
+    assert request["tool"] == "mcp__github__delete_repository"
+
+
+def test_cursor_names_an_mcp_server_as_configured(initialised, tmp_path):
+    project = tmp_path / "app"
+    (project / ".cursor").mkdir(parents=True)
+    (project / ".cursor" / "mcp.json").write_text(json.dumps({"mcpServers": {"postgres": {
+        "command": "npx", "args": ["-y", "@modelcontextprotocol/server-postgres",
+                                   "postgresql://localhost/db"]}}}))
+    call = {**CURSOR_MCP, "workspace_roots": [str(project)], "url": None,
+            "command": "npx -y @modelcontextprotocol/server-postgres postgresql://localhost/db",
+            "tool_name": "query", "tool_input": "{\"sql\": \"SELECT 1\"}"}
+    hook("cursor", call)
+    assert [e for e in _entries() if e["kind"] == "request"][-1]["tool"] == \
+        "mcp__postgres__query"
+    hook("cursor", {**call, "workspace_roots": [str(tmp_path / "elsewhere")]})
+    assert [e for e in _entries() if e["kind"] == "request"][-1]["tool"] == \
+        "mcp__unknown__query"
+
+
+def test_uninstall_removes_the_files_install_created(tmp_path, initialised, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    copilot = tmp_path / ".github" / "hooks" / "runestone.json"
+    assert run_cli("install", "copilot", cwd=tmp_path).returncode == 0
+    assert run_cli("install", "copilot", cwd=tmp_path).returncode == 0  # writes a backup
+    assert copilot.exists() and list(copilot.parent.glob("*.runestone-backup-*"))
+    assert run_cli("uninstall", "copilot", cwd=tmp_path).returncode == 0
+    assert not copilot.exists() and not copilot.parent.exists()
+    for host in ("codex", "gemini", "cursor"):
+        settings = tmp_path / f"{host}.json"
+        assert run_cli("install", host, "--settings", str(settings)).returncode == 0
+        assert run_cli("uninstall", host, "--settings", str(settings)).returncode == 0
+        assert not settings.exists(), host
+        assert not list(tmp_path.glob(f"{host}.json.runestone-backup-*")), host

@@ -35,12 +35,24 @@ def run_install_command(args: argparse.Namespace) -> int:
     if args.command == "uninstall":
         remove = installer.get("uninstall", hosts_install.remove_ours)
         data, removed = remove(data, args.host, installer["events"])
+        if removed and not data:
+            gone = hosts_install.remove_settings(path)
+            print(f"removed {removed} Runestone entr{'y' if removed == 1 else 'ies'}; "
+                  f"{path} held nothing else and is gone"
+                  + (f", with Runestone's backups in the project ({gone})" if gone else ""))
+            return 0
         backup = hosts_install.write_settings(path, data) if removed else None
+        if backup is not None and hosts_install.inside_project(path):
+            gone = hosts_install.remove_backups(path)
+            backup = None
+            print(f"removed {removed} Runestone entr{'y' if removed == 1 else 'ies'} from "
+                  f"{path} (and {gone} backup file{'s' if gone != 1 else ''} in the project)")
+            return 0
         print(f"removed {removed} Runestone entr{'y' if removed == 1 else 'ies'} from {path}"
               + (f" (backup: {backup})" if backup else ""))
         return 0
     report = hosts_install.DoctorReport()
-    installer["doctor"](data, report, hosts_install.run_shell)
+    installer["doctor"](data, report, hosts_install.run_shell, path=path)
     print(f"{args.host} settings: {path}")
     print("\n".join(report.lines))
     print("verdict: " + ("the hook works and fails closed" if report.ok else "NOT PROTECTED"))

@@ -176,7 +176,7 @@ class Gemini:
         if not isinstance(data, dict):
             raise ActionError("expected a JSON object from Gemini CLI")
         event = data.get("hook_event_name", "BeforeTool")
-        action = action_from_hook_json(data, agent=self.agent)
+        action = action_from_hook_json(_gemini_mcp_name(data), agent=self.agent)
         if event == "AfterTool":
             return Event("post", action, data.get("tool_response"), data)
         if event == "BeforeTool":
@@ -191,6 +191,25 @@ class Gemini:
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
                      f"runestone: {reason}")
+
+
+def _gemini_mcp_name(data: dict[str, Any]) -> dict[str, Any]:
+    """Gemini CLI names an MCP tool `mcp_<server>_<tool>` and sends `mcp_context` with the
+    server and tool (packages/core/src/tools/mcp-tool.ts, coreToolHookTriggers.ts in 0.61.0).
+    Read as `mcp__<server>__<tool>`, the MCP rules see it; `mcp_context` wins over the
+    name, which is split as Gemini splits it (the server name holds no `_`)."""
+    tool = data.get("tool_name")
+    if not isinstance(tool, str) or not tool.startswith("mcp_") or tool.startswith("mcp__"):
+        return data
+    context = data.get("mcp_context")
+    server = name = None
+    if isinstance(context, dict):
+        server, name = context.get("server_name"), context.get("tool_name")
+    if not (isinstance(server, str) and server and isinstance(name, str) and name):
+        server, separator, name = tool[len("mcp_"):].partition("_")
+        if not (server and separator and name):
+            raise ActionError(f"MCP tool name {tool!r} names no server and tool")
+    return {**data, "tool_name": f"mcp__{server}__{name}"}
 
 
 def _arguments_text(text: str) -> Any:
@@ -285,26 +304,56 @@ class Cursor:
 
 
 def _mcp_server(data: dict[str, Any]) -> str:
-    """A name for the MCP server Cursor calls: from its URL host or its command."""
+    """The MCP server Cursor calls, by the name it is configured under in `mcp.json`.
+
+    Cursor's beforeMCPExecution sends the server's `command` or `url`, not its name, so the
+    name is looked up in the project's `.cursor/mcp.json` (which wins, as in Cursor) and
+    `~/.cursor/mcp.json`. A server found in neither is named by its URL's host, or
+    `unknown`: a word of its command line would let the arguments choose the name
+    (`server-postgres postgresql://localhost/db` became `db`) and slip past `mcp_server`
+    rules."""
+    for key in ("server_name", "server"):
+        name = data.get(key)
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    named = _configured_mcp_server(data)
+    if named:
+        return named
     url = data.get("url")
     if isinstance(url, str) and url:
         from urllib.parse import urlsplit
 
         return (urlsplit(url).hostname or "remote").replace(".", "_")
-    command = data.get("command")
-    if isinstance(command, str) and command:
-        import os
-        import shlex
-
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            words = command.split()
-        if words:
-            return os.path.basename(words[-1] if words[0] in ("npx", "uvx", "node",
-                                                                "python", "python3")
-                                    else words[0]).split("@")[0] or "local"
     return "unknown"
+
+
+def _configured_mcp_server(data: dict[str, Any]) -> str | None:
+    import json
+    import os
+    import shlex
+
+    url, command = data.get("url"), data.get("command")
+    roots = data.get("workspace_roots")
+    files = [os.path.join(root, ".cursor", "mcp.json") for root in
+             (roots if isinstance(roots, list) else []) if isinstance(root, str)]
+    files.append(os.path.expanduser("~/.cursor/mcp.json"))
+    for file in files:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                servers = json.load(handle).get("mcpServers")
+        except (OSError, ValueError, AttributeError):
+            continue
+        for name, entry in (servers.items() if isinstance(servers, dict) else ()):
+            if not isinstance(entry, dict):
+                continue
+            if isinstance(url, str) and url and entry.get("url") == url:
+                return str(name)
+            words = [entry.get("command"), *(entry.get("args") or [])]
+            if isinstance(command, str) and command and all(
+                    isinstance(w, str) for w in words) and command in (" ".join(words),
+                                                                      shlex.join(words)):
+                return str(name)
+    return None
 
 
 class Copilot:

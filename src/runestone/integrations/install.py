@@ -9,6 +9,7 @@ anything that would let a call through unchecked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -68,6 +69,36 @@ def write_settings(path: Path, data: dict[str, Any]) -> Path | None:
     temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, path)
     return backup
+
+
+def inside_project(path: Path) -> bool:
+    """A settings file in the project (Copilot's, `.mcp.json`), not in the user's home."""
+    try:
+        path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def remove_backups(path: Path) -> int:
+    """Delete the backups Runestone wrote beside `path`; how many went."""
+    gone = 0
+    for backup in path.parent.glob(f"{path.name}.runestone-backup-*"):
+        backup.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
+def remove_settings(path: Path) -> int:
+    """`path` held only Runestone's entries: delete it (install wrote it, or a `{}` that
+    means the same as no file), its project backups, and a folder install left empty."""
+    path.unlink(missing_ok=True)
+    if not inside_project(path):
+        return 0
+    gone = remove_backups(path)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # only if empty (`.github/hooks` made for Copilot)
+    return gone
 
 
 # --- Claude Code ------------------------------------------------------------------------------
@@ -210,7 +241,8 @@ CLAUDE_REINSTALL = "run `runestone install claude-code` again"
 
 
 def claude_doctor(data: dict[str, Any], report: DoctorReport,
-                  run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+                  run: Callable[[str, str], subprocess.CompletedProcess[str]],
+                  path: Path | None = None) -> None:
     if data.get("disableAllHooks") is True:
         report.fail("'disableAllHooks' is true: no hook runs, every call goes through; "
                     "remove it from the settings")
@@ -372,22 +404,31 @@ def _installed_commands(data: dict[str, Any], host: str, event: str) -> list[str
     return found
 
 
+SettingsCheck = Callable[[dict[str, Any], DoctorReport, "Path | None"], None]
+
+
 def probe_doctor(host: str, event: str, probe: dict[str, Any],
                  denied: Callable[[subprocess.CompletedProcess[str]], bool],
-                 settings_check: Callable[[dict[str, Any], DoctorReport], None] | None = None,
+                 settings_check: SettingsCheck | None = None,
                  ) -> Callable[..., None]:
     """Run the installed command with the host's own input for `rm -rf ~`; expect a deny."""
 
     def doctor(data: dict[str, Any], report: DoctorReport,
-               run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+               run: Callable[[str, str], subprocess.CompletedProcess[str]],
+               path: Path | None = None) -> None:
         commands = _installed_commands(data, host, event)
         if not commands:
             report.fail(f"no Runestone {event} hook is installed; run `runestone install "
                         f"{host}`")
             return
         if settings_check is not None:
-            settings_check(data, report)
+            settings_check(data, report, path)
         for command in commands:
+            problem = interpreter_problem(command)
+            if problem:
+                report.fail(f"the {event} hook cannot start: {problem}; run `runestone "
+                            f"install {host}` again from a working installation")
+                continue
             result = run(command, json.dumps(probe))
             if denied(result):
                 report.good(f"the {event} hook denied the probe (`rm -rf ~`): {command}")
@@ -409,7 +450,60 @@ def _json_field(result: subprocess.CompletedProcess[str], *path: str) -> Any:
         return None
 
 
-def _cursor_settings(data: dict[str, Any], report: DoctorReport) -> None:
+CODEX_EVENT_KEYS = {"PreToolUse": "pre_tool_use", "PermissionRequest": "permission_request",
+                    "PostToolUse": "post_tool_use"}
+
+
+def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
+    """Codex runs a hook from hooks.json only once its user trusted it (Codex keeps a
+    `[hooks.state."<hooks.json>:<event>:<group>:<handler>"]` entry with a `trusted_hash` in
+    config.toml; any edit of the hook untrusts it), and reads a hook that times out or cannot
+    be spawned as no objection."""
+    report.warn("Codex lets a call through when the hook times out or cannot be spawned "
+                "(only exit 2 or a deny blocks): keep this interpreter where it is, and run "
+                "`runestone doctor codex` after moving or upgrading it")
+    if path is None:
+        return
+    import tomllib
+
+    config = path.parent / "config.toml"
+    try:
+        state = tomllib.loads(config.read_text(encoding="utf-8")).get("hooks", {}).get(
+            "state", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        state = {}
+    hooks = data.get("hooks", {}) if isinstance(data.get("hooks"), dict) else {}
+    for event, key in CODEX_EVENT_KEYS.items():
+        for group_index, group in enumerate(hooks.get(event, []) or []):
+            handlers = group.get("hooks", []) if isinstance(group, dict) else []
+            for handler_index, handler in enumerate(handlers):
+                if not _is_ours(handler, "codex"):
+                    continue
+                entry = state.get(f"{path}:{key}:{group_index}:{handler_index}") \
+                    if isinstance(state, dict) else None
+                if not (isinstance(entry, dict) and entry.get("trusted_hash")):
+                    report.fail(f"Codex has not trusted the {event} hook, so it does not run: "
+                                "start `codex`, open `/hooks` and trust the Runestone hooks "
+                                f"(no trust entry in {config})")
+
+
+def _gemini_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
+    """Gemini CLI skips every hook with `hooksConfig.enabled: false` and any hook whose name
+    (or command) `hooksConfig.disabled` lists (packages/core/src/hooks/hookRegistry.ts)."""
+    config = data.get("hooksConfig")
+    if not isinstance(config, dict):
+        return
+    if config.get("enabled") is False:
+        report.fail("'hooksConfig.enabled' is false: Gemini CLI runs no hook, every call goes "
+                    "through; remove it or set it to true")
+    disabled = config.get("disabled")
+    names = {"runestone"} | set(_installed_commands(data, "gemini", "BeforeTool"))
+    if isinstance(disabled, list) and names & {d for d in disabled if isinstance(d, str)}:
+        report.fail("'hooksConfig.disabled' names the Runestone hook: Gemini CLI skips it; "
+                    "remove it from that list")
+
+
+def _cursor_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
     hooks = data.get("hooks", {})
     for event in ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile"):
         ours = [h for h in hooks.get(event, []) if _is_ours(h, "cursor")]
@@ -486,7 +580,8 @@ def mcp_uninstall(data: dict[str, Any], host: str, events: tuple[str, ...]) -> t
 
 
 def mcp_doctor(data: dict[str, Any], report: DoctorReport,
-               run: Callable[[str, str], subprocess.CompletedProcess[str]]) -> None:
+               run: Callable[[str, str], subprocess.CompletedProcess[str]],
+               path: Path | None = None) -> None:
     servers = data.get("mcpServers")
     if not isinstance(servers, dict) or not servers:
         report.fail("no 'mcpServers' in this file")
@@ -505,11 +600,13 @@ HOSTS: dict[str, dict[str, Any]] = {
     "codex": {
         "path": lambda: Path(os.path.expanduser("~/.codex/hooks.json")),
         "install": grouped_install({"PreToolUse": {"timeout": 600},
+                                    "PermissionRequest": {"timeout": 600},
                                     "PostToolUse": {"timeout": 600}}, "codex", ".*"),
-        "events": ("PreToolUse", "PostToolUse"),
+        "events": ("PreToolUse", "PermissionRequest", "PostToolUse"),
         "doctor": probe_doctor("codex", "PreToolUse", CODEX_PROBE, lambda r: r.returncode == 2
                                or _json_field(r, "hookSpecificOutput",
-                                              "permissionDecision") == "deny"),
+                                              "permissionDecision") == "deny",
+                               _codex_settings),
     },
     "gemini": {
         "path": lambda: Path(os.path.expanduser("~/.gemini/settings.json")),
@@ -518,7 +615,8 @@ HOSTS: dict[str, dict[str, Any]] = {
                                    "gemini", ".*"),
         "events": ("BeforeTool", "AfterTool"),
         "doctor": probe_doctor("gemini", "BeforeTool", GEMINI_PROBE, lambda r: r.returncode == 2
-                               or _json_field(r, "decision") in ("deny", "block")),
+                               or _json_field(r, "decision") in ("deny", "block"),
+                               _gemini_settings),
     },
     "cursor": {
         "path": lambda: Path(os.path.expanduser("~/.cursor/hooks.json")),
