@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from runestone.approvals.service import ApprovalError, Approvals, local_approver
 from runestone.approvals.store import Request
 from runestone.approvals.tokens import TokenRefused
+from runestone.policy.offer import Offer, offer_for
 from runestone.whole_numbers import whole_number
 
 MAX_FORM_BYTES = 16 * 1024
@@ -100,6 +101,27 @@ class ApprovalPage:
         self.server.server_close()
 
 
+def rule_offer(approvals: Approvals, request: Request) -> Offer:
+    """The rule that would have allowed this request (shown, and saved if ticked)."""
+    try:
+        return offer_for(approvals.layout, request.action,
+                         approver=local_approver(approvals.settings))
+    except Exception as exc:  # an offer is a convenience: the decision must not fail
+        return Offer("", f"no rule could be learned ({type(exc).__name__}: {exc})")
+
+
+def save_offered_rule(approvals: Approvals, text: str) -> str:
+    """Append the shown rule to the policy file; what happened, for the page."""
+    from runestone.policy.save import SaveError, append_rules, save_target
+
+    try:
+        target = save_target(approvals.layout)
+        saved = append_rules(target, text)
+    except SaveError as exc:
+        return f"The rule was not saved: {exc}"
+    return f"The rule was saved to {target} (policy sha256:{saved.hash[:16]})."
+
+
 def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
     """The request handler class; the daemon subclasses it to add its own routes."""
     class Handler(BaseHTTPRequestHandler):
@@ -118,7 +140,8 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
             except TokenRefused as exc:
                 self._send(HTTPStatus.FORBIDDEN, _refusal(str(exc)))
                 return
-            self._send(HTTPStatus.OK, _page(request, csrf_token(page.key, request.id)))
+            offer = rule_offer(page.approvals, request) if request.state == "pending" else None
+            self._send(HTTPStatus.OK, _page(request, csrf_token(page.key, request.id), offer))
 
         def do_POST(self) -> None:
             token = self._token()
@@ -152,6 +175,14 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
             if choice not in ("approve", "deny"):
                 self._send(HTTPStatus.BAD_REQUEST, _refusal("choose approve or deny"))
                 return
+            save_rule = form.get("save_rule", [""])[0] if choice == "approve" else ""
+            offer = rule_offer(page.approvals, request) if save_rule else None
+            if offer is not None and (offer.refused or not offer.text or not hmac.compare_digest(
+                    save_rule, rule_digest(offer.text))):
+                why = offer.refused or "the rule offered has changed since the page was shown"
+                self._send(HTTPStatus.CONFLICT, _refusal(f"not decided: {why}; reload the "
+                                                         "page to see the rule again"))
+                return
             try:
                 minutes = whole_number(form.get("minutes", ["30"])[0] or "30", 0, 999_999)
                 if minutes is None:
@@ -164,7 +195,8 @@ def approval_handler(page: ApprovalPage) -> type[BaseHTTPRequestHandler]:
             except (ApprovalError, ValueError) as exc:
                 self._send(HTTPStatus.CONFLICT, _refusal(str(exc)))
                 return
-            self._send(HTTPStatus.OK, _done(decided))
+            saved = save_offered_rule(page.approvals, offer.text) if offer is not None else ""
+            self._send(HTTPStatus.OK, _done(decided, saved))
 
         def _token(self) -> str | None:
             prefix = "/approve/"
@@ -212,7 +244,29 @@ def _refusal(reason: str) -> str:
     return _document("Refused", f"<h1>Refused</h1><p>{html.escape(reason)}</p>")
 
 
-def _page(request: Request, csrf: str) -> str:
+def rule_digest(text: str) -> str:
+    """What the page's checkbox carries: the rule text the person saw, by its hash."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _offer_html(offer: Offer | None) -> str:
+    e = html.escape
+    if offer is None:
+        return ""
+    if not offer.text:
+        return f"<p class='offer'>No rule is offered: {e(offer.refused)}</p>"
+    if offer.refused:
+        return (f"<h2>Rule not offered</h2><pre>{e(offer.text)}</pre>"
+                f"<p>The replay of the audit log refuses it: {e(offer.refused)}</p>")
+    return ("<h2>Don't ask again</h2><p>The smallest general rule that would have allowed "
+            f"this (it would have saved {offer.saved_asks} ask(s) in the audit log):</p>"
+            f"<pre id='learned-rule'>{e(offer.text)}</pre>"
+            "<p><label><input type='checkbox' name='save_rule' "
+            f"value='{rule_digest(offer.text)}'> also save this rule to the policy "
+            "(only when approving)</label></p>")
+
+
+def _page(request: Request, csrf: str, offer: Offer | None = None) -> str:
     e = html.escape
     analysis = request.analysis or {}
     parts = "".join(f"<li><code>{e(p)}</code></li>" for p in analysis.get("parts", []))
@@ -240,14 +294,16 @@ def _page(request: Request, csrf: str) -> str:
         "once</label><br><label><input type='radio' name='scope' value='rule-session'> "
         "whatever these rules ask about in this session for <input type='number' "
         "name='minutes' value='30' min='1' max='1440' style='width:4rem'> minutes</label></p>"
+        + _offer_html(offer) +
         "<p><input type='text' name='reason' placeholder='reason (optional)' size='50'></p>"
         "<button name='decision' value='approve'>Approve</button>"
         "<button name='decision' value='deny'>Deny</button></form>")
     return _document("Approval", body + form)
 
 
-def _done(request: Request) -> str:
+def _done(request: Request, saved: str = "") -> str:
     e = html.escape
     return _document("Decided", f"<h1>{e(request.state.capitalize())}</h1><p>Request "
                      f"{e(request.id)} was {e(request.state)} by {e(request.approver or '')} "
-                     f"(scope: {e(request.scope or 'once')}).</p>")
+                     f"(scope: {e(request.scope or 'once')}).</p>"
+                     + (f"<p id='rule-saved'>{e(saved)}</p>" if saved else ""))

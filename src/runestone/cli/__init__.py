@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: the daemon client path imports neither it nor re
 
 if TYPE_CHECKING:  # argparse is imported by build_parser: the hook's fast path never needs it
     import argparse
+    from collections.abc import Sequence
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = psub.add_parser("simulate", help="replay the audit log against a candidate policy")
     q.add_argument("candidate", help="the candidate policy file")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q = psub.add_parser("suggest", help="propose rules from the asks humans approved, with "
+                        "the asks each would have saved and a replay of the audit log")
+    _policy_options(q)
+    q.add_argument("--min-approvals", type=int, default=1,
+                   help="propose only rules learned from at least this many approvals")
+    q.add_argument("--save", metavar="RULE_ID", action="append", default=[],
+                   help="append this proposal to the policy file (repeatable)")
+    q.add_argument("--json", action="store_true", help="print the proposals as JSON")
     q = psub.add_parser("import-claude", help="turn Claude Code permissions into rules")
     q.add_argument("settings", help="a Claude Code settings.json")
 
@@ -115,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="this exact action once (default), or what the same rules "
                                 "ask about in the same session for --minutes")
             q.add_argument("--minutes", type=int, default=30)
+            q.add_argument("--save-rule", action="store_true",
+                           help="also save the smallest general rule that would have allowed "
+                                "it (printed first) to the policy file, scoped to the project")
     q = ap.add_parser("cancel", help="withdraw a pending request")
     q.add_argument("request_id")
     q = ap.add_parser("grant", help="pre-approve an exact action or a rule's matches")

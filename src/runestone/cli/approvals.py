@@ -48,6 +48,11 @@ def run_approvals(args: argparse.Namespace) -> int:
             extra = f" (grants: {decided.grant_id})" if decided.grant_id else ""
             print(f"{decided.id}: {decided.state} by {decided.approver}, scope "
                   f"{decided.scope}{extra}")
+            if command == "approve":
+                from runestone.cli.suggest import offer_rule
+
+                return offer_rule(where, decided.action, save=args.save_rule,
+                                  approver=decided.approver or approver)
             return 0
         if command == "cancel":
             approvals.cancel(args.request_id, approver)

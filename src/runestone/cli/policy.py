@@ -1,4 +1,4 @@
-"""`runestone policy test | validate | show | packs | import-claude`."""
+"""`runestone policy test | validate | show | packs | simulate | suggest | import-claude`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def run_policy(args: argparse.Namespace) -> int:
         return _import_claude(args.settings)
     if action == "simulate":
         return _simulate(args)
+    if action == "suggest":
+        from runestone.cli.suggest import run_suggest
+
+        return run_suggest(args)
     if action == "pull":
         from runestone.cli.remote import run_pull
 

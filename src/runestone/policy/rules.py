@@ -42,7 +42,8 @@ PATH_FIELDS = ("path", "path_except", "path_outside", "path_contains", "access")
 URL_FIELDS = ("domain", "scheme", "address")
 MCP_FIELDS = ("mcp_server", "mcp_tool")
 ARGUMENT_FIELDS = ("arguments",)
-GENERAL_FIELDS = ("tool", "family", "text", "agent", "session", "labels", "tainted")
+GENERAL_FIELDS = ("tool", "family", "text", "agent", "session", "labels", "tainted",
+                  "project")
 META_FIELDS = ("id", "decision", "reason", "instead", "severity", "match", "not_match")
 ALL_FIELDS = frozenset(
     COMMAND_FIELDS + PATH_FIELDS + URL_FIELDS + MCP_FIELDS + ARGUMENT_FIELDS
@@ -497,6 +498,13 @@ def _compile_general(b: _Builder, every: bool) -> None:
         globs = b.strings(field)
         if globs:
             b.add(_identity_matcher(field, globs))
+    projects = b.strings("project")
+    if projects:
+        bad = [p for p in projects if not p.startswith(("/", "~"))]
+        if bad:
+            raise RuleError(f"rule '{rid}': 'project' takes absolute directories or globs "
+                            f"(`/home/dev/app`, `~/work/**`); got {bad[0]!r}", field="project")
+        b.add(_project_matcher(projects))
     if "labels" in b.table:
         labels = b.table["labels"]
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
@@ -515,6 +523,17 @@ def _compile_general(b: _Builder, every: bool) -> None:
                             field="text")
         rx = _regex(b.table["text"], "text", rid, b.known_valid)
         b.add(lambda part, facts, ctx: rx.search(_part_text(part, facts)) is not None)
+
+
+def _project_matcher(globs: tuple[str, ...]) -> Matcher:
+    """The agent's project directory is one of these (a rule learned in one project stays
+    there: `project = ["/home/dev/app"]`; `X/**` also matches X)."""
+
+    def match(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
+        project = normalise_dir(facts.project) if facts.project else ""
+        return bool(project) and _glob_set(globs, project, facts.home).fullmatch(project)
+
+    return match
 
 
 def _identity_matcher(field: str, globs: tuple[str, ...]) -> Matcher:

@@ -85,7 +85,7 @@ def _rule_fires(rule: Rule, action: Action) -> bool:
     )
 
 
-def _case_action(case: dict[str, Any]) -> Action:
+def case_action(case: dict[str, Any]) -> Action:
     cwd = case.get("cwd", EXAMPLE_PROJECT)
     if "command" in case:
         tool_input: dict[str, Any] = {"command": case["command"]}
@@ -122,7 +122,7 @@ def run_policy_tests(policy: CompiledPolicy) -> list[TestResult]:
         where = f"{source}:{line}" if line else source
         name = case.get("name") or str(case.get("command") or case.get("tool"))
         try:
-            action = _case_action(case)
+            action = case_action(case)
         except ActionError as exc:
             results.append(TestResult(name, False, f"bad test: {exc}", where))
             continue
