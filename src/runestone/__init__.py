@@ -6,7 +6,9 @@ loaded on first use, so `import runestone` stays cheap for the hook path.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook path ~5 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

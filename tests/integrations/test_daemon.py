@@ -259,3 +259,35 @@ def test_clients_that_hang_up_leave_a_line_in_the_log_not_a_traceback(daemon):
     process.terminate()
     _, log = process.communicate(timeout=30)
     assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("env", [
+    {"RUNESTONE_HOME": "/srv/rs"}, {"RUNESTONE_HOME": "~/rs/"},
+    {"XDG_STATE_HOME": "/var/state"}, {"XDG_STATE_HOME": "relative/ignored"}, {}])
+def test_the_hooks_socket_path_is_the_daemons(env, monkeypatch):
+    from runestone.daemon.paths import daemon_socket
+    from runestone.integrations.client import daemon_socket_path
+
+    for name in ("RUNESTONE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Path(daemon_socket_path()) == daemon_socket(layout())
+
+
+def test_the_hook_through_the_daemon_imports_almost_nothing(daemon, tmp_path):
+    """The client path runs before every tool call: no typing, re, pathlib (urllib.parse,
+    ipaddress), nor the runtime's decision modules; only the bare socket client."""
+    code = ("import sys; from runestone.cli import main; code = main(['hook', 'claude-code']);"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'typing', 're',"
+            " 'pathlib', 'urllib', 'ipaddress', 'json'} or m.startswith('runestone.')),"
+            " file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-S", "-c", code],
+                            input=hook_body("git status").decode(), capture_output=True,
+                            text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert decision_of(result.stdout) == "allow", result.stdout + result.stderr
+    loaded = result.stderr.strip().splitlines()[-1]
+    assert loaded == str(sorted(["runestone.cli", "runestone.cli.hook",
+                                 "runestone.integrations", "runestone.integrations.client"])), \
+        loaded

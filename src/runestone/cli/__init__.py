@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: the daemon client path imports neither it nor re
 
 if TYPE_CHECKING:  # argparse is imported by build_parser: the hook's fast path never needs it
     import argparse
+    from collections.abc import Sequence
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:

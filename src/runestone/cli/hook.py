@@ -8,7 +8,8 @@ decide in-process. Every failure is the host's own fail-closed answer.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: see _decide
 
 if TYPE_CHECKING:
     from runestone.home import Layout
@@ -41,21 +42,30 @@ def _adapter(host_name: str) -> HostAdapter:
     return host(host_name)
 
 
-def _decide(host_name: str, body: str) -> Reply:
-    from runestone.daemon.paths import daemon_socket
-    from runestone.home import layout
-    from runestone.integrations.client import DaemonFailed, ask_daemon
+class _Answer:
+    """The daemon's answer, printed as a Reply is (without importing typing for one)."""
 
-    where = layout()
+    __slots__ = ("exit_code", "stderr", "stdout")
+
+    def __init__(self, stdout: str, exit_code: int, stderr: str) -> None:
+        self.stdout, self.exit_code, self.stderr = stdout, exit_code, stderr
+
+
+def _decide(host_name: str, body: str) -> Reply | _Answer:
+    """Through the daemon when one listens: that path imports the bare socket client and
+    nothing else of the runtime (no typing, re or pathlib), since it runs before every tool
+    call; in-process otherwise."""
+    from runestone.integrations.client import DaemonFailed, ask_daemon, daemon_socket_path
+
     try:
-        answer = ask_daemon(daemon_socket(where), f"/hooks/{host_name}", body)
+        answer = ask_daemon(daemon_socket_path(), f"/hooks/{host_name}", body)
     except DaemonFailed as exc:
         return _adapter(host_name).failure(f"{exc}; denied to be safe, retry the call", body)
     if answer is not None:
-        from runestone.integrations.reply import Reply as Answer
+        return _Answer(*answer)
+    from runestone.home import layout
 
-        return Answer(*answer)
-    return _in_process(_adapter(host_name), body, where)
+    return _in_process(_adapter(host_name), body, layout())
 
 
 def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:
@@ -75,7 +85,7 @@ def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:
     return handle_hook(gatekeeper, adapter, body, CallLinks(where.state_dir / "calls"))
 
 
-def _emit(reply: Reply) -> int:
+def _emit(reply: Reply | _Answer) -> int:
     if reply.stdout:
         sys.stdout.write(reply.stdout + ("\n" if not reply.stdout.endswith("\n") else ""))
     if reply.stderr:

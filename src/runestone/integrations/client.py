@@ -10,7 +10,6 @@ must deny: `DaemonFailed`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 CONNECT_TIMEOUT = 0.5
 ANSWER_TIMEOUT = 900.0  # a hook may wait for a human (approval mode `wait`)
@@ -21,8 +20,22 @@ class DaemonFailed(RuntimeError):
     """The daemon accepted the request but gave no complete answer."""
 
 
-def ask_daemon(socket_file: Path, path: str, body: str, timeout: float = ANSWER_TIMEOUT,
-               headers: dict[str, str] | None = None) -> tuple[str, int, str] | None:
+def daemon_socket_path() -> str:
+    """`runestone.daemon.paths.daemon_socket(layout())`, found with `os.path` alone: the
+    hook's way to the daemon imports no pathlib (and with it urllib.parse and ipaddress).
+    A test keeps the two equal for every way the home is set."""
+    home = os.environ.get("RUNESTONE_HOME", "")
+    if home:
+        return os.path.join(os.path.expanduser(home), "state", "daemon.sock")
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not (state and os.path.isabs(state)):
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "runestone", "daemon.sock")
+
+
+def ask_daemon(socket_file: str | os.PathLike[str], path: str, body: str,
+               timeout: float = ANSWER_TIMEOUT, headers: dict[str, str] | None = None,
+               ) -> tuple[str, int, str] | None:
     """(body, exit code, stderr) from the daemon; None when no daemon is listening."""
     if not os.path.exists(socket_file):
         return None  # no daemon: decide in-process, without importing `socket` (2.5 ms)

@@ -51,6 +51,8 @@ class SimpleCommand(NamedTuple):
     `stdin` says where its standard input comes from: "pipe", "heredoc", "herestring",
     "file", "process", or "" (the terminal). `upstream` holds the commands of the pipeline
     stage before it, whose output it reads (and, for `xargs CMD`, turns into arguments).
+    `dialect` is the shell that runs it: "" for bash, "powershell" or "cmd"; PowerShell's
+    words mark parameters and arrays (see `runestone.shell.pwsh.analyzer`).
     """
 
     name: str
@@ -66,6 +68,7 @@ class SimpleCommand(NamedTuple):
     is_wrapper: bool = False
     stdin: str = ""
     upstream: tuple[SimpleCommand, ...] = ()
+    dialect: str = ""
 
     @property
     def args(self) -> tuple[Word, ...]:
