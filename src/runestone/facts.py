@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from runestone.actions import Action
+from runestone.actions.mcp_args import argument_targets
 from runestone.actions.paths import PathFact, path_fact
 from runestone.actions.tools import (
     Family,
@@ -40,6 +41,9 @@ class Part(NamedTuple):
     command: SimpleCommand | None = None
     path: PathFact | None = None
     url: UrlFact | None = None
+    # A path or URL named in an MCP call's arguments: judged by the same deny and ask rules
+    # as a file or web tool's, and allowed along with the call when a rule allows that.
+    in_mcp: bool = False
 
 
 class Facts:
@@ -271,6 +275,12 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
     elif family is Family.MCP:
         mcp = mcp_parts(action.tool)
         parts.append(Part("mcp", action.tool))
+        paths, urls = argument_targets(mcp[1], action.input)
+        for raw, access in paths:
+            fact = path_fact(raw, action.cwd or None, home, access)
+            parts.append(Part("file", f"{access} {raw}", path=fact, in_mcp=True))
+        for raw in urls:
+            parts.append(Part("url", f"fetch {raw}", url=url_fact(raw), in_mcp=True))
     else:
         parts.append(Part("tool", action.tool))
 

@@ -374,3 +374,29 @@ def test_a_result_over_the_line_limit_is_an_error_not_a_hang(policy, root):
         gateway.close()
     big = [e for e in results() if e.get("delivered") is False]
     assert big and big[0]["result_bytes"] > 64 * 1024 * 1024
+
+
+def test_paths_in_mcp_arguments_are_judged_like_write(policy, tmp_path):
+    """server-filesystem's write_file to ~/.ssh/authorized_keys is denied as Write is, even
+    with a client that would approve any ask; inside the project it still runs."""
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir()
+    (home / "project").mkdir()
+    argv = wrap(policy, npm_bin("mcp-server-filesystem"), str(home))
+
+    async def body():
+        async with Client(params(argv), elicitation_callback=approve_with(True),
+                          read_timeout_seconds=60) as client:
+            key = await client.call_tool("write_file", {
+                "path": "~/.ssh/authorized_keys", "content": "ssh-ed25519 AAAA attacker"})
+            rc = await client.call_tool("edit_file", {
+                "path": str(home / ".bashrc"), "edits": [{"oldText": "", "newText": "x"}]})
+            note = await client.call_tool("write_file", {
+                "path": str(home / "project" / "note.txt"), "content": "fine"})
+            return key, rc, note
+
+    key, rc, note = anyio.run(body)
+    assert key.is_error and "persist" in key.content[0].text
+    assert not (home / ".ssh" / "authorized_keys").exists()
+    assert rc.is_error and "persist" in rc.content[0].text
+    assert not note.is_error and (home / "project" / "note.txt").read_text() == "fine"

@@ -135,6 +135,7 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
     uncovered: list[Part] = []
     unasked: list[Part] = []  # parts neither allowed nor definitely asked by a rule
     asked_wrappers: set[str] = set()  # wrappers (ssh, sudo...) a rule definitely asked
+    mcp_allowed = False  # an MCP call's own part comes first; the paths it names follow
 
     for part in facts.parts:
         covered = asked = False
@@ -153,6 +154,10 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             elif result:
                 allows.append(hit)
                 covered = True
+        if part.kind == "mcp":
+            mcp_allowed = covered
+        elif part.in_mcp and mcp_allowed and not covered and not asked:
+            covered = True  # the rule that allows the MCP call allows what it names
         if asked and part.command is not None and part.command.is_wrapper:
             asked_wrappers.add(part.command.name)
         if not covered:
