@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from runestone.approvals.service import Approvals
+    from runestone.limit_counter import LimitCounter
 
 APPROVAL_MODES = ("ask", "wait", "defer")
 DEFAULT_WAIT_SECONDS = 300.0
@@ -126,6 +127,7 @@ class Gatekeeper:
         approvals_factory: Callable[[], Approvals | None] | None = None,
         approval_mode: str = "ask",
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        limits_file: Path | None = None,
     ) -> None:
         if approval_mode not in APPROVAL_MODES:
             raise ValueError(f"approval mode must be one of {', '.join(APPROVAL_MODES)}")
@@ -139,6 +141,8 @@ class Gatekeeper:
         self._approvals_lock = threading.Lock()
         self.approval_mode = approval_mode
         self.wait_seconds = wait_seconds
+        self.limits_file = limits_file  # None: counted in memory, for this process only
+        self._limit_counter: LimitCounter | None = None
 
     @property
     def approvals(self) -> Approvals | None:
@@ -212,7 +216,8 @@ class Gatekeeper:
         return cls(policy, sessions=SessionState(layout.sessions_dir),
                    labels=_labels_from_env(), home=home, audit=audit,
                    approvals_factory=approvals if audit is not None else None,
-                   approval_mode=mode, wait_seconds=wait_seconds)
+                   approval_mode=mode, wait_seconds=wait_seconds,
+                   limits_file=layout.state_dir / "limits.sqlite")
 
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
@@ -239,6 +244,8 @@ class Gatekeeper:
                 action_hash=action_hash,
                 policy_hash=self.policy.hash,
             )
+        if decision.decision == "allow" and self.policy.limits and facts is not None:
+            decision = self._within_limits(action, facts, decision)
         mode = approval_mode or self.approval_mode
         if decision.decision == "ask" and self.approvals is not None:
             decision = self._ask_a_human(action, facts, decision, mode)
@@ -253,6 +260,38 @@ class Gatekeeper:
             why = taint_reason(facts)
             if why:
                 self.sessions.mark_tainted(action.session, why)
+        return decision
+
+    def _within_limits(self, action: Action, facts: Facts, decision: Decision) -> Decision:
+        """Count an allowed call against the policy's limits; over one, the limit's decision
+        (ask or deny) with the count in the reason. A counter that fails is over."""
+        programs = {p.command.name for p in facts.parts if p.command is not None}
+        for limit in self.policy.limits:
+            if not limit.applies(action.tool, facts.family.value, programs, decision.rules):
+                continue
+            who = {"session": action.session, "agent": action.agent,
+                   "runtime": "runtime"}[limit.per] or "(none)"
+            key = f"{limit.per}:{who}" + (f":{action.hash}" if limit.repeat else "")
+            try:
+                if self._limit_counter is None:
+                    from runestone.limit_counter import LimitCounter
+
+                    self._limit_counter = LimitCounter(self.limits_file or Path(":memory:"))
+                count = self._limit_counter.count(limit.id, key, limit.max, limit.minutes)
+            except Exception as exc:
+                return decision._replace(
+                    decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
+                    reason=f"Limit '{limit.id}' could not be counted ({exc}); "
+                           f"{limit.decision} to be safe.")
+            if count.over:
+                what = "the same action" if limit.repeat else "calls"
+                why = f" {limit.reason}" if limit.reason else ""
+                return decision._replace(
+                    decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
+                    reason=f"Limit '{limit.id}' reached: {what} per {limit.per} "
+                           f"{who if limit.per != 'runtime' else ''}".rstrip()
+                           + f", at most {limit.max} in {limit.minutes} min; this is call "
+                           f"{count.calls}.{why} The policy had allowed it: {decision.reason}")
         return decision
 
     def _ask_a_human(self, action: Action, facts: Facts | None, decision: Decision,

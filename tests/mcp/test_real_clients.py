@@ -125,7 +125,9 @@ def test_sdk_client_at_2026_07_28(policy, tmp_path, mode):
 
     [(added, elapsed, deleted)] = anyio.run(session, True, first_and_deny)
     assert not added.is_error and (spool / "added").read_text() == "hello"  # allow: it ran
-    assert elapsed < 5, f"the first call took {elapsed:.1f} s"
+    # It stalled 30 s waiting for an initialize that a 2026-07-28 client never sends; the
+    # first call also pays for the server's start, which a loaded CI machine slows.
+    assert elapsed < 20, f"the first call took {elapsed:.1f} s"
     assert deleted.is_error and "keep the notes" in deleted.content[0].text  # deny: reason
     assert not (spool / "deleted").exists()                                  # ... not run
 

@@ -42,7 +42,7 @@ _FAMILY_BY_NAME: dict[str, Family] = {
         Family.FILE_READ: ("Read", "read_file", "read_many_files", "view", "cat", "open_file",
                            "Glob", "Grep", "LS", "list_directory", "list_dir", "glob",
                            "search_file_content", "grep_search", "file_search", "NotebookRead",
-                           "codebase_search", "find_files"),
+                           "codebase_search", "find_files", "read_lints"),
         Family.FILE_WRITE: ("Write", "write_file", "create_file", "write_to_file", "save_file",
                             "NotebookEdit", "create"),
         Family.FILE_EDIT: ("Edit", "MultiEdit", "edit_file", "replace", "str_replace",

@@ -29,15 +29,17 @@ class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
     __slots__ = ("_by_kind", "_by_program", "_catalogue", "_command_any", "_merged", "cases",
-                 "default", "examples", "hash", "includes", "name", "programs", "rules",
-                 "source")
+                 "default", "examples", "hash", "includes", "limits", "name", "programs",
+                 "rules", "source")
 
     def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
                  hash: str, source: str = "", includes: tuple[str, ...] = (),
                  examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = (),
                  cases: tuple[tuple[dict[str, Any], str, int | None], ...] = (),
-                 programs: dict[str, Any] | None = None) -> None:
+                 programs: dict[str, Any] | None = None,
+                 limits: tuple[Any, ...] = ()) -> None:
         self.programs = programs or {}
+        self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
         self.name = name
         self.default = default

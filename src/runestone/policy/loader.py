@@ -125,7 +125,7 @@ def _parse(text: str, source: str, base_dir: Path | None, kind: str,
     header = data.get(kind, {})
     if not isinstance(header, dict):
         raise PolicyError(f"[{kind}] must be a table", source=source)
-    unknown_top = sorted(set(data) - {kind, "rule", "test", "programs"})
+    unknown_top = sorted(set(data) - {kind, "rule", "test", "programs", "limit"})
     if unknown_top:
         raise PolicyError(
             f"unknown top-level key {unknown_top[0]!r}",
@@ -300,14 +300,18 @@ def compile_policy_text(
         by_id[rule.id] = rule
 
     from runestone.effects.catalogue import builtin_digest
+    from runestone.policy.limits import compile_limits
 
-    policy_hash = canonical_hash(
-        {"format": FORMAT_VERSION, "default": default,
-         "rules": [dict(rule.spec) for rule in rules],
-         # What programs do decides as much as the rules do: the built-in catalogue (by
-         # the digest of its tables) and the policy's own entries are part of the hash.
-         "programs": {"builtin": builtin_digest(), "own": programs}}
-    )
+    limits = compile_limits(doc.tables.get("limit", []), source)
+    hashed: dict[str, Any] = {
+        "format": FORMAT_VERSION, "default": default,
+        "rules": [dict(rule.spec) for rule in rules],
+        # What programs do decides as much as the rules do: the built-in catalogue (by
+        # the digest of its tables) and the policy's own entries are part of the hash.
+        "programs": {"builtin": builtin_digest(), "own": programs}}
+    if limits:  # only then: a policy without limits keeps the hash it always had
+        hashed["limits"] = [limit.spec() for limit in limits]
+    policy_hash = canonical_hash(hashed)
     policy = CompiledPolicy(
         name=str(header.get("name", "") or Path(source).stem),
         default=default,
@@ -318,6 +322,7 @@ def compile_policy_text(
         examples=tuple(resolver.examples),
         cases=tuple(resolver.tests),
         programs=programs,
+        limits=limits,
     )
     if programs:
         from runestone.effects import CatalogueError

@@ -215,6 +215,7 @@ def with_rule(policy: CompiledPolicy, rule: Rule) -> CompiledPolicy:
     """The policy with one more allow rule (for replay; saving recompiles the file)."""
     return CompiledPolicy(name=policy.name, default=policy.default,
                           rules=(*policy.rules, rule), hash=policy.hash + "+" + rule.id,
+                          limits=policy.limits,
                           source=policy.source, includes=policy.includes,
                           programs=policy.programs)
 

@@ -1,0 +1,161 @@
+"""The real Claude Code (`claude -p`, pinned in tests/hosts/package.json) with Runestone's
+hooks, against a loopback stand-in for the Messages API that asks for one Bash call.
+
+The oracle is the host's own behaviour: did the Bash tool run (its marker file exists)?
+Bash is allowed by Claude Code's own permissions (`--allowedTools Bash`), so only the hook
+can stop it (a control run without `onFailure` shows the call then goes through).
+Each failure Runestone can meet is made real: a policy that does not load (the hook
+crashes), an interpreter that is gone (the hook cannot start), and an `http` hook whose
+daemon is down. With `"onFailure": "block"` on every hook, none lets the call through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from model_api import MessagesStandIn  # tests/hosts is on sys.path: pytest's rootdir import
+
+from clihelp import run_cli
+from runestone.home import layout
+from runestone.identity import create_identity
+
+HOSTS = Path(__file__).parent
+CLAUDE = HOSTS / "node_modules" / ".bin" / "claude"
+POLICY = """[policy]
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "test.allow"
+decision = "allow"
+reason = "the test allows this marker"
+command = ["touch */allowed-marker"]
+
+[[rule]]
+id = "test.deny"
+decision = "deny"
+reason = "the test denies this marker"
+command = ["touch */denied-marker"]
+"""
+
+
+@pytest.fixture(scope="module")
+def claude() -> Path:
+    if not CLAUDE.exists():
+        if os.environ.get("RUNESTONE_TEST_HOSTS"):
+            pytest.fail(f"{CLAUDE} is missing: run `npm ci --prefix tests/hosts`")
+        pytest.skip("Claude Code is not installed (npm ci --prefix tests/hosts)")
+    return CLAUDE
+
+
+@pytest.fixture
+def world(tmp_path, isolated_home):
+    """A home for Claude Code, a project, and a Runestone home with the test's policy."""
+    create_identity(layout())
+    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
+    layout().policy_file.write_text(POLICY)
+    home = tmp_path / "home"
+    project = tmp_path / "project"
+    (home / ".claude").mkdir(parents=True)
+    project.mkdir()
+    return home, project
+
+
+def _install(home: Path, *extra: str) -> Path:
+    settings = home / ".claude" / "settings.json"
+    result = run_cli("install", "claude-code", "--settings", str(settings), *extra)
+    assert result.returncode == 0, result.stderr
+    return settings
+
+
+def _run_claude(claude: Path, home: Path, project: Path, command: str
+                ) -> tuple[subprocess.CompletedProcess[str], MessagesStandIn]:
+    with MessagesStandIn("Bash", {"command": command, "description": "test"}) as api:
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
+               "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-test",
+               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+               "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+        result = subprocess.run(
+            # Bash is allowed in Claude Code's own settings, so only a hook stops it.
+            [str(claude), "-p", "run the command", "--output-format", "json",
+             "--max-turns", "3", "--allowedTools", "Bash"], cwd=project, env=env,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert api.tool_sent, ("Claude Code never asked the stand-in for the tool turn",
+                           result.stdout[-2000:], result.stderr[-2000:])
+    return result, api
+
+
+def _ran(project: Path, name: str) -> bool:
+    return (project / name).exists()
+
+
+def test_allow_runs_the_tool_and_deny_does_not(claude, world):
+    home, project = world
+    _install(home)
+    result, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert _ran(project, "allowed-marker"), (result.stdout[-2000:], api.tool_results())
+    result, api = _run_claude(claude, home, project, f"touch {project}/denied-marker")
+    assert not _ran(project, "denied-marker")
+    assert "the test denies this marker" in json.dumps(api.tool_results())
+
+
+def test_ask_is_not_run_without_a_human(claude, world):
+    home, project = world
+    _install(home)
+    # Under `claude -p` no one answers the prompt an ask raises.
+    _run_claude(claude, home, project, f"touch {project}/asked-marker")
+    assert not _ran(project, "asked-marker")
+
+
+def test_a_hook_that_crashes_blocks(claude, world):
+    home, project = world
+    _install(home)
+    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
+    _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert not _ran(project, "allowed-marker")
+    assert "policy" in json.dumps(api.tool_results())
+
+
+def test_a_hook_that_cannot_start_blocks(claude, world):
+    home, project = world
+    settings = _install(home)
+    text = settings.read_text().replace(json.dumps(sys.executable)[1:-1],
+                                        "/nonexistent/python3")
+    settings.write_text(text)
+    _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert not _ran(project, "allowed-marker")
+
+
+def test_an_http_hook_whose_daemon_is_down_blocks(claude, world):
+    home, project = world
+    settings = _install(home, "--http", "--port", "9")
+    data = json.loads(settings.read_text())
+    for groups in data["hooks"].values():  # keep only the http hooks
+        for group in groups:
+            group["hooks"] = [h for h in group["hooks"] if h["type"] == "http"]
+    settings.write_text(json.dumps(data))
+    _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert not _ran(project, "allowed-marker")
+
+
+def test_without_on_failure_the_host_fails_open(claude, world):
+    """The case the fix is for, observed: the same missing interpreter without
+    `onFailure: block` lets the call through."""
+    home, project = world
+    settings = _install(home)
+    data = json.loads(settings.read_text())
+    for groups in data["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                handler.pop("onFailure", None)
+                handler["command"] = handler["command"].replace(sys.executable,
+                                                                "/nonexistent/python3")
+    settings.write_text(json.dumps(data))
+    _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert _ran(project, "allowed-marker")
