@@ -24,7 +24,7 @@ from runestone.actions.tools import (
 )
 from runestone.actions.urls import UrlFact, looks_like_url, url_fact
 from runestone.actions.winpaths import canonical, is_windows_place, native, windows_home
-from runestone.shell import analyze
+from runestone.shell.dialect import analyze_for
 from runestone.shell.model import Opaque, ShellAnalysis, SimpleCommand, Word
 
 if TYPE_CHECKING:
@@ -253,7 +253,8 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
                 Opaque("no-command", "the shell tool call carries no command string", ""),
             )
         else:
-            shell = analyze(source, cwd=cwd, home=home)
+            shell = analyze_for(source, tool=action.tool, agent=action.agent, cwd=cwd,
+                                home=home, place=action.cwd)
             opaque = shell.opaque
             for command in shell.commands:
                 parts.append(Part("command", command.line(), command=command))

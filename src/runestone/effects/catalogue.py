@@ -34,7 +34,9 @@ ENTRY_KEYS = frozenset({"summary", "style", "negatable", "lenient", "options", "
                         "reader", "subcommand", "options_from", "cwd_access"})
 READERS = frozenset({"find", "sed", "awk", "tar", "dd", "chmod", "test", "kill", "xargs",
                      "interpreter", "git-reset", "script-runner"})
-_NAME_TOKEN = re.compile(r"^(-#|--?[A-Za-z0-9?][A-Za-z0-9_.?-]*)(\[?=([A-Za-z0-9_-]+)\]?)?$")
+# `-x`, `--long`, `-#`, and Windows switches (`/S`, `/-Y`, `/E:ON`).
+_NAME_TOKEN = re.compile(r"^(-#|--?[A-Za-z0-9?][A-Za-z0-9_.?-]*|/-?[A-Za-z0-9?][A-Za-z0-9:]*)"
+                         r"(\[?=([A-Za-z0-9_-]+)\]?)?$")
 _ENTRY_NAME = re.compile(r"^[][A-Za-z0-9_.+@:-]+( [][A-Za-z0-9_.+@:-]+)*$")
 
 
@@ -107,6 +109,7 @@ def parse_option(text: str, where: str) -> OptionSpec:
     value_roles: list[tuple[str, str]] = []
     stops = only = exact = noneg = False
     second = ""
+    position = -1
     for note in notes_part.split():
         if note in ("stop", "only", "exact", "noneg"):
             stops = stops or note == "stop"
@@ -125,13 +128,15 @@ def parse_option(text: str, where: str) -> OptionSpec:
             operands = _operand_roles(items, where, "options")
         elif key == "second":
             second = _role(rest)
+        elif key == "pos" and rest.isdigit():
+            position = int(rest)
         elif key.startswith("-"):
             value_roles.append((key, _role(rest)))
         else:
             raise CatalogueError(f"program {where!r}: unknown option note {key!r}",
                                  field="options")
     return OptionSpec(tuple(names), value, role, effects, operands, tuple(value_roles), stops,
-                      only, exact, noneg, second)
+                      only, exact, noneg, second, position)
 
 
 def _cwd_access(entry: dict[str, Any], name: str) -> str:

@@ -65,13 +65,15 @@ ROLES = PATH_ROLES | OTHER_ROLES
 ROLE_ACCESS = {"read": "read", "write": "write", "edit": "edit", "delete": "delete",
                "list": "list", "exec": "exec", "use": "use", "chdir": "list"}
 
-STYLES = ("gnu", "posix", "single")
+STYLES = ("gnu", "posix", "single", "powershell", "windows")
 # gnu: getopt_long. Options anywhere (until `--`), short options cluster (`-rf`), `-oVALUE`
 #   and `-o VALUE`, `--long=VALUE` and `--long VALUE`, any unambiguous prefix of a long
 #   option (`--rec` is `--recursive`). git's parse-options reads the same way.
 # posix: as gnu, but the first operand ends the options (`env`, `ssh`, `xargs`).
 # single: Go's flag package and its kin: `-name` or `--name`, exact names only, no clusters,
 #   `-name=VALUE` or `-name VALUE`; options anywhere until `--`.
+# powershell: PowerShell's parameter binding (runestone.effects.powershell).
+# windows: cmd built-ins and Windows programs: `/S`, `/A:H`, `/PID 12`, without case.
 
 
 class OptionSpec(NamedTuple):
@@ -94,6 +96,7 @@ class OptionSpec(NamedTuple):
     exact: bool = False  # the long name may not be abbreviated (`rm --no-preserve-root`)
     noneg: bool = False  # git refuses `--no-NAME` for it (`git tag --no-message`)
     second: str = ""  # the role of a second value word (`jq --arg NAME VALUE`), if any
+    position: int = -1  # a PowerShell parameter's position (`pos=0`), -1 when named only
 
     @property
     def canonical(self) -> str:

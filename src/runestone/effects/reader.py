@@ -31,6 +31,11 @@ from runestone.shell.model import SimpleCommand, Word
 SYSTEM_BIN_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin",
                    "/usr/local/sbin", "/opt/homebrew/bin", "/opt/homebrew/sbin",
                    "/usr/libexec", "/snap/bin")
+# The same on Windows (compared in lower case): `C:\\Windows\\System32\\cmd.exe` is `cmd`.
+WINDOWS_PROGRAM_DIRS = ("c:\\windows", "c:\\windows\\system32",
+                        "c:\\windows\\system32\\windowspowershell\\v1.0",
+                        "c:\\program files\\powershell\\7", "c:\\program files\\git\\cmd",
+                        "c:\\program files\\git\\bin", "c:\\program files\\nodejs")
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:")  # `git@github.com:org/repo`, `host:path`
 ACCESS_EFFECT = {"read": "read", "use": "read", "write": "write", "edit": "write",
                  "delete": "delete", "list": "list", "exec": "build"}
@@ -130,9 +135,15 @@ def _read(command: SimpleCommand, catalogue: Catalogue, home: str | None) -> Rea
     first = command.argv[0]
     extra = upstream_roots(command, catalogue, home) if command.extra_args else None
     collector = Collector(command.cwd, extra)
-    if "/" in first.text and not first.dynamic:
+    windows = bool(command.dialect) and "\\" in first.text
+    if ("/" in first.text or windows) and not first.dynamic:
         directory = posixpath.dirname(first.text)
-        if directory.rstrip("/") not in SYSTEM_BIN_DIRS:
+        if windows or command.dialect:
+            import ntpath
+
+            directory = ntpath.dirname(first.text).replace("/", "\\").lower()
+        if directory.rstrip("/") not in SYSTEM_BIN_DIRS and \
+                directory.rstrip("\\") not in WINDOWS_PROGRAM_DIRS:
             # `./build.sh`, `scripts/run`, `.venv/bin/pytest`: a file of its own runs.
             spec = catalogue.get((name,))
             if spec is not None and _is_environment_tool(first.text):
@@ -195,6 +206,12 @@ def read_with_spec(command: SimpleCommand, spec: CommandSpec, catalogue: Catalog
     while True:
         inherited = (*inherited, *spec.global_options)
         cwd_access = spec.cwd_access or cwd_access
+        if spec.style in ("powershell", "windows"):
+            from runestone.effects.powershell import bind_powershell, bind_windows
+
+            binder = bind_powershell if spec.style == "powershell" else bind_windows
+            binder(spec, command, words, collector)
+            return collector.reading(spec, name)
         if spec.reader:
             from runestone.effects.readers import run_reader
 

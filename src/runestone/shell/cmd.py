@@ -221,15 +221,16 @@ class CmdAnalyzer:
 
 
 def slash_c_line(rest: str) -> str:
-    """The line `cmd /c REST` runs: cmd keeps a quoted program name that is the only quoted
-    span (`"C:\\Program Files\\x.exe"`), and otherwise drops the first and the last quote
-    (`cmd /c "dir & del x"` runs `dir & del x`)."""
+    """The line `cmd /c REST` runs: cmd keeps the quotes around the only quoted span when
+    it names a program file (`"C:\\Program Files\\x.exe"`), and otherwise drops the first
+    and the last quote (`cmd /c "dir & del x"` runs `dir & del x`)."""
     rest = rest.strip()
     if not rest.startswith('"'):
         return rest
     quotes = rest.count('"')
     between = rest[1:rest.rfind('"')]
-    if quotes == 2 and not any(c in between for c in "&<>()@^|"):
+    if quotes == 2 and not any(c in between for c in "&<>()@^|") and re.search(
+            r"\.(exe|com|cmd|bat)$", between, re.IGNORECASE):
         return rest
     last = rest.rfind('"')
     return rest[1:last] + rest[last + 1:]

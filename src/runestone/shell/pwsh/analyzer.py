@@ -261,7 +261,9 @@ class PowerShellAnalyzer:
                                 upstream=tuple(upstream) if stdin == "pipe" else (),
                                 dialect=DIALECT)
         self.commands.append(command)
-        self._follow(command, arguments, scope, snippet)
+        position = len(self.commands) - 1
+        if self._follow(command, arguments, scope, snippet):
+            self.commands[position] = command._replace(is_wrapper=True)
 
     def _name_word(self, node: Node, data: bytes, scope: _Scope, operator: str,
                    snippet: str) -> Word | None:
@@ -367,8 +369,10 @@ class PowerShellAnalyzer:
     # --- what commands run ----------------------------------------------------------------
 
     def _follow(self, command: SimpleCommand, arguments: list[_Argument], scope: _Scope,
-                snippet: str) -> None:
-        """Follow what a command runs: nested scripts, shells, and the working directory."""
+                snippet: str) -> bool:
+        """Follow what a command runs: nested scripts, shells, and the working directory.
+        True when the command is a wrapper whose inner commands were analysed."""
+        before = len(self.commands)
         name = command.name
         via = scope._replace(via=(*scope.via, name), depth=scope.depth + 1, piped_out=False)
         if name in ("Set-Location", "Push-Location"):
@@ -385,6 +389,8 @@ class PowerShellAnalyzer:
             self._bash(command, via, snippet)
         elif name == "Start-Process":
             self._start_process(command, arguments, via, snippet)
+        return name in ("Invoke-Expression", "cmd", "powershell", "pwsh", "bash", "sh", "wsl",
+                        "Start-Process") and len(self.commands) > before
 
     def _track_cwd(self, arguments: list[_Argument]) -> None:
         """Set-Location [-Path|-LiteralPath] DIR; anything else leaves the place unknown."""
@@ -719,6 +725,16 @@ def is_windows_path(path: str) -> bool:
 
 def join_cwd(cwd: str | None, target: str, home: str | None) -> str | None:
     """The directory `Set-Location TARGET` leaves the session in, or None when unknown."""
+    place = _join(cwd, target, home)
+    if place is not None and cwd is not None and re.match(r"^/[a-z]:", cwd):
+        # The cwd is in the canonical form of Windows paths (runestone.actions.winpaths).
+        from runestone.actions.winpaths import canonical
+
+        return canonical(place)
+    return place
+
+
+def _join(cwd: str | None, target: str, home: str | None) -> str | None:
     if target in ("~", "") and home:
         return home
     if target.startswith(("~\\", "~/")) and home:
