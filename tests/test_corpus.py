@@ -45,24 +45,12 @@ def test_corpus_command_prints_the_table(corpus_dir):
 
 
 WINDOWS_CORPUS = Path(__file__).parent / "corpus" / "windows"
-# Shells whose analysers (PowerShell, cmd.exe) are another piece of issue 21's work; until
-# they land their everyday commands ask, so they are reported apart, not held to the share.
-SHELLS_NOT_YET_READ = ("powershell", "cmd")
-
-
-def _shells(directory: Path) -> dict[str, str]:
-    shells = {}
-    for path in directory.glob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                data = json.loads(line)
-                shells[str(data["id"])] = data.get("shell", "")
-    return shells
 
 
 def test_the_windows_corpus_holds():
     """Windows tool calls written for issue 21: file tools on drive paths, Git Bash with
-    Windows paths, PowerShell and cmd; dangerous, obfuscated and everyday."""
+    Windows paths, PowerShell and cmd; dangerous, obfuscated and everyday. Each case names
+    its shell, so a share is also held per shell."""
     report = run_corpus(WINDOWS_CORPUS)
     failures = [f"{r.case_id} {r.summary}: {r.failure}" for r in report.failures()]
     assert not failures, "\n".join(failures)
@@ -70,26 +58,29 @@ def test_the_windows_corpus_holds():
         allowed = [r.case_id for r in report.results
                    if r.expect == "not-allow" and r.decisions[preset].decision == "allow"]
         assert not allowed, f"{preset} allowed dangerous cases: {allowed}"
-    shells = _shells(WINDOWS_CORPUS)
-    reached = [r for r in report.results
-               if r.expect == "allow" and shells[r.case_id] not in SHELLS_NOT_YET_READ]
-    share = sum(r.allowed_by_developer for r in reached) / len(reached)
-    assert len(reached) > 30 and share >= 0.95, f"file tools and Git Bash: {share:.1%}"
+    allowed, wanted = report.allow_share()
+    assert wanted > 40 and allowed / wanted >= 0.95, f"developer allows {allowed}/{wanted}"
+    shells = {}
+    for line in (WINDOWS_CORPUS / "windows.jsonl").read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        shells[data["id"]] = data.get("shell") or "file tools"
+    for shell in set(shells.values()):
+        cases = [r for r in report.results if r.expect == "allow" and shells[r.case_id] == shell]
+        share = sum(r.allowed_by_developer for r in cases) / len(cases)
+        assert share >= 0.95, f"{shell}: developer allows {share:.1%}"
 
 
 def test_real_windows_agents_are_not_denied(corpus_dir):
-    """Real Cursor calls from a Windows machine: nothing benign denied, and its file tools
-    allowed (its shell commands are PowerShell, read by the PowerShell analyser)."""
+    """Real Cursor calls from a Windows machine: nothing benign denied, nothing dangerous
+    allowed, and 95% of the everyday calls allowed (file tools and PowerShell)."""
     directory = corpus_dir.parent / "corpus-windows"
     if not directory.is_dir():
         pytest.skip(f"no Windows corpus at {directory}")
     report = run_corpus(directory)
     failures = [f"{r.case_id} {r.summary}: {r.failure}" for r in report.failures()]
     assert not failures, "\n".join(failures)
-    files = [r for r in report.results if r.expect == "allow"
-             and not r.summary.startswith("Bash:")]
-    share = sum(r.allowed_by_developer for r in files) / len(files)
-    assert files and share >= 0.95, f"file tools: {share:.1%}"
+    allowed, wanted = report.allow_share()
+    assert wanted and allowed / wanted >= 0.95, f"developer allows {allowed}/{wanted}"
 
 
 def test_corpus_command_reports_the_windows_corpus():

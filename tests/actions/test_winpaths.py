@@ -193,3 +193,19 @@ def test_powershell_drives_are_not_files_of_the_project(raw: str, form: str) -> 
     forms, _ = windows_forms(raw, CWD, HOME)
     assert forms == (form,)
     assert windows_forms(form, CWD, HOME)[0] == (form,)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["cmd.exe", "/c", "dir /b src"], 'cmd.exe /c "dir /b src"'),
+    (["C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "-Command",
+      "Get-ChildItem src"],
+     'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe -Command "Get-ChildItem src"'),
+    (["pwsh", "-c", "echo 'a b'"], "pwsh -c \"echo 'a b'\""),
+    (["bash", "-lc", "ls src"], "bash -lc 'ls src'"),
+])
+def test_an_argv_is_joined_by_the_quoting_its_program_reads(argv, line) -> None:
+    # cmd.exe and PowerShell read their command line by Windows' rules: a POSIX '...'
+    # would reach them as literal quotes.
+    from runestone.actions.tools import shell_command_of
+
+    assert shell_command_of({"command": argv}) == line

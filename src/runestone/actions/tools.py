@@ -88,8 +88,21 @@ def shell_command_of(tool_input: Any) -> str | None:
             return value
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             # Codex sends ["bash", "-lc", "..."]; shlex.join keeps it one faithful string.
+            # On Windows it sends ["powershell.exe", "-Command", "..."] or ["cmd.exe", "/c",
+            # "..."]: those programs read their command line by Windows' quoting rules, where
+            # a POSIX `'...'` is no quote at all, so the line is joined the Windows way.
+            if _windows_shell(value[0]):
+                from subprocess import list2cmdline  # the rules Windows programs parse by
+
+                return list2cmdline(value)
             return shlex.join(value)
     return None
+
+
+def _windows_shell(program: str) -> bool:
+    """Is this argv[0] cmd.exe, Windows PowerShell or pwsh (any directory, any case)?"""
+    name = program.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    return name.removesuffix(".exe") in ("cmd", "powershell", "pwsh")
 
 
 def file_targets(tool: str, tool_input: Any) -> list[tuple[str, str]]:
