@@ -38,6 +38,8 @@ def is_windows_place(path: str | None) -> bool:
     the canonical `/c:/x`, `//srv/share`)? A POSIX path never does."""
     if not path:
         return False
+    if path[0] == "/" and path[1:2] != "/" and path[2:3] != ":":
+        return False  # the common POSIX case, decided without a regex
     return bool(_DRIVE_ABS.match(path) or path in ("C:", "c:") or path.startswith("\\\\")
                 or _CANON_DRIVE.match(path)
                 or (path.startswith("//") and len(path) > 2 and path[2] != "/"))
