@@ -1,10 +1,12 @@
-"""A loopback stand-in for Anthropic's Messages API, for driving the real `claude -p`.
+"""Loopback stand-ins for the hosts' model APIs, for driving the real `claude -p` and
+`gemini -p`.
 
-It answers the first request that offers tools with one `tool_use` the test chose, streamed
-as the real API streams it (server-sent events: message_start, content_block_start,
-input_json_delta, content_block_stop, message_delta, message_stop), and every later request
-with a short text turn, so Claude Code runs the tool call through its hooks and ends. It
-records each request so a test can see what Claude Code sent back (the tool's result).
+`MessagesStandIn` (Anthropic's Messages API) answers the first request that offers tools
+with one `tool_use` the test chose, streamed as the real API streams it (server-sent events:
+message_start, content_block_start, input_json_delta, content_block_stop, message_delta,
+message_stop), and every later request with a short text turn, so Claude Code runs the tool
+call through its hooks and ends. `GeminiStandIn` does the same for the Gemini API. Each
+records the requests so a test can see what the host sent back (the tool's result).
 """
 
 from __future__ import annotations
@@ -115,6 +117,98 @@ class MessagesStandIn:
         return found
 
     def __enter__(self) -> MessagesStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class GeminiStandIn:
+    """A loopback stand-in for the Gemini API (`GOOGLE_GEMINI_BASE_URL`), for the real
+    `gemini -p`.
+
+    Gemini CLI streams its turns from `POST /v1beta/models/<model>:streamGenerateContent
+    ?alt=sse`; the first one that offers the test's function gets one `functionCall` part,
+    every later one a short text, so the call goes through the `BeforeTool` hook and the
+    session ends. Side requests (`:generateContent` for Gemini CLI's own JSON checks,
+    `:countTokens`) get a plain answer. Each streamed request is recorded so a test can see
+    the `functionResponse` Gemini CLI sent back.
+    """
+
+    def __init__(self, tool: str, args: dict[str, Any]) -> None:
+        self.tool, self.args = tool, args
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.tool_sent = False
+        self._lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                stand_in.paths.append(f"GET {self.path}")
+                self._json({"models": []})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stand_in.paths.append(f"POST {self.path}")
+                if ":countTokens" in self.path:
+                    self._json({"totalTokens": 10})
+                elif ":streamGenerateContent" in self.path:
+                    stand_in.requests.append(body)
+                    chunk = stand_in.response(stand_in.turn(body))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
+                    self.wfile.flush()
+                else:  # Gemini CLI's own side questions (next speaker, loop checks)
+                    self._json(stand_in.response(
+                        {"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}))
+
+            def _json(self, value: Any) -> None:
+                data = json.dumps(value).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def turn(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The function call once, to the request that offers it; text otherwise."""
+        offered = {d.get("name") for t in body.get("tools") or [] if isinstance(t, dict)
+                   for d in t.get("functionDeclarations") or [] if isinstance(d, dict)}
+        with self._lock:
+            if self.tool in offered and not self.tool_sent:
+                self.tool_sent = True
+                return {"functionCall": {"name": self.tool, "args": self.args}}
+        return {"text": "done"}
+
+    @staticmethod
+    def response(part: dict[str, Any]) -> dict[str, Any]:
+        return {"candidates": [{"content": {"role": "model", "parts": [part]},
+                                "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1,
+                                  "totalTokenCount": 11},
+                "modelVersion": "gemini-2.5-flash"}
+
+    def function_responses(self) -> list[Any]:
+        """The functionResponse parts Gemini CLI sent back: what became of the call."""
+        return [part["functionResponse"] for request in self.requests
+                for content in request.get("contents") or [] if isinstance(content, dict)
+                for part in content.get("parts") or []
+                if isinstance(part, dict) and "functionResponse" in part]
+
+    def __enter__(self) -> GeminiStandIn:
         self.thread.start()
         return self
 

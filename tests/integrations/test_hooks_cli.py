@@ -493,7 +493,9 @@ def test_doctor_gemini_fails_when_its_settings_skip_the_hook(tmp_path, initialis
                                                              hooks_config):
     settings = tmp_path / "settings.json"
     assert run_cli("install", "gemini", "--settings", str(settings)).returncode == 0
-    assert run_cli("doctor", "gemini", "--settings", str(settings)).returncode == 0
+    healthy = run_cli("doctor", "gemini", "--settings", str(settings))
+    assert healthy.returncode == 0
+    assert "times out" in healthy.stdout  # what Gemini CLI lets through, said plainly
     data = json.loads(settings.read_text())
     settings.write_text(json.dumps({**data, "hooksConfig": hooks_config}))
     report = run_cli("doctor", "gemini", "--settings", str(settings))

@@ -63,7 +63,7 @@ def shoot(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
-def test_live_inbox_and_an_approval_by_a_quorum_of_two(browser, live, world, shots):
+def test_live_inbox_and_an_approval_by_a_quorum_of_two(browser, live, world, shots, tmp_path):
     bob_context = browser.new_context()
     bob = bob_context.new_page()
     bob.set_default_timeout(15_000)
@@ -81,7 +81,7 @@ def test_live_inbox_and_an_approval_by_a_quorum_of_two(browser, live, world, sho
     live.api("POST", f"/api/v1/teams/{world['team']}/publications", {"number": 1})
     home = world["home"]
     assert runestone(home, "policy", "pull").returncode == 0
-    out = home / "out"
+    out = tmp_path / "out"  # the agent's project: the runtime's own home is not for agents
     out.mkdir()
     (out / "next.sh").write_text("true\n")
     script = f'echo "{HTML}" > {out}/"<i>out.txt"; cat {out}/*.txt; cat {out}/next.sh | sh'

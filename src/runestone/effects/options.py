@@ -24,7 +24,7 @@ DIGITS_OPTION = "-#"  # a spec's name for the obsolete `-NUMBER` form (`head -20
 class OptionTable:
     """A command's options indexed for reading: exact names, and long names for prefixes."""
 
-    __slots__ = ("by_name", "harmless", "lenient", "longs", "negatable")
+    __slots__ = ("by_name", "harmless", "lenient", "longs", "negatable", "spelled_negations")
 
     def __init__(self, options: Iterable[OptionSpec], negatable: bool = False,
                  lenient: bool = False) -> None:
@@ -35,6 +35,14 @@ class OptionTable:
                 self.by_name.setdefault(name, option)
         self.longs = sorted(n for n in self.by_name if n.startswith("--"))
         self.negatable = negatable
+        # A listed `--no-X` without a value beside a listed `--X` only spells the negation
+        # parse-options makes of `--X` itself: not an option of git's table, so a prefix
+        # with a value (`--no-c=HEAD`) cannot name it, as no negation takes one.
+        self.spelled_negations = frozenset(
+            n for n in self.longs
+            if negatable and n.startswith("--no-") and self.by_name[n].value == "none"
+            and ("--" + n[5:]) in self.by_name
+        )
         # With only harmless options, a word known only at run time may stand where an
         # option could: whichever option it turns out to be, nothing changes.
         self.harmless = all(
@@ -63,6 +71,8 @@ class OptionTable:
         candidates: dict[int, tuple[OptionSpec, bool]] = {}
         for known in self.longs:
             if known.startswith(name):
+                if with_value and known in self.spelled_negations:
+                    continue
                 spec = self.by_name[known]
                 candidates[id(spec)] = (spec, False)
         if self.negatable and name.startswith("--no-") and not with_value:

@@ -16,6 +16,7 @@ from runestone.actions import Action
 from runestone.actions.paths import is_within
 from runestone.actions.winpaths import shown
 from runestone.facts import Facts, Part, derive_facts
+from runestone.policy.index import RuleIndex, features
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_command_any", "_merged", "cases",
+    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_merged", "cases",
                  "default", "examples", "hash", "includes", "limits", "name", "programs",
                  "rules", "source")
 
@@ -49,20 +50,17 @@ class CompiledPolicy:
         self.includes = includes
         self.examples = examples
         self.cases = cases
-        self._by_kind: dict[str, list[Rule]] = {kind: [] for kind in KINDS}
+        order = {id(rule): i for i, rule in enumerate(rules)}
+        self._by_kind: dict[str, RuleIndex] = {kind: RuleIndex(order) for kind in KINDS}
         self._by_program: dict[str, list[Rule]] = {}
-        self._command_any: list[Rule] = []
         self._merged: dict[str, tuple[Rule, ...]] = {}
         for rule in rules:
             for kind in rule.kinds:
-                if kind == "command":
-                    if rule.programs:
-                        for program in rule.programs:
-                            self._by_program.setdefault(program, []).append(rule)
-                    else:
-                        self._command_any.append(rule)
-                else:
-                    self._by_kind[kind].append(rule)
+                if kind == "command" and rule.programs:
+                    for program in rule.programs:
+                        self._by_program.setdefault(program, []).append(rule)
+                else:  # command rules of any program sit in the command index
+                    self._by_kind[kind].add(rule)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -79,16 +77,21 @@ class CompiledPolicy:
     def __repr__(self) -> str:
         return f"CompiledPolicy(name={self.name!r}, hash={self.hash!r}, rules={len(self.rules)})"
 
-    def candidates(self, part: Part) -> Sequence[Rule]:
-        """The rules that can apply to a part, in declaration order."""
+    def candidates(self, part: Part, facts: Facts | None = None,
+                   ctx: EvalContext | None = None) -> Sequence[Rule]:
+        """The rules that can apply to a part, in declaration order. With the part's facts
+        and context, only those whose gate the part passes (see `policy.index`)."""
+        index = self._by_kind[part.kind]
+        name = part.command.name if part.kind == "command" and part.command else ""
+        specific = self._by_program.get(name, ()) if part.kind == "command" else ()
+        if facts is not None:
+            seen = features(part, facts, ctx or EvalContext())
+            return index.select(part.kind, seen, specific, key=name)
         if part.kind != "command":
-            return self._by_kind[part.kind]
-        name = part.command.name if part.command else ""
+            return index.all()
         merged = self._merged.get(name)
         if merged is None:
-            specific = self._by_program.get(name, [])
-            order = {id(rule): i for i, rule in enumerate(self.rules)}
-            merged = tuple(sorted([*specific, *self._command_any], key=lambda r: order[id(r)]))
+            merged = index.all(specific)
             if len(self._merged) < 4096:
                 self._merged[name] = merged
         return merged
@@ -141,7 +144,7 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
 
     for part in facts.parts:
         covered = asked = False
-        for rule in policy.candidates(part):
+        for rule in policy.candidates(part, facts, ctx):
             if rule.decision == "allow" and covered:
                 continue
             result = rule.match(part, facts, ctx)

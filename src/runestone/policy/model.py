@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from runestone.facts import Facts, Part
+    from runestone.policy.index import Gate
 
 DecisionValue = Literal["allow", "deny", "ask"]
 DECISIONS: tuple[DecisionValue, ...] = ("deny", "ask", "allow")
@@ -46,6 +47,8 @@ class Rule(NamedTuple):
     matchers: tuple[Matcher, ...]
     spec: Mapping[str, Any]
     tainted_only: bool = False
+    # What a part must show for the rule to answer anything but False (policy.index).
+    gate: Gate | None = None
 
     def match(self, part: Part, facts: Facts, ctx: EvalContext) -> Tri:
         """All matchers must hold; any False ends it, any None makes the answer uncertain."""

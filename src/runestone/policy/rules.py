@@ -33,6 +33,7 @@ from runestone.policy.globs import (
     path_glob,
     runestone_places,
 )
+from runestone.policy.index import gate_of
 from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
 from runestone.shell.model import SimpleCommand
 
@@ -478,6 +479,7 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
         matchers=tuple(b.matchers),
         spec=spec,
         tainted_only=bool(table.get("tainted", False)),
+        gate=gate_of(table),
     )
 
 

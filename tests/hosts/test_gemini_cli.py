@@ -1,0 +1,159 @@
+"""The real Gemini CLI (`gemini -p`, pinned in tests/hosts/package.json) with Runestone's
+hooks, against a loopback stand-in for the Gemini API (`GOOGLE_GEMINI_BASE_URL`) that asks
+for one `run_shell_command`. `--yolo` approves every tool in Gemini itself, so only the hook
+can stop the call; the oracle is whether the command's marker file exists.
+
+What Gemini CLI 0.61.0 does with a failing hook (packages/core/src/hooks/hookRunner.ts):
+it reads the hook's stdout, or else its stderr, and any text with an exit code other than
+0 or 1 is a deny with that text as the reason. So a crash (Runestone's exit 2 with its
+reason) and an interpreter that is gone (the shell's "No such file or directory", exit
+127) block. A hook that times out, or exits with nothing written, gives no output, and
+Gemini CLI runs the tool: those fail open, observed below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from model_api import GeminiStandIn
+
+from clihelp import run_cli
+from runestone.home import layout
+from runestone.identity import create_identity
+
+GEMINI = Path(__file__).parent / "node_modules" / ".bin" / "gemini"
+POLICY = """[policy]
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "test.allow"
+decision = "allow"
+reason = "the test allows this marker"
+command = ["touch */allowed-marker"]
+
+[[rule]]
+id = "test.deny"
+decision = "deny"
+reason = "the test denies this marker"
+command = ["touch */denied-marker"]
+"""
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Path:
+    if not GEMINI.exists():
+        if os.environ.get("RUNESTONE_TEST_HOSTS"):
+            pytest.fail(f"{GEMINI} is missing: run `npm ci --prefix tests/hosts`")
+        pytest.skip("Gemini CLI is not installed (npm ci --prefix tests/hosts)")
+    return GEMINI
+
+
+@pytest.fixture
+def world(tmp_path, isolated_home):
+    create_identity(layout())
+    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
+    layout().policy_file.write_text(POLICY)
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".gemini").mkdir(parents=True)
+    project.mkdir()
+    settings = home / ".gemini" / "settings.json"
+    assert run_cli("install", "gemini", "--settings", str(settings)).returncode == 0
+    data = json.loads(settings.read_text())
+    # An API key as the sign-in, and no folder-trust prompt in a fresh temporary folder.
+    data["security"] = {"auth": {"selectedType": "gemini-api-key"},
+                        "folderTrust": {"enabled": False}}
+    settings.write_text(json.dumps(data))
+    return home, project, settings
+
+
+def _edit_hooks(settings: Path, change) -> None:
+    """Apply `change` to each of Runestone's installed hook handlers."""
+    data = json.loads(settings.read_text())
+    for groups in data["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                change(handler)
+    settings.write_text(json.dumps(data))
+
+
+def _run(gemini: Path, home: Path, project: Path, command: str) -> GeminiStandIn:
+    with GeminiStandIn("run_shell_command", {"command": command}) as api:
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
+               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+               "GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": api.url}
+        result = subprocess.run(
+            [str(gemini), "-p", "run the command", "--yolo", "-o", "json",
+             "-m", "gemini-2.5-flash"], cwd=project, env=env, capture_output=True,
+            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
+    return api
+
+
+def test_allow_runs_and_deny_does_not(gemini, world):
+    home, project, _ = world
+    _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+    _run(gemini, home, project, f"touch {project}/denied-marker")
+    assert not (project / "denied-marker").exists()
+
+
+def test_ask_is_denied_with_an_approval_link(gemini, world):
+    home, project, _ = world
+    api = _run(gemini, home, project, f"touch {project}/asked-marker")
+    assert not (project / "asked-marker").exists()
+    assert "/approve/" in json.dumps(api.requests[-1])
+
+
+def test_a_hook_that_crashes_blocks(gemini, world):
+    home, project, _ = world
+    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
+    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "the policy cannot be loaded" in json.dumps(api.function_responses())
+
+
+def test_a_hook_that_cannot_start_blocks(gemini, world):
+    """Observed: the shell's complaint about the missing interpreter is the reason."""
+    home, project, settings = world
+    settings.write_text(settings.read_text().replace(json.dumps(sys.executable)[1:-1],
+                                                     "/nonexistent/python3"))
+    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "No such file or directory" in json.dumps(api.function_responses())
+
+
+def test_a_hook_that_exits_without_a_word_lets_the_call_through(gemini, world):
+    """Observed: a hook killed before it writes anything (no stdout, no stderr) is no
+    objection to Gemini CLI, whatever its exit code; Runestone always writes its reason."""
+    home, project, settings = world
+    _edit_hooks(settings, lambda h: h.update(command="exit 2"))
+    _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+
+
+def test_a_hook_that_times_out_lets_the_call_through(gemini, world):
+    """Observed: Gemini CLI kills a hook that outlives its `timeout` and runs the tool.
+    Runestone installs a 600 s timeout; `doctor gemini` says a timeout fails open."""
+    home, project, settings = world
+    _edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1000))
+    _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+
+
+@pytest.mark.parametrize("hooks_config", [{"enabled": False}, {"disabled": ["runestone"]}])
+def test_settings_that_skip_the_hook_let_the_call_through(gemini, world, hooks_config):
+    """The settings `doctor gemini` fails on, observed: with them the denied call runs."""
+    home, project, settings = world
+    data = json.loads(settings.read_text())
+    data["hooksConfig"] = hooks_config
+    settings.write_text(json.dumps(data))
+    assert run_cli("doctor", "gemini", "--settings", str(settings)).returncode == 1
+    _run(gemini, home, project, f"touch {project}/denied-marker")
+    assert (project / "denied-marker").exists()
