@@ -51,7 +51,7 @@ OPEN = Gate()
 
 def gate_of(table: Mapping[str, Any]) -> Gate:
     """The gate a validated rule table implies (see each matcher in `policy.rules`)."""
-    every = table.get("decision") == "allow"
+    every = table.get("decision") in ("allow", "sandbox")  # cover only when all hold
     access = table.get("access")
     accesses = frozenset(access) if isinstance(access, list) and access else None
     # A deny or ask rule's path matchers answer False on a command naming no path (an allow
