@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from runestone_server import health
 from runestone_server.api import identity, policies, runtimes, simulation
 from runestone_server.db import Database, data_dir
 from runestone_server.security import ServerKey
@@ -27,7 +28,7 @@ DOMAIN_ROUTERS = (
 )
 
 
-def _domain_routers() -> list[object]:
+def domain_routers() -> list[object]:
     routers = []
     for name in DOMAIN_ROUTERS:
         try:
@@ -73,11 +74,7 @@ def create_app(database_url: str, key_path: str | None = None, *,
                                    or data_dir() / "keys" / "server.ed25519"))
     for module in (identity, runtimes, policies, simulation):
         app.include_router(module.router)
-    for router in _domain_routers():
+    for router in domain_routers():
         app.include_router(router)  # type: ignore[arg-type]
-
-    @app.get("/healthz")
-    def health() -> dict[str, bool]:
-        return {"ok": True}
-
+    app.include_router(health.router)
     return app

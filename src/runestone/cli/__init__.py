@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # argparse is imported by build_parser: the hook's fast path 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--policy", metavar="FILE", help="policy file (default: the configured one)")
-    group.add_argument("--preset", choices=("default", "developer"),
+    group.add_argument("--preset", choices=("default", "developer", "contained"),
                        help="a built-in preset instead of a policy file")
     parser.add_argument("--home-dir", metavar="DIR",
                         help="the home directory `~` and $HOME resolve to (default: $HOME)")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from runestone.shell import programs
 from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
+from runestone.shell.syntax import first_error
+from runestone.shell.syntax import node_text as _text
 from runestone.shell.words import (
     BraceLimitError,
     WordEnv,
@@ -106,7 +108,7 @@ class _Analyzer:
                 self._opaque("brace-expansion", "brace expansion builds the command name from "
                              "pieces", text)
             self._opaque("parse-error", "the command does not parse as bash; what it would "
-                         "run cannot be known", _first_error(root, data) or text)
+                         "run cannot be known", first_error(root, data) or text)
         saved_home = self.home
         if scope.remote:
             self.home = None
@@ -712,23 +714,10 @@ def _ascii_shadow(data: bytes) -> bytes:
     return _NON_ASCII.sub(b"x", data)
 
 
-def _text(node: Node, data: bytes) -> str:
-    return data[node.start_byte:node.end_byte].decode("utf-8", "surrogatepass")
-
 
 def _starts_with_pipe(node: Node) -> bool:
     return bool(node.children) and node.children[0].type in ("|", "|&")
 
-
-def _first_error(root: Node, data: bytes) -> str | None:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "ERROR" or node.is_missing:
-            start = max(0, node.start_byte - 20)
-            return data[start:node.end_byte + 20].decode("utf-8", "replace")
-        stack.extend(reversed(node.children))
-    return None
 
 
 def analyze(source: str, *, cwd: str | None = None, home: str | None = None,

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
 from runestone.shell.pwsh import grammar, names
 from runestone.shell.pwsh.words import argument_value, string_value
+from runestone.shell.syntax import first_error
+from runestone.shell.syntax import node_text as _text
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -117,7 +119,7 @@ class PowerShellAnalyzer:
         tree, clean = grammar.parse(data)
         if not clean:
             self._opaque("parse-error", "the command does not parse as PowerShell; what it "
-                         "would run cannot be known", _error_snippet(tree.root_node, data)
+                         "would run cannot be known", first_error(tree.root_node, data)
                          or text)
         self._walk(tree.root_node, data, scope)
 
@@ -754,19 +756,6 @@ def _join(cwd: str | None, target: str, home: str | None) -> str | None:
     return posixpath.normpath(posixpath.join(cwd, target.replace("\\", "/")))
 
 
-def _text(node: Node, data: bytes) -> str:
-    return data[node.start_byte:node.end_byte].decode("utf-8", "surrogatepass")
-
-
-def _error_snippet(root: Node, data: bytes) -> str | None:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "ERROR" or node.is_missing:
-            start = max(0, node.start_byte - 20)
-            return data[start:node.end_byte + 20].decode("utf-8", "replace")
-        stack.extend(reversed(node.children))
-    return None
 
 
 def analyze_powershell(source: str, *, cwd: str | None = None, home: str | None = None,
