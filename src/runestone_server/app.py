@@ -24,6 +24,7 @@ DOMAIN_ROUTERS = (
     "runestone_server.approvals.api",
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
+    "runestone_server.govern.api",
     "runestone_server.web.pages",
 )
 
