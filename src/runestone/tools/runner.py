@@ -49,10 +49,17 @@ def run_tool(gatekeeper: Gatekeeper, settings: ToolSettings, name: str,
     except ToolRefused as exc:
         return ToolResponse("", "deny", f"{name}: {exc}")
     action = Action(action.tool, action.input, action.cwd, agent=agent, session=session)
-    decision = gatekeeper.check(action)
+    decision = gatekeeper.check(action, contain=name == "shell.exec")
     response = ToolResponse(decision.request_id, decision.decision, decision.reason,
                             approval=dict(decision.approval))
-    if decision.decision != "allow":
+    if decision.decision == "sandbox":
+        # shell.exec runs it in the sandbox the policy named (the shell's own `sandbox`
+        # prefix setting still applies inside).
+        command, run_cwd, env = shell.prepare(params, cwd)
+        profile = gatekeeper.policy.sandbox_profile(decision.profile)
+        execute = lambda: shell.run(command, run_cwd, env, settings.shell,  # noqa: E731
+                                    profile=profile)
+    elif decision.decision != "allow":
         return response
     audit = gatekeeper.audit
     try:
@@ -68,7 +75,7 @@ def run_tool(gatekeeper: Gatekeeper, settings: ToolSettings, name: str,
         response.decision, response.error = "deny", f"{name} failed: {exc}"
         result = {"_audit": {"error": f"{type(exc).__name__}: {exc}"}}
     audit_fields = result.pop("_audit", {})
-    if response.decision == "allow":
+    if response.decision in ("allow", "sandbox"):
         response.result = result
     if audit is not None:
         try:
