@@ -143,6 +143,8 @@ class Gatekeeper:
         self.wait_seconds = wait_seconds
         self.limits_file = limits_file  # None: counted in memory, for this process only
         self._limit_counter: LimitCounter | None = None
+        # Where the sandbox probe remembers that bubblewrap works (None: probe each time).
+        self.state_dir: Path | None = None
 
     @property
     def approvals(self) -> Approvals | None:
@@ -213,21 +215,29 @@ class Gatekeeper:
                                                     DEFAULT_WAIT_SECONDS))
             except ValueError:
                 wait_seconds = DEFAULT_WAIT_SECONDS
-        return cls(policy, sessions=SessionState(layout.sessions_dir),
-                   labels=_labels_from_env(), home=home, audit=audit,
-                   approvals_factory=approvals if audit is not None else None,
-                   approval_mode=mode, wait_seconds=wait_seconds,
-                   limits_file=layout.state_dir / "limits.sqlite")
+        keeper = cls(policy, sessions=SessionState(layout.sessions_dir),
+                     labels=_labels_from_env(), home=home, audit=audit,
+                     approvals_factory=approvals if audit is not None else None,
+                     approval_mode=mode, wait_seconds=wait_seconds,
+                     limits_file=layout.state_dir / "limits.sqlite")
+        keeper.state_dir = layout.state_dir
+        return keeper
 
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
 
-    def check(self, action: Action, *, approval_mode: str | None = None) -> Decision:
+    def check(self, action: Action, *, approval_mode: str | None = None,
+              contain: bool = False) -> Decision:
         """Decide one action and audit it. Never raises: any failure is a deny that says so.
 
         With an audit log, the request and the decision are durable on disk before the
         answer is returned; if they cannot be written, the answer is deny (no audit, no
         allow).
+
+        `contain`: the caller runs a `sandbox` answer inside `runestone sandbox run` (the
+        Claude Code hook by rewriting the command, `runestone exec`, the shell tool). For
+        any other caller, and wherever the sandbox cannot start, `sandbox` becomes `ask`:
+        a command is never run uncontained because containing it was not possible.
         """
         facts = None
         try:
@@ -244,7 +254,10 @@ class Gatekeeper:
                 action_hash=action_hash,
                 policy_hash=self.policy.hash,
             )
-        if decision.decision == "allow" and self.policy.limits and facts is not None:
+        if decision.decision == "sandbox":
+            decision = self._containable(decision, contain)
+        if decision.decision in ("allow", "sandbox") and self.policy.limits and \
+                facts is not None:
             decision = self._within_limits(action, facts, decision)
         mode = approval_mode or self.approval_mode
         if decision.decision == "ask" and self.approvals is not None:
@@ -261,6 +274,27 @@ class Gatekeeper:
             if why:
                 self.sessions.mark_tainted(action.session, why)
         return decision
+
+    def _containable(self, decision: Decision, contain: bool) -> Decision:
+        """A `sandbox` decision as this caller can carry it out: contained, or asked with
+        the reason it cannot be."""
+        why = ""
+        if not contain:
+            why = "this host cannot run the command inside the sandbox"
+        else:
+            from runestone.sandbox.probe import unavailable
+
+            why = unavailable(self.state_dir)
+            if not why:
+                try:
+                    profile = self.policy.sandbox_profile(decision.profile)
+                except PolicyError as exc:
+                    why = f"its profile cannot be read ({exc.message})"
+                else:
+                    return decision._replace(profile_hash=profile.hash)
+        return decision._replace(
+            decision="ask", profile="", explained=False,
+            reason=f"{decision.reason} It cannot be contained ({why}), so a human decides.")
 
     def _within_limits(self, action: Action, facts: Facts, decision: Decision) -> Decision:
         """Count an allowed call against the policy's limits; over one, the limit's decision
@@ -281,14 +315,14 @@ class Gatekeeper:
             except Exception as exc:
                 return decision._replace(
                     decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
-                    reason=f"Limit '{limit.id}' could not be counted ({exc}); "
+                    profile="", reason=f"Limit '{limit.id}' could not be counted ({exc}); "
                            f"{limit.decision} to be safe.")
             if count.over:
                 what = "the same action" if limit.repeat else "calls"
                 why = f" {limit.reason}" if limit.reason else ""
                 return decision._replace(
                     decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
-                    reason=f"Limit '{limit.id}' reached: {what} per {limit.per} "
+                    profile="", reason=f"Limit '{limit.id}' reached: {what} per {limit.per} "
                            f"{who if limit.per != 'runtime' else ''}".rstrip()
                            + f", at most {limit.max} in {limit.minutes} min; this is call "
                            f"{count.calls}.{why} The policy had allowed it: {decision.reason}")
@@ -377,6 +411,8 @@ class Gatekeeper:
         decision = decision._replace(request_id=request_id)
         entries = [request_entry(action, request_id)] if with_request else []
         entry = decision_entry(action, decision, request_id)
+        if decision.decision == "sandbox":
+            entry["sandbox"] = {"profile": decision.profile, "profile_hash": decision.profile_hash}
         if decision.approval:
             entry["approval"] = dict(decision.approval)
         entries.append(entry)

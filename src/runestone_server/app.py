@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from runestone_server import health
+from runestone_server import health, metrics
 from runestone_server.api import identity, policies, runtimes, simulation
 from runestone_server.bodylimit import BodyLimit, document_body_limits
 from runestone_server.db import Database, data_dir
@@ -25,6 +25,7 @@ DOMAIN_ROUTERS = (
     "runestone_server.approvals.api",
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
+    "runestone_server.govern.api",
     "runestone_server.web.pages",
 )
 
@@ -79,5 +80,8 @@ def create_app(database_url: str, key_path: str | None = None, *,
     for router in domain_routers():
         app.include_router(router)  # type: ignore[arg-type]
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.state.metrics = metrics.registry_for(database)
+    app.add_middleware(metrics.RequestMetrics)
     document_body_limits(app)
     return app

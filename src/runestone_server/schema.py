@@ -16,6 +16,7 @@ DOMAIN_MODELS = (
     "runestone_server.notify.models",
     "runestone_server.alerts.models",
     "runestone_server.web.models",
+    "runestone_server.govern.models",
     "runestone_server.throttle",
 )
 

@@ -129,6 +129,11 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
         # Audit ingest: each runtime's chain health, and re-verification of stored chains.
         ("GET", f"/api/v1/teams/{team}/audit/chains", None, read),
         ("GET", f"/api/v1/teams/{team}/audit/verify", None, {"owner", "admin", "auditor"}),
+        # Governance: usage and friction for those who read the audit or act on it.
+        ("GET", f"/api/v1/teams/{team}/usage?days=7", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/friction", None,
+         {"owner", "admin", "policy_author", "auditor"}),
     ]
 
 

@@ -423,7 +423,8 @@ def test_another_tenants_objects_are_not_found(world):
     paths = [f"/teams/{team}", f"/teams/{team}/policies", f"/teams/{team}/policies/1",
              f"/teams/{team}/policies/diff?old=1&new=2",
              f"/teams/{team}/policies/1/simulation", f"/audit?team={team}",
-             f"/audit/export?team={team}"]
+             f"/audit/export?team={team}", f"/teams/{team}/usage",
+             f"/teams/{team}/friction"]
     if HAVE_APPROVALS:
         paths += [f"/approvals/{world['extra_ids']['approval_id']}",
                   f"/teams/{team}/approvers", "/audit/calls/req-evil-1"]
@@ -460,6 +461,8 @@ def test_roles_are_the_apis(world):
         login(bob, "acme", "bob")
         assert bob.get(f"/teams/{team}/policies").status_code == 200
         assert "Publish v1" not in bob.get(f"/teams/{team}/policies").text
+        for figures in ("usage", "friction"):  # audit figures: not for members
+            assert bob.get(f"/teams/{team}/{figures}").status_code == 403
         token = csrf_of(bob)
         r = bob.post(f"/teams/{team}/publications", data={"csrf": token, "number": "1"})
         assert r.status_code == 403 and "roles" in r.text

@@ -24,7 +24,7 @@ def _decide_line(gatekeeper: Gatekeeper, data: Any) -> str:
         action = action_from_hook_json(data, default_cwd=os.getcwd())
     except ActionError as exc:
         return decision_json(error_decision(f"Malformed action: {exc}; denied."), extra)
-    return decision_json(gatekeeper.check(action), extra)
+    return decision_json(gatekeeper.check(action, contain=True), extra)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -33,7 +33,8 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     if args.shell_command is not None:
         action = Action("Bash", {"command": args.shell_command}, args.cwd or os.getcwd())
-        print(decision_json(gatekeeper.check(action)))
+        # `check` answers as a host that runs `sandbox` contained would be answered.
+        print(decision_json(gatekeeper.check(action, contain=True)))
         return 0
     try:
         text = sys.stdin.read()
@@ -98,7 +99,7 @@ def run_explain(args: argparse.Namespace) -> int:
     cwd = args.cwd or os.getcwd()
     action = Action("Bash", {"command": args.shell_command}, cwd)
     facts = derive_facts(action, home=gatekeeper.home)
-    decision = gatekeeper.check(action)
+    decision = gatekeeper.check(action, contain=True)
     print(f"Command:  {args.shell_command}")
     print(f"Cwd:      {cwd}    Home: {facts.home}")
     shell = facts.shell
@@ -148,6 +149,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print("\nOpaque: nothing; every part was understood.")
     print(f"\nDecision: {decision.decision.upper()}")
     print(f"  reason: {decision.reason}")
+    if decision.decision == "sandbox":
+        print(f"  profile: {decision.profile}  sha256:{decision.profile_hash}")
     if decision.decision == "ask":
         print(f"  why a human: {why_ask(gatekeeper.policy, facts, decision)}")
     if decision.hits:

@@ -457,8 +457,10 @@ CODEX_EVENT_KEYS = {"PreToolUse": "pre_tool_use", "PermissionRequest": "permissi
 def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
     """Codex runs a hook from hooks.json only once its user trusted it (Codex keeps a
     `[hooks.state."<hooks.json>:<event>:<group>:<handler>"]` entry with a `trusted_hash` in
-    config.toml; any edit of the hook untrusts it), and reads a hook that times out or cannot
-    be spawned as no objection."""
+    config.toml; any edit of the hook untrusts it), skips one whose entry says
+    `enabled = false`, and runs none with `[features] hooks = false`
+    (codex-rs/hooks/src/engine/discovery.rs). It reads a hook that times out or cannot start
+    as no objection (all observed with the real program in tests/hosts/test_codex_cli.py)."""
     report.warn("Codex lets a call through when the hook times out or cannot be spawned "
                 "(only exit 2 or a deny blocks): keep this interpreter where it is, and run "
                 "`runestone doctor codex` after moving or upgrading it")
@@ -468,10 +470,15 @@ def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | Non
 
     config = path.parent / "config.toml"
     try:
-        state = tomllib.loads(config.read_text(encoding="utf-8")).get("hooks", {}).get(
-            "state", {})
+        settings = tomllib.loads(config.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
-        state = {}
+        settings = {}
+    features = settings.get("features")
+    if isinstance(features, dict) and features.get("hooks") is False:
+        report.fail(f"'[features] hooks = false' in {config}: Codex runs no hook, every call "
+                    "goes through; remove it")
+    hooks_table = settings.get("hooks")
+    state = hooks_table.get("state", {}) if isinstance(hooks_table, dict) else {}
     hooks = data.get("hooks", {}) if isinstance(data.get("hooks"), dict) else {}
     for event, key in CODEX_EVENT_KEYS.items():
         for group_index, group in enumerate(hooks.get(event, []) or []):
@@ -481,7 +488,10 @@ def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | Non
                     continue
                 entry = state.get(f"{path}:{key}:{group_index}:{handler_index}") \
                     if isinstance(state, dict) else None
-                if not (isinstance(entry, dict) and entry.get("trusted_hash")):
+                if isinstance(entry, dict) and entry.get("enabled") is False:
+                    report.fail(f"the {event} hook is switched off in Codex (enabled = false "
+                                f"in {config}): it does not run; enable it in `/hooks`")
+                elif not (isinstance(entry, dict) and entry.get("trusted_hash")):
                     report.fail(f"Codex has not trusted the {event} hook, so it does not run: "
                                 "start `codex`, open `/hooks` and trust the Runestone hooks "
                                 f"(no trust entry in {config})")
