@@ -61,6 +61,8 @@ SETTINGS: dict[str, Setting] = _settings(
     ("RUNESTONE_SERVER_LOG_FORMAT", "text", "`json`: one JSON object per log line"),
     ("RUNESTONE_SERVER_LOG_LEVEL", "warning",
      "debug, info, warning or error, for the server's and uvicorn's loggers"),
+    ("RUNESTONE_SERVER_METRICS_TOKEN", "(none)",
+     "bearer token for `/metrics`; without it only loopback clients (not proxied) may scrape"),
     ("RUNESTONE_ADMIN_PASSWORD", "(prompted)",
      "the first admin's password for `runestone-server init` (`--password-env`)"),
     ("RUNESTONE_AUDIT_REVERIFY_EVERY", "21600",

@@ -5,6 +5,7 @@ Routes (127.0.0.1 and a Unix socket in the state directory):
   POST /hooks/<host>          the host's hook JSON in, the host's answer out
   GET|POST /approve/<token>   the approval page
   GET /api/health             liveness, policy hash, pid
+  GET /metrics                decisions and hook latency, Prometheus text format
   POST /api/check             a PreToolUse-shaped action in, a decision out (bearer token)
   POST /tools/<name>          run shell.exec, files.write or http.request (bearer token)
 
@@ -36,6 +37,8 @@ from runestone.approvals.page import (
     approval_handler,
     csrf_key,
 )
+from runestone.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from runestone.daemon.metrics import DaemonMetrics
 from runestone.daemon.paths import daemon_socket
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
 from runestone.home import Layout
@@ -93,6 +96,7 @@ class Daemon:
 
         self.tool_settings = ToolSettings.load(layout.config_file)
         self.started = time.time()
+        self.metrics = DaemonMetrics()
         self.policy_error = ""
         handler = _daemon_handler(self)
         self.http = QuietHTTPServer(("127.0.0.1", port), handler)
@@ -230,10 +234,14 @@ class Daemon:
             adapter = host(host_name)
         except ValueError as exc:
             return HTTPStatus.NOT_FOUND, json.dumps({"error": str(exc)}), 2, str(exc)
+        started = time.perf_counter()
         try:
-            reply = handle_hook(self.gatekeeper, adapter, body, self.links)
+            reply = handle_hook(self.gatekeeper, adapter, body, self.links,
+                                lambda made: self.metrics.decision(host_name, made.decision))
         except Exception as exc:  # an HTTP hook reads a dropped connection as "proceed"
             reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", body)
+            self.metrics.decision(host_name, "deny")
+        self.metrics.hook(host_name, time.perf_counter() - started)
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:
@@ -293,6 +301,11 @@ def _daemon_handler(daemon: Daemon) -> type:
                 if self._local():
                     self._json(HTTPStatus.OK, json.dumps(daemon.health()))
                 return
+            if self.path == "/metrics":
+                if self._local():
+                    self._json(HTTPStatus.OK, daemon.metrics.render(),
+                               content_type=METRICS_CONTENT_TYPE)
+                return
             if self.path.startswith("/approve/"):
                 super().do_GET()
                 return
@@ -350,10 +363,11 @@ def _daemon_handler(daemon: Daemon) -> type:
                 return None
             return self.rfile.read(length).decode("utf-8", "replace")
 
-        def _json(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        def _json(self, status: int, body: str, headers: dict[str, str] | None = None, *,
+                  content_type: str = "application/json") -> None:
             data = body.encode("utf-8")
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             for name, value in (headers or {}).items():

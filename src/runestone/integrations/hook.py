@@ -8,6 +8,7 @@ host's own fail-closed reply.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from runestone.actions import ActionError
@@ -20,7 +21,10 @@ from runestone.policy import Decision
 
 
 def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
-                links: CallLinks | None = None) -> Reply:
+                links: CallLinks | None = None,
+                on_decision: Callable[[Decision], None] | None = None) -> Reply:
+    """The host's answer to one hook call; `on_decision` sees each decision made (the
+    daemon counts them for its metrics)."""
     try:
         data = loads_finite(body)
     except json.JSONDecodeError as exc:
@@ -40,6 +44,8 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
         # own prompt, so there an ask leaves the choice to its user.
         mode = None if adapter.can_ask or event.kind == "permission" else "defer"
         decision = gatekeeper.check(event.action, approval_mode=mode)
+        if on_decision is not None:
+            on_decision(decision)
         if links is not None and decision.request_id:
             links.remember(_call_id(event), decision.request_id)
         return adapter.reply(event, decision)

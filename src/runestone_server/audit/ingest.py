@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from runestone.actions.canonical import CanonicalJSONError
 from runestone.audit.checkpoint import checkpoint_message, verify_signature
 from runestone.audit.entry import entry_hash, genesis
+from runestone_server import metrics
 from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
 from runestone_server.audit.problems import mark_broken
 from runestone_server.models import Runtime
@@ -335,7 +336,10 @@ def ingest(db: Session, runtime: Runtime, entries: list[dict[str, Any]],
     result.problem = problem
     result.status = chain.status
     runtime.last_seen = batch.now
+    labels = metrics.team_label(db, runtime.team_id) if batch.rows else None
     db.commit()
+    if labels:
+        metrics.count_decisions(*labels, batch.rows)
     return result
 
 
