@@ -134,6 +134,12 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin", "policy_author", "auditor"}),
         ("GET", f"/api/v1/teams/{team}/friction", None,
          {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/proposals", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/proposal-settings", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("PUT", f"/api/v1/teams/{team}/proposal-settings",
+         {"min_approvals": 2, "min_people": 1}, {"owner", "admin", "policy_author"}),
     ]
 
 
@@ -153,6 +159,21 @@ def test_every_role_against_every_team_endpoint(world):
                 assert status == 404, (caller, method, path, status)  # not even its existence
             else:
                 assert status == 403, (caller, method, path, status)
+
+
+def test_drafting_a_proposal_is_for_policy_authors(world):
+    """No proposal has this hash, so an allowed caller passes the role check and gets the
+    404 that says so; the others are refused before anything is computed."""
+    _, client, tokens, ids = world
+    path = f"/api/v1/teams/{ids['team']}/proposals/drafts"
+    for caller in (*ROLES, "orgadmin", "outsider", "b-admin"):
+        answer = call(client, "POST", path, {"rule_hash": "0" * 64}, tokens[caller])
+        if caller in ("owner", "admin", "policy_author", "orgadmin"):
+            assert answer.status_code == 404 and "no such proposal" in answer.text, caller
+        elif caller in ("outsider", "b-admin"):
+            assert answer.status_code == 404 and "no such team" in answer.text, caller
+        else:
+            assert answer.status_code == 403, caller
 
 
 def test_nobody_reaches_another_tenants_team(world):
