@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from runestone_server import health, metrics
 from runestone_server.api import identity, policies, runtimes, simulation
+from runestone_server.bodylimit import BodyLimit, document_body_limits
 from runestone_server.db import Database, data_dir
 from runestone_server.security import ServerKey
 
@@ -69,6 +70,7 @@ def create_app(database_url: str, key_path: str | None = None, *,
                   description="The Runestone control plane: policies, runtimes, teams, "
                               "approvals, audit and alerts.")
     app.state.db = database
+    app.add_middleware(BodyLimit)  # every body bounded before anything parses it
     # Replicas must sign with one key: give them the same file ($RUNESTONE_SERVER_KEY_FILE,
     # e.g. a mounted secret), or the same data directory.
     app.state.key = ServerKey(Path(key_path or os.environ.get("RUNESTONE_SERVER_KEY_FILE")
@@ -81,4 +83,5 @@ def create_app(database_url: str, key_path: str | None = None, *,
     app.include_router(metrics.router)
     app.state.metrics = metrics.registry_for(database)
     app.add_middleware(metrics.RequestMetrics)
+    document_body_limits(app)
     return app

@@ -132,13 +132,26 @@ def test_a_hook_that_crashes_blocks(codex, world):
     assert "the policy cannot be loaded" in _said(api)
 
 
-def test_a_hook_that_cannot_start_lets_the_call_through(codex, world):
-    """Observed: Codex reads a hook it cannot run (exit 127) as a failed hook, not a block."""
+def test_a_hook_that_cannot_start_blocks(codex, world):
+    """The shell's complaint about the missing interpreter, turned into exit 2 by the
+    installed `|| exit 2`, is the reason Codex gives."""
     home, project, hooks = world
     hooks.write_text(hooks.read_text().replace(json.dumps(sys.executable)[1:-1],
                                                "/nonexistent/python3"))
+    api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "No such file or directory" in _said(api)
+
+
+def test_without_the_guard_a_hook_that_cannot_start_lets_the_call_through(codex, world):
+    """The case the guard is for, observed: Codex reads exit 127 as a failed hook, not a
+    block, and runs the tool; `doctor codex` fails on the unguarded command."""
+    home, project, hooks = world
+    _edit_hooks(hooks, lambda h: h.update(command=h["command"].replace(
+        " || exit 2", "").replace(sys.executable, "/nonexistent/python3")))
     _run(codex, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
+    assert "|| exit 2" in run_cli("doctor", "codex", "--settings", str(hooks)).stdout
 
 
 def test_a_hook_that_times_out_lets_the_call_through(codex, world):

@@ -190,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE")
 
+    p = sub.add_parser("sandbox", help="run a command contained, or check the sandbox works")
+    ssub = p.add_subparsers(dest="sandbox_command", required=True)
+    q = ssub.add_parser("run", help="run a command under bubblewrap with a sandbox profile")
+    _policy_options(q)
+    q.add_argument("--profile", default="default", help="the profile (default: default)")
+    q.add_argument("--project", metavar="DIR", default=None,
+                   help="the writable project directory (default: the working directory)")
+    q.add_argument("--request", metavar="ID", default=None,
+                   help="run the command a hook stored for this request (what a rewritten "
+                        "host command does)")
+    q.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    ssub.add_parser("check", help="whether sandboxing works on this machine")
+
     sub.add_parser("demo", help="walk through a few real decisions on the built-in presets")
     return parser
 
@@ -280,6 +293,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.install import run_install_command
 
         return run_install_command(args)
+    if args.command == "sandbox":
+        from runestone.cli.sandbox import run_sandbox
+
+        return run_sandbox(args)
     if args.command == "demo":
         from runestone.cli.demo import run_demo
 

@@ -54,6 +54,23 @@ class Profile(NamedTuple):
                 "network": list(self.hosts) or "none", "env": list(self.env)}
 
 
+def from_spec(spec: dict[str, Any], expected_hash: str) -> Profile:
+    """A profile from its resolved fields (as `Profile.spec` wrote them), refused unless it
+    still has the hash it was decided with."""
+    try:
+        network = spec["network"]
+        profile = Profile(name=str(spec["name"]), description="",
+                          hosts=tuple(network) if isinstance(network, list) else (),
+                          hash="", **{f: tuple(spec[f]) for f in LIST_FIELDS})
+    except (KeyError, TypeError) as exc:
+        raise PolicyError(f"a sandbox profile record is incomplete ({exc})") from None
+    profile = profile._replace(hash=canonical_hash(profile.spec()))
+    if profile.hash != expected_hash:
+        raise PolicyError("a sandbox profile record does not match the hash it was decided "
+                          "with")
+    return profile
+
+
 def _error(name: str, message: str, source: str, field: str | None = None) -> PolicyError:
     return PolicyError(f"sandbox profile {name!r}: {message}", source=source, field=field,
                        hint="see docs/sandbox.md for a profile's fields")

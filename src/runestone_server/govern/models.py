@@ -67,3 +67,17 @@ class UsageMark(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProposalSettings(Base):
+    """A team's thresholds for proposing a rule: the approvals an action (or a group of
+    them one rule covers) needs, and by how many different people. No row: the defaults."""
+
+    __tablename__ = "govern_proposal_settings"
+    __table_args__ = (UniqueConstraint("team_id", name="uq_govern_proposal_settings_team"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    min_approvals: Mapped[int] = mapped_column(Integer, default=3)
+    min_people: Mapped[int] = mapped_column(Integer, default=1)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
