@@ -53,7 +53,8 @@ SETTINGS: dict[str, Setting] = _settings(
     ("RUNESTONE_SERVER_TICK", "1", "seconds between worker ticks; 0 runs no worker in "
                                    "`serve` (run `runestone-server worker` instead)"),
     ("RUNESTONE_SERVER_TRUST_PROXY", "0",
-     "1: believe X-Forwarded-Proto from a reverse proxy (Secure cookies behind TLS)"),
+     "1: believe X-Forwarded-Proto and -For from a reverse proxy (Secure cookies behind "
+     "TLS, the client's address); 0: uvicorn's proxy headers are off"),
     ("RUNESTONE_SERVER_ALLOW_PRIVATE_WEBHOOKS", "0",
      "1: webhook and Slack channels may point at private and loopback addresses"),
     ("RUNESTONE_SERVER_APPROVAL_TIMEOUT", "3600",
