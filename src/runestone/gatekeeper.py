@@ -145,6 +145,8 @@ class Gatekeeper:
         self._limit_counter: LimitCounter | None = None
         # Where the sandbox probe remembers that bubblewrap works (None: probe each time).
         self.state_dir: Path | None = None
+        # Per thread: while `check_batch` runs, the audit entries it has yet to write.
+        self._local = threading.local()
 
     @property
     def approvals(self) -> Approvals | None:
@@ -275,6 +277,14 @@ class Gatekeeper:
                 self.sessions.mark_tainted(action.session, why)
         return decision
 
+    def _write_deferred_now(self) -> None:
+        """Inside `check_batch`, before an approval request is opened or waited for: write
+        what is queued and record the rest of this action at once, as `check` does."""
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            self._flush(self._local.answers, pending)
+            self._local.immediate = True
+
     def _containable(self, decision: Decision, contain: bool) -> Decision:
         """A `sandbox` decision as this caller can carry it out: contained, or asked with
         the reason it cannot be."""
@@ -347,9 +357,11 @@ class Gatekeeper:
                           (kind, ident)))
             return self._record(action, allowed)
         if mode == "ask":
-            asked = self._record(action, decision)
-            self.approvals.note_host_ask(action, asked)  # enrolled: recorded on the server
-            return asked
+            approvals = self.approvals
+            # Enrolled: recorded on the server, once the entries are durable.
+            return self._record(action, decision,
+                                after=lambda asked: approvals.note_host_ask(action, asked))
+        self._write_deferred_now()
         request_id = new_request_id()
         pending = decision._replace(approval=(("state", "pending"), ("mode", mode)))
         asked = self._record(action, pending, request_id=request_id)
@@ -403,9 +415,55 @@ class Gatekeeper:
                           ("request", request_id)))
         return self._record(action, answer, request_id=request_id, with_request=False)
 
-    def _record(self, action: Action, decision: Decision, *, request_id: str | None = None,
-                with_request: bool = True) -> Decision:
+    def check_batch(self, actions: list[Action], *, contain: bool = False) -> list[Decision]:
+        """Decide actions in order, as `check` does one by one, with their audit entries
+        written together: one write and one fsync for the batch (group commit), each
+        action's entries still failing alone if they cannot be sealed. Returns once every
+        entry is durable; an action whose entries could not be written is denied, as
+        `check` denies it. An ask that opens an approval request or waits for one is not
+        deferred: what came before it is written first, and it is recorded at once."""
         if self.audit is None:
+            return [self.check(action, contain=contain) for action in actions]
+        answers: list[Decision] = []
+        pending: list[tuple[int, list[dict[str, Any]], Callable[[Decision], None] | None]] = []
+        local = self._local
+        local.pending, local.answers = pending, answers
+        try:
+            for action in actions:
+                local.index, local.immediate = len(answers), False
+                answers.append(self.check(action, contain=contain))
+        finally:
+            local.pending = local.answers = None
+            self._flush(answers, pending)
+        return answers
+
+    def _flush(self, answers: list[Decision],
+               pending: list[tuple[int, list[dict[str, Any]], Callable[[Decision], None] | None]],
+               ) -> None:
+        """Write the deferred entries of `check_batch`; deny the answers they could not
+        carry, then run what waited for them to be durable."""
+        if not pending or self.audit is None:
+            return
+        batch, pending[:] = list(pending), []
+        try:
+            results: list[Any] = self.audit.append_many([entries for _, entries, _ in batch])
+        except BaseException as exc:  # never answered as written
+            results = [exc] * len(batch)
+        for (index, _entries, after), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                answers[index] = _unaudited(answers[index], result)
+            elif after is not None:
+                after(answers[index])
+
+    def _record(self, action: Action, decision: Decision, *, request_id: str | None = None,
+                with_request: bool = True, after: Callable[[Decision], None] | None = None,
+                ) -> Decision:
+        """Write the request and decision entries durably, or deny. Inside `check_batch`
+        they are queued for the batch's write instead; `after` runs once they are durable
+        (at once when not deferred)."""
+        if self.audit is None:
+            if after is not None:
+                after(decision)
             return decision
         request_id = request_id or new_request_id()
         decision = decision._replace(request_id=request_id)
@@ -416,16 +474,27 @@ class Gatekeeper:
         if decision.approval:
             entry["approval"] = dict(decision.approval)
         entries.append(entry)
+        pending = getattr(self._local, "pending", None)
+        if pending is not None and not self._local.immediate:
+            pending.append((self._local.index, entries, after))
+            return decision
         try:
             self.audit.append(entries)
         except (AuditWriteError, OSError, ValueError) as exc:
-            return decision._replace(
-                decision="deny",
-                rules=(),
-                reason=f"The audit log could not be written ({exc}); no audit, no allow. "
-                       f"The policy had answered {decision.decision}: {decision.reason}",
-            )
+            return _unaudited(decision, exc)
+        if after is not None:
+            after(decision)
         return decision
+
+
+def _unaudited(decision: Decision, exc: BaseException) -> Decision:
+    """The answer when a decision's entries could not be written: no audit, no allow."""
+    return decision._replace(
+        decision="deny",
+        rules=(),
+        reason=f"The audit log could not be written ({exc}); no audit, no allow. "
+               f"The policy had answered {decision.decision}: {decision.reason}",
+    )
 
 
 def _analysis(facts: Facts | None) -> dict[str, Any]:

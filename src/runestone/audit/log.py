@@ -272,6 +272,17 @@ class AuditLog:
             raise batch.error
         return batch.sealed
 
+    def append_many(self, batches: list[list[dict[str, Any]]]
+                    ) -> list[list[dict[str, Any]] | BaseException]:
+        """Append several callers' entries with one write and one fsync (a batch of
+        decisions made in one go). Each batch's answer is its sealed entries, or the error
+        that kept it off the log: as with `append`, a batch that cannot be sealed fails alone
+        and a write that fails fails them all. Returns once all are durable."""
+        group = [_Batch(entries) for entries in batches]
+        with self._thread_lock:
+            self._commit(group)
+        return [batch.error if batch.error is not None else batch.sealed for batch in group]
+
     def _commit(self, group: list[_Batch]) -> None:
         try:
             with self._locked():

@@ -52,6 +52,10 @@ def run_check(args: argparse.Namespace) -> int:
         print(_decide_line(gatekeeper, document))
         return 0
     out = sys.stdout
+    # JSON Lines: decided in chunks whose audit entries share one write and fsync; a chunk's
+    # answers are printed once its entries are durable, in the order of the lines.
+    chunk: list[tuple[str | Action, dict[str, Any]]] = []
+    actions = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -59,15 +63,37 @@ def run_check(args: argparse.Namespace) -> int:
             data = loads_finite(line)
         except json.JSONDecodeError as exc:
             reason = f"Malformed JSON on line {number}, column {exc.colno}: {exc.msg}; denied."
-            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
             continue
         except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
             reason = f"Malformed JSON on line {number}: {exc}; denied."
-            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
             continue
-        out.write(_decide_line(gatekeeper, data) + "\n")
-    out.flush()
+        extra = {"id": data["id"]} if isinstance(data, dict) and "id" in data else {}
+        try:
+            chunk.append((action_from_hook_json(data, default_cwd=os.getcwd()), extra))
+            actions += 1
+        except ActionError as exc:
+            chunk.append((decision_json(error_decision(f"Malformed action: {exc}; denied."),
+                                        extra), {}))
+        if actions >= BATCH:
+            _answer_chunk(gatekeeper, chunk, out)
+            chunk, actions = [], 0
+    _answer_chunk(gatekeeper, chunk, out)
     return 0
+
+
+BATCH = 256  # actions per group commit: one fsync for up to this many decisions
+
+
+def _answer_chunk(gatekeeper: Gatekeeper, chunk: list[tuple[str | Action, dict[str, Any]]],
+                  out: Any) -> None:
+    decisions = iter(gatekeeper.check_batch(
+        [item for item, _ in chunk if isinstance(item, Action)], contain=True))
+    for item, extra in chunk:
+        line = item if isinstance(item, str) else decision_json(next(decisions), extra)
+        out.write(line + "\n")
+    out.flush()
 
 
 def why_ask(policy: CompiledPolicy, facts: Facts, decision: Decision) -> str:
