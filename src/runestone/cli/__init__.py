@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default=None, help="the server's name in mcp__<server>__<tool> "
                    "(default: the server's own serverInfo.name)")
     q.add_argument("--url", default=None, help="a streamable-HTTP MCP server to front")
+    q.add_argument("--sandbox", metavar="PROFILE", default=None,
+                   help="start the stdio server inside the sandbox with this profile")
     q.add_argument("server", nargs=argparse.REMAINDER, help="-- SERVER COMMAND [ARGS...]")
     q = msub.add_parser("serve", help="an MCP server offering the runtime's governed tools")
     _policy_options(q)
