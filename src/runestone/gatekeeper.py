@@ -143,6 +143,10 @@ class Gatekeeper:
         self.wait_seconds = wait_seconds
         self.limits_file = limits_file  # None: counted in memory, for this process only
         self._limit_counter: LimitCounter | None = None
+        # Where the sandbox probe remembers that bubblewrap works (None: probe each time).
+        self.state_dir: Path | None = None
+        # Per thread: while `check_batch` runs, the audit entries it has yet to write.
+        self._local = threading.local()
 
     @property
     def approvals(self) -> Approvals | None:
@@ -213,21 +217,29 @@ class Gatekeeper:
                                                     DEFAULT_WAIT_SECONDS))
             except ValueError:
                 wait_seconds = DEFAULT_WAIT_SECONDS
-        return cls(policy, sessions=SessionState(layout.sessions_dir),
-                   labels=_labels_from_env(), home=home, audit=audit,
-                   approvals_factory=approvals if audit is not None else None,
-                   approval_mode=mode, wait_seconds=wait_seconds,
-                   limits_file=layout.state_dir / "limits.sqlite")
+        keeper = cls(policy, sessions=SessionState(layout.sessions_dir),
+                     labels=_labels_from_env(), home=home, audit=audit,
+                     approvals_factory=approvals if audit is not None else None,
+                     approval_mode=mode, wait_seconds=wait_seconds,
+                     limits_file=layout.state_dir / "limits.sqlite")
+        keeper.state_dir = layout.state_dir
+        return keeper
 
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
 
-    def check(self, action: Action, *, approval_mode: str | None = None) -> Decision:
+    def check(self, action: Action, *, approval_mode: str | None = None,
+              contain: bool = False) -> Decision:
         """Decide one action and audit it. Never raises: any failure is a deny that says so.
 
         With an audit log, the request and the decision are durable on disk before the
         answer is returned; if they cannot be written, the answer is deny (no audit, no
         allow).
+
+        `contain`: the caller runs a `sandbox` answer inside `runestone sandbox run` (the
+        Claude Code hook by rewriting the command, `runestone exec`, the shell tool). For
+        any other caller, and wherever the sandbox cannot start, `sandbox` becomes `ask`:
+        a command is never run uncontained because containing it was not possible.
         """
         facts = None
         try:
@@ -244,7 +256,10 @@ class Gatekeeper:
                 action_hash=action_hash,
                 policy_hash=self.policy.hash,
             )
-        if decision.decision == "allow" and self.policy.limits and facts is not None:
+        if decision.decision == "sandbox":
+            decision = self._containable(decision, contain)
+        if decision.decision in ("allow", "sandbox") and self.policy.limits and \
+                facts is not None:
             decision = self._within_limits(action, facts, decision)
         mode = approval_mode or self.approval_mode
         if decision.decision == "ask" and self.approvals is not None:
@@ -261,6 +276,35 @@ class Gatekeeper:
             if why:
                 self.sessions.mark_tainted(action.session, why)
         return decision
+
+    def _write_deferred_now(self) -> None:
+        """Inside `check_batch`, before an approval request is opened or waited for: write
+        what is queued and record the rest of this action at once, as `check` does."""
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            self._flush(self._local.answers, pending)
+            self._local.immediate = True
+
+    def _containable(self, decision: Decision, contain: bool) -> Decision:
+        """A `sandbox` decision as this caller can carry it out: contained, or asked with
+        the reason it cannot be."""
+        why = ""
+        if not contain:
+            why = "this host cannot run the command inside the sandbox"
+        else:
+            from runestone.sandbox.probe import unavailable
+
+            why = unavailable(self.state_dir)
+            if not why:
+                try:
+                    profile = self.policy.sandbox_profile(decision.profile)
+                except PolicyError as exc:
+                    why = f"its profile cannot be read ({exc.message})"
+                else:
+                    return decision._replace(profile_hash=profile.hash)
+        return decision._replace(
+            decision="ask", profile="", explained=False,
+            reason=f"{decision.reason} It cannot be contained ({why}), so a human decides.")
 
     def _within_limits(self, action: Action, facts: Facts, decision: Decision) -> Decision:
         """Count an allowed call against the policy's limits; over one, the limit's decision
@@ -281,14 +325,14 @@ class Gatekeeper:
             except Exception as exc:
                 return decision._replace(
                     decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
-                    reason=f"Limit '{limit.id}' could not be counted ({exc}); "
+                    profile="", reason=f"Limit '{limit.id}' could not be counted ({exc}); "
                            f"{limit.decision} to be safe.")
             if count.over:
                 what = "the same action" if limit.repeat else "calls"
                 why = f" {limit.reason}" if limit.reason else ""
                 return decision._replace(
                     decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
-                    reason=f"Limit '{limit.id}' reached: {what} per {limit.per} "
+                    profile="", reason=f"Limit '{limit.id}' reached: {what} per {limit.per} "
                            f"{who if limit.per != 'runtime' else ''}".rstrip()
                            + f", at most {limit.max} in {limit.minutes} min; this is call "
                            f"{count.calls}.{why} The policy had allowed it: {decision.reason}")
@@ -313,9 +357,11 @@ class Gatekeeper:
                           (kind, ident)))
             return self._record(action, allowed)
         if mode == "ask":
-            asked = self._record(action, decision)
-            self.approvals.note_host_ask(action, asked)  # enrolled: recorded on the server
-            return asked
+            approvals = self.approvals
+            # Enrolled: recorded on the server, once the entries are durable.
+            return self._record(action, decision,
+                                after=lambda asked: approvals.note_host_ask(action, asked))
+        self._write_deferred_now()
         request_id = new_request_id()
         pending = decision._replace(approval=(("state", "pending"), ("mode", mode)))
         asked = self._record(action, pending, request_id=request_id)
@@ -369,27 +415,86 @@ class Gatekeeper:
                           ("request", request_id)))
         return self._record(action, answer, request_id=request_id, with_request=False)
 
-    def _record(self, action: Action, decision: Decision, *, request_id: str | None = None,
-                with_request: bool = True) -> Decision:
+    def check_batch(self, actions: list[Action], *, contain: bool = False) -> list[Decision]:
+        """Decide actions in order, as `check` does one by one, with their audit entries
+        written together: one write and one fsync for the batch (group commit), each
+        action's entries still failing alone if they cannot be sealed. Returns once every
+        entry is durable; an action whose entries could not be written is denied, as
+        `check` denies it. An ask that opens an approval request or waits for one is not
+        deferred: what came before it is written first, and it is recorded at once."""
         if self.audit is None:
+            return [self.check(action, contain=contain) for action in actions]
+        answers: list[Decision] = []
+        pending: list[tuple[int, list[dict[str, Any]], Callable[[Decision], None] | None]] = []
+        local = self._local
+        local.pending, local.answers = pending, answers
+        try:
+            for action in actions:
+                local.index, local.immediate = len(answers), False
+                answers.append(self.check(action, contain=contain))
+        finally:
+            local.pending = local.answers = None
+            self._flush(answers, pending)
+        return answers
+
+    def _flush(self, answers: list[Decision],
+               pending: list[tuple[int, list[dict[str, Any]], Callable[[Decision], None] | None]],
+               ) -> None:
+        """Write the deferred entries of `check_batch`; deny the answers they could not
+        carry, then run what waited for them to be durable."""
+        if not pending or self.audit is None:
+            return
+        batch, pending[:] = list(pending), []
+        try:
+            results: list[Any] = self.audit.append_many([entries for _, entries, _ in batch])
+        except BaseException as exc:  # never answered as written
+            results = [exc] * len(batch)
+        for (index, _entries, after), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                answers[index] = _unaudited(answers[index], result)
+            elif after is not None:
+                after(answers[index])
+
+    def _record(self, action: Action, decision: Decision, *, request_id: str | None = None,
+                with_request: bool = True, after: Callable[[Decision], None] | None = None,
+                ) -> Decision:
+        """Write the request and decision entries durably, or deny. Inside `check_batch`
+        they are queued for the batch's write instead; `after` runs once they are durable
+        (at once when not deferred)."""
+        if self.audit is None:
+            if after is not None:
+                after(decision)
             return decision
         request_id = request_id or new_request_id()
         decision = decision._replace(request_id=request_id)
         entries = [request_entry(action, request_id)] if with_request else []
         entry = decision_entry(action, decision, request_id)
+        if decision.decision == "sandbox":
+            entry["sandbox"] = {"profile": decision.profile, "profile_hash": decision.profile_hash}
         if decision.approval:
             entry["approval"] = dict(decision.approval)
         entries.append(entry)
+        pending = getattr(self._local, "pending", None)
+        if pending is not None and not self._local.immediate:
+            pending.append((self._local.index, entries, after))
+            return decision
         try:
             self.audit.append(entries)
         except (AuditWriteError, OSError, ValueError) as exc:
-            return decision._replace(
-                decision="deny",
-                rules=(),
-                reason=f"The audit log could not be written ({exc}); no audit, no allow. "
-                       f"The policy had answered {decision.decision}: {decision.reason}",
-            )
+            return _unaudited(decision, exc)
+        if after is not None:
+            after(decision)
         return decision
+
+
+def _unaudited(decision: Decision, exc: BaseException) -> Decision:
+    """The answer when a decision's entries could not be written: no audit, no allow."""
+    return decision._replace(
+        decision="deny",
+        rules=(),
+        reason=f"The audit log could not be written ({exc}); no audit, no allow. "
+               f"The policy had answered {decision.decision}: {decision.reason}",
+    )
 
 
 def _analysis(facts: Facts | None) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from runestone_server import health, metrics
 from runestone_server.api import identity, policies, runtimes, simulation
+from runestone_server.bodylimit import BodyLimit, document_body_limits
 from runestone_server.db import Database, data_dir
 from runestone_server.security import ServerKey
 
@@ -23,11 +25,12 @@ DOMAIN_ROUTERS = (
     "runestone_server.approvals.api",
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
+    "runestone_server.govern.api",
     "runestone_server.web.pages",
 )
 
 
-def _domain_routers() -> list[object]:
+def domain_routers() -> list[object]:
     routers = []
     for name in DOMAIN_ROUTERS:
         try:
@@ -67,17 +70,18 @@ def create_app(database_url: str, key_path: str | None = None, *,
                   description="The Runestone control plane: policies, runtimes, teams, "
                               "approvals, audit and alerts.")
     app.state.db = database
+    app.add_middleware(BodyLimit)  # every body bounded before anything parses it
     # Replicas must sign with one key: give them the same file ($RUNESTONE_SERVER_KEY_FILE,
     # e.g. a mounted secret), or the same data directory.
     app.state.key = ServerKey(Path(key_path or os.environ.get("RUNESTONE_SERVER_KEY_FILE")
                                    or data_dir() / "keys" / "server.ed25519"))
     for module in (identity, runtimes, policies, simulation):
         app.include_router(module.router)
-    for router in _domain_routers():
+    for router in domain_routers():
         app.include_router(router)  # type: ignore[arg-type]
-
-    @app.get("/healthz")
-    def health() -> dict[str, bool]:
-        return {"ok": True}
-
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.state.metrics = metrics.registry_for(database)
+    app.add_middleware(metrics.RequestMetrics)
+    document_body_limits(app)
     return app

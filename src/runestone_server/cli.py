@@ -1,8 +1,9 @@
-"""`runestone-server init | migrate | serve`."""
+"""`runestone-server init | migrate | serve | quickstart | worker | backup | restore`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
@@ -16,7 +17,11 @@ from runestone_server.db import Database, default_url
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="runestone-server", description=__doc__)
     parser.add_argument("--database-url", default=None,
-                        help="default: SQLite in the data directory ($RUNESTONE_SERVER_HOME)")
+                        help="default: $RUNESTONE_SERVER_DATABASE, else SQLite in the data "
+                             "directory ($RUNESTONE_SERVER_HOME)")
+    parser.add_argument("--config", default=None,
+                        help="a TOML configuration file (default: $RUNESTONE_SERVER_CONFIG); "
+                             "the environment wins over it (docs/operations.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init", help="create the database and the first admin")
     p.add_argument("--organisation", required=True)
@@ -24,6 +29,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--password-env", default="RUNESTONE_ADMIN_PASSWORD",
                    help="environment variable holding the password (else prompted)")
     sub.add_parser("migrate", help="upgrade the database schema to this version")
+    sub.add_parser("worker", help="run only the periodic worker (escalations, deliveries, "
+                                  "alerts), beside servers started with "
+                                  "RUNESTONE_SERVER_TICK=0")
+    p = sub.add_parser("backup", help="write a checked snapshot of the SQLite database to "
+                                      "FILE (online; replaced atomically)")
+    p.add_argument("file")
+    p = sub.add_parser("restore", help="replace the SQLite database with a checked backup")
+    p.add_argument("file")
+    p.add_argument("--force", action="store_true",
+                   help="replace a database that holds data")
     for name, text in (("serve", "run the server"),
                        ("quickstart", "first run in one command: create the database and an "
                                       "organisation with an admin whose password is printed "
@@ -32,7 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8800)
     args = parser.parse_args(argv)
+    from runestone_server import config, logs
+
+    try:
+        config.apply(args.config)
+        log_level = logs.configure()
+    except ValueError as exc:  # ConfigError, or a bad log setting: say it and stop
+        print(f"runestone-server: {exc}", file=sys.stderr)
+        return 2
     url = args.database_url or default_url()
+    if args.command in ("backup", "restore"):
+        return _backup(url, args)
     db = Database(url)
     from runestone_server.migrate import upgrade
 
@@ -43,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         return _init(db, args)
     upgrade(db)
+    if args.command == "worker":
+        return _worker(db)
     if args.command == "quickstart":
         _quickstart(db, f"http://{args.host}:{args.port}")
     import uvicorn
@@ -50,9 +77,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     from runestone_server.app import create_app
 
     # Open long-polls (approvals) must not hold a stopping server for their full 30 s.
-    uvicorn.run(create_app(url), host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=5)
+    # log_config=None: uvicorn's loggers go through the handler logs.configure set up.
+    # Proxy headers (X-Forwarded-Proto, -For) only when told a proxy is in front:
+    # uvicorn's own default believes them from loopback, so any local process could claim
+    # TLS or another client address (and escape the per-address sign-in throttle).
+    uvicorn.run(create_app(url), host=args.host, port=args.port, log_config=None,
+                log_level=log_level, access_log=log_level in ("debug", "info"),
+                timeout_graceful_shutdown=5,
+                proxy_headers=os.environ.get("RUNESTONE_SERVER_TRUST_PROXY") == "1")
     return 0
+
+
+def _backup(url: str, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runestone_server.backup import BackupError, backup, restore
+
+    db = Database(url)
+    try:
+        if args.command == "backup":
+            size = backup(db, Path(args.file))
+            print(f"backup written to {args.file} ({size} bytes, integrity checked)")
+        else:
+            revisions = restore(db, Path(args.file), force=args.force)
+            print(f"restored {args.file} (schema {', '.join(sorted(revisions))}); "
+                  "`runestone-server migrate` brings an older backup up to this version")
+    except BackupError as exc:
+        print(f"runestone-server {args.command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.engine.dispose()
+    return 0
+
+
+def _worker(db: Database) -> int:
+    """The worker loop in the foreground until SIGTERM or Ctrl-C (a compose service)."""
+    import signal
+    import threading
+
+    from runestone_server.schema import load_all
+    from runestone_server.worker import Worker
+
+    load_all()
+    _load_tasks()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = Worker(db, float(os.environ.get("RUNESTONE_SERVER_TICK", "1")) or 1.0)
+    worker.start()
+    print("runestone-server worker running", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    worker.stop()
+    return 0
+
+
+def _load_tasks() -> None:
+    """Import every domain module, which registers its worker tasks (as the app does)."""
+    from runestone_server.app import domain_routers
+
+    domain_routers()
 
 
 def _quickstart(db: Database, address: str) -> None:

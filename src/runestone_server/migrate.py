@@ -22,6 +22,14 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def known_revisions() -> set[str]:
+    """Every migration revision this code has (a database naming another is newer)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 def upgrade(db: Database) -> None:
     config = alembic_config(db.url)
     with db.engine.begin() as connection:

@@ -16,6 +16,9 @@ DOMAIN_MODELS = (
     "runestone_server.notify.models",
     "runestone_server.alerts.models",
     "runestone_server.web.models",
+    "runestone_server.govern.models",
+    "runestone_server.throttle",
+    "runestone_server.stream.models",
 )
 
 

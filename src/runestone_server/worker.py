@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from runestone_server.db import Database
@@ -30,11 +31,18 @@ def task(name: str) -> Callable[[Task], Task]:
 
 def run_once(db: Database) -> None:
     """One tick: every task, each failure logged and contained (the next tick retries)."""
+    from runestone_server.metrics import TASK_RUNS, TASK_TIME
+
     for name, function in list(TASKS.items()):
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             function(db)
         except Exception:
+            outcome = "error"
             log.exception("worker task %s failed", name)
+        TASK_RUNS.labels(name, outcome).inc()
+        TASK_TIME.labels(name).observe(time.perf_counter() - started)
 
 
 class Worker:

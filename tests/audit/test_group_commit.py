@@ -160,3 +160,18 @@ def test_kill_9_during_group_commit_loses_no_acknowledged_entry(tmp_path) -> Non
     AuditLog(directory, "rt_kill").append([{"kind": "note", "after": True}])
     seqs = [e["seq"] for e in _entries_on_disk(directory)]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_append_many_writes_every_batch_with_one_fsync(tmp_path, monkeypatch) -> None:
+    log = AuditLog(tmp_path / "log", "rt_test")
+    log.append([{"kind": "note", "start": True}])
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(log_module.os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    results = log.append_many([[{"kind": "note", "i": 0}],
+                               [{"kind": "note", "bad": object()}],
+                               [{"kind": "note", "i": 1}, {"kind": "note", "i": 2}]])
+    assert len(calls) == 1
+    assert isinstance(results[1], Exception)  # the entry that is not JSON fails alone
+    assert [e["i"] for e in results[0]] == [0] and [e["i"] for e in results[2]] == [1, 2]
+    assert [e.get("i") for e in _entries_on_disk(tmp_path / "log")] == [None, 0, 1, 2]

@@ -139,7 +139,7 @@ def test_every_secret_shape_trips_the_literal_filter(kind):
     literals the filter lacks fails here."""
     from hypothesis import HealthCheck, settings
 
-    from runestone.audit.redact import may_hold_secret, patterns
+    from runestone.audit.redact import guards, may_hold_secret, patterns
 
     pattern = next(compiled for name, compiled, _ in patterns() if name == kind)
 
@@ -147,6 +147,7 @@ def test_every_secret_shape_trips_the_literal_filter(kind):
     @given(st.from_regex(pattern))  # a match with random text around it
     def check(text):
         assert may_hold_secret(text)
+        assert guards()[kind](text)  # the pattern's own guard finds it too
 
     check()
 
@@ -159,3 +160,15 @@ def test_strings_without_the_literals_are_returned_untouched():
                  "3daaec7721183967bb65eaebe552ddb8c801feb5d8c21e5de44676983c447482"):
         assert not may_hold_secret(text)
         assert redactor.text(text) == text
+
+
+_SHARED = Redactor(b"s" * 32)
+
+
+@given(st.lists(_SECRETISH, min_size=1, max_size=4))
+def test_a_redactor_that_remembers_clean_strings_answers_the_same(texts):
+    """Strings seen to hold no secret are remembered (never those that held one): a
+    long-lived redactor answers as a fresh one does, on every call."""
+    for text in [*texts, *texts]:
+        assert _SHARED.text(text) == _every_pattern(Redactor(b"s" * 32), text)
+    assert all(_every_pattern(Redactor(b"s" * 32), kept) == kept for kept in _SHARED._clean)

@@ -1,12 +1,13 @@
-"""Loopback stand-ins for the hosts' model APIs, for driving the real `claude -p` and
-`gemini -p`.
+"""Loopback stand-ins for the hosts' model APIs, for driving the real `claude -p`,
+`gemini -p` and `codex exec`.
 
 `MessagesStandIn` (Anthropic's Messages API) answers the first request that offers tools
 with one `tool_use` the test chose, streamed as the real API streams it (server-sent events:
 message_start, content_block_start, input_json_delta, content_block_stop, message_delta,
 message_stop), and every later request with a short text turn, so Claude Code runs the tool
-call through its hooks and ends. `GeminiStandIn` does the same for the Gemini API. Each
-records the requests so a test can see what the host sent back (the tool's result).
+call through its hooks and ends. `GeminiStandIn` (the Gemini API) and `ResponsesStandIn`
+(OpenAI's Responses API, for Codex) do the same. Each records the requests so a test can
+see what the host sent back (the tool's result).
 """
 
 from __future__ import annotations
@@ -209,6 +210,90 @@ class GeminiStandIn:
                 if isinstance(part, dict) and "functionResponse" in part]
 
     def __enter__(self) -> GeminiStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ResponsesStandIn:
+    """A loopback stand-in for OpenAI's Responses API, for the real `codex exec` (its
+    `config.toml` names a `[model_providers.*]` entry whose `base_url` is this server).
+
+    Codex streams each turn from `POST /v1/responses` (server-sent events:
+    response.created, response.output_item.done, response.completed); the first request
+    that offers the test's function gets one `function_call` item, every later one a short
+    assistant message, so the call goes through the hooks and the session ends. Each request
+    is recorded so a test can see the `function_call_output` Codex sent back.
+    """
+
+    def __init__(self, tool: str, args: dict[str, Any]) -> None:
+        self.tool, self.args = tool, args
+        self.requests: list[dict[str, Any]] = []
+        self.tool_sent = False
+        self._lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                data = json.dumps({"object": "list", "data": [], "models": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stand_in.requests.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for event in stand_in.events(stand_in.turn(body)):
+                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                                     .encode())
+                self.wfile.flush()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def turn(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The function call once, to the request that offers it; a message otherwise."""
+        offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+        with self._lock:
+            if self.tool in offered and not self.tool_sent:
+                self.tool_sent = True
+                return {"type": "function_call", "id": "fc_standin_1",
+                        "call_id": "call_standin_1", "name": self.tool,
+                        "arguments": json.dumps(self.args), "status": "completed"}
+        return {"type": "message", "id": "msg_standin", "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "done", "annotations": []}]}
+
+    @staticmethod
+    def events(item: dict[str, Any]) -> list[dict[str, Any]]:
+        usage = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11,
+                 "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens_details": {"reasoning_tokens": 0}}
+        response = {"id": "resp_standin", "object": "response", "output": [], "usage": usage}
+        return [{"type": "response.created", "response": {**response, "status": "in_progress"}},
+                {"type": "response.output_item.done", "output_index": 0, "item": item},
+                {"type": "response.completed", "response": {**response, "status": "completed"}}]
+
+    def function_outputs(self) -> list[Any]:
+        """The function_call_output items Codex sent back: what became of the call."""
+        return [item for request in self.requests for item in request.get("input") or []
+                if isinstance(item, dict) and item.get("type") == "function_call_output"]
+
+    def __enter__(self) -> ResponsesStandIn:
         self.thread.start()
         return self
 

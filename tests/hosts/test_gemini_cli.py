@@ -5,10 +5,12 @@ can stop the call; the oracle is whether the command's marker file exists.
 
 What Gemini CLI 0.61.0 does with a failing hook (packages/core/src/hooks/hookRunner.ts):
 it reads the hook's stdout, or else its stderr, and any text with an exit code other than
-0 or 1 is a deny with that text as the reason. So a crash (Runestone's exit 2 with its
-reason) and an interpreter that is gone (the shell's "No such file or directory", exit
-127) block. A hook that times out, or exits with nothing written, gives no output, and
-Gemini CLI runs the tool: those fail open, observed below.
+0 or 1 is a deny with that text as the reason; exit 1 is only a warning. So a crash
+(Runestone's exit 2 with its reason) and an interpreter that is gone (the shell's "No such
+file or directory", exit 127) block, and a Python that cannot import Runestone (exit 1)
+blocks only through the `|| exit 2` Runestone installs. A hook that times out, or exits
+with nothing written, gives no output, and Gemini CLI runs the tool: those fail open,
+observed below.
 """
 
 from __future__ import annotations
@@ -127,6 +129,28 @@ def test_a_hook_that_cannot_start_blocks(gemini, world):
     api = _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
     assert "No such file or directory" in json.dumps(api.function_responses())
+
+
+def test_a_python_without_runestone_blocks(gemini, world):
+    """Python's exit 1 ("No module named runestone") is a warning to Gemini CLI; the
+    installed `|| exit 2` makes it a deny with Python's complaint as the reason."""
+    home, project, settings = world
+    _edit_hooks(settings, lambda h: h.update(
+        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "No module named runestone_gone" in json.dumps(api.function_responses())
+
+
+def test_without_the_guard_a_python_without_runestone_lets_the_call_through(gemini, world):
+    """The case the guard is for, observed; `doctor gemini` fails on the unguarded hook."""
+    home, project, settings = world
+    _edit_hooks(settings, lambda h: h.update(command=h["command"].replace(" || exit 2", "")))
+    assert "|| exit 2" in run_cli("doctor", "gemini", "--settings", str(settings)).stdout
+    _edit_hooks(settings, lambda h: h.update(
+        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+    _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
 
 
 def test_a_hook_that_exits_without_a_word_lets_the_call_through(gemini, world):

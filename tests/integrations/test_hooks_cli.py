@@ -480,7 +480,7 @@ def test_doctor_codex_fails_until_codex_trusts_the_hooks(tmp_path, initialised):
     assert "PermissionRequest" in json.loads(hooks_file.read_text())["hooks"]
     untrusted = run_cli("doctor", "codex", "--settings", str(hooks_file))
     assert untrusted.returncode == 1 and "/hooks" in untrusted.stdout
-    assert "times out or cannot be spawned" in untrusted.stdout
+    assert "times out" in untrusted.stdout
     _trust_codex_hooks(hooks_file, events=("pre_tool_use",))
     assert run_cli("doctor", "codex", "--settings", str(hooks_file)).returncode == 1
     _trust_codex_hooks(hooks_file)
@@ -549,3 +549,21 @@ def test_uninstall_removes_the_files_install_created(tmp_path, initialised, monk
         assert run_cli("uninstall", host, "--settings", str(settings)).returncode == 0
         assert not settings.exists(), host
         assert not list(tmp_path.glob(f"{host}.json.runestone-backup-*")), host
+
+
+@pytest.mark.parametrize("host", ["claude-code", "codex", "gemini", "cursor", "copilot"])
+def test_install_again_points_the_hook_at_this_installation(tmp_path, initialised, host):
+    """The fix doctor gives for a missing interpreter is `install` again: it must rewrite
+    Runestone's own command (and add the exit-2 guard Codex and Gemini CLI need), not keep
+    the stale one beside a second entry."""
+    settings = tmp_path / f"{host}.json"
+    assert run_cli("install", host, "--settings", str(settings)).returncode == 0
+    fresh = settings.read_text()
+    stale = fresh.replace(os.sys.executable, "/gone/python3").replace(" || exit 2", "")
+    settings.write_text(stale)
+    report = run_cli("doctor", host, "--settings", str(settings))
+    assert report.returncode == 1 and "/gone/python3" in report.stdout
+    if host in ("codex", "gemini"):
+        assert "|| exit 2" in report.stdout
+    assert run_cli("install", host, "--settings", str(settings)).returncode == 0
+    assert json.loads(settings.read_text()) == json.loads(fresh)

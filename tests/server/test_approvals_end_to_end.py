@@ -497,3 +497,28 @@ def test_routed_escalated_quorum_approved_and_audited(database_url, tmp_path):
                     "execution-approved"} <= set(runtime_kinds), runtime_kinds
         finally:
             server.stop()
+
+
+def test_an_ask_with_megabytes_of_input_reaches_the_approvers_cut(database_url, tmp_path,
+                                                                  isolated_home):
+    """Issue 17: a 30 MB input was stored and slowed every inbox. Now the server takes at
+    most 1 MiB for an ask, so the runtime sends what an approver is shown (bounded), and the
+    ask is routed rather than refused; the whole action stays in the runtime's audit log."""
+    from runestone.audit.query import read_entries
+    from runestone.bounded import MAX_SHOWN
+    from runestone.home import layout
+
+    with routed_runtime(database_url, tmp_path, isolated_home) as (server, org, _):
+        big = Action("Bash", {"command": "ssh prod-db uptime",
+                              "description": "D" * 3_000_000}, str(tmp_path), session="s1")
+        asked = decide("defer", big)
+        assert asked.decision == "deny" and "routed to the control plane" in asked.reason
+        shown = api(server.base, "GET", f"/api/v1/approvals/{approval_id_of(asked.to_json())}",
+                    org.tokens["ops1"])["input"]
+        assert len(json.dumps(shown)) <= MAX_SHOWN
+        assert shown["input"]["command"] == "ssh prod-db uptime"
+        assert shown["input"]["description"].startswith(
+            "D" * 4096 + " [... 2995904 more characters not shown; the runtime's audit log "
+            "has the whole action]")
+        requests = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "request"]
+        assert any(len(json.dumps(e)) > 3_000_000 for e in requests)

@@ -717,3 +717,21 @@ def test_a_vote_left_unsettled_by_a_crash_is_settled_by_the_worker(world):
     view = world.poll("prod", "req_crashed").json()
     assert (view["state"], view["approvers"]) == ("approved", ["ops1"])
     assert world.events("req_crashed")[-1] == "approval.decided"
+
+
+def test_the_stored_approval_input_is_bounded_whatever_the_runtime_sends(world):
+    """Issue 17: the input an ask carries is stored and shown cut to MAX_SHOWN, with a
+    note, even from a runtime that does not cut it itself (within the 1 MiB body)."""
+    import json
+
+    from runestone.bounded import MAX_SHOWN
+
+    _, credential = world.runtimes["prod"]
+    response = world.client.post("/api/v1/runtime/approvals", json={
+        "request_id": "req_big", "tool": "Write", "action_hash": "a" * 64,
+        "input": {"tool": "Write", "input": {"file_path": "/p/x", "content": "B" * 900_000}},
+        "user": "dev1", "mode": "defer"}, headers={"Authorization": f"Bearer {credential}"})
+    assert response.status_code == 201, response.text
+    shown = world.ok("ops1", "GET", f"/api/v1/approvals/{response.json()['id']}")["input"]
+    assert len(json.dumps(shown)) <= MAX_SHOWN
+    assert shown["input"]["content"].startswith("B" * 4096 + " [... 895904 more characters")

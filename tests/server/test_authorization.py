@@ -129,6 +129,17 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
         # Audit ingest: each runtime's chain health, and re-verification of stored chains.
         ("GET", f"/api/v1/teams/{team}/audit/chains", None, read),
         ("GET", f"/api/v1/teams/{team}/audit/verify", None, {"owner", "admin", "auditor"}),
+        # Governance: usage and friction for those who read the audit or act on it.
+        ("GET", f"/api/v1/teams/{team}/usage?days=7", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/friction", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/proposals", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("GET", f"/api/v1/teams/{team}/proposal-settings", None,
+         {"owner", "admin", "policy_author", "auditor"}),
+        ("PUT", f"/api/v1/teams/{team}/proposal-settings",
+         {"min_approvals": 2, "min_people": 1}, {"owner", "admin", "policy_author"}),
     ]
 
 
@@ -148,6 +159,21 @@ def test_every_role_against_every_team_endpoint(world):
                 assert status == 404, (caller, method, path, status)  # not even its existence
             else:
                 assert status == 403, (caller, method, path, status)
+
+
+def test_drafting_a_proposal_is_for_policy_authors(world):
+    """No proposal has this hash, so an allowed caller passes the role check and gets the
+    404 that says so; the others are refused before anything is computed."""
+    _, client, tokens, ids = world
+    path = f"/api/v1/teams/{ids['team']}/proposals/drafts"
+    for caller in (*ROLES, "orgadmin", "outsider", "b-admin"):
+        answer = call(client, "POST", path, {"rule_hash": "0" * 64}, tokens[caller])
+        if caller in ("owner", "admin", "policy_author", "orgadmin"):
+            assert answer.status_code == 404 and "no such proposal" in answer.text, caller
+        elif caller in ("outsider", "b-admin"):
+            assert answer.status_code == 404 and "no such team" in answer.text, caller
+        else:
+            assert answer.status_code == 403, caller
 
 
 def test_nobody_reaches_another_tenants_team(world):
@@ -258,3 +284,58 @@ def test_removing_a_member_ends_their_access(world):
     assert call(client, "DELETE", f"{members}/owner", None, tokens["owner"]).status_code == 204
     assert call(client, "DELETE", f"/api/v1/teams/{ids['b_team']}/members/b-admin", None,
                 tokens["orgadmin"]).status_code == 404
+
+
+def body_routes(app, ids) -> list[tuple[str, str]]:
+    """Every route of the app, API and dashboard, that takes a body: (method, a path)."""
+    from starlette.routing import Route
+
+    def every(routes):
+        for route in routes:
+            if isinstance(route, Route):
+                yield route
+            elif getattr(route, "original_router", None) is not None:
+                yield from every(route.original_router.routes)
+
+    values = {"team_id": str(ids["team"]), "runtime_id": RUNTIME, "username": "outsider",
+              "request_id": "r-1"}
+    found = []
+    for route in every(app.routes):
+        for method in sorted((route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            path = route.path
+            for name in route.param_convertors:
+                path = path.replace("{" + name + "}", values.get(name, "1"))
+            found.append((method, path))
+    return found
+
+
+def test_every_body_is_bounded_for_every_caller_before_anything_else(world):
+    """Over its path's limit, a body is refused 413 whoever sends it (nobody, a forged
+    token, every role, another tenant), declared (Content-Length) or chunked, before
+    authentication or parsing; at its limit the same route is reached (no 413), so the
+    limits leave room for what is legitimately sent."""
+    from runestone_server.bodylimit import limit_for
+
+    app, client, tokens, ids = world
+    routes = body_routes(app, ids)
+    assert len(routes) > 40 and ("POST", "/api/v1/login") in routes
+    bodies: dict[int, bytes] = {}
+    for method, path in routes:
+        limit = limit_for(path)
+        over = bodies.setdefault(limit, b"{" + b" " * limit + b"}")
+        assert len(over) > limit
+        for caller in (None, "rst_forged", *ROLES, "orgadmin", "b-admin"):
+            headers = {"Content-Type": "application/json"}
+            if caller:
+                headers["Authorization"] = f"Bearer {tokens.get(caller, caller)}"
+            declared = client.request(method, path, content=over, headers=headers)
+            assert declared.status_code == 413, (caller, method, path, declared.status_code)
+            assert str(limit) in declared.json()["detail"]
+        chunked = client.request(method, path, content=iter([over[:limit // 2],
+                                                             over[limit // 2:]]),
+                                 headers={"Content-Type": "application/json"})
+        assert "content-length" not in {k.lower() for k in chunked.request.headers}
+        assert chunked.status_code == 413, (method, path, chunked.status_code)
+        at_limit = client.request(method, path, content=over[:limit],
+                                  headers={"Content-Type": "application/json"})
+        assert at_limit.status_code not in (413, 500), (method, path, at_limit.status_code)

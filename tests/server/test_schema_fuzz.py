@@ -60,3 +60,25 @@ def test_no_server_errors_and_no_schema_violations(case, app):
         schemathesis.checks.not_a_server_error,
         schemathesis.checks.response_schema_conformance,
     ))
+
+
+def test_every_operation_with_a_body_documents_its_limit(app):
+    """The body limits are part of the schema schemathesis checks against: every operation
+    that takes a body documents 413 with its limit, and answers it over the limit."""
+    from fastapi.testclient import TestClient
+
+    from runestone_server.bodylimit import limit_for
+
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
+        with_body = [(path, method) for path, operations in schema["paths"].items()
+                     for method, operation in operations.items()
+                     if "requestBody" in operation]
+        assert len(with_body) > 20
+        for path, method in with_body:
+            operation = schema["paths"][path][method]
+            assert str(limit_for(path)) in operation["responses"]["413"]["description"]
+            answer = client.request(method.upper(), path.replace("{", "").replace("}", ""),
+                                    content=b" " * (limit_for(path) + 1),
+                                    headers={"Content-Type": "application/json"})
+            assert answer.status_code == 413, (method, path, answer.status_code)

@@ -423,7 +423,8 @@ def test_another_tenants_objects_are_not_found(world):
     paths = [f"/teams/{team}", f"/teams/{team}/policies", f"/teams/{team}/policies/1",
              f"/teams/{team}/policies/diff?old=1&new=2",
              f"/teams/{team}/policies/1/simulation", f"/audit?team={team}",
-             f"/audit/export?team={team}"]
+             f"/audit/export?team={team}", f"/teams/{team}/usage",
+             f"/teams/{team}/friction", f"/teams/{team}/proposals"]
     if HAVE_APPROVALS:
         paths += [f"/approvals/{world['extra_ids']['approval_id']}",
                   f"/teams/{team}/approvers", "/audit/calls/req-evil-1"]
@@ -438,6 +439,9 @@ def test_another_tenants_objects_are_not_found(world):
                        (f"/teams/{team}/publications", {"number": "1"}),
                        (f"/teams/{team}/policies", {"text": V1}),
                        (f"/tokens/{world['token_id']}/revoke", {}),
+                       (f"/teams/{team}/proposal-settings",
+                        {"min_approvals": "1", "min_people": "1"}),
+                       (f"/teams/{team}/proposals/draft", {"rule_hash": "0" * 64}),
                        *(((f"/approvals/{world['extra_ids']['approval_id']}/vote",
                            {"vote": "deny"}),
                           (f"/teams/{team}/runtimes/{world['extra_ids']['runtime_id']}/revoke",
@@ -460,6 +464,8 @@ def test_roles_are_the_apis(world):
         login(bob, "acme", "bob")
         assert bob.get(f"/teams/{team}/policies").status_code == 200
         assert "Publish v1" not in bob.get(f"/teams/{team}/policies").text
+        for figures in ("usage", "friction", "proposals"):  # audit figures: not members
+            assert bob.get(f"/teams/{team}/{figures}").status_code == 403
         token = csrf_of(bob)
         r = bob.post(f"/teams/{team}/publications", data={"csrf": token, "number": "1"})
         assert r.status_code == 403 and "roles" in r.text
@@ -467,6 +473,12 @@ def test_roles_are_the_apis(world):
                                                      "role": "owner"})
         assert r.status_code == 403
         r = bob.post("/people", data={"csrf": token, "username": "x", "password": PASSWORD})
+        assert r.status_code == 403
+        r = bob.post(f"/teams/{team}/proposal-settings",
+                     data={"csrf": token, "min_approvals": "1", "min_people": "1"})
+        assert r.status_code == 403
+        r = bob.post(f"/teams/{team}/proposals/draft",
+                     data={"csrf": token, "rule_hash": "0" * 64})
         assert r.status_code == 403
 
 

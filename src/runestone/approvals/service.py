@@ -188,11 +188,13 @@ class Approvals:
 
         if self._take_over(request):
             return
+        from runestone.bounded import bounded
+
         ask = {"request_id": request.id, "action_hash": request.action_hash,
                "tool": request.tool, "summary": request.summary, "reason": request.reason,
                "rules": list(request.rules), "severity": severity or "medium",
-               "input": request.action, "user": request.user, "agent": request.agent,
-               "session": request.session, "mode": mode}
+               "input": bounded(request.action), "user": request.user,
+               "agent": request.agent, "session": request.session, "mode": mode}
         try:
             view = remote.submit(ask)
         except RemoteError as exc:
@@ -247,6 +249,7 @@ class Approvals:
         if remote is None or decision.decision != "ask" or not decision.request_id:
             return
         from runestone.audit.records import summarize
+        from runestone.bounded import bounded
         from runestone.remote.client import RemoteError
 
         identity = action.identity()
@@ -256,7 +259,7 @@ class Approvals:
                 "action_hash": decision.action_hash or action.hash, "tool": action.tool,
                 "summary": self._redact(summarize(action)), "reason": decision.reason,
                 "rules": list(decision.rules), "severity": decision.severity or "medium",
-                "input": self.redactor.value(identity) if self.redactor else identity,
+                "input": bounded(self.redactor.value(identity) if self.redactor else identity),
                 "user": action.user or _login(), "agent": action.agent,
                 "session": action.session, "mode": "ask"}, timeout=_record_timeout())
         except RemoteError as exc:

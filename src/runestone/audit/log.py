@@ -157,6 +157,11 @@ class AuditLog:
         # if the newest segment is still that file at that size, nobody appended since, and
         # the head need not be read back (what makes a long-lived daemon's append cheap).
         self._written: tuple[int, int, int, Head] | None = None
+        # The newest segment kept open between appends, with its number, while the head
+        # read under the current lock is the one this process wrote (`_read_head` checks).
+        self._segment_fd: int | None = None
+        self._segment_number = 0
+        self._head_is_ours = False
 
     # --- locking and the head ---------------------------------------------------------------
 
@@ -176,24 +181,37 @@ class AuditLog:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        self._close_segment()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def _close_segment(self) -> None:
+        if self._segment_fd is not None:
+            os.close(self._segment_fd)
+            self._segment_fd = None
+
     def _read_head(self) -> tuple[Head, list[dict[str, Any]]]:
         """The chain's head, repairing a torn tail; returns recovery entries to write first."""
         recoveries: list[dict[str, Any]] = []
+        self._head_is_ours = False
+        if self._written is not None:
+            # Fast path, two stats instead of listing the directory: the segment this process
+            # wrote last is the same file at the same size, and no later segment exists
+            # (segments are only ever created one after the newest), so nobody appended.
+            number, inode, size, head = self._written
+            try:
+                stat = os.stat(self._segment_path(number))
+                later = os.path.exists(self._segment_path(number + 1))
+            except OSError:
+                stat, later = None, True
+            if stat is not None and not later and (stat.st_ino, stat.st_size) == (inode, size):
+                self._head_is_ours = True
+                return head, recoveries
         segments = list_segments(self.directory)
         if not segments:
             return Head(1, 0, genesis(self.runtime_id)), recoveries
         current = segments[-1][0]
-        if self._written is not None:
-            try:
-                stat = segments[-1][1].stat()
-            except OSError:
-                stat = None
-            if stat is not None and self._written[:3] == (current, stat.st_ino, stat.st_size):
-                return self._written[3], recoveries
         for number, path in reversed(segments):
             line, good_size, tail = _last_line(path)
             if tail:
@@ -253,6 +271,17 @@ class AuditLog:
         if batch.error is not None:
             raise batch.error
         return batch.sealed
+
+    def append_many(self, batches: list[list[dict[str, Any]]]
+                    ) -> list[list[dict[str, Any]] | BaseException]:
+        """Append several callers' entries with one write and one fsync (a batch of
+        decisions made in one go). Each batch's answer is its sealed entries, or the error
+        that kept it off the log: as with `append`, a batch that cannot be sealed fails alone
+        and a write that fails fails them all. Returns once all are durable."""
+        group = [_Batch(entries) for entries in batches]
+        with self._thread_lock:
+            self._commit(group)
+        return [batch.error if batch.error is not None else batch.sealed for batch in group]
 
     def _commit(self, group: list[_Batch]) -> None:
         try:
@@ -358,33 +387,50 @@ class AuditLog:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
 
+    def _segment_path(self, number: int) -> str:
+        return f"{self.directory}/{segment_name(number)}"
+
     def _write(self, segment: int, data: bytes, seq: int, head_hash: str) -> None:
-        """Append `data` (ending at entry `seq` with hash `head_hash`) durably."""
+        """Append `data` (ending at entry `seq` with hash `head_hash`) durably.
+
+        A process appending alone keeps the newest segment open and knows its size from its
+        own last write (checked by `_read_head` under the lock), so an append is one write
+        and one fsync; otherwise the segment is looked up and opened again."""
+        known = self._written if self._head_is_ours else None
         self._written = None
-        path = self.directory / segment_name(segment)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            size = 0
-        if size and size + len(data) > self.segment_bytes:
-            segment += 1
-            path = self.directory / segment_name(segment)
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            before = os.fstat(fd).st_size  # where this append starts: we hold the lock
+        self._head_is_ours = False
+        if known is not None and self._segment_fd is not None \
+                and self._segment_number == known[0] == segment:
+            size = known[2]
+        else:
+            self._close_segment()
             try:
-                written = os.write(fd, data)
-                if written != len(data):
-                    raise AuditWriteError(f"short write to {path.name}: {written} of "
-                                          f"{len(data)} bytes")
-                os.fsync(fd)
-            except BaseException:
-                _take_back(fd, before)
-                raise
-            stat = os.fstat(fd)
-        finally:
-            os.close(fd)
+                size = os.stat(self._segment_path(segment)).st_size
+            except FileNotFoundError:
+                size = 0
+        created = False
+        if size and size + len(data) > self.segment_bytes:
+            self._close_segment()
+            segment, size = segment + 1, 0
+        if self._segment_fd is None:
+            path = self._segment_path(segment)
+            created = not os.path.exists(path)
+            self._segment_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                       | os.O_CLOEXEC, 0o600)
+            self._segment_number = segment
+            size = os.fstat(self._segment_fd).st_size  # where this append starts: we hold the lock
+        fd = self._segment_fd
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise AuditWriteError(f"short write to {segment_name(segment)}: {written} of "
+                                      f"{len(data)} bytes")
+            os.fsync(fd)
+        except BaseException:
+            _take_back(fd, size)
+            self._close_segment()
+            raise
         if created:
             _fsync_dir(self.directory)
-        self._written = (segment, stat.st_ino, stat.st_size, Head(segment, seq, head_hash))
+        inode = os.fstat(fd).st_ino if known is None else known[1]
+        self._written = (segment, inode, size + written, Head(segment, seq, head_hash))

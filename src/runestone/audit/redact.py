@@ -59,45 +59,79 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
 _MARK = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
 
-def _scoped(source: str, flags: int) -> str:
-    """A pattern's source with its flags made local, so it can join an alternation."""
-    local = ""
-    if source.startswith("(?i)"):
-        source, local = source[4:], "i"
-    if flags & re.S:
-        local += "s"
-    if flags & re.I and "i" not in local:
-        local += "i"
-    return f"(?{local}:{source})" if local else f"(?:{source})"
-
-
 # Literals of which every pattern above needs at least one in any string it matches (a
 # property test checks this for each pattern): `=` or `:` for assignments, headers and URLs,
 # `--` or `-p` for options and PEM blocks, and each token format's own prefix. A string
 # with none of them holds no secret, and most strings of an entry (ids, hashes, tool names,
 # keys, short commands) have none: those skip the regexes, and a hook deciding such a call
-# never compiles them (the union below alone costs a cold hook ~2 ms to compile).
+# never compiles them (all twenty cost a cold hook ~2 ms to compile).
 _NEEDED = ("=", ":", "--", "-p", "sk-", "eyJ", "SK", "SG.", "pypi-", "npm_", "AIza", "_live_",
            "_test_", "xox", "glpat-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
            "AKIA", "ASIA", "ABIA", "ACCA")
 
 
+# For each pattern, what any string it matches holds: literals (case-sensitive), or, for the
+# patterns matched ignoring case, the same alternation under the same flag (so `re` decides
+# case exactly as the pattern does: `ſecret=...` matches `(?i)secret` but its lower() holds
+# no `secret`). A pattern runs only on a string its guard finds; a property test checks each
+# guard against strings generated from its pattern.
+_GUARDS: dict[str, tuple[str, ...] | str] = {
+    "private-key": ("PRIVATE KEY",),
+    "aws-access-key": ("AKIA", "ASIA", "ABIA", "ACCA"),
+    "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-token": ("glpat-",),
+    "slack-token": ("xox",),
+    "slack-webhook": ("https://hooks.slack.com/services/",),
+    "anthropic-key": ("sk-ant-",),
+    "openai-key": ("sk-",),
+    "stripe-key": ("_live_", "_test_"),
+    "google-api-key": ("AIza",),
+    "npm-token": ("npm_",),
+    "pypi-token": ("pypi-",),
+    "sendgrid-key": ("SG.",),
+    "twilio-key": ("SK",),
+    "jwt": ("eyJ",),
+    "authorization": "(?i)authorization",
+    "bearer": "(?i)bearer",
+    "url-password": ("://",),
+    "assignment": "(?i)secret|token|passwd|password|pwd|api[_-]?key|apikey|private[_-]?key|"
+                  "access[_-]?key|credential|auth",
+    "cli-password": ("-p", "--token", "--api-key", "--secret"),
+}
+
+
 def may_hold_secret(value: str) -> bool:
-    """False only when no pattern can match `value` (cheap substring tests)."""
+    """False only when no pattern can match `value` (cheap substring tests: `in` on a short
+    string is faster than one regex search of the same literals)."""
     return any(literal in value for literal in _NEEDED) or "bearer" in value.lower()
 
 
 @functools.cache
-def _any() -> re.Pattern[str]:
-    """One pass that finds whether any pattern could match: twenty substitutions cost more.
-    The twenty patterns themselves are compiled on the first string that needs them."""
-    return re.compile("|".join(_scoped(*source) for _, source, _ in _SOURCES))
+def guards() -> dict[str, Callable[[str], bool]]:
+    """kind -> a test true of every string the kind's pattern matches."""
+    found: dict[str, Callable[[str], bool]] = {}
+    for kind, guard in _GUARDS.items():
+        if isinstance(guard, str):
+            search = re.compile(guard).search
+            found[kind] = lambda value, search=search: search(value) is not None
+        else:
+            found[kind] = lambda value, literals=guard: any(lit in value for lit in literals)
+    return found
 
 
 @functools.cache
+def _compiled(index: int) -> re.Pattern[str]:
+    """One pattern, compiled the first time a string needs it (a hook rarely needs any)."""
+    return re.compile(*_SOURCES[index][1])
+
+
 def patterns() -> tuple[tuple[str, re.Pattern[str], int], ...]:
-    """(kind, compiled pattern, group) for every secret shape, compiled once."""
-    return tuple((kind, re.compile(*source), group) for kind, source, group in _SOURCES)
+    """(kind, compiled pattern, group) for every secret shape."""
+    return tuple((kind, _compiled(i), group) for i, (kind, _, group) in enumerate(_SOURCES))
+
+
+_CLEAN_LIMIT = 4096
+_CLEAN_LENGTH = 256
 
 
 class Redactor:
@@ -107,6 +141,10 @@ class Redactor:
         if len(key) < 16:
             raise ValueError("the redaction key must be at least 16 bytes")
         self._key = key
+        # Strings seen to hold no secret (field names, decisions, rule ids, repeated reasons):
+        # looked up instead of tested again. Only clean strings are kept, so no secret stays
+        # in memory longer because of it; bounded, emptied when full.
+        self._clean: set[str] = set()
 
     def token(self, kind: str, secret: str) -> str:
         import hmac  # here: it loads OpenSSL (~2 ms), which a call holding no secret never needs
@@ -116,10 +154,21 @@ class Redactor:
         return f"[REDACTED:{kind}:{digest[:16]}]"
 
     def text(self, value: str) -> str:
-        if not may_hold_secret(value) or _any().search(value) is None:
+        """Every pattern in turn, each only where its guard finds what it needs (checked on
+        the text as the patterns before it left it): the result is what running all twenty
+        substitutions gives, at the cost of a few substring searches for most strings."""
+        if value in self._clean:
             return value
-        for kind, pattern, group in patterns():
-            value = pattern.sub(self._replacer(kind, group), value)
+        original = value
+        if may_hold_secret(value):
+            guard = guards()
+            for index, (kind, _source, group) in enumerate(_SOURCES):
+                if guard[kind](value):
+                    value = _compiled(index).sub(self._replacer(kind, group), value)
+        if value is original and len(value) <= _CLEAN_LENGTH:
+            if len(self._clean) >= _CLEAN_LIMIT:
+                self._clean.clear()
+            self._clean.add(value)
         return value
 
     def _replacer(self, kind: str, group: int) -> Callable[[re.Match[str]], str]:

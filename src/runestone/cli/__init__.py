@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # argparse is imported by build_parser: the hook's fast path 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--policy", metavar="FILE", help="policy file (default: the configured one)")
-    group.add_argument("--preset", choices=("default", "developer"),
+    group.add_argument("--preset", choices=("default", "developer", "contained"),
                        help="a built-in preset instead of a policy file")
     parser.add_argument("--home-dir", metavar="DIR",
                         help="the home directory `~` and $HOME resolve to (default: $HOME)")
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default=None, help="the server's name in mcp__<server>__<tool> "
                    "(default: the server's own serverInfo.name)")
     q.add_argument("--url", default=None, help="a streamable-HTTP MCP server to front")
+    q.add_argument("--sandbox", metavar="PROFILE", default=None,
+                   help="start the stdio server inside the sandbox with this profile")
     q.add_argument("server", nargs=argparse.REMAINDER, help="-- SERVER COMMAND [ARGS...]")
     q = msub.add_parser("serve", help="an MCP server offering the runtime's governed tools")
     _policy_options(q)
@@ -176,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
     p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None)
+    p.add_argument("--on-demand", action="store_true",
+                   help="as a hook starts it (RUNESTONE_DAEMON=auto): one per home, an "
+                        "ephemeral port, gone after RUNESTONE_DAEMON_IDLE seconds idle")
     p = sub.add_parser("install", help="add Runestone's hook to an agent host's settings")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE", help="the settings file (default: the "
@@ -189,6 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="prove the installed hook denies, warn what fails open")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE")
+
+    p = sub.add_parser("sandbox", help="run a command contained, or check the sandbox works")
+    ssub = p.add_subparsers(dest="sandbox_command", required=True)
+    q = ssub.add_parser("run", help="run a command under bubblewrap with a sandbox profile")
+    _policy_options(q)
+    q.add_argument("--profile", default="default", help="the profile (default: default)")
+    q.add_argument("--project", metavar="DIR", default=None,
+                   help="the writable project directory (default: the working directory)")
+    q.add_argument("--request", metavar="ID", default=None,
+                   help="run the command a hook stored for this request (what a rewritten "
+                        "host command does)")
+    q.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    ssub.add_parser("check", help="whether sandboxing works on this machine")
 
     sub.add_parser("demo", help="walk through a few real decisions on the built-in presets")
     return parser
@@ -280,6 +298,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from runestone.cli.install import run_install_command
 
         return run_install_command(args)
+    if args.command == "sandbox":
+        from runestone.cli.sandbox import run_sandbox
+
+        return run_sandbox(args)
     if args.command == "demo":
         from runestone.cli.demo import run_demo
 

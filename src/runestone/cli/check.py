@@ -24,7 +24,7 @@ def _decide_line(gatekeeper: Gatekeeper, data: Any) -> str:
         action = action_from_hook_json(data, default_cwd=os.getcwd())
     except ActionError as exc:
         return decision_json(error_decision(f"Malformed action: {exc}; denied."), extra)
-    return decision_json(gatekeeper.check(action), extra)
+    return decision_json(gatekeeper.check(action, contain=True), extra)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -33,7 +33,8 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     if args.shell_command is not None:
         action = Action("Bash", {"command": args.shell_command}, args.cwd or os.getcwd())
-        print(decision_json(gatekeeper.check(action)))
+        # `check` answers as a host that runs `sandbox` contained would be answered.
+        print(decision_json(gatekeeper.check(action, contain=True)))
         return 0
     try:
         text = sys.stdin.read()
@@ -51,6 +52,10 @@ def run_check(args: argparse.Namespace) -> int:
         print(_decide_line(gatekeeper, document))
         return 0
     out = sys.stdout
+    # JSON Lines: decided in chunks whose audit entries share one write and fsync; a chunk's
+    # answers are printed once its entries are durable, in the order of the lines.
+    chunk: list[tuple[str | Action, dict[str, Any]]] = []
+    actions = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -58,15 +63,37 @@ def run_check(args: argparse.Namespace) -> int:
             data = loads_finite(line)
         except json.JSONDecodeError as exc:
             reason = f"Malformed JSON on line {number}, column {exc.colno}: {exc.msg}; denied."
-            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
             continue
         except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
             reason = f"Malformed JSON on line {number}: {exc}; denied."
-            out.write(decision_json(error_decision(reason), {"line": number}) + "\n")
+            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
             continue
-        out.write(_decide_line(gatekeeper, data) + "\n")
-    out.flush()
+        extra = {"id": data["id"]} if isinstance(data, dict) and "id" in data else {}
+        try:
+            chunk.append((action_from_hook_json(data, default_cwd=os.getcwd()), extra))
+            actions += 1
+        except ActionError as exc:
+            chunk.append((decision_json(error_decision(f"Malformed action: {exc}; denied."),
+                                        extra), {}))
+        if actions >= BATCH:
+            _answer_chunk(gatekeeper, chunk, out)
+            chunk, actions = [], 0
+    _answer_chunk(gatekeeper, chunk, out)
     return 0
+
+
+BATCH = 256  # actions per group commit: one fsync for up to this many decisions
+
+
+def _answer_chunk(gatekeeper: Gatekeeper, chunk: list[tuple[str | Action, dict[str, Any]]],
+                  out: Any) -> None:
+    decisions = iter(gatekeeper.check_batch(
+        [item for item, _ in chunk if isinstance(item, Action)], contain=True))
+    for item, extra in chunk:
+        line = item if isinstance(item, str) else decision_json(next(decisions), extra)
+        out.write(line + "\n")
+    out.flush()
 
 
 def why_ask(policy: CompiledPolicy, facts: Facts, decision: Decision) -> str:
@@ -98,7 +125,7 @@ def run_explain(args: argparse.Namespace) -> int:
     cwd = args.cwd or os.getcwd()
     action = Action("Bash", {"command": args.shell_command}, cwd)
     facts = derive_facts(action, home=gatekeeper.home)
-    decision = gatekeeper.check(action)
+    decision = gatekeeper.check(action, contain=True)
     print(f"Command:  {args.shell_command}")
     print(f"Cwd:      {cwd}    Home: {facts.home}")
     shell = facts.shell
@@ -148,6 +175,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print("\nOpaque: nothing; every part was understood.")
     print(f"\nDecision: {decision.decision.upper()}")
     print(f"  reason: {decision.reason}")
+    if decision.decision == "sandbox":
+        print(f"  profile: {decision.profile}  sha256:{decision.profile_hash}")
     if decision.decision == "ask":
         print(f"  why a human: {why_ask(gatekeeper.policy, facts, decision)}")
     if decision.hits:

@@ -5,6 +5,7 @@ Routes (127.0.0.1 and a Unix socket in the state directory):
   POST /hooks/<host>          the host's hook JSON in, the host's answer out
   GET|POST /approve/<token>   the approval page
   GET /api/health             liveness, policy hash, pid
+  GET /metrics                decisions and hook latency, Prometheus text format
   POST /api/check             a PreToolUse-shaped action in, a decision out (bearer token)
   POST /tools/<name>          run shell.exec, files.write or http.request (bearer token)
 
@@ -36,6 +37,8 @@ from runestone.approvals.page import (
     approval_handler,
     csrf_key,
 )
+from runestone.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from runestone.daemon.metrics import DaemonMetrics
 from runestone.daemon.paths import daemon_socket
 from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
 from runestone.home import Layout
@@ -93,6 +96,7 @@ class Daemon:
 
         self.tool_settings = ToolSettings.load(layout.config_file)
         self.started = time.time()
+        self.metrics = DaemonMetrics()
         self.policy_error = ""
         handler = _daemon_handler(self)
         self.http = QuietHTTPServer(("127.0.0.1", port), handler)
@@ -110,6 +114,8 @@ class Daemon:
                 self.unix = _UnixHTTPServer(str(path), handler)
             finally:
                 os.umask(old_umask)
+            self._socket_inode = path.stat().st_ino
+        self._last_active = time.monotonic()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -143,15 +149,24 @@ class Daemon:
     def wait(self) -> None:
         self._stop.wait()
 
+    def idle_for(self) -> float:
+        """Seconds since the last request was answered (or since the start)."""
+        return time.monotonic() - self._last_active
+
     def close(self) -> None:
         self._stop.set()
+        if self.unix is not None:
+            # The socket goes first, so a hook arriving now decides in-process instead of
+            # reaching a daemon that is shutting down; and only if it is still this
+            # daemon's (another daemon may have taken the path over).
+            path = socket_path(self.layout)
+            with contextlib.suppress(OSError):
+                if path.stat().st_ino == self._socket_inode:
+                    path.unlink()
         for server in (self.http, self.unix):
             if server is not None:
                 server.shutdown()
                 server.server_close()
-        if self.unix is not None:
-            with contextlib.suppress(OSError):
-                socket_path(self.layout).unlink()
 
     # --- policy reload --------------------------------------------------------------------
 
@@ -230,10 +245,15 @@ class Daemon:
             adapter = host(host_name)
         except ValueError as exc:
             return HTTPStatus.NOT_FOUND, json.dumps({"error": str(exc)}), 2, str(exc)
+        started = time.perf_counter()
         try:
-            reply = handle_hook(self.gatekeeper, adapter, body, self.links)
+            reply = handle_hook(self.gatekeeper, adapter, body, self.links,
+                                lambda made: self.metrics.decision(host_name, made.decision))
         except Exception as exc:  # an HTTP hook reads a dropped connection as "proceed"
             reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", body)
+            self.metrics.decision(host_name, "deny")
+        self.metrics.hook(host_name, time.perf_counter() - started)
+        self._last_active = time.monotonic()
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:
@@ -293,6 +313,11 @@ def _daemon_handler(daemon: Daemon) -> type:
                 if self._local():
                     self._json(HTTPStatus.OK, json.dumps(daemon.health()))
                 return
+            if self.path == "/metrics":
+                if self._local():
+                    self._json(HTTPStatus.OK, daemon.metrics.render(),
+                               content_type=METRICS_CONTENT_TYPE)
+                return
             if self.path.startswith("/approve/"):
                 super().do_GET()
                 return
@@ -350,10 +375,11 @@ def _daemon_handler(daemon: Daemon) -> type:
                 return None
             return self.rfile.read(length).decode("utf-8", "replace")
 
-        def _json(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        def _json(self, status: int, body: str, headers: dict[str, str] | None = None, *,
+                  content_type: str = "application/json") -> None:
             data = body.encode("utf-8")
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             for name, value in (headers or {}).items():

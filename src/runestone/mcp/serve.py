@@ -36,27 +36,37 @@ def serve(args: argparse.Namespace) -> int:
     def call(name: str, params: dict[str, Any]) -> str:
         response = run_tool(keeper, settings, name, params, agent="mcp:serve",
                             cwd=params.pop("cwd", None) or os.getcwd())
-        if response.decision != "allow":
+        if response.decision not in ("allow", "sandbox"):  # sandbox: it ran contained
             # ToolError's text reaches the model; any other exception is hidden as a crash.
             raise ToolError(f"Runestone {response.decision}: "
                             f"{response.error or response.reason}")
-        return json.dumps({"request_id": response.request_id, **(response.result or {})},
+        return json.dumps({"request_id": response.request_id, **(response.result or {}),
+                           **({"replayed": True} if response.replayed else {})},
                           ensure_ascii=False)
 
-    @server.tool(name="shell_exec", description="Run a shell command, governed by Runestone.")
-    def shell_exec(command: str, cwd: str = "") -> str:
-        return call("shell.exec", {"command": command, "cwd": cwd or os.getcwd()})
+    def keyed(params: dict[str, Any], key: str) -> dict[str, Any]:
+        return {**params, "idempotency_key": key} if key else params
 
-    @server.tool(name="files_write", description="Write a text file, governed by Runestone.")
-    def files_write(path: str, content: str, cwd: str = "") -> str:
-        return call("files.write", {"path": path, "content": content, "cwd": cwd})
+    @server.tool(name="shell_exec", description="Run a shell command, governed by Runestone. "
+                 "A retry with the same idempotency_key returns the first result.")
+    def shell_exec(command: str, cwd: str = "", idempotency_key: str = "") -> str:
+        return call("shell.exec", keyed({"command": command, "cwd": cwd or os.getcwd()},
+                                        idempotency_key))
 
-    @server.tool(name="http_request", description="Fetch a URL, governed by Runestone.")
-    def http_request(url: str, method: str = "GET", body: str | None = None) -> str:
+    @server.tool(name="files_write", description="Write a text file, governed by Runestone. "
+                 "A retry with the same idempotency_key returns the first result.")
+    def files_write(path: str, content: str, cwd: str = "", idempotency_key: str = "") -> str:
+        return call("files.write", keyed({"path": path, "content": content, "cwd": cwd},
+                                         idempotency_key))
+
+    @server.tool(name="http_request", description="Fetch a URL, governed by Runestone. "
+                 "A retry with the same idempotency_key returns the first result.")
+    def http_request(url: str, method: str = "GET", body: str | None = None,
+                     idempotency_key: str = "") -> str:
         params: dict[str, Any] = {"url": url, "method": method}
         if body is not None:
             params["body"] = body
-        return call("http.request", params)
+        return call("http.request", keyed(params, idempotency_key))
 
     server.run()
     return 0

@@ -1,10 +1,13 @@
-"""The one place a decision is made: deny beats ask beats allow.
+"""The one place a decision is made: deny beats ask beats sandbox beats allow.
 
 An action is split into parts (see `runestone.facts`). Every deny and ask rule that applies
-to a part is tried; an allow rule covers a part only when it certainly matches. The action
-is allowed only when every part is covered and nothing was opaque. Anything else falls to
-the policy's default, which is `ask` unless the policy says otherwise: unknown means a human
-decides.
+to a part is tried; an allow or sandbox rule covers a part only when it certainly matches.
+The action is allowed only when every part is covered and nothing was opaque; if any part
+is covered only by a sandbox rule, it is allowed contained (`sandbox`, with the rule's
+profile). Anything else falls to the policy's default, which is `ask` unless the policy
+says otherwise: unknown means a human decides. A default of `sandbox` contains a shell
+command no rule covers; what is opaque still asks, and what is not a shell command (a file
+tool, a fetch, an MCP call) cannot be contained, so it asks too.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.actions.paths import is_within
+from runestone.actions.tools import Family
 from runestone.actions.winpaths import shown
 from runestone.facts import Facts, Part, derive_facts
+from runestone.policy.index import RuleIndex, features
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
 
 if TYPE_CHECKING:
@@ -28,17 +33,21 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_command_any", "_merged", "cases",
-                 "default", "examples", "hash", "includes", "limits", "name", "programs",
-                 "rules", "source")
+    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_merged", "_resolved", "cases",
+                 "default", "examples", "hash", "includes", "limits", "name", "profile",
+                 "profiles", "programs", "rules", "source")
 
     def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
                  hash: str, source: str = "", includes: tuple[str, ...] = (),
                  examples: tuple[tuple[Rule, dict[str, Any], str, int | None], ...] = (),
                  cases: tuple[tuple[dict[str, Any], str, int | None], ...] = (),
                  programs: dict[str, Any] | None = None,
-                 limits: tuple[Any, ...] = ()) -> None:
+                 limits: tuple[Any, ...] = (), profile: str = "default",
+                 profiles: dict[str, Any] | None = None) -> None:
         self.programs = programs or {}
+        self.profile = profile  # the sandbox profile of `default = "sandbox"`
+        self.profiles = profiles or {}  # the policy's own [sandbox."NAME"] tables
+        self._resolved: dict[str, Any] = {}
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
         self.name = name
@@ -49,20 +58,17 @@ class CompiledPolicy:
         self.includes = includes
         self.examples = examples
         self.cases = cases
-        self._by_kind: dict[str, list[Rule]] = {kind: [] for kind in KINDS}
+        order = {id(rule): i for i, rule in enumerate(rules)}
+        self._by_kind: dict[str, RuleIndex] = {kind: RuleIndex(order) for kind in KINDS}
         self._by_program: dict[str, list[Rule]] = {}
-        self._command_any: list[Rule] = []
         self._merged: dict[str, tuple[Rule, ...]] = {}
         for rule in rules:
             for kind in rule.kinds:
-                if kind == "command":
-                    if rule.programs:
-                        for program in rule.programs:
-                            self._by_program.setdefault(program, []).append(rule)
-                    else:
-                        self._command_any.append(rule)
-                else:
-                    self._by_kind[kind].append(rule)
+                if kind == "command" and rule.programs:
+                    for program in rule.programs:
+                        self._by_program.setdefault(program, []).append(rule)
+                else:  # command rules of any program sit in the command index
+                    self._by_kind[kind].add(rule)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -76,19 +82,34 @@ class CompiledPolicy:
             self._catalogue = catalogue
         return self._catalogue
 
+    def sandbox_profile(self, name: str) -> Any:
+        """The resolved sandbox profile `name` (runestone.sandbox.profiles.Profile), read
+        only when a decision needs it. Raises PolicyError for an unknown name."""
+        profile = self._resolved.get(name)
+        if profile is None:
+            from runestone.sandbox.profiles import resolve
+
+            profile = self._resolved[name] = resolve(name, self.profiles, self.source)
+        return profile
+
     def __repr__(self) -> str:
         return f"CompiledPolicy(name={self.name!r}, hash={self.hash!r}, rules={len(self.rules)})"
 
-    def candidates(self, part: Part) -> Sequence[Rule]:
-        """The rules that can apply to a part, in declaration order."""
+    def candidates(self, part: Part, facts: Facts | None = None,
+                   ctx: EvalContext | None = None) -> Sequence[Rule]:
+        """The rules that can apply to a part, in declaration order. With the part's facts
+        and context, only those whose gate the part passes (see `policy.index`)."""
+        index = self._by_kind[part.kind]
+        name = part.command.name if part.kind == "command" and part.command else ""
+        specific = self._by_program.get(name, ()) if part.kind == "command" else ()
+        if facts is not None:
+            seen = features(part, facts, ctx or EvalContext())
+            return index.select(part.kind, seen, specific, key=name)
         if part.kind != "command":
-            return self._by_kind[part.kind]
-        name = part.command.name if part.command else ""
+            return index.all()
         merged = self._merged.get(name)
         if merged is None:
-            specific = self._by_program.get(name, [])
-            order = {id(rule): i for i, rule in enumerate(self.rules)}
-            merged = tuple(sorted([*specific, *self._command_any], key=lambda r: order[id(r)]))
+            merged = index.all(specific)
             if len(self._merged) < 4096:
                 self._merged[name] = merged
         return merged
@@ -134,15 +155,17 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
     maybe_denies: list[Hit] = []
     asks: list[Hit] = []
     allows: list[Hit] = []
+    sandboxes: list[Hit] = []
     uncovered: list[Part] = []
     unasked: list[Part] = []  # parts neither allowed nor definitely asked by a rule
     asked_wrappers: set[str] = set()  # wrappers (ssh, sudo...) a rule definitely asked
     mcp_allowed = False  # an MCP call's own part comes first; the paths it names follow
 
     for part in facts.parts:
-        covered = asked = False
-        for rule in policy.candidates(part):
-            if rule.decision == "allow" and covered:
+        covered = asked = contained = False
+        for rule in policy.candidates(part, facts, ctx):
+            if (rule.decision == "allow" and covered) or (rule.decision == "sandbox"
+                                                          and contained):
                 continue
             result = rule.match(part, facts, ctx)
             if result is False:
@@ -153,6 +176,10 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             elif rule.decision == "ask":
                 asks.append(hit)
                 asked = asked or result is True
+            elif rule.decision == "sandbox":
+                if result:
+                    sandboxes.append(hit)
+                    covered = contained = True
             elif result:
                 allows.append(hit)
                 covered = True
@@ -216,11 +243,14 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
 
     if not facts.parts:
         return make(
-            policy.default if policy.default != "allow" else "ask",
+            policy.default if policy.default in ("ask", "deny") else "ask",
             "Nothing to judge in this tool call (no command, path or URL found); "
             f"the policy default applies: {policy.default}.",
             [],
         )
+
+    if uncovered and policy.default == "sandbox":
+        return _contain(policy, facts, make, [*sandboxes, *allows], uncovered)
 
     if uncovered:
         labels = ", ".join(_quote(p.label, 60) for p in uncovered[:3])
@@ -238,8 +268,54 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             allows,
         )
 
+    if sandboxes:
+        return _contain(policy, facts, make, [*sandboxes, *allows], [])
+
     ids = _unique_ids(allows)
     return make("allow", f"Allowed by {', '.join(ids)}.", allows)
+
+
+def _contain(policy: CompiledPolicy, facts: Facts, make: Any, hits: list[Hit],
+             uncovered: list[Part]) -> Decision:
+    """The `sandbox` answer: the parts sandbox rules cover, and those no rule covers under
+    `default = "sandbox"`, run contained by one profile. Only a shell command can be
+    contained; two parts that need different profiles, or anything else, asks."""
+    profiles = dict.fromkeys(h.rule.profile for h in hits if h.rule.decision == "sandbox")
+    if uncovered:
+        profiles.setdefault(policy.profile, None)
+    ids = _unique_ids([h for h in hits if h.rule.decision == "sandbox"])
+    why = (f"contained by {', '.join(ids)}" if ids else "")
+    if uncovered:
+        labels = ", ".join(_quote(p.label, 60) for p in uncovered[:3])
+        more = f" and {len(uncovered) - 3} more" if len(uncovered) > 3 else ""
+        why = "; ".join(w for w in (why, f"no rule allows {labels}{more} and the policy "
+                                    "default is sandbox") if w)
+    if not _containable(facts):
+        what = (f"a {facts.family.value} call" if facts.family is not Family.SHELL
+                else "a Windows shell's command")
+        return make("ask", f"Only a POSIX shell command can run in the sandbox, and this is "
+                    f"{what} ({why}), so a human decides.", hits)
+    if len(profiles) > 1:
+        return make("ask", f"Its parts need different sandbox profiles "
+                    f"({', '.join(profiles)}), and one command runs in one sandbox ({why}); "
+                    "a human decides.", hits)
+    profile = next(iter(profiles))
+    return make("sandbox", f"Runs in the sandbox (profile {profile}): {why}.", hits
+                )._replace(profile=profile)
+
+
+def _containable(facts: Facts) -> bool:
+    """Whether the action is a bash command on a POSIX machine: what bubblewrap can run."""
+    if facts.family is not Family.SHELL:
+        return False
+    from runestone.actions.tools import shell_command_of
+    from runestone.shell.dialect import dialect_of, is_windows_cwd
+
+    action = facts.action
+    source = shell_command_of(action.input)
+    if source is None or is_windows_cwd(action.cwd):
+        return False
+    return dialect_of(source, tool=action.tool, agent=action.agent, cwd=action.cwd) == "bash"
 
 
 def uncovered_detail(policy: CompiledPolicy, facts: Facts, part: Part) -> str:

@@ -17,7 +17,7 @@ from runestone.policy.errors import PolicyError
 from runestone.policy.model import DECISIONS, Rule
 from runestone.policy.rules import compile_rule
 
-POLICY_KEYS = frozenset({"name", "description", "default", "include", "disable"})
+POLICY_KEYS = frozenset({"name", "description", "default", "include", "disable", "profile"})
 TEST_KEYS = frozenset({"name", "command", "tool", "input", "cwd", "expect", "rule", "tainted",
                        "agent", "session"})
 PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -125,14 +125,14 @@ def _parse(text: str, source: str, base_dir: Path | None, kind: str,
     header = data.get(kind, {})
     if not isinstance(header, dict):
         raise PolicyError(f"[{kind}] must be a table", source=source)
-    unknown_top = sorted(set(data) - {kind, "rule", "test", "programs", "limit"})
+    unknown_top = sorted(set(data) - {kind, "rule", "test", "programs", "limit", "sandbox"})
     if unknown_top:
         raise PolicyError(
             f"unknown top-level key {unknown_top[0]!r}",
             source=source,
             line=_line_of(text, rf"^\s*\[*\s*{re.escape(unknown_top[0])}\b"),
-            hint=f"a policy has a [{kind}] table, [[rule]] tables, [[test]] tables and "
-                 "[programs.\"NAME\"] tables",
+            hint=f"a policy has a [{kind}] table, [[rule]] tables, [[test]] tables, "
+                 "[programs.\"NAME\"] tables and [sandbox.\"NAME\"] profiles",
         )
     unknown = sorted(set(header) - POLICY_KEYS)
     if unknown:
@@ -254,6 +254,48 @@ def _programs(documents: list[_Document]) -> dict[str, Any]:
     return programs
 
 
+def _profiles(documents: list[_Document]) -> dict[str, Any]:
+    """The `[sandbox."NAME"]` profile tables of every document, the policy's own winning;
+    each is checked here, so a bad profile refuses the policy like a bad rule."""
+    profiles: dict[str, Any] = {}
+    for doc in reversed(documents):
+        table = doc.tables.get("sandbox", {})
+        if not isinstance(table, dict):
+            raise PolicyError("'sandbox' must be a table of profiles: write "
+                              '[sandbox."NAME"]', source=doc.source)
+        if table:
+            from runestone.sandbox.profiles import check_table
+
+            for name, profile in table.items():
+                try:
+                    check_table(name, profile, doc.source)
+                except PolicyError as exc:
+                    raise PolicyError(exc.message, source=doc.source, hint=exc.hint,
+                                      field=exc.field,
+                                      line=_line_of(doc.text, rf"^\s*\[\s*sandbox\s*\.\s*"
+                                                    rf"\"?{re.escape(name)}\b")) from None
+        profiles.update(table)
+    return profiles
+
+
+def _check_profile_names(rules: list[Rule], profile: str, profiles: dict[str, Any],
+                         source: str, text: str) -> None:
+    """Every profile a rule or the default names must exist (fail closed at load time)."""
+    from runestone.sandbox.profiles import BUILTIN_NAMES
+
+    known = {*BUILTIN_NAMES, *profiles}
+    for rule in rules:
+        if rule.profile and rule.profile not in known:
+            raise PolicyError(f"rule {rule.id!r} names sandbox profile {rule.profile!r}, "
+                              "which is not defined", source=rule.origin,
+                              hint=f"profiles: {', '.join(sorted(known))}", field="profile")
+    if profile not in known:
+        raise PolicyError(f"'profile' names sandbox profile {profile!r}, which is not "
+                          "defined", source=source, field="profile",
+                          line=_line_of(text, r"^\s*profile\s*="),
+                          hint=f"profiles: {', '.join(sorted(known))}")
+
+
 def compile_policy_text(
     text: str,
     *,
@@ -268,9 +310,14 @@ def compile_policy_text(
     default = header.get("default", "ask")
     if default not in DECISIONS:
         raise PolicyError(
-            f"default must be one of deny, ask, allow; got {default!r}",
+            f"default must be one of deny, ask, sandbox, allow; got {default!r}",
             source=source, line=_line_of(text, r"^\s*default\s*="), field="default",
         )
+    profile = header.get("profile", "default")
+    if not isinstance(profile, str) or not profile:
+        raise PolicyError("'profile' names the sandbox profile of default = \"sandbox\"",
+                          source=source, line=_line_of(text, r"^\s*profile\s*="),
+                          field="profile")
     resolver = _Resolver(cache)
     # The policy's own rules come first so that their reasons are the ones people read.
     resolver.add_document(doc)
@@ -288,6 +335,9 @@ def compile_policy_text(
             )
     rules = [rule for rule in resolver.rules if rule.id not in set(disabled)]
     programs = _programs(resolver.documents)
+    profiles = _profiles(resolver.documents)
+    if profiles or default == "sandbox" or any(rule.profile for rule in rules):
+        _check_profile_names(rules, profile, profiles, source, text)
     by_id: dict[str, Rule] = {}
     for rule in rules:
         if rule.id in by_id:
@@ -311,6 +361,8 @@ def compile_policy_text(
         "programs": {"builtin": builtin_digest(), "own": programs}}
     if limits:  # only then: a policy without limits keeps the hash it always had
         hashed["limits"] = [limit.spec() for limit in limits]
+    if profiles or default == "sandbox" or "profile" in header:  # likewise
+        hashed["sandbox"] = {"profile": profile, "own": profiles}
     policy_hash = canonical_hash(hashed)
     policy = CompiledPolicy(
         name=str(header.get("name", "") or Path(source).stem),
@@ -323,6 +375,8 @@ def compile_policy_text(
         cases=tuple(resolver.tests),
         programs=programs,
         limits=limits,
+        profile=profile,
+        profiles=profiles,
     )
     if programs:
         from runestone.effects import CatalogueError
@@ -363,13 +417,18 @@ def load_policy(
 PRESETS = {
     "default": '[policy]\nname = "default"\ndefault = "ask"\ninclude = ["default"]\n',
     "developer": '[policy]\nname = "developer"\ndefault = "ask"\ninclude = ["developer"]\n',
+    # The developer preset, with what it does not allow contained instead of asked: deny
+    # and ask rules still win, and what is not understood still asks.
+    "contained": '[policy]\nname = "contained"\ndefault = "sandbox"\nprofile = "default"\n'
+                 'include = ["developer"]\n',
 }
 
 
 def load_preset(
     name: str, *, run_tests: bool = True, cache: PolicyCache | None = None
 ) -> CompiledPolicy:
-    """A built-in preset: `default` (the packs; unknown asks) or `developer` (plus allowances)."""
+    """A built-in preset: `default` (the packs; unknown asks), `developer` (plus
+    allowances) or `contained` (developer, with unknown shell commands sandboxed)."""
     if name not in PRESETS:
         raise PolicyError(f"unknown preset {name!r}", hint=f"presets: {', '.join(PRESETS)}")
     return compile_policy_text(PRESETS[name], source=f"preset:{name}", run_tests=run_tests,

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from runestone.facts import Facts, Part
+    from runestone.policy.index import Gate
 
-DecisionValue = Literal["allow", "deny", "ask"]
-DECISIONS: tuple[DecisionValue, ...] = ("deny", "ask", "allow")
+DecisionValue = Literal["allow", "deny", "ask", "sandbox"]
+# Strongest first: deny beats ask beats sandbox (allowed, but contained) beats allow.
+DECISIONS: tuple[DecisionValue, ...] = ("deny", "ask", "sandbox", "allow")
 
 # A matcher answers True (matches), False (does not) or None (cannot tell statically).
 Tri = bool | None
@@ -46,6 +48,9 @@ class Rule(NamedTuple):
     matchers: tuple[Matcher, ...]
     spec: Mapping[str, Any]
     tainted_only: bool = False
+    profile: str = ""  # a sandbox rule's profile
+    # What a part must show for the rule to answer anything but False (policy.index).
+    gate: Gate | None = None
 
     def match(self, part: Part, facts: Facts, ctx: EvalContext) -> Tri:
         """All matchers must hold; any False ends it, any None makes the answer uncertain."""
@@ -85,11 +90,17 @@ class Decision(NamedTuple):
     request_id: str = ""
     # How a human is (or was) involved: {"state", "request", "link", "grant", "approver"}.
     approval: tuple[tuple[str, str], ...] = ()
+    # A `sandbox` decision's profile: the command runs contained by it (and the hash of the
+    # resolved profile, once the gatekeeper has looked it up).
+    profile: str = ""
+    profile_hash: str = ""
 
     def to_json(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"request_id": self.request_id} if self.request_id else {}
         if self.approval:
             extra["approval"] = dict(self.approval)
+        if self.profile and self.decision == "sandbox":
+            extra["profile"] = self.profile
         return {
             **extra,
             "decision": self.decision,

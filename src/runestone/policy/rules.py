@@ -33,6 +33,7 @@ from runestone.policy.globs import (
     path_glob,
     runestone_places,
 )
+from runestone.policy.index import gate_of
 from runestone.policy.model import DECISIONS, EvalContext, Matcher, Rule, Tri
 from runestone.shell.model import SimpleCommand
 
@@ -44,7 +45,8 @@ MCP_FIELDS = ("mcp_server", "mcp_tool")
 ARGUMENT_FIELDS = ("arguments",)
 GENERAL_FIELDS = ("tool", "family", "text", "agent", "session", "labels", "tainted",
                   "project")
-META_FIELDS = ("id", "decision", "reason", "instead", "severity", "match", "not_match")
+META_FIELDS = ("id", "decision", "reason", "instead", "severity", "match", "not_match",
+               "profile")
 ALL_FIELDS = frozenset(
     COMMAND_FIELDS + PATH_FIELDS + URL_FIELDS + MCP_FIELDS + ARGUMENT_FIELDS
     + GENERAL_FIELDS + META_FIELDS
@@ -406,9 +408,15 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
     decision = table["decision"]
     if decision not in DECISIONS:
         raise RuleError(
-            f"rule '{rid}': decision must be one of deny, ask, allow; got {decision!r}",
+            f"rule '{rid}': decision must be one of deny, ask, sandbox, allow; got "
+            f"{decision!r}",
             field="decision",
         )
+    profile = table.get("profile", "default" if decision == "sandbox" else "")
+    if "profile" in table and (decision != "sandbox" or not isinstance(profile, str)
+                               or not profile):
+        raise RuleError(f"rule '{rid}': 'profile' names the sandbox profile of a "
+                        "decision = \"sandbox\" rule", field="profile")
     for key in ("reason", "instead"):
         if key in table and (not isinstance(table[key], str) or not table[key].strip()):
             raise RuleError(f"rule '{rid}': '{key}' must be a non-empty string", field=key)
@@ -418,7 +426,8 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
             f"rule '{rid}': severity must be one of {', '.join(SEVERITIES)}",
             field="severity",
         )
-    every = decision == "allow"
+    # A sandbox rule, like an allow rule, covers a part only when it certainly matches.
+    every = decision in ("allow", "sandbox")
 
     has_cmd = any(k in table for k in COMMAND_FIELDS)
     has_path = any(k in table for k in PATH_FIELDS)
@@ -443,12 +452,12 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
         kinds = {"mcp"}
     elif has_path:
         kinds = {"file"}
-        if decision != "allow":
+        if not every:
             # Commands too: those their program's table explains carry each path's access;
             # the others carry `arg`, which only rules naming `arg` (or no access) look at.
             kinds.add("command")
     elif has_url:
-        kinds = {"url"} if decision == "allow" else {"url", "command"}
+        kinds = {"url"} if every else {"url", "command"}
     elif has_args:
         kinds = {"tool", "mcp", "file", "url"}
     else:
@@ -478,6 +487,8 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
         matchers=tuple(b.matchers),
         spec=spec,
         tainted_only=bool(table.get("tainted", False)),
+        profile=profile,
+        gate=gate_of(table),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,12 +14,12 @@ from runestone_server.models import (
     ROLES,
     ApiToken,
     Membership,
-    Organisation,
     Team,
     User,
     aware,
 )
-from runestone_server.security import check_password, hash_password, new_token
+from runestone_server.security import hash_password, new_token
+from runestone_server.signin import Throttled, client_address, sign_in
 
 router = APIRouter(prefix="/api/v1")
 SESSION_HOURS = 12
@@ -37,11 +37,17 @@ class TokenOut(BaseModel):
     expires: datetime | None
 
 
-@router.post("/login", response_model=TokenOut)
-def login(body: Login, db: DB) -> TokenOut:
-    user = db.scalar(select(User).join(Organisation, Organisation.id == User.org_id).where(
-        Organisation.name == body.organisation, User.username == body.username))
-    if user is None or not user.active or not check_password(user.password_hash, body.password):
+@router.post("/login", response_model=TokenOut,
+             responses={429: {"description": "too many failed logins for this account or "
+                                             "address; Retry-After says when to try again"}})
+def login(body: Login, request: Request, db: DB) -> TokenOut:
+    try:
+        user = sign_in(db, body.organisation, body.username, body.password,
+                       client_address(request))
+    except Throttled as exc:
+        raise HTTPException(429, str(exc),
+                            headers={"Retry-After": str(exc.retry_after)}) from None
+    if user is None:
         raise HTTPException(401, "wrong organisation, user name or password")
     token, digest = new_token("rss")
     expires = datetime.now(UTC) + timedelta(hours=SESSION_HOURS)

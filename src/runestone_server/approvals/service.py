@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from runestone.bounded import bounded
 from runestone_server.approvals import wakeups
 from runestone_server.approvals.models import (
     MAX_SCOPE_MINUTES,
@@ -127,7 +128,8 @@ def submit(db: Session, runtime: RuntimeRef, ask: NewAsk) -> ApprovalRequest:
         org_id=runtime.org_id, team_id=runtime.team_id, runtime_pk=runtime.pk,
         request_id=ask.request_id, action_hash=ask.action_hash, tool=ask.tool[:200],
         summary=ask.summary, reason=ask.reason, rule=(ask.rules[0] if ask.rules else "")[:200],
-        rules=list(ask.rules), severity=severity, requester=requester, input=ask.input,
+        rules=list(ask.rules), severity=severity, requester=requester,
+        input=bounded(ask.input),
         route_id=route.id if route else None, state="host" if host_asks else "pending",
         level=0, level_deadline=None if host_asks else moment + timedelta(seconds=timeout),
         created=moment, decided_reason="")

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from runestone_server import metrics
 from runestone_server.db import Database
 from runestone_server.events import record
 from runestone_server.models import utcnow
@@ -121,6 +122,9 @@ def deliver_due(db: Database, *, now: datetime | None = None, limit: int = BATCH
             log.exception("delivery %s: unexpected error", row.id)
             error = clean(type(exc).__name__)
         _finish(db, row.id, token, row.attempts + 1, error, retry, now)
+        outcome = "delivered" if error is None else (
+            "failed" if row.attempts + 1 >= retry.max_attempts else "retry")
+        metrics.NOTIFICATIONS.labels(channel.kind if channel else "unknown", outcome).inc()
         return True
 
     if len(due) <= 1:

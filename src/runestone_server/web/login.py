@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 
 from runestone_server.auth import DB
 from runestone_server.events import record
+from runestone_server.signin import Throttled, client_address, sign_in
 from runestone_server.web import csrf, forms, sessions
 from runestone_server.web.render import PageRoute, page, safe_next, see_other
 
@@ -41,7 +42,14 @@ async def login(request: Request, db: DB) -> Response:
     target = safe_next(form.get("next"))
     organisation = form.get("organisation", "")[:200]
     username = form.get("username", "")[:200]
-    user = sessions.authenticate(db, organisation, username, form.get("password", "")[:1000])
+    try:
+        user = sign_in(db, organisation, username, form.get("password", "")[:1000],
+                       client_address(request))
+    except Throttled as exc:
+        refused = _form(request, target, f"Too many failed sign-ins. Try again in "
+                        f"{exc.retry_after} seconds.", 429, organisation, username)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     if user is None:
         return _form(request, target, "Wrong organisation, user name or password.", 401,
                      organisation, username)

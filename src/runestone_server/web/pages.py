@@ -18,14 +18,16 @@ for module in (static_files, login, overview, teams, runtimes, policies):
 # Pages over other domains' service layers, present when those domains are; the roll-up
 # task behind the overview needs the audit domain.
 for name in ("runestone_server.web.approvals", "runestone_server.web.team_approvals",
-             "runestone_server.web.audit", "runestone_server.web.rollup"):
+             "runestone_server.web.audit", "runestone_server.web.rollup",
+             "runestone_server.web.govern"):
     try:
         module = importlib.import_module(name)
         if hasattr(module, "router"):
             router.include_router(module.router)
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(("runestone_server.approvals",
-                                             "runestone_server.audit", name)):
+                                             "runestone_server.audit",
+                                             "runestone_server.govern", name)):
             raise
 
 

@@ -21,14 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runestone_server.auth import Principal
-from runestone_server.models import ApiToken, Organisation, User
-from runestone_server.security import check_password, hash_password, new_token, token_hash
+from runestone_server.models import ApiToken, User
+from runestone_server.security import new_token, token_hash
 
 COOKIE = "runestone_session"
 SESSION_HOURS = 12
-# A fixed hash to verify against when the user does not exist, so a wrong user name costs
-# the same argon2 time as a wrong password and does not reveal which names exist.
-_DUMMY_HASH = hash_password("runestone-no-such-user")
 
 
 def over_tls(request: Request) -> bool:
@@ -40,16 +37,6 @@ def over_tls(request: Request) -> bool:
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         return proto == "https"
     return False
-
-
-def authenticate(db: Session, organisation: str, username: str, password: str) -> User | None:
-    """The active user with this password, or None (same cost either way)."""
-    user = db.scalar(select(User).join(Organisation, Organisation.id == User.org_id).where(
-        Organisation.name == organisation, User.username == username))
-    if user is None or not user.active:
-        check_password(_DUMMY_HASH, password)
-        return None
-    return user if check_password(user.password_hash, password) else None
 
 
 def start(db: Session, user: User) -> str:

@@ -1,0 +1,105 @@
+"""`runestone check` on a batch of JSON Lines: decisions per second, audited and not, beside a
+20-regex filter doing the same JSON work, measured in the same run.
+
+Each round times three whole processes over the same lines (the shared corpus, repeated):
+  - `runestone check` on an initialised runtime (every decision and request audited: hash
+    chained, redacted, fsynced before its answer is printed);
+  - `runestone check` on a runtime never initialised (no audit);
+  - baseline: a Python process that parses each line, runs twenty regexes over its command
+    and prints a JSON answer per line (what a regex filter does, with the same JSON work).
+Rounds rotate the order; the figures are medians, with ratios to the baseline.
+
+Usage: python bench/check_batch.py [--copies 8] [--rounds 3] [--corpus ../shared/corpus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REGEX_FILTER = textwrap.dedent(r"""
+    import json, re, sys
+    PATTERNS = [re.compile(p) for p in (
+        r"\brm\s+-[a-z]*r[a-z]*f", r"\bgit\s+push\s+.*--force", r"\bcurl\b.*\|\s*(ba)?sh",
+        r"\bwget\b.*\|\s*(ba)?sh", r"\bchmod\s+777", r"\bdd\s+.*of=/dev/", r"\bmkfs",
+        r"~/\.ssh/", r"\.env\b", r"/etc/shadow", r"\bsudo\b", r"\bshutdown\b",
+        r"\bnc\s+-e", r"/dev/tcp/", r"\beval\b", r"\bbase64\s+-d", r"\bnpm\s+publish",
+        r"\bkubectl\s+delete", r"\bDROP\s+TABLE", r"\bgit\s+reset\s+--hard")]
+    out = sys.stdout
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        command = json.dumps(data.get("tool_input", {}))
+        hits = [p.pattern for p in PATTERNS if p.search(command)]
+        out.write(json.dumps({"id": data.get("id"), "decision": "deny" if hits else "allow",
+                              "reason": "matched " + ", ".join(hits) if hits else "no match",
+                              "rules": hits}) + "\n")
+""")
+
+
+def timed(argv: list[str], data: bytes, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          env=env, check=True)
+    seconds = time.perf_counter() - start
+    answered, asked = done.stdout.count(b"\n"), data.count(b"\n")
+    if answered != asked:
+        raise SystemExit(f"{argv[:4]} answered {answered} of {asked} lines")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--preset", default="default")
+    args = parser.parse_args()
+    lines = [line for path in sorted(Path(args.corpus).glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    data = ("\n".join(lines * args.copies) + "\n").encode()
+    count = len(lines) * args.copies
+    with tempfile.TemporaryDirectory() as tmp:
+        audited_home, plain_home = Path(tmp) / "audited", Path(tmp) / "plain"
+        base = dict(os.environ)
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
+        audited_env = dict(base, RUNESTONE_HOME=str(audited_home))
+        plain_env = dict(base, RUNESTONE_HOME=str(plain_home))
+        subprocess.run([sys.executable, "-m", "runestone", "init"], env=audited_env, check=True,
+                       stdout=subprocess.DEVNULL)
+        check = [sys.executable, "-m", "runestone", "check", "--preset", args.preset]
+        runs = {
+            "runestone check, audited": (check, audited_env),
+            "runestone check, no audit": (check, plain_env),
+            "baseline: 20-regex filter": ([sys.executable, "-c", REGEX_FILTER], base),
+        }
+        for argv, env in runs.values():  # warm the OS cache and the verified-policy cache
+            timed(argv, data[: data.index(b"\n") + 1], env)
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for round_number in range(args.rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                argv, env = runs[name]
+                seconds[name].append(timed(argv, data, env))
+    baseline = count / statistics.median(seconds["baseline: 20-regex filter"])
+    print(f"{count:,} JSON lines in one process, {args.rounds} rounds (median; whole process, "
+          "start-up included)")
+    for name in names:
+        rate = count / statistics.median(seconds[name])
+        print(f"  {name:28s} {rate:10,.0f} decisions/s   ({baseline / rate:.1f}x the "
+              "baseline's time)")
+
+
+if __name__ == "__main__":
+    main()

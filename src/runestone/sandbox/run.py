@@ -1,0 +1,173 @@
+"""Run one command in the sandbox: set up the proxy if the profile grants hosts, run
+bubblewrap, pass the output through, and say what the sandbox refused.
+
+Fail closed: if bubblewrap is missing, cannot make its namespaces, or refuses the set-up,
+the command is not run at all (exit 126 with the reason); it is never run uncontained
+instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from runestone.sandbox import bwrap as bw
+from runestone.sandbox.probe import bwrap_path, unavailable
+from runestone.sandbox.profiles import Profile
+
+NOT_RUN = 126
+BRIDGE = Path(__file__).with_name("bridge.py")
+_TAIL = 64 * 1024
+# What a program prints when the sandbox refused it something (the errno texts of EROFS,
+# EACCES, EPERM, and of a network that is not there).
+_REFUSALS = re.compile(
+    r"Read-only file system|Permission denied|Operation not permitted|Network is unreachable"
+    r"|Could not resolve host|Temporary failure in name resolution|Name or service not known"
+    r"|No address associated with hostname|getaddrinfo|Device or resource busy"
+    r"|runestone sandbox .*refused", re.I)
+
+
+class Outcome(NamedTuple):
+    """What happened: the exit status and what the sandbox refused (empty: nothing seen)."""
+
+    exit_code: int
+    blocked: tuple[str, ...]
+    profile: str
+    profile_hash: str
+
+    def audit_fields(self) -> dict[str, object]:
+        return {"exit_code": self.exit_code,
+                "sandbox": {"profile": self.profile, "profile_hash": self.profile_hash,
+                            "blocked": bool(self.blocked), "refused": list(self.blocked)}}
+
+
+class Prepared(NamedTuple):
+    """A sandbox ready to start: bubblewrap's command line, its environment, and the
+    proxy (when the profile grants hosts), which runs until the `prepare` block ends."""
+
+    argv: list[str]
+    env: dict[str, str]
+    proxy: Any
+    hidden: list[str]
+
+
+@contextmanager
+def prepare(command: list[str], profile: Profile, *, project: str, cwd: str | None = None,
+            state_dir: Path | None = None, env: Mapping[str, str] | None = None,
+            home: str | None = None) -> Iterator[Prepared]:
+    """Set up a sandbox for `command`. Raises bw.SandboxError (nothing runs) when the
+    sandbox cannot start here."""
+    why = unavailable(state_dir)
+    if why:
+        raise bw.SandboxError(why)
+    bwrap = bwrap_path()
+    assert bwrap is not None  # unavailable() said it is there
+    places = bw.default_places(project, home)
+    cwd = os.path.realpath(cwd or os.getcwd())
+    source = dict(os.environ if env is None else env)
+    hidden = [p for pattern in profile.hide if "*" not in pattern
+              for p in bw.expand(pattern, places)]
+    with tempfile.TemporaryDirectory(prefix="runestone-sandbox-") as scratch:
+        proxy = None
+        inner = list(command)
+        socket_path = None
+        if profile.networked:
+            from runestone.sandbox.proxy import FilteringProxy
+
+            socket_path = os.path.join(scratch, "proxy.sock")
+            proxy = FilteringProxy(socket_path, profile.hosts, profile.name).start()
+            inner = [sys.executable, "-I", str(BRIDGE), bw.PROXY_SOCKET, str(bw.PROXY_PORT),
+                     "--", *inner]
+        try:
+            args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
+            child_env = bw.environment(profile, source, networked=profile.networked)
+            yield Prepared(args, child_env, proxy, hidden)
+        finally:
+            if proxy is not None:
+                proxy.close()
+
+
+def outcome_of(prepared: Prepared, profile: Profile, code: int, tail: bytes) -> Outcome:
+    """What happened, from the exit status and the end of the error output. Raises
+    bw.SandboxError when bubblewrap itself refused the set-up (the command never ran)."""
+    if code == 1 and tail.startswith(b"bwrap: "):
+        raise bw.SandboxError(tail.decode("utf-8", "replace").strip().splitlines()[0])
+    refused = list(prepared.proxy.refused) if prepared.proxy is not None else []
+    blocked = tuple(dict.fromkeys(
+        [f"network access to {host}" for host in refused] + _refusals(tail, prepared.hidden)))
+    return Outcome(code, blocked[:20], profile.name, profile.hash)
+
+
+def run_contained(command: list[str], profile: Profile, *, project: str, cwd: str | None = None,
+                  state_dir: Path | None = None, env: Mapping[str, str] | None = None,
+                  home: str | None = None, stdin: int | None = None,
+                  stdout: int | None = None, stderr: object = None) -> Outcome:
+    """Run `command` contained by `profile`. Raises bw.SandboxError (the command did not
+    run) when the sandbox cannot start. `stderr`: a binary file for the command's error
+    output (default: this process's)."""
+    with prepare(command, profile, project=project, cwd=cwd, state_dir=state_dir, env=env,
+                 home=home) as prepared:
+        code, tail = _run(prepared.argv, prepared.env, stdin, stdout, stderr)
+        return outcome_of(prepared, profile, code, tail)
+
+
+def _run(args: list[str], env: dict[str, str], stdin: int | None, stdout: int | None,
+         stderr: object) -> tuple[int, bytes]:
+    """Run bubblewrap, copying its error output through while keeping its tail."""
+    out = stderr if stderr is not None else sys.stderr.buffer
+    try:
+        process = subprocess.Popen(args, env=env, stdin=stdin, stdout=stdout,
+                                   stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise bw.SandboxError(f"bubblewrap could not start ({exc})") from exc
+    tail = bytearray()
+    assert process.stderr is not None
+
+    def copy() -> None:
+        assert process.stderr is not None
+        while chunk := process.stderr.read1(65536):
+            tail.extend(chunk)
+            del tail[:-_TAIL]
+            try:
+                out.write(chunk)  # type: ignore[attr-defined]
+                out.flush()  # type: ignore[attr-defined]
+            except (OSError, ValueError):
+                pass
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+    code = process.wait()
+    reader.join(timeout=10)
+    return (code if code >= 0 else 128 - code), bytes(tail)
+
+
+def _refusals(tail: bytes, hidden: list[str]) -> list[str]:
+    """Error lines that show a refusal: an errno text of one, or a hidden path named."""
+    lines = tail.decode("utf-8", "replace").splitlines()
+    found = [" ".join(line.split())[:200] for line in lines
+             if _REFUSALS.search(line) or any(h in line for h in hidden)]
+    return list(dict.fromkeys(found))[:10]
+
+
+def explanation(outcome: Outcome, profile: Profile, project: str) -> str:
+    """What the agent reads after a command the sandbox refused something: what was
+    refused, what the sandbox allows, and how to get more."""
+    network = (f"only {', '.join(profile.hosts)} through its proxy" if profile.hosts
+               else "no network")
+    refused = "\n".join(f"  - {item}" for item in outcome.blocked)
+    return (f"<sandbox_violations>\nrunestone sandbox (profile {profile.name}) refused:\n"
+            f"{refused}\n</sandbox_violations>\n"
+            f"The command ran in Runestone's sandbox: it may write only in {project} and a "
+            "private /tmp, secrets (~/.ssh, cloud credentials, .env files, the agent's and "
+            f"Runestone's settings) are hidden, and it has {network}. If the command really "
+            "needs what was refused, do not work around the sandbox: tell the user what it "
+            "needs and why, so they can approve it outside the sandbox or change the "
+            "policy's profile.\n")

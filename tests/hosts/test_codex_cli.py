@@ -1,0 +1,186 @@
+"""The real Codex CLI (`codex exec`, pinned in tests/hosts/package.json) with Runestone's
+hooks, against a loopback stand-in for OpenAI's Responses API (a `[model_providers.*]`
+entry in its `config.toml` whose `base_url` is the stand-in) that asks for one
+`exec_command`. Codex's own approvals and sandbox are bypassed, so only the hook can stop
+the call; the oracle is whether the command's marker file exists.
+
+Codex runs a hook from `hooks.json` only once its user trusted it (`/hooks` in the TUI
+writes a `[hooks.state]` entry with the hook's hash into `config.toml`). These runs pass
+`--dangerously-bypass-hook-trust`, which runs enabled hooks without that entry; one run
+without it shows what an untrusted install does (the hook never runs), and `doctor codex`
+fails on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from model_api import ResponsesStandIn
+
+from clihelp import run_cli
+from runestone.home import layout
+from runestone.identity import create_identity
+
+CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
+POLICY = """[policy]
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "test.allow"
+decision = "allow"
+reason = "the test allows this marker"
+command = ["touch */allowed-marker"]
+
+[[rule]]
+id = "test.deny"
+decision = "deny"
+reason = "the test denies this marker"
+command = ["touch */denied-marker"]
+"""
+CONFIG = """model = "gpt-5"
+model_provider = "standin"
+
+[model_providers.standin]
+name = "loopback stand-in"
+base_url = "{url}"
+env_key = "STANDIN_API_KEY"
+wire_api = "responses"
+"""
+
+
+@pytest.fixture(scope="module")
+def codex() -> Path:
+    if not CODEX.exists():
+        if os.environ.get("RUNESTONE_TEST_HOSTS"):
+            pytest.fail(f"{CODEX} is missing: run `npm ci --prefix tests/hosts`")
+        pytest.skip("Codex CLI is not installed (npm ci --prefix tests/hosts)")
+    return CODEX
+
+
+@pytest.fixture
+def world(tmp_path, isolated_home):
+    create_identity(layout())
+    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
+    layout().policy_file.write_text(POLICY)
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".codex").mkdir(parents=True)
+    project.mkdir()
+    hooks = home / ".codex" / "hooks.json"
+    assert run_cli("install", "codex", "--settings", str(hooks)).returncode == 0
+    return home, project, hooks
+
+
+def _edit_hooks(hooks: Path, change) -> None:
+    """Apply `change` to each of Runestone's installed hook handlers."""
+    data = json.loads(hooks.read_text())
+    for groups in data["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                change(handler)
+    hooks.write_text(json.dumps(data))
+
+
+def _run(codex: Path, home: Path, project: Path, command: str, *,
+         trusted: bool = True, config: str = "") -> ResponsesStandIn:
+    with ResponsesStandIn("exec_command", {"cmd": command}) as api:
+        (home / ".codex" / "config.toml").write_text(CONFIG.format(url=api.url) + config)
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "CODEX_HOME": str(home / ".codex"),
+               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
+               "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "STANDIN_API_KEY": "test"}
+        flags = ["--dangerously-bypass-hook-trust"] if trusted else []
+        result = subprocess.run(
+            [str(codex), "exec", "--skip-git-repo-check", "--ephemeral",
+             "--dangerously-bypass-approvals-and-sandbox", *flags, "run the command"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL)
+    assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
+    return api
+
+
+def _said(api: ResponsesStandIn) -> str:
+    return json.dumps(api.function_outputs())
+
+
+def test_allow_runs_and_deny_does_not(codex, world):
+    home, project, _ = world
+    _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+    api = _run(codex, home, project, f"touch {project}/denied-marker")
+    assert not (project / "denied-marker").exists()
+    assert "the test denies this marker" in _said(api)
+
+
+def test_ask_is_denied_with_an_approval_link(codex, world):
+    home, project, _ = world
+    api = _run(codex, home, project, f"touch {project}/asked-marker")
+    assert not (project / "asked-marker").exists()
+    assert "/approve/" in _said(api)
+
+
+def test_a_hook_that_crashes_blocks(codex, world):
+    home, project, _ = world
+    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
+    api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "the policy cannot be loaded" in _said(api)
+
+
+def test_a_hook_that_cannot_start_blocks(codex, world):
+    """The shell's complaint about the missing interpreter, turned into exit 2 by the
+    installed `|| exit 2`, is the reason Codex gives."""
+    home, project, hooks = world
+    hooks.write_text(hooks.read_text().replace(json.dumps(sys.executable)[1:-1],
+                                               "/nonexistent/python3"))
+    api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    assert "No such file or directory" in _said(api)
+
+
+def test_without_the_guard_a_hook_that_cannot_start_lets_the_call_through(codex, world):
+    """The case the guard is for, observed: Codex reads exit 127 as a failed hook, not a
+    block, and runs the tool; `doctor codex` fails on the unguarded command."""
+    home, project, hooks = world
+    _edit_hooks(hooks, lambda h: h.update(command=h["command"].replace(
+        " || exit 2", "").replace(sys.executable, "/nonexistent/python3")))
+    _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+    assert "|| exit 2" in run_cli("doctor", "codex", "--settings", str(hooks)).stdout
+
+
+def test_a_hook_that_times_out_lets_the_call_through(codex, world):
+    """Observed: Codex kills a hook that outlives its `timeout` and runs the tool."""
+    home, project, hooks = world
+    _edit_hooks(hooks, lambda h: h.update(command="sleep 60", timeout=1))
+    _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert (project / "allowed-marker").exists()
+
+
+def test_an_untrusted_hook_never_runs(codex, world):
+    """Without the user's trust (or the bypass flag) Codex skips the hook: the denied call
+    runs, and `doctor codex` fails on exactly that install."""
+    home, project, hooks = world
+    _run(codex, home, project, f"touch {project}/denied-marker", trusted=False)
+    assert (project / "denied-marker").exists()
+    assert run_cli("doctor", "codex", "--settings", str(hooks)).returncode == 1
+
+
+@pytest.mark.parametrize("setting", ["features", "state"])
+def test_settings_that_switch_the_hook_off_let_the_call_through(codex, world, setting):
+    """`[features] hooks = false`, or a `[hooks.state]` entry with `enabled = false`, stops
+    Codex running the hook even past the trust bypass; `doctor codex` fails on both."""
+    home, project, hooks = world
+    key = f"{hooks}:pre_tool_use:0:0"
+    config = ("\n[features]\nhooks = false\n" if setting == "features"
+              else f'\n[hooks.state."{key}"]\nenabled = false\ntrusted_hash = "sha256:0"\n')
+    _run(codex, home, project, f"touch {project}/denied-marker", config=config)
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "codex", "--settings", str(hooks))
+    assert report.returncode == 1
+    assert ("features" if setting == "features" else "enabled = false") in report.stdout

@@ -1,0 +1,104 @@
+"""The rule index (policy.index) skips only rules that could not have fired: every decision
+is the one trying every rule gives, and a plain command is tried against few rules."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runestone.actions import Action
+from runestone.facts import derive_facts
+from runestone.policy import load_preset
+from runestone.policy.engine import CompiledPolicy, evaluate
+from runestone.policy.index import gate_of
+from runestone.policy.model import EvalContext
+
+PROJECT = "/home/dev/project"
+HOME = "/home/dev"
+
+
+class TryEveryRule(CompiledPolicy):
+    """The same policy, trying every rule of a part's kind and program (no gates)."""
+
+    __slots__ = ()
+
+    def candidates(self, part, facts=None, ctx=None):
+        return super().candidates(part)
+
+
+def every_rule(policy: CompiledPolicy) -> CompiledPolicy:
+    copy = TryEveryRule.__new__(TryEveryRule)
+    for name in CompiledPolicy.__slots__:
+        setattr(copy, name, getattr(policy, name))
+    return copy
+
+
+POLICIES = {name: load_preset(name) for name in ("default", "developer")}
+REFERENCES = {name: every_rule(policy) for name, policy in POLICIES.items()}
+
+programs = st.sampled_from([
+    "cat", "rm", "rm -rf", "cp", "mv", "ls", "git push --force", "git status", "curl", "wget",
+    "python -c 'import os'", "node -e 1", "bash -c", "sudo", "ssh host", "dd of=", "tee",
+    "chmod 777", "mkfs.ext4", "shutdown -h now", "at now", "npm publish", "grep -r x",
+    "find . -delete", "tar xf", "scp", "unknowntool", "echo", "kubectl delete",
+])
+paths = st.sampled_from([
+    "src/main.py", "~/.ssh/id_rsa", "~/.ssh/id_rsa.pub", ".env", ".env.example", "/dev/sda",
+    "/dev/tcp/1.2.3.4/80", "/etc/passwd", "/etc/shadow", "~/.bashrc", "../../.aws/credentials",
+    "$HOME/.kube/config", "secrets.yaml", "*.pem", "src/*.json", "/proc/self/environ",
+    ".git", "/", "~", "key.pem", "$X", "~/.claude/settings.json", "C:\\Windows\\x",
+    "https://example.com/x", "http://169.254.169.254/latest", "file:///etc/passwd",
+    "ftp://h/x", "http://127.0.0.1:8080",
+])
+commands = st.lists(st.tuples(programs, st.lists(paths, max_size=3)), min_size=1,
+                    max_size=3).map(lambda parts: " && ".join(
+                        " ".join([program, *args]) for program, args in parts))
+tools = st.one_of(
+    commands.map(lambda c: ("Bash", {"command": c})),
+    commands.map(lambda c: ("Bash", {"command": c + " > ~/.bashrc"})),
+    paths.map(lambda p: ("Read", {"file_path": p})),
+    paths.map(lambda p: ("Write", {"file_path": p, "content": "x"})),
+    paths.map(lambda p: ("Edit", {"file_path": p, "old_string": "a", "new_string": "b"})),
+    paths.map(lambda p: ("WebFetch", {"url": p, "prompt": "x"})),
+    paths.map(lambda p: ("mcp__fs__read_file", {"path": p})),
+    st.just(("mcp__db__query", {"sql": "DROP TABLE users"})),
+    st.just(("Task", {"prompt": "x"})),
+)
+
+
+def outcome(decision) -> tuple:
+    return (decision.to_json(), decision.severity, decision.explained,
+            tuple((h.rule.id, h.part_label, h.certain) for h in decision.hits))
+
+
+@settings(max_examples=400, deadline=None)
+@given(tools, st.sampled_from(sorted(POLICIES)), st.booleans())
+def test_the_index_decides_as_trying_every_rule(call, preset, tainted) -> None:
+    tool, tool_input = call
+    action = Action(tool, tool_input, PROJECT)
+    ctx = EvalContext(tainted=tainted)
+    indexed = evaluate(POLICIES[preset], derive_facts(action, home=HOME), ctx)
+    reference = evaluate(REFERENCES[preset], derive_facts(action, home=HOME), ctx)
+    assert outcome(indexed) == outcome(reference)
+
+
+def test_a_command_naming_no_path_or_url_skips_the_path_and_url_rules() -> None:
+    policy = POLICIES["default"]
+    facts = derive_facts(Action("Bash", {"command": "echo hello"}, PROJECT), home=HOME)
+    (part,) = facts.parts
+    tried = policy.candidates(part, facts, EvalContext())
+    everything = REFERENCES["default"].candidates(part, facts, EvalContext())
+    assert len(tried) < len(everything)
+    for rule in tried:
+        gate = rule.gate
+        assert gate is not None and not gate.needs_path and not gate.needs_url
+
+
+def test_gates_state_only_what_the_matchers_require() -> None:
+    assert gate_of({"decision": "deny", "path": ["/x"], "access": ["read"]}).needs_path
+    # An allow rule's path matchers hold vacuously on a command naming no path.
+    assert not gate_of({"decision": "allow", "program": ["ls"], "path": ["/x"]}).needs_path
+    assert gate_of({"decision": "ask", "scheme": ["ftp"]}).needs_url
+    assert gate_of({"decision": "ask", "code": True}).needs_code
+    assert not gate_of({"decision": "ask", "code": False}).needs_code
+    assert gate_of({"decision": "ask", "tainted": True}).tainted is True
