@@ -69,6 +69,9 @@ class ClaudeCode:
 
     name = "claude-code"
     can_ask = True
+    # PreToolUse may answer allow with `updatedInput`: a `sandbox` decision rewrites the
+    # command to run inside `runestone sandbox run`.
+    can_contain = True
     agent = "claude-code"
     label = "Claude Code"
     POST_EVENTS = ("PostToolUse", "PostToolUseFailure")
@@ -98,6 +101,18 @@ class ClaudeCode:
             "hookEventName": "PreToolUse",
             "permissionDecision": decision.decision,
             "permissionDecisionReason": decision.reason,
+        }}))
+
+    def contain(self, event: Event, decision: Decision, command: str) -> Reply:
+        """Allow, with the tool's input unchanged but for its command."""
+        tool_input = event.raw.get("tool_input")
+        updated = dict(tool_input) if isinstance(tool_input, dict) else {}
+        updated["command"] = command
+        return Reply(_json({"hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "allow",
+            "permissionDecisionReason": decision.reason,
+            "updatedInput": updated,
         }}))
 
     @staticmethod
@@ -144,6 +159,7 @@ class Codex(ClaudeCode):
 
     name = "codex"
     can_ask = False
+    can_contain = False  # not yet: whether the pinned Codex applies updatedInput is untested
     agent = "codex"
     label = "Codex"
     POST_EVENTS = ("PostToolUse",)

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-import runestone_server.audit.reverify  # noqa: F401 - registers the worker task
+import runestone_server.audit.reverify  # registers the worker task
+import runestone_server.stream.deliver  # noqa: F401 - registers the stream's worker task
 from runestone_server.audit import retention
 from runestone_server.audit.ingest import chain_state, ingest
 from runestone_server.audit.models import AuditChain, AuditRetention
