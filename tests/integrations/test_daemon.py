@@ -292,3 +292,26 @@ def test_the_hook_through_the_daemon_imports_almost_nothing(daemon, tmp_path):
     assert loaded == str(sorted(["runestone.cli", "runestone.cli.hook",
                                  "runestone.integrations", "runestone.integrations.client"])), \
         loaded
+
+
+def test_deeply_nested_bodies_get_a_deny_not_a_dropped_connection(daemon):
+    """Issue 17: 100,000 nested arrays made the daemon's /api/check drop the connection
+    (an HTTP hook reads that as "proceed"). Every endpoint answers a clear deny and the
+    daemon goes on serving."""
+    _process, port = daemon
+    base = f"http://127.0.0.1:{port}"
+    token = (layout().keys_dir / "daemon.token").read_text().strip()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = json.dumps({**PRE, "tool_input": {"command": "DEEP"}}).encode().replace(
+        b'"DEEP"', deep)
+    status, answer, _ = post(f"{base}/api/check", body, {"Authorization": f"Bearer {token}"})
+    assert status == 200, answer
+    assert json.loads(answer)["decision"] == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/hooks/claude-code", body)
+    assert status == 200 and decision_of(answer) == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/tools/shell.exec", b'{"params": ' + deep + b"}",
+                             {"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(answer)["decision"] == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/api/check", hook_body("rm -rf ~"),
+                             {"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(answer)["decision"] == "deny"
