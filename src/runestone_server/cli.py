@@ -78,9 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Open long-polls (approvals) must not hold a stopping server for their full 30 s.
     # log_config=None: uvicorn's loggers go through the handler logs.configure set up.
+    # Proxy headers (X-Forwarded-Proto, -For) only when told a proxy is in front:
+    # uvicorn's own default believes them from loopback, so any local process could claim
+    # TLS or another client address (and escape the per-address sign-in throttle).
     uvicorn.run(create_app(url), host=args.host, port=args.port, log_config=None,
                 log_level=log_level, access_log=log_level in ("debug", "info"),
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5,
+                proxy_headers=os.environ.get("RUNESTONE_SERVER_TRUST_PROXY") == "1")
     return 0
 
 

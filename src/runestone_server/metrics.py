@@ -51,6 +51,9 @@ NOTIFICATIONS = Counter("runestone_notifications",
                         "notification delivery attempts, by channel kind and outcome "
                         "(delivered, retry, failed: given up)", ["channel", "outcome"],
                         registry=COUNTERS)
+STREAMED = Counter("runestone_stream_records", "audit stream records by target and outcome "
+                   "(delivered, or failed: to be sent again)", ["target", "outcome"],
+                   registry=COUNTERS)
 TASK_RUNS = Counter("runestone_worker_task_runs", "worker task runs, by task and outcome",
                     ["task", "outcome"], registry=COUNTERS)
 TASK_TIME = Histogram("runestone_worker_task_duration_seconds", "time of one worker task run",
@@ -109,6 +112,9 @@ class StateCollector(Collector):
         age = GaugeMetricFamily("runestone_audit_last_ingest_age_seconds",
                                 "seconds since the newest stored entry arrived, per runtime",
                                 labels=["org", "team", "runtime"])
+        backlog = GaugeMetricFamily("runestone_stream_backlog",
+                                    "audit stream records waiting for a target",
+                                    labels=["target"])
         teams = (select(Team.id, Organisation.name.label("org"), Team.name.label("team"))
                  .join(Organisation, Organisation.id == Team.org_id).subquery())
         with self.db.sessions() as session:
@@ -134,13 +140,20 @@ class StateCollector(Collector):
                                            AuditEntry.seq == AuditChain.last_seq))):
                 lag.add_metric([org, team, runtime], _seconds(received, moment))
                 age.add_metric([org, team, runtime], _seconds(now, received))
-        yield from (asks, oldest, broken, lag, age)
+            from runestone_server.stream.models import StreamOutbox
+
+            for target, count in session.execute(
+                    select(StreamOutbox.target, func.count(StreamOutbox.id))
+                    .group_by(StreamOutbox.target)):
+                backlog.add_metric([target], count)
+        yield from (asks, oldest, broken, lag, age, backlog)
 
 
 def registry_for(db: Database) -> CollectorRegistry:
     """One app's registry: the process's counters and its database's state."""
     registry = CollectorRegistry(auto_describe=False)
-    for collector in (REQUESTS, LATENCY, DECISIONS, NOTIFICATIONS, TASK_RUNS, TASK_TIME):
+    for collector in (REQUESTS, LATENCY, DECISIONS, NOTIFICATIONS, STREAMED, TASK_RUNS,
+                      TASK_TIME):
         registry.register(collector)
     registry.register(StateCollector(db))
     return registry

@@ -18,6 +18,7 @@ DOMAIN_MODELS = (
     "runestone_server.web.models",
     "runestone_server.govern.models",
     "runestone_server.throttle",
+    "runestone_server.stream.models",
 )
 
 

@@ -360,3 +360,35 @@ def test_every_body_is_bounded_for_every_caller_before_anything_else(world):
         at_limit = client.request(method, path, content=over[:limit],
                                   headers={"Content-Type": "application/json"})
         assert at_limit.status_code not in (413, 500), (method, path, at_limit.status_code)
+
+
+BAD_JSON = {
+    "NaN is not a JSON number": b'{"x": NaN}',
+    "Infinity is not a JSON number": b'{"x": [1, Infinity]}',
+    "the number 1e999 is too large": b'{"x": {"y": 1e999}}',
+    "lone surrogate": b'{"x": "a\\ud800b"}',
+    "lone surrogate ": b'{"\\udc00": 1}',
+    "nested more than 64 levels deep": b'{"x": ' + b"[" * 65 + b"]" * 65 + b"}",
+    # past json's own recursion limit, and within the smallest body limit (16 KiB)
+    "nested more than 64 levels deep ": b"[" * 5000 + b"]" * 5000,
+}
+
+
+def test_every_json_body_is_read_strictly_for_every_caller(world):
+    """Issue 17: NaN or Infinity in an approval's input, a lone surrogate (stored, then
+    every read of it a 500) and 100,000 nested brackets were server errors. Every API route
+    that takes a body, whoever calls it, refuses each with a 400 that says what is wrong."""
+    app, client, tokens, ids = world
+    routes = [(m, p) for m, p in body_routes(app, ids)
+              if p.startswith("/api/") and not p.startswith("/api/v1/runtime/audit")]
+    assert len(routes) > 30
+    for method, path in routes:
+        for caller in (None, "member", "orgadmin"):
+            headers = {"Content-Type": "application/json"}
+            if caller:
+                headers["Authorization"] = f"Bearer {tokens[caller]}"
+            for expected, body in BAD_JSON.items():
+                answer = client.request(method, path, content=body, headers=headers)
+                assert answer.status_code == 400, (caller, method, path, expected,
+                                                   answer.status_code)
+                assert expected.strip() in answer.json()["detail"], answer.text

@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default=None, help="the server's name in mcp__<server>__<tool> "
                    "(default: the server's own serverInfo.name)")
     q.add_argument("--url", default=None, help="a streamable-HTTP MCP server to front")
+    q.add_argument("--sandbox", metavar="PROFILE", default=None,
+                   help="start the stdio server inside the sandbox with this profile")
     q.add_argument("server", nargs=argparse.REMAINDER, help="-- SERVER COMMAND [ARGS...]")
     q = msub.add_parser("serve", help="an MCP server offering the runtime's governed tools")
     _policy_options(q)
@@ -176,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
     p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None)
+    p.add_argument("--on-demand", action="store_true",
+                   help="as a hook starts it (RUNESTONE_DAEMON=auto): one per home, an "
+                        "ephemeral port, gone after RUNESTONE_DAEMON_IDLE seconds idle")
     p = sub.add_parser("install", help="add Runestone's hook to an agent host's settings")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE", help="the settings file (default: the "
@@ -183,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true",
                    help="also register the daemon's HTTP hook (where the host supports it)")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--target", choices=("posix", "windows"), default=None,
+                   help="the system the host runs on (default: this one); windows writes "
+                   "each host's Windows command form")
+    p.add_argument("--python", metavar="PATH", default=None,
+                   help="the interpreter the hook runs (default: this one; required for "
+                   "--target windows from another system)")
     p = sub.add_parser("uninstall", help="remove only what `install` added")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE")

@@ -6,9 +6,15 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from runestone.actions import Action
 from runestone.cli.common import gatekeeper_from_args
+
+if TYPE_CHECKING:
+    from runestone.gatekeeper import Gatekeeper
+    from runestone.policy import Decision
 
 
 def run_exec(args: argparse.Namespace) -> int:
@@ -26,8 +32,8 @@ def run_exec(args: argparse.Namespace) -> int:
     action = Action("Bash", {"command": shlex.join(argv)}, os.getcwd(), agent="runestone-exec",
                     session=os.environ.get("RUNESTONE_SESSION", ""),
                     user=os.environ.get("USER", ""))
-    decision = gatekeeper.check(action)
-    if decision.decision != "allow":
+    decision = gatekeeper.check(action, contain=True)
+    if decision.decision not in ("allow", "sandbox"):
         print(f"runestone exec: {decision.decision}: {decision.reason}", file=sys.stderr)
         return 126
     audit = gatekeeper.audit
@@ -42,15 +48,10 @@ def run_exec(args: argparse.Namespace) -> int:
             return 126
     from runestone.integrations.execute import run
 
-    try:
-        result = run(argv)
-    except OSError as exc:
-        print(f"runestone exec: cannot run {argv[0]}: {exc}", file=sys.stderr)
-        code = 127
-        fields: dict[str, object] = {"exit_code": code, "error": str(exc)}
+    if decision.decision == "sandbox":
+        code, fields = _run_contained(gatekeeper, decision, argv)
     else:
-        code = result.exit_code
-        fields = result.audit_fields()
+        code, fields = _run(run, argv)
     if audit is not None:
         try:
             audit.append([{"kind": "result", "request_id": decision.request_id,
@@ -59,3 +60,32 @@ def run_exec(args: argparse.Namespace) -> int:
             print(f"runestone exec: the result could not be audited: {exc}", file=sys.stderr)
             return code or 1
     return code if code >= 0 else 128 - code
+
+
+def _run_contained(gatekeeper: Gatekeeper, decision: Decision,
+                   argv: list[str]) -> tuple[int, dict[str, object]]:
+    """Run in the sandbox the policy named; if it cannot start, the command does not run."""
+    from runestone.sandbox.bwrap import SandboxError
+    from runestone.sandbox.run import NOT_RUN, explanation, run_contained
+
+    profile = gatekeeper.policy.sandbox_profile(decision.profile)
+    project = os.getcwd()
+    try:
+        outcome = run_contained(argv, profile, project=project, state_dir=gatekeeper.state_dir)
+    except SandboxError as exc:
+        print(f"runestone exec: the sandbox cannot start ({exc}); not run", file=sys.stderr)
+        return NOT_RUN, {"exit_code": NOT_RUN, "sandbox": {
+            "profile": profile.name, "profile_hash": profile.hash, "started": False,
+            "error": str(exc)}}
+    if outcome.blocked:
+        sys.stderr.write(explanation(outcome, profile, project))
+    return outcome.exit_code, outcome.audit_fields()
+
+
+def _run(run: Callable[[list[str]], Any], argv: list[str]) -> tuple[int, dict[str, object]]:
+    try:
+        result = run(argv)
+    except OSError as exc:
+        print(f"runestone exec: cannot run {argv[0]}: {exc}", file=sys.stderr)
+        return 127, {"exit_code": 127, "error": str(exc)}
+    return result.exit_code, result.audit_fields()

@@ -22,9 +22,16 @@ def run_install_command(args: argparse.Namespace) -> int:
         print(f"runestone: cannot read {path}: {exc}", file=sys.stderr)
         return 1
     if args.command == "install":
+        target = getattr(args, "target", None) or hosts_install.current_target()
+        python = getattr(args, "python", None)
+        if python is None and target != hosts_install.current_target():
+            print(f"runestone: name the {target} interpreter the hook runs with --python",
+                  file=sys.stderr)
+            return 2
         try:
             data = installer["install"](data, http=getattr(args, "http", False),
-                                        port=getattr(args, "port", 8765))
+                                        port=getattr(args, "port", 8765), target=target,
+                                        python=python)
         except ValueError as exc:
             print(f"runestone: {path}: {exc}", file=sys.stderr)
             return 1
@@ -55,7 +62,10 @@ def run_install_command(args: argparse.Namespace) -> int:
     installer["doctor"](data, report, hosts_install.run_shell, path=path)
     print(f"{args.host} settings: {path}")
     print("\n".join(report.lines))
-    print("verdict: " + ("the hook works and fails closed" if report.ok else "NOT PROTECTED"))
+    verdict = "the hook works and fails closed" if report.ok else "NOT PROTECTED"
+    if report.ok and report.unproven:
+        verdict = "the Windows hook is in the form its host reads; prove it with doctor on Windows"
+    print("verdict: " + verdict)
     return 0 if report.ok else 1
 
 

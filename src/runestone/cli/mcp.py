@@ -27,6 +27,12 @@ def run_mcp(args: argparse.Namespace) -> int:
     if bool(argv) == bool(args.url):
         print("runestone mcp wrap: give either --url URL or -- SERVER COMMAND", file=sys.stderr)
         return 2
+    if getattr(args, "sandbox", None):
+        if args.url:
+            print("runestone mcp wrap: --sandbox contains a stdio server it starts, not a "
+                  "--url", file=sys.stderr)
+            return 2
+        argv = _contained(args, argv)
     upstream = HttpUpstream(args.url) if args.url else StdioUpstream(argv)
     gatekeeper, load_error = _gatekeeper(args)
     gateway = Gateway(upstream, gatekeeper=gatekeeper, load_error=load_error,
@@ -35,6 +41,20 @@ def run_mcp(args: argparse.Namespace) -> int:
         return asyncio.run(gateway.run())
     except KeyboardInterrupt:
         return 130
+
+
+def _contained(args: argparse.Namespace, argv: list[str]) -> list[str]:
+    """The server's command, started by `runestone sandbox run` with the named profile:
+    the server works inside the sandbox, and never starts if the sandbox cannot."""
+    import os
+
+    wrapper = [sys.executable, "-m", "runestone", "sandbox", "run", "--profile", args.sandbox,
+               "--project", os.getcwd()]
+    if args.policy:
+        wrapper += ["--policy", args.policy]
+    elif args.preset:
+        wrapper += ["--preset", args.preset]
+    return [*wrapper, "--", *argv]
 
 
 def _gatekeeper(args: argparse.Namespace) -> tuple[object | None, str]:

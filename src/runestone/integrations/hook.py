@@ -43,14 +43,48 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
         # the identical retry once a human approved it. A permission event is the host's
         # own prompt, so there an ask leaves the choice to its user.
         mode = None if adapter.can_ask or event.kind == "permission" else "defer"
-        decision = gatekeeper.check(event.action, approval_mode=mode)
+        # A host that can rewrite the command runs a `sandbox` answer contained; for the
+        # others the gatekeeper turns it into ask.
+        contain = event.kind == "pre" and getattr(adapter, "can_contain", False)
+        decision = gatekeeper.check(event.action, approval_mode=mode, contain=contain)
         if on_decision is not None:
             on_decision(decision)
         if links is not None and decision.request_id:
             links.remember(_call_id(event), decision.request_id)
+        if decision.decision == "sandbox":
+            return _contained(gatekeeper, adapter, event, decision)
         return adapter.reply(event, decision)
     except Exception as exc:  # never let an agent host read a crash as "proceed"
         return adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", data)
+
+
+def _contained(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
+               decision: Decision) -> Reply:
+    """Allow the call with its command rewritten to run inside the sandbox. The original
+    goes to `runestone sandbox run` through a file (`runestone.sandbox.handoff`), never
+    spliced into the new command line. If it cannot be handed over, a human decides."""
+    try:
+        from runestone.actions.tools import shell_command_of
+        from runestone.audit.records import new_request_id
+        from runestone.sandbox.handoff import sandbox_command, write_pending
+
+        action = event.action
+        original = shell_command_of(action.input)
+        if original is None or gatekeeper.state_dir is None:
+            raise ValueError("no command, or no runtime home to hand it over in")
+        profile = gatekeeper.policy.sandbox_profile(decision.profile)
+        request_id = decision.request_id or new_request_id()
+        write_pending(gatekeeper.state_dir, request_id, {
+            "command": original, "cwd": action.cwd, "project": action.project,
+            "profile": profile.spec(), "profile_hash": profile.hash,
+            "action_hash": action.hash})
+        contain = getattr(adapter, "contain")  # noqa: B009 - only hosts with can_contain
+        return contain(event, decision, sandbox_command(request_id))
+    except Exception as exc:
+        return adapter.reply(event, decision._replace(
+            decision="ask", profile="",
+            reason=f"{decision.reason} It could not be handed to the sandbox ({exc}), so a "
+                   "human decides."))
 
 
 def _call_id(event: Event) -> str:
@@ -87,10 +121,18 @@ def result_summary(result: Any) -> dict[str, Any]:
 def _record_result(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
                    links: CallLinks | None) -> Reply:
     call_id = _call_id(event)
-    entry = {"kind": "result", "request_id": links.recall(call_id) if links else "",
+    request_id = links.recall(call_id) if links else ""
+    entry = {"kind": "result", "request_id": request_id,
              "call_id": call_id, "host": adapter.name, "tool": event.action.tool,
              "session": event.action.session, "action_hash": event.action.hash,
              **result_summary(event.result)}
+    if request_id and gatekeeper.state_dir is not None:
+        from runestone.sandbox.handoff import take_result
+
+        report = take_result(gatekeeper.state_dir, request_id)
+        if report is not None:  # the command ran in the sandbox: what it refused, if anything
+            entry["sandbox"] = report.get("sandbox")
+            entry["sandbox_exit_code"] = report.get("exit_code")
     if gatekeeper.audit is not None:
         try:
             gatekeeper.audit.append([entry])

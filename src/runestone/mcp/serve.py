@@ -36,7 +36,7 @@ def serve(args: argparse.Namespace) -> int:
     def call(name: str, params: dict[str, Any]) -> str:
         response = run_tool(keeper, settings, name, params, agent="mcp:serve",
                             cwd=params.pop("cwd", None) or os.getcwd())
-        if response.decision != "allow":
+        if response.decision not in ("allow", "sandbox"):  # sandbox: it ran contained
             # ToolError's text reaches the model; any other exception is hidden as a crash.
             raise ToolError(f"Runestone {response.decision}: "
                             f"{response.error or response.reason}")

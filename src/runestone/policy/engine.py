@@ -33,9 +33,9 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_merged", "_resolved", "cases",
-                 "default", "examples", "hash", "includes", "limits", "name", "profile",
-                 "profiles", "programs", "rules", "source")
+    __slots__ = ("_allowed_effects", "_by_kind", "_by_program", "_catalogue", "_merged",
+                 "_resolved", "cases", "default", "examples", "hash", "includes", "limits",
+                 "name", "profile", "profiles", "programs", "rules", "source")
 
     def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
                  hash: str, source: str = "", includes: tuple[str, ...] = (),
@@ -50,6 +50,7 @@ class CompiledPolicy:
         self._resolved: dict[str, Any] = {}
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
+        self._allowed_effects: frozenset[str] | None = None
         self.name = name
         self.default = default
         self.rules = rules
@@ -69,6 +70,15 @@ class CompiledPolicy:
                         self._by_program.setdefault(program, []).append(rule)
                 else:  # command rules of any program sit in the command index
                     self._by_kind[kind].add(rule)
+
+    @property
+    def allowed_effects(self) -> frozenset[str]:
+        """Every effect some allow rule names: computed once, not per uncovered part."""
+        if self._allowed_effects is None:
+            self._allowed_effects = frozenset(
+                effect for rule in self.rules if rule.decision == "allow"
+                for effect in _strings(rule.spec.get("effects")))
+        return self._allowed_effects
 
     @property
     def catalogue(self) -> Catalogue:
@@ -328,11 +338,7 @@ def uncovered_detail(policy: CompiledPolicy, facts: Facts, part: Part) -> str:
         reading = facts.reading(part.command)
         if not reading.understood:
             return f"not understood ({reading.why})"
-        allowed: set[str] = set()
-        for rule in policy.rules:
-            if rule.decision == "allow":
-                allowed.update(_strings(rule.spec.get("effects")))
-        extra = sorted(reading.effects - allowed)
+        extra = sorted(reading.effects - policy.allowed_effects)
         if extra:
             return "it " + ", ".join(EFFECTS[e] for e in extra if e in EFFECTS)
         for fact in facts.arg_paths(part.command):

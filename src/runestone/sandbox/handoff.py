@@ -25,6 +25,24 @@ class HandoffError(ValueError):
     """No such pending command, or one that was tampered with."""
 
 
+def sandbox_command(request_id: str) -> str:
+    """The host's new command: this runtime's `runestone`, the request id, nothing else
+    (and the runtime's home, when it is not the default one the shell would find)."""
+    import shlex
+    import sys
+
+    if not REQUEST_ID.match(request_id):
+        raise HandoffError(f"not a request id: {request_id!r}")
+    script = Path(sys.executable).with_name("runestone")
+    program = [str(script)] if os.access(script, os.X_OK) else [sys.executable, "-m",
+                                                                 "runestone"]
+    words = [*program, "sandbox", "run", "--request", request_id]
+    prefix = ""
+    if os.environ.get("RUNESTONE_HOME"):
+        prefix = f"RUNESTONE_HOME={shlex.quote(os.environ['RUNESTONE_HOME'])} "
+    return prefix + shlex.join(words)
+
+
 def directory(state_dir: Path) -> Path:
     return state_dir / "sandbox"
 

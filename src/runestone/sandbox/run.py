@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from runestone.sandbox import bwrap as bw
 from runestone.sandbox.probe import bwrap_path, unavailable
@@ -48,13 +49,22 @@ class Outcome(NamedTuple):
                             "blocked": bool(self.blocked), "refused": list(self.blocked)}}
 
 
-def run_contained(command: list[str], profile: Profile, *, project: str, cwd: str | None = None,
-                  state_dir: Path | None = None, env: Mapping[str, str] | None = None,
-                  home: str | None = None, stdin: int | None = None,
-                  stdout: int | None = None, stderr: object = None) -> Outcome:
-    """Run `command` contained by `profile`. Raises bw.SandboxError (the command did not
-    run) when the sandbox cannot start. `stderr`: a binary file for the command's error
-    output (default: this process's)."""
+class Prepared(NamedTuple):
+    """A sandbox ready to start: bubblewrap's command line, its environment, and the
+    proxy (when the profile grants hosts), which runs until the `prepare` block ends."""
+
+    argv: list[str]
+    env: dict[str, str]
+    proxy: Any
+    hidden: list[str]
+
+
+@contextmanager
+def prepare(command: list[str], profile: Profile, *, project: str, cwd: str | None = None,
+            state_dir: Path | None = None, env: Mapping[str, str] | None = None,
+            home: str | None = None) -> Iterator[Prepared]:
+    """Set up a sandbox for `command`. Raises bw.SandboxError (nothing runs) when the
+    sandbox cannot start here."""
     why = unavailable(state_dir)
     if why:
         raise bw.SandboxError(why)
@@ -63,6 +73,8 @@ def run_contained(command: list[str], profile: Profile, *, project: str, cwd: st
     places = bw.default_places(project, home)
     cwd = os.path.realpath(cwd or os.getcwd())
     source = dict(os.environ if env is None else env)
+    hidden = [p for pattern in profile.hide if "*" not in pattern
+              for p in bw.expand(pattern, places)]
     with tempfile.TemporaryDirectory(prefix="runestone-sandbox-") as scratch:
         proxy = None
         inner = list(command)
@@ -74,22 +86,37 @@ def run_contained(command: list[str], profile: Profile, *, project: str, cwd: st
             proxy = FilteringProxy(socket_path, profile.hosts, profile.name).start()
             inner = [sys.executable, "-I", str(BRIDGE), bw.PROXY_SOCKET, str(bw.PROXY_PORT),
                      "--", *inner]
-        args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
-        child_env = bw.environment(profile, source, networked=profile.networked)
         try:
-            code, tail = _run(args, child_env, stdin, stdout, stderr)
+            args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
+            child_env = bw.environment(profile, source, networked=profile.networked)
+            yield Prepared(args, child_env, proxy, hidden)
         finally:
             if proxy is not None:
                 proxy.close()
-        if code == 1 and tail.startswith(b"bwrap: "):
-            # bubblewrap refused the set-up: the command never started.
-            raise bw.SandboxError(tail.decode("utf-8", "replace").strip().splitlines()[0])
-        refused = list(proxy.refused) if proxy is not None else []
-    hidden = [p for pattern in profile.hide if "*" not in pattern
-              for p in bw.expand(pattern, places)]
+
+
+def outcome_of(prepared: Prepared, profile: Profile, code: int, tail: bytes) -> Outcome:
+    """What happened, from the exit status and the end of the error output. Raises
+    bw.SandboxError when bubblewrap itself refused the set-up (the command never ran)."""
+    if code == 1 and tail.startswith(b"bwrap: "):
+        raise bw.SandboxError(tail.decode("utf-8", "replace").strip().splitlines()[0])
+    refused = list(prepared.proxy.refused) if prepared.proxy is not None else []
     blocked = tuple(dict.fromkeys(
-        [f"network access to {host}" for host in refused] + _refusals(tail, hidden)))
+        [f"network access to {host}" for host in refused] + _refusals(tail, prepared.hidden)))
     return Outcome(code, blocked[:20], profile.name, profile.hash)
+
+
+def run_contained(command: list[str], profile: Profile, *, project: str, cwd: str | None = None,
+                  state_dir: Path | None = None, env: Mapping[str, str] | None = None,
+                  home: str | None = None, stdin: int | None = None,
+                  stdout: int | None = None, stderr: object = None) -> Outcome:
+    """Run `command` contained by `profile`. Raises bw.SandboxError (the command did not
+    run) when the sandbox cannot start. `stderr`: a binary file for the command's error
+    output (default: this process's)."""
+    with prepare(command, profile, project=project, cwd=cwd, state_dir=state_dir, env=env,
+                 home=home) as prepared:
+        code, tail = _run(prepared.argv, prepared.env, stdin, stdout, stderr)
+        return outcome_of(prepared, profile, code, tail)
 
 
 def _run(args: list[str], env: dict[str, str], stdin: int | None, stdout: int | None,

@@ -70,7 +70,7 @@ def run_tool(gatekeeper: Gatekeeper, settings: ToolSettings, name: str,
     # Interrupted before an answer (the process stopped): the claim stays, since the call
     # may have run, and a retry under this key is refused saying so.
     response = _decide_and_run(gatekeeper, name, action, execute)
-    if response.decision == "allow" or response.error:
+    if response.decision in ("allow", "sandbox") or response.error:
         store.finish(key, response.to_json())  # it ran (or the tool refused as it began)
     else:
         store.release(key)  # not allowed: nothing ran, so the retry after approval may
@@ -101,10 +101,16 @@ def _replayed(gatekeeper: Gatekeeper, name: str, key: str,
 
 def _decide_and_run(gatekeeper: Gatekeeper, name: str, action: Action,
                     execute: Any) -> ToolResponse:
-    decision = gatekeeper.check(action)
+    decision = gatekeeper.check(action, contain=name == "shell.exec")
     response = ToolResponse(decision.request_id, decision.decision, decision.reason,
                             approval=dict(decision.approval))
-    if decision.decision != "allow":
+    if decision.decision == "sandbox":
+        # shell.exec runs it in the sandbox the policy named (the shell's own `sandbox`
+        # prefix setting still applies inside).
+        profile = gatekeeper.policy.sandbox_profile(decision.profile)
+        run_plain = execute
+        execute = lambda: run_plain(profile)  # noqa: E731
+    elif decision.decision != "allow":
         return response
     audit = gatekeeper.audit
     try:
@@ -120,7 +126,7 @@ def _decide_and_run(gatekeeper: Gatekeeper, name: str, action: Action,
         response.decision, response.error = "deny", f"{name} failed: {exc}"
         result = {"_audit": {"error": f"{type(exc).__name__}: {exc}"}}
     audit_fields = result.pop("_audit", {})
-    if response.decision == "allow":
+    if response.decision in ("allow", "sandbox"):
         response.result = result
     if audit is not None:
         try:
@@ -137,7 +143,8 @@ def _plan(name: str, params: dict[str, Any], settings: ToolSettings, cwd: str,
     if name == "shell.exec":
         command, run_cwd, env = shell.prepare(params, cwd)
         action = Action("Bash", {"command": command}, run_cwd)
-        return action, lambda: shell.run(command, run_cwd, env, settings.shell)
+        return action, lambda profile=None: shell.run(command, run_cwd, env, settings.shell,
+                                                      profile=profile)
     if name == "files.write":
         path, content = files.prepare(params, cwd)
         action = Action("Write", {"file_path": path, "content": content}, cwd)

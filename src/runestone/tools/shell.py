@@ -27,7 +27,10 @@ def prepare(params: dict[str, Any], default_cwd: str) -> tuple[str, str, dict[st
     return command, cwd, env
 
 
-def run(command: str, cwd: str, env: dict[str, str], settings: ShellSettings) -> dict[str, Any]:
+def run(command: str, cwd: str, env: dict[str, str], settings: ShellSettings,
+        profile: Any = None) -> dict[str, Any]:
+    """Run the command; with a sandbox `profile` (a `sandbox` decision), inside the sandbox,
+    the working directory being the project it may write."""
     real_cwd = os.path.realpath(cwd)
     if not os.path.isdir(real_cwd):
         raise ToolRefused(f"the working directory {cwd} does not exist")
@@ -40,9 +43,41 @@ def run(command: str, cwd: str, env: dict[str, str], settings: ShellSettings) ->
     dropped = sorted(k for k in env if k not in allowed)
     from runestone.integrations.execute import run as execute
 
-    result = execute([*settings.sandbox, "/bin/bash", "-c", command], cwd=real_cwd,
+    argv = [*settings.sandbox, "/bin/bash", "-c", command]
+    if profile is not None:
+        return _contained(argv, real_cwd, child_env, settings, profile, dropped)
+    result = execute(argv, cwd=real_cwd,
                      env=child_env, timeout=settings.timeout_seconds, stream=False,
                      capture_cap=settings.output_cap_bytes)
+    return _answer(result, settings, dropped)
+
+
+def _contained(argv: list[str], cwd: str, env: dict[str, str], settings: ShellSettings,
+               profile: Any, dropped: list[str]) -> dict[str, Any]:
+    from runestone.home import layout
+    from runestone.integrations.execute import run as execute
+    from runestone.sandbox.bwrap import SandboxError
+    from runestone.sandbox.run import explanation, outcome_of, prepare
+
+    try:
+        with prepare(argv, profile, project=cwd, cwd=cwd, env=env,
+                     state_dir=layout().state_dir) as prepared:
+            result = execute(prepared.argv, cwd=cwd, env=prepared.env,
+                             timeout=settings.timeout_seconds, stream=False,
+                             capture_cap=settings.output_cap_bytes)
+            outcome = outcome_of(prepared, profile, result.exit_code,
+                                 result.stderr_text[-65536:])
+    except SandboxError as exc:
+        raise ToolRefused(f"the sandbox cannot start ({exc}); not run") from exc
+    answer = _answer(result, settings, dropped)
+    if outcome.blocked:
+        answer["stderr"] += explanation(outcome, profile, cwd)
+    answer["sandbox"] = outcome.audit_fields()["sandbox"]
+    answer["_audit"] = {**answer["_audit"], "sandbox": answer["sandbox"]}
+    return answer
+
+
+def _answer(result: Any, settings: ShellSettings, dropped: list[str]) -> dict[str, Any]:
     return {
         "exit_code": result.exit_code, "timed_out": result.timed_out,
         "duration_ms": round(result.duration_ms, 1),

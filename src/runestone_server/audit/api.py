@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-import runestone_server.audit.reverify  # noqa: F401 - registers the worker task
+import runestone_server.audit.reverify  # registers the worker task
+import runestone_server.stream.deliver  # noqa: F401 - registers the stream's worker task
 from runestone_server.audit import retention
 from runestone_server.audit.ingest import chain_state, ingest
 from runestone_server.audit.models import AuditChain, AuditRetention
@@ -87,6 +88,9 @@ async def batch_body(request: Request) -> Batch:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:  # 100,000 nested brackets: a clear refusal, not a 500
+        raise HTTPException(400, "the body is nested too deeply to be an audit batch") \
+            from None
     try:
         return Batch.model_validate(parsed)
     except ValidationError as exc:

@@ -27,6 +27,7 @@ from runestone_server import metrics
 from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
 from runestone_server.audit.problems import mark_broken
 from runestone_server.models import Runtime
+from runestone_server.stream.outbox import enqueue_audit
 
 PROBLEMS = ("gap", "fork", "bad_hash", "bad_signature")
 MAX_SEQ = 2**63 - 1  # the BigInteger columns' range on every database
@@ -323,11 +324,14 @@ def ingest(db: Session, runtime: Runtime, entries: list[dict[str, Any]],
     a repeat of the last one). `status` is the chain's, so a batch that is fine still says
     `broken` when an earlier one was not."""
     chain = lock_chain(db, runtime)
+    before = chain.last_seq
     batch = _Batch(db, runtime, chain)
     problem = batch.apply(entries)
     if problem is None:
         problem = batch.extra_checkpoints(checkpoints or [])
     stored_conflict = batch.save()
+    if batch.rows:  # the stream's outbox, in this same transaction
+        enqueue_audit(db, runtime.runtime_id, before, batch.seq)
     result = batch.result
     for found in (problem, stored_conflict):
         if found is not None:
