@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_faults import dying_daemon, stale_socket
 from model_api import ResponsesStandIn
 
 from clihelp import run_cli
@@ -52,6 +53,10 @@ base_url = "{url}"
 env_key = "STANDIN_API_KEY"
 wire_api = "responses"
 """
+
+
+# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
+CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +189,35 @@ def test_settings_that_switch_the_hook_off_let_the_call_through(codex, world, se
     report = run_cli("doctor", "codex", "--settings", str(hooks))
     assert report.returncode == 1
     assert ("features" if setting == "features" else "enabled = false") in report.stdout
+
+
+def test_a_malformed_event_blocks(codex, world):
+    """What the hook cannot read (here: cut-off JSON in place of the host's event) is
+    Runestone's exit 2 with the reason, and the host blocks."""
+    home, project, hooks = world
+    _edit_hooks(hooks, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
+    api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    said = _said(api).lower()
+    assert "malformed" in said or "json" in said
+
+
+def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(codex, world):
+    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
+    home, project, _ = world
+    with stale_socket():
+        _run(codex, home, project, f"touch {project}/allowed-marker")
+        _run(codex, home, project, f"touch {project}/denied-marker")
+    assert (project / "allowed-marker").exists()
+    assert not (project / "denied-marker").exists()
+
+
+def test_a_daemon_that_dies_mid_request_blocks(codex, world):
+    """The daemon took the request and died before answering: the outcome is unknown, so
+    the hook denies, and the host blocks."""
+    home, project, _ = world
+    with dying_daemon() as taken:
+        api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert taken, "the hook never reached the daemon"
+    assert not (project / "allowed-marker").exists()
+    assert "daemon" in _said(api)
