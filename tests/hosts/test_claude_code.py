@@ -262,3 +262,17 @@ def test_a_sandbox_decision_runs_the_command_contained(claude, world):
                         and e["request_id"] == decision["request_id"])
     assert result_entry["sandbox"]["profile_hash"] == decision["sandbox"]["profile_hash"]
     assert result_entry["sandbox"]["blocked"] is True
+
+
+@pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
+def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(claude, world, name):
+    """`disableAllHooks` in the project's settings overrides the user's hook: the denied
+    call runs (observed), and `doctor` run in the project fails on it."""
+    home, project = world
+    settings = _install(home)
+    (project / ".claude").mkdir()
+    (project / ".claude" / name).write_text(json.dumps({"disableAllHooks": True}))
+    _run_claude(claude, home, project, f"touch {project}/denied-marker")
+    assert _ran(project, "denied-marker")
+    report = run_cli("doctor", "claude-code", "--settings", str(settings), cwd=str(project))
+    assert report.returncode == 1 and f".claude/{name}" in report.stdout
