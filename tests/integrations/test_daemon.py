@@ -277,11 +277,12 @@ def test_the_hooks_socket_path_is_the_daemons(env, monkeypatch):
 
 def test_the_hook_through_the_daemon_imports_almost_nothing(daemon, tmp_path):
     """The client path runs before every tool call: no typing, re, pathlib (urllib.parse,
-    ipaddress), nor the runtime's decision modules; only the bare socket client."""
+    ipaddress), nor the runtime's decision modules, nor `socket` (enum, selectors); only the
+    bare client on the C `_socket`."""
     code = ("import sys; from runestone.cli import main; code = main(['hook', 'claude-code']);"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'typing', 're',"
-            " 'pathlib', 'urllib', 'ipaddress', 'json'} or m.startswith('runestone.')),"
-            " file=sys.stderr)")
+            " 'pathlib', 'urllib', 'ipaddress', 'json', 'socket', 'enum', 'selectors'}"
+            " or m.startswith('runestone.')), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-S", "-c", code],
                             input=hook_body("git status").decode(), capture_output=True,
                             text=True, check=True,

@@ -232,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runestone.cli.hook import run_hook
 
         return run_hook(args[1])
+    if len(args) == 4 and args[:3] == ["sandbox", "run", "--request"]:
+        # What a hook's rewritten command runs: every sandboxed agent command pays this.
+        from runestone.cli.sandbox import run_request
+
+        return run_request(args[3])
     try:
         return _dispatch(argv)
     except BrokenPipeError:

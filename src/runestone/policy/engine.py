@@ -97,9 +97,14 @@ class CompiledPolicy:
         only when a decision needs it. Raises PolicyError for an unknown name."""
         profile = self._resolved.get(name)
         if profile is None:
-            from runestone.sandbox.profiles import resolve
+            from runestone.policy.errors import PolicyError
+            from runestone.sandbox.profiles import ProfileError, resolve
 
-            profile = self._resolved[name] = resolve(name, self.profiles, self.source)
+            try:
+                profile = self._resolved[name] = resolve(name, self.profiles, self.source)
+            except ProfileError as exc:
+                raise PolicyError(exc.message, source=exc.source, field=exc.field,
+                                  hint=exc.hint) from None
         return profile
 
     def __repr__(self) -> str:
@@ -305,6 +310,14 @@ def _contain(policy: CompiledPolicy, facts: Facts, make: Any, hits: list[Hit],
                 else "a Windows shell's command")
         return make("ask", f"Only a POSIX shell command can run in the sandbox, and this is "
                     f"{what} ({why}), so a human decides.", hits)
+    contained = [*uncovered, *(p for p in facts.parts if any(
+        h.part_label == p.label and h.rule.decision == "sandbox" for h in hits))]
+    for part in contained:
+        reach = _reaches_project(facts, part)
+        if reach:
+            return make("ask", f"The sandbox leaves the project writable, and "
+                        f"{_quote(part.label, 60)} {reach}, so containing it protects "
+                        f"nothing there ({why}); a human decides.", hits)
     if len(profiles) > 1:
         return make("ask", f"Its parts need different sandbox profiles "
                     f"({', '.join(profiles)}), and one command runs in one sandbox ({why}); "
@@ -312,6 +325,30 @@ def _contain(policy: CompiledPolicy, facts: Facts, make: Any, hits: list[Hit],
     profile = next(iter(profiles))
     return make("sandbox", f"Runs in the sandbox (profile {profile}): {why}.", hits
                 )._replace(profile=profile)
+
+
+def _reaches_project(facts: Facts, part: Part) -> str:
+    """How a part deletes or writes the project as a whole (the project directory or one
+    above it: `rsync --delete empty/ /`, `find / -delete`), in words, or ''. The sandbox
+    protects everything but the project, so such a command is not one to contain."""
+    if part.command is None:
+        return ""
+    reading = facts.reading(part.command)
+    destructive = reading.understood and bool(reading.effects & {"delete", "write"})
+    for fact in facts.arg_paths(part.command):
+        explicit = fact.access in ("delete", "write", "edit")
+        if not explicit and not (destructive and fact.access == "arg"):
+            continue
+        for form in fact.forms:
+            base = form.split("*", 1)[0].split("?", 1)[0].rstrip("/") or "/"
+            # The project itself counts for a delete (`rsync --delete empty/ .`), not for
+            # a write (`git pull` writes its own worktree, which is what projects are for).
+            itself = base.rstrip("/") == facts.project.rstrip("/")
+            if is_within(facts.project, base) and not (itself and fact.access in (
+                    "write", "edit")):
+                verb = "deletes or changes" if fact.access in ("arg", "delete") else "writes"
+                return f"{verb} {shown(base)}, which holds the project"
+    return ""
 
 
 def _containable(facts: Facts) -> bool:
