@@ -27,6 +27,8 @@ DOMAIN_ROUTERS = (
     "runestone_server.alerts.api",
     "runestone_server.govern.api",
     "runestone_server.web.pages",
+    "runestone_server.sso.api",
+    "runestone_server.sso.web",
 )
 
 
