@@ -134,3 +134,29 @@ def test_audit_commands_end_to_end(isolated_home):
     segment.write_bytes(segment.read_bytes().replace(b"git push --force", b"git push --forcX"))
     broken = run_cli("audit", "verify")
     assert broken.returncode == 1 and "BROKEN: segment-00000001.jsonl line" in broken.stdout
+
+
+def _nested(depth: int, line_id: str = "") -> str:
+    """An action whose command is `depth` nested arrays (issue 17: 100,000 of them made
+    `check` die with a RecursionError, so the lines after it got no decision)."""
+    head = f'{{"id": "{line_id}", ' if line_id else "{"
+    return head + '"tool_name": "Bash", "tool_input": {"command": ' + "[" * depth + \
+        "]" * depth + '}, "cwd": "/tmp/p"}'
+
+
+def test_check_denies_lines_nested_too_deeply_and_goes_on():
+    good = [json.dumps({"id": name, "tool_name": "Bash", "tool_input": {"command": "ls"},
+                        "cwd": "/tmp/p"}) for name in ("a", "b", "c")]
+    lines = [_nested(100_000), good[0], _nested(990), good[1], _nested(300), good[2]]
+    result = run_cli("check", "--preset", "developer", stdin="\n".join(lines))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o.get("id", o.get("line")) for o in out] == [1, "a", 3, "b", 5, "c"]
+    for refused in out[0::2]:
+        assert refused["decision"] == "deny"
+        assert "nested more than 200 levels deep" in refused["reason"]
+    assert [o["decision"] for o in out[1::2]] == ["allow"] * 3
+    # One document, not JSON Lines: one clear deny.
+    single = run_cli("check", "--preset", "developer", stdin=_nested(100_000))
+    assert single.returncode == 0 and "Traceback" not in single.stderr
+    assert "nested more than 200 levels deep" in json.loads(single.stdout)["reason"]

@@ -343,7 +343,7 @@ class Gatekeeper:
         """Policy asked: spend an approval or grant for exactly this, or open a request."""
         assert self.approvals is not None
         try:
-            redeemed = self.approvals.redeem(action, decision)
+            redeemed = self.approvals.redeem(action, decision, home=self.home)
         except Exception as exc:  # a broken store must not turn into an allow
             print(f"runestone: approvals unavailable ({exc}); asking", file=sys.stderr)
             redeemed = None

@@ -16,6 +16,7 @@ from runestone_server.api import identity, policies, runtimes, simulation
 from runestone_server.bodylimit import BodyLimit, document_body_limits
 from runestone_server.db import Database, data_dir
 from runestone_server.security import ServerKey
+from runestone_server.strictjson import StrictJSON
 
 # Each domain module exposes `router` (an APIRouter); importing one also registers its
 # worker tasks. A module that does not exist yet is skipped.
@@ -26,6 +27,7 @@ DOMAIN_ROUTERS = (
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
     "runestone_server.govern.api",
+    "runestone_server.govern.grants_api",
     "runestone_server.web.pages",
     "runestone_server.sso.api",
     "runestone_server.sso.web",
@@ -72,6 +74,7 @@ def create_app(database_url: str, key_path: str | None = None, *,
                   description="The Runestone control plane: policies, runtimes, teams, "
                               "approvals, audit and alerts.")
     app.state.db = database
+    app.add_middleware(StrictJSON)  # then read strictly (no NaN, lone surrogate, depth)
     app.add_middleware(BodyLimit)  # every body bounded before anything parses it
     # Replicas must sign with one key: give them the same file ($RUNESTONE_SERVER_KEY_FILE,
     # e.g. a mounted secret), or the same data directory.

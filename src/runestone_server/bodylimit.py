@@ -73,17 +73,17 @@ class BodyLimit:
         if declared is not None:
             length = whole_number(declared, 0, 2**63 - 1)
             if length is None:
-                await _refuse(send, 400, "Content-Length is not a whole number of bytes")
+                await refuse(send, 400, "Content-Length is not a whole number of bytes")
                 return
             if length > limit:
-                await _refuse(send, 413, _too_large(limit))
+                await refuse(send, 413, _too_large(limit))
                 return
         elif _header(scope, b"transfer-encoding") is not None:
             # Chunked: the size is known only by reading. Read up to the limit here, so a
             # route that would not read its body is refused alike, then hand it on whole.
             whole = await _read_at_most(receive, limit)
             if whole is None:
-                await _refuse(send, 413, _too_large(limit))
+                await refuse(send, 413, _too_large(limit))
                 return
             receive = _replay(whole, receive)
         state = {"received": 0, "over": False, "started": False}
@@ -110,7 +110,7 @@ class BodyLimit:
             if not state["over"]:
                 raise
         if state["over"] and not state["started"]:
-            await _refuse(send, 413, _too_large(limit))
+            await refuse(send, 413, _too_large(limit))
 
 
 async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
@@ -157,7 +157,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),

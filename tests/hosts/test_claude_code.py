@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_faults import dying_daemon, stale_socket
 from model_api import MessagesStandIn  # tests/hosts is on sys.path: pytest's rootdir import
 
 from clihelp import run_cli
@@ -42,6 +43,10 @@ decision = "deny"
 reason = "the test denies this marker"
 command = ["touch */denied-marker"]
 """
+
+
+# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
+CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +94,17 @@ def _run_claude(claude: Path, home: Path, project: Path, command: str
     assert api.tool_sent, ("Claude Code never asked the stand-in for the tool turn",
                            result.stdout[-2000:], result.stderr[-2000:])
     return result, api
+
+
+def _edit_hooks(settings: Path, change) -> None:
+    """Apply `change` to each of Runestone's installed command hooks."""
+    data = json.loads(settings.read_text())
+    for groups in data["hooks"].values():
+        for group in groups:
+            for handler in group["hooks"]:
+                if handler["type"] == "command":
+                    change(handler)
+    settings.write_text(json.dumps(data))
 
 
 def _ran(project: Path, name: str) -> bool:
@@ -159,3 +175,72 @@ def test_without_on_failure_the_host_fails_open(claude, world):
     settings.write_text(json.dumps(data))
     _run_claude(claude, home, project, f"touch {project}/allowed-marker")
     assert _ran(project, "allowed-marker")
+
+
+def test_a_malformed_event_blocks(claude, world):
+    """What the hook cannot read (here: cut-off JSON in place of the host's event) is
+    Runestone's exit 2 with the reason, and the host blocks."""
+    home, project = world
+    settings = _install(home)
+    _edit_hooks(settings, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
+    _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    said = json.dumps(api.tool_results()).lower()
+    assert "malformed" in said or "json" in said
+
+
+def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(claude, world):
+    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
+    home, project = world
+    _install(home)
+    with stale_socket():
+        _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+        _run_claude(claude, home, project, f"touch {project}/denied-marker")
+    assert (project / "allowed-marker").exists()
+    assert not (project / "denied-marker").exists()
+
+
+def test_a_daemon_that_dies_mid_request_blocks(claude, world):
+    """The daemon took the request and died before answering: the outcome is unknown, so
+    the hook denies, and the host blocks."""
+    home, project = world
+    _install(home)
+    with dying_daemon() as taken:
+        _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert taken, "the hook never reached the daemon"
+    assert not (project / "allowed-marker").exists()
+    assert "daemon" in json.dumps(api.tool_results())
+
+
+def test_a_hook_that_times_out_blocks(claude, world):
+    """Claude Code kills a hook that outlives its `timeout` (seconds); with `onFailure:
+    block` that is a block, not a pass."""
+    home, project = world
+    settings = _install(home)
+    _edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1))
+    _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert not _ran(project, "allowed-marker")
+
+
+def test_without_on_failure_a_hook_that_times_out_lets_the_call_through(claude, world):
+    """The control: the same timeout without `onFailure` is no objection."""
+    home, project = world
+    settings = _install(home)
+    _edit_hooks(settings, lambda h: (h.pop("onFailure", None),
+                                     h.update(command="sleep 60", timeout=1)))
+    _run_claude(claude, home, project, f"touch {project}/allowed-marker")
+    assert _ran(project, "allowed-marker")
+
+
+@pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
+def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(claude, world, name):
+    """`disableAllHooks` in the project's settings overrides the user's hook: the denied
+    call runs (observed), and `doctor` run in the project fails on it."""
+    home, project = world
+    settings = _install(home)
+    (project / ".claude").mkdir()
+    (project / ".claude" / name).write_text(json.dumps({"disableAllHooks": True}))
+    _run_claude(claude, home, project, f"touch {project}/denied-marker")
+    assert _ran(project, "denied-marker")
+    report = run_cli("doctor", "claude-code", "--settings", str(settings), cwd=str(project))
+    assert report.returncode == 1 and f".claude/{name}" in report.stdout

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_faults import dying_daemon, stale_socket
 from model_api import ResponsesStandIn
 
 from clihelp import run_cli
@@ -52,6 +53,10 @@ base_url = "{url}"
 env_key = "STANDIN_API_KEY"
 wire_api = "responses"
 """
+
+
+# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
+CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +92,8 @@ def _edit_hooks(hooks: Path, change) -> None:
 
 
 def _run(codex: Path, home: Path, project: Path, command: str, *,
-         trusted: bool = True, config: str = "") -> ResponsesStandIn:
+         trusted: bool = True, config: str = "", extra: tuple[str, ...] = ()
+         ) -> ResponsesStandIn:
     with ResponsesStandIn("exec_command", {"cmd": command}) as api:
         (home / ".codex" / "config.toml").write_text(CONFIG.format(url=api.url) + config)
         env = {"PATH": os.environ["PATH"], "HOME": str(home),
@@ -97,7 +103,7 @@ def _run(codex: Path, home: Path, project: Path, command: str, *,
         flags = ["--dangerously-bypass-hook-trust"] if trusted else []
         result = subprocess.run(
             [str(codex), "exec", "--skip-git-repo-check", "--ephemeral",
-             "--dangerously-bypass-approvals-and-sandbox", *flags, "run the command"],
+             "--dangerously-bypass-approvals-and-sandbox", *flags, *extra, "run the command"],
             cwd=project, env=env, capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL)
     assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
@@ -184,3 +190,47 @@ def test_settings_that_switch_the_hook_off_let_the_call_through(codex, world, se
     report = run_cli("doctor", "codex", "--settings", str(hooks))
     assert report.returncode == 1
     assert ("features" if setting == "features" else "enabled = false") in report.stdout
+
+
+def test_a_malformed_event_blocks(codex, world):
+    """What the hook cannot read (here: cut-off JSON in place of the host's event) is
+    Runestone's exit 2 with the reason, and the host blocks."""
+    home, project, hooks = world
+    _edit_hooks(hooks, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
+    api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    said = _said(api).lower()
+    assert "malformed" in said or "json" in said
+
+
+def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(codex, world):
+    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
+    home, project, _ = world
+    with stale_socket():
+        _run(codex, home, project, f"touch {project}/allowed-marker")
+        _run(codex, home, project, f"touch {project}/denied-marker")
+    assert (project / "allowed-marker").exists()
+    assert not (project / "denied-marker").exists()
+
+
+def test_a_daemon_that_dies_mid_request_blocks(codex, world):
+    """The daemon took the request and died before answering: the outcome is unknown, so
+    the hook denies, and the host blocks."""
+    home, project, _ = world
+    with dying_daemon() as taken:
+        api = _run(codex, home, project, f"touch {project}/allowed-marker")
+    assert taken, "the hook never reached the daemon"
+    assert not (project / "allowed-marker").exists()
+    assert "daemon" in _said(api)
+
+
+def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(codex, world):
+    """`[features] hooks = false` in a trusted project's `.codex/config.toml` overrides the
+    user's: the denied call runs (observed), and `doctor` run in the project fails on it."""
+    home, project, hooks = world
+    (project / ".codex").mkdir()
+    (project / ".codex" / "config.toml").write_text("[features]\nhooks = false\n")
+    _run(codex, home, project, f"touch {project}/denied-marker", extra=("--trust",))
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "codex", "--settings", str(hooks), cwd=str(project))
+    assert report.returncode == 1 and ".codex/config.toml" in report.stdout

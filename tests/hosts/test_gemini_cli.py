@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_faults import dying_daemon, stale_socket
 from model_api import GeminiStandIn
 
 from clihelp import run_cli
@@ -45,6 +46,10 @@ decision = "deny"
 reason = "the test denies this marker"
 command = ["touch */denied-marker"]
 """
+
+
+# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
+CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +186,48 @@ def test_settings_that_skip_the_hook_let_the_call_through(gemini, world, hooks_c
     assert run_cli("doctor", "gemini", "--settings", str(settings)).returncode == 1
     _run(gemini, home, project, f"touch {project}/denied-marker")
     assert (project / "denied-marker").exists()
+
+
+def test_a_malformed_event_blocks(gemini, world):
+    """What the hook cannot read (here: cut-off JSON in place of the host's event) is
+    Runestone's exit 2 with the reason, and the host blocks."""
+    home, project, settings = world
+    _edit_hooks(settings, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
+    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    said = json.dumps(api.function_responses()).lower()
+    assert "malformed" in said or "json" in said
+
+
+def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(gemini, world):
+    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
+    home, project, _ = world
+    with stale_socket():
+        _run(gemini, home, project, f"touch {project}/allowed-marker")
+        _run(gemini, home, project, f"touch {project}/denied-marker")
+    assert (project / "allowed-marker").exists()
+    assert not (project / "denied-marker").exists()
+
+
+def test_a_daemon_that_dies_mid_request_blocks(gemini, world):
+    """The daemon took the request and died before answering: the outcome is unknown, so
+    the hook denies, and the host blocks."""
+    home, project, _ = world
+    with dying_daemon() as taken:
+        api = _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert taken, "the hook never reached the daemon"
+    assert not (project / "allowed-marker").exists()
+    assert "daemon" in json.dumps(api.function_responses())
+
+
+def test_a_workspace_setting_that_switches_hooks_off_lets_the_call_through(gemini, world):
+    """`hooksConfig.enabled: false` in the workspace's `.gemini/settings.json` overrides
+    the user's hook: the denied call runs (observed), and `doctor` run there fails."""
+    home, project, settings = world
+    (project / ".gemini").mkdir()
+    (project / ".gemini" / "settings.json").write_text(
+        json.dumps({"hooksConfig": {"enabled": False}}))
+    _run(gemini, home, project, f"touch {project}/denied-marker")
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "gemini", "--settings", str(settings), cwd=str(project))
+    assert report.returncode == 1 and ".gemini/settings.json" in report.stdout

@@ -277,11 +277,12 @@ def test_the_hooks_socket_path_is_the_daemons(env, monkeypatch):
 
 def test_the_hook_through_the_daemon_imports_almost_nothing(daemon, tmp_path):
     """The client path runs before every tool call: no typing, re, pathlib (urllib.parse,
-    ipaddress), nor the runtime's decision modules; only the bare socket client."""
+    ipaddress), nor the runtime's decision modules, nor `socket` (enum, selectors); only the
+    bare client on the C `_socket`."""
     code = ("import sys; from runestone.cli import main; code = main(['hook', 'claude-code']);"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'typing', 're',"
-            " 'pathlib', 'urllib', 'ipaddress', 'json'} or m.startswith('runestone.')),"
-            " file=sys.stderr)")
+            " 'pathlib', 'urllib', 'ipaddress', 'json', 'socket', 'enum', 'selectors'}"
+            " or m.startswith('runestone.')), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-S", "-c", code],
                             input=hook_body("git status").decode(), capture_output=True,
                             text=True, check=True,
@@ -291,3 +292,26 @@ def test_the_hook_through_the_daemon_imports_almost_nothing(daemon, tmp_path):
     assert loaded == str(sorted(["runestone.cli", "runestone.cli.hook",
                                  "runestone.integrations", "runestone.integrations.client"])), \
         loaded
+
+
+def test_deeply_nested_bodies_get_a_deny_not_a_dropped_connection(daemon):
+    """Issue 17: 100,000 nested arrays made the daemon's /api/check drop the connection
+    (an HTTP hook reads that as "proceed"). Every endpoint answers a clear deny and the
+    daemon goes on serving."""
+    _process, port = daemon
+    base = f"http://127.0.0.1:{port}"
+    token = (layout().keys_dir / "daemon.token").read_text().strip()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = json.dumps({**PRE, "tool_input": {"command": "DEEP"}}).encode().replace(
+        b'"DEEP"', deep)
+    status, answer, _ = post(f"{base}/api/check", body, {"Authorization": f"Bearer {token}"})
+    assert status == 200, answer
+    assert json.loads(answer)["decision"] == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/hooks/claude-code", body)
+    assert status == 200 and decision_of(answer) == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/tools/shell.exec", b'{"params": ' + deep + b"}",
+                             {"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(answer)["decision"] == "deny" and "nested" in answer
+    status, answer, _ = post(f"{base}/api/check", hook_body("rm -rf ~"),
+                             {"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(answer)["decision"] == "deny"

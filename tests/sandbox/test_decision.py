@@ -172,3 +172,40 @@ def test_check_prints_the_profile_and_the_audit_log_records_it(isolated_home, tm
     hash_ = load_preset("contained").sandbox_profile("default").hash
     assert recorded["decision"] == "sandbox"
     assert recorded["sandbox"] == {"profile": "default", "profile_hash": hash_}
+
+
+@pytest.mark.parametrize("command", [
+    "rsync -a --delete /tmp/empty/ /",   # empties everything writable: the project
+    "rsync -a --delete build/ .",        # the project itself
+    "tar xf a.tar -C /home/dev",         # writes over the home that holds the project
+])
+def test_what_would_wreck_the_project_is_not_contained_but_asked(contained, command):
+    """The sandbox protects everything but the project, so a command that deletes or
+    overwrites the project as a whole gains nothing from it: a human decides."""
+    got = decide(contained, command)
+    assert got.decision == "ask" and "holds the project" in got.reason
+
+
+def test_the_contained_preset_on_the_corpus(corpus_dir):
+    """Under `contained`, no must-block case is allowed (sandboxed at most), and at least
+    as many benign calls run without a human as under `developer`."""
+    import json
+
+    from runestone.actions import action_from_hook_json
+    from runestone.corpus import infer_home
+
+    presets = {name: load_preset(name) for name in ("developer", "contained")}
+    free = {name: 0 for name in presets}
+    for path in sorted(corpus_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            case = json.loads(line)
+            action = action_from_hook_json(case)
+            for name, policy in presets.items():
+                got = policy.decide(action, home=infer_home(str(case.get("cwd", "")))).decision
+                if case.get("expect") == "not-allow":
+                    assert got != "allow", (name, case["id"])
+                elif path.name == "real-agents.jsonl" and got in ("allow", "sandbox"):
+                    free[name] += 1
+    assert free["contained"] > free["developer"]

@@ -303,8 +303,8 @@ def test_the_proxy_lets_named_hosts_through_and_refuses_the_rest(world, web_serv
                        profile="web", policy=policy)
     assert f"GOT {allowed} hello from outside" in result.stdout
     assert "GOT " + other not in result.stdout and "GOT " + metadata not in result.stdout
-    assert f"network access to 127.0.0.2:{web_server}" in result.stderr
-    assert "network access to 169.254.169.254:80" in result.stderr
+    assert f"deny network-outbound 127.0.0.2:{web_server}" in result.stderr
+    assert "deny network-outbound 169.254.169.254:80" in result.stderr
     # Without the profile's grant, the same fetch gets nowhere.
     plain = world.run(f"{sys.executable} -c '{FETCH}' {allowed}")
     assert "GOT" not in plain.stdout

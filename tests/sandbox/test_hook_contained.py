@@ -94,3 +94,16 @@ def test_hosts_that_cannot_rewrite_are_asked_instead(world):
     decisions = [e for e in entries if e["kind"] == "decision"]
     assert decisions and all(e["decision"] != "sandbox" for e in decisions)
     assert "cannot run the command inside the sandbox" in decisions[0]["reason"]
+
+
+def test_doctor_says_whether_sandboxing_works(world):
+    settings = world.base / "settings.json"
+    settings.write_text("{}")
+    report = subprocess.run([sys.executable, "-m", "runestone", "doctor", "claude-code",
+                             "--settings", str(settings)], env=world.env(),
+                            capture_output=True, text=True, timeout=120)
+    assert "ok    sandbox: works" in report.stdout
+    codex = subprocess.run([sys.executable, "-m", "runestone", "doctor", "codex",
+                            "--settings", str(world.base / "codex.toml")], env=world.env(),
+                           capture_output=True, text=True, timeout=120)
+    assert "codex cannot run a rewritten command" in codex.stdout

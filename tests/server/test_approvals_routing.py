@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from runestone.audit.checkpoint import verify_signature
@@ -735,3 +737,46 @@ def test_the_stored_approval_input_is_bounded_whatever_the_runtime_sends(world):
     shown = world.ok("ops1", "GET", f"/api/v1/approvals/{response.json()['id']}")["input"]
     assert len(json.dumps(shown)) <= MAX_SHOWN
     assert shown["input"]["content"].startswith("B" * 4096 + " [... 895904 more characters")
+
+
+POISONS = ["NaN", "Infinity", "-Infinity", "1e999", '"\\ud800"', '"x\\udfffy"',
+           '{"\\udbff": 1}', "[" * 70 + "]" * 70, '"\\u0000"', '"ok"', "-0.0", "1e308",
+           '"\\ud83d\\ude00"', "123456789012345678901234567890"]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                         allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=JSON_VALUES, poison=st.sampled_from(POISONS),
+       field=st.sampled_from(["input", "summary", "reason", "user", "agent", "session"]))
+def test_no_ask_makes_a_server_error_now_or_when_it_is_read(world, value, poison, field):
+    """Issue 17, as an attacker holding a runtime credential: any JSON value in an ask,
+    with NaN, Infinity, a number too large, a lone surrogate (in a value or a key), deep
+    nesting or a NUL put in, is refused with a 4xx or stored; and what is stored reads
+    back (the detail and the team's list) without a server error."""
+    import hashlib
+    import json
+
+    _, credential = world.runtimes["prod"]
+    request_id = "fuzz_" + hashlib.sha256(repr((value, poison, field)).encode()).hexdigest()[:20]
+    ask = {"request_id": request_id, "tool": "Bash", "action_hash": "c" * 64,
+           "user": "dev1", "mode": "defer", "summary": "s", "reason": "r",
+           "input": {"v": value, "p": "POISON"}}
+    if field != "input":
+        ask["input"] = {"v": value}
+        ask[field] = "POISON"
+    body = json.dumps(ask).replace('"POISON"', poison)
+    answer = world.client.post("/api/v1/runtime/approvals", content=body, headers={
+        "Authorization": f"Bearer {credential}", "Content-Type": "application/json"})
+    assert answer.status_code in (200, 201, 400, 422), (answer.status_code, body[:300])
+    if answer.status_code >= 400:
+        return
+    approval = answer.json()["id"]
+    assert world.as_user("ops1", "GET", f"/api/v1/approvals/{approval}").status_code == 200
+    listed = world.as_user("ops1", "GET", f"/api/v1/teams/{world.ids['team']}/approvals")
+    assert listed.status_code == 200

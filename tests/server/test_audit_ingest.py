@@ -340,6 +340,10 @@ def test_malformed_oversized_and_unauthenticated_batches(world, tmp_path):
                        headers={**rt.auth, "Content-Type": "application/json"})
     assert huge.status_code == 413
     assert client.post(PATH, json={"entries": []}).status_code == 401
+    # Issue 17: 100,000 nested brackets were a 500.
+    deep = client.post(PATH, content=b'{"entries": [' + b"[" * 100_000 + b"]" * 100_000 +
+                       b"]}", headers={**rt.auth, "Content-Type": "application/json"})
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["detail"]
     junk = client.post(PATH, json={"entries": [{"seq": "1", "hash": 5}]}, headers=rt.auth)
     assert junk.status_code == 409 and junk.json()["detail"]["problem"]["problem"] == "bad_hash"
 

@@ -140,6 +140,11 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin", "policy_author", "auditor"}),
         ("PUT", f"/api/v1/teams/{team}/proposal-settings",
          {"min_approvals": 2, "min_people": 1}, {"owner", "admin", "policy_author"}),
+        # Grants: approvers (and managers) issue and revoke; every member sees them.
+        ("POST", f"/api/v1/teams/{team}/grants",
+         {"action": {"tool": "Bash", "input": {"command": "make"}, "cwd": "/srv"},
+          "uses": 1, "expires_minutes": 5}, {"owner", "admin", "approver"}),
+        ("GET", f"/api/v1/teams/{team}/grants", None, read),
     ]
 
 
@@ -174,6 +179,22 @@ def test_drafting_a_proposal_is_for_policy_authors(world):
             assert answer.status_code == 404 and "no such team" in answer.text, caller
         else:
             assert answer.status_code == 403, caller
+
+
+def test_revoking_a_grant_is_for_approvers_and_managers(world):
+    _, client, tokens, ids = world
+    made = call(client, "POST", f"/api/v1/teams/{ids['team']}/grants",
+                {"rule": {"program": ["make"]}, "uses": 2, "expires_minutes": 5},
+                tokens["approver"])
+    assert made.status_code == 201, made.text
+    path = f"/api/v1/teams/{ids['team']}/grants/{made.json()['grant_id']}/revoke"
+    for caller in (*ROLES, "orgadmin", "outsider", "b-admin"):
+        answer = call(client, "POST", path, {"reason": "done"}, tokens[caller])
+        if caller in ("owner", "admin", "approver", "orgadmin"):
+            # Idempotent: every allowed caller gets the first revocation back.
+            assert answer.status_code == 200 and answer.json()["state"] == "revoked", caller
+        else:
+            assert answer.status_code == (404 if caller in ("outsider", "b-admin") else 403)
 
 
 def test_nobody_reaches_another_tenants_team(world):
@@ -339,3 +360,35 @@ def test_every_body_is_bounded_for_every_caller_before_anything_else(world):
         at_limit = client.request(method, path, content=over[:limit],
                                   headers={"Content-Type": "application/json"})
         assert at_limit.status_code not in (413, 500), (method, path, at_limit.status_code)
+
+
+BAD_JSON = {
+    "NaN is not a JSON number": b'{"x": NaN}',
+    "Infinity is not a JSON number": b'{"x": [1, Infinity]}',
+    "the number 1e999 is too large": b'{"x": {"y": 1e999}}',
+    "lone surrogate": b'{"x": "a\\ud800b"}',
+    "lone surrogate ": b'{"\\udc00": 1}',
+    "nested more than 64 levels deep": b'{"x": ' + b"[" * 65 + b"]" * 65 + b"}",
+    # past json's own recursion limit, and within the smallest body limit (16 KiB)
+    "nested more than 64 levels deep ": b"[" * 5000 + b"]" * 5000,
+}
+
+
+def test_every_json_body_is_read_strictly_for_every_caller(world):
+    """Issue 17: NaN or Infinity in an approval's input, a lone surrogate (stored, then
+    every read of it a 500) and 100,000 nested brackets were server errors. Every API route
+    that takes a body, whoever calls it, refuses each with a 400 that says what is wrong."""
+    app, client, tokens, ids = world
+    routes = [(m, p) for m, p in body_routes(app, ids)
+              if p.startswith("/api/") and not p.startswith("/api/v1/runtime/audit")]
+    assert len(routes) > 30
+    for method, path in routes:
+        for caller in (None, "member", "orgadmin"):
+            headers = {"Content-Type": "application/json"}
+            if caller:
+                headers["Authorization"] = f"Bearer {tokens[caller]}"
+            for expected, body in BAD_JSON.items():
+                answer = client.request(method, path, content=body, headers=headers)
+                assert answer.status_code == 400, (caller, method, path, expected,
+                                                   answer.status_code)
+                assert expected.strip() in answer.json()["detail"], answer.text

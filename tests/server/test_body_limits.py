@@ -125,3 +125,18 @@ def test_bounded_cuts_one_long_string_and_keeps_its_beginning():
     assert shown["input"]["content"].startswith("A" * 4096 + " [... 29995904 more characters")
     many = {f"k{n}": "v" * 100 for n in range(5000)}
     assert set(bounded(many)) == {TRUNCATED_KEY}
+
+
+def test_bounded_makes_what_the_server_refuses_showable():
+    """An action may hold a lone surrogate or nest deeply (the runtime reads up to 200
+    levels); what the runtime sends with an ask must still be taken by the server's strict
+    reading, or the ask would be refused and the call denied."""
+    from runestone_server.strictjson import loads
+
+    deep: object = "bottom"
+    for _ in range(150):
+        deep = [deep]
+    action = {"tool": "Bash", "input": {"command": "echo x\ud800y", "\udc00": deep}}
+    shown = bounded(action)
+    assert loads(json.dumps(shown)) == shown
+    assert shown["input"]["command"] == "echo x\ufffdy"

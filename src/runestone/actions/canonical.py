@@ -32,12 +32,39 @@ def canonical_json(value: Any) -> bytes:
     return text
 
 
+MAX_DEPTH = 200  # nesting of input an action is built from; hosts send a few levels
+
+
 def loads_finite(text: str | bytes) -> Any:
     """`json.loads` for input an action is built from. Refuses (ValueError) what canonical
     JSON cannot carry: NaN and Infinity (not JSON, though Python reads them) and numbers
     too large for a float (`1e999` is infinity), so such input is refused as malformed
-    where it is read, not as an internal error when it is hashed."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    where it is read, not as an internal error when it is hashed. Also nesting deeper than
+    MAX_DEPTH: json's own limit (a RecursionError at about 1000 levels, which killed
+    `runestone check` and dropped the daemon's connection) sits too close to the depth at
+    which hashing, redacting and analysing the value recurse."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """ValueError when `value` nests deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _refuse_constant(name: str) -> float:

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     _policy_options(p)
     p.add_argument("--port", type=int, default=8765, help="127.0.0.1 port (default 8765)")
     p.add_argument("--approval", choices=("ask", "wait", "defer"), default=None)
+    p.add_argument("--on-demand", action="store_true",
+                   help="as a hook starts it (RUNESTONE_DAEMON=auto): one per home, an "
+                        "ephemeral port, gone after RUNESTONE_DAEMON_IDLE seconds idle")
     p = sub.add_parser("install", help="add Runestone's hook to an agent host's settings")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE", help="the settings file (default: the "
@@ -185,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true",
                    help="also register the daemon's HTTP hook (where the host supports it)")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--target", choices=("posix", "windows"), default=None,
+                   help="the system the host runs on (default: this one); windows writes "
+                   "each host's Windows command form")
+    p.add_argument("--python", metavar="PATH", default=None,
+                   help="the interpreter the hook runs (default: this one; required for "
+                   "--target windows from another system)")
     p = sub.add_parser("uninstall", help="remove only what `install` added")
     p.add_argument("host")
     p.add_argument("--settings", metavar="FILE")
@@ -223,6 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runestone.cli.hook import run_hook
 
         return run_hook(args[1])
+    if len(args) == 4 and args[:3] == ["sandbox", "run", "--request"]:
+        # What a hook's rewritten command runs: every sandboxed agent command pays this.
+        from runestone.cli.sandbox import run_request
+
+        return run_request(args[3])
     try:
         return _dispatch(argv)
     except BrokenPipeError:

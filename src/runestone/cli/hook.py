@@ -82,7 +82,13 @@ def _in_process(adapter: HostAdapter, body: str, where: Layout) -> Reply:
     except AuditWriteError as exc:
         return adapter.failure(f"the audit log cannot be opened ({exc}); no audit, no allow",
                                body)
-    return handle_hook(gatekeeper, adapter, body, CallLinks(where.state_dir / "calls"))
+    reply = handle_hook(gatekeeper, adapter, body, CallLinks(where.state_dir / "calls"))
+    if gatekeeper.audit is not None:  # initialised: a daemon can run here
+        from runestone.daemon import on_demand
+
+        if on_demand.wanted():
+            on_demand.start_in_background(str(where.state_dir))
+    return reply
 
 
 def _emit(reply: Reply | _Answer) -> int:

@@ -22,9 +22,16 @@ def run_install_command(args: argparse.Namespace) -> int:
         print(f"runestone: cannot read {path}: {exc}", file=sys.stderr)
         return 1
     if args.command == "install":
+        target = getattr(args, "target", None) or hosts_install.current_target()
+        python = getattr(args, "python", None)
+        if python is None and target != hosts_install.current_target():
+            print(f"runestone: name the {target} interpreter the hook runs with --python",
+                  file=sys.stderr)
+            return 2
         try:
             data = installer["install"](data, http=getattr(args, "http", False),
-                                        port=getattr(args, "port", 8765))
+                                        port=getattr(args, "port", 8765), target=target,
+                                        python=python)
         except ValueError as exc:
             print(f"runestone: {path}: {exc}", file=sys.stderr)
             return 1
@@ -53,10 +60,33 @@ def run_install_command(args: argparse.Namespace) -> int:
         return 0
     report = hosts_install.DoctorReport()
     installer["doctor"](data, report, hosts_install.run_shell, path=path)
+    _sandbox_line(report, args.host)
     print(f"{args.host} settings: {path}")
     print("\n".join(report.lines))
-    print("verdict: " + ("the hook works and fails closed" if report.ok else "NOT PROTECTED"))
+    verdict = "the hook works and fails closed" if report.ok else "NOT PROTECTED"
+    if report.ok and report.unproven:
+        verdict = "the Windows hook is in the form its host reads; prove it with doctor on Windows"
+    print("verdict: " + verdict)
     return 0 if report.ok else 1
+
+
+def _sandbox_line(report: hosts_install.DoctorReport, host: str) -> None:
+    """Whether `sandbox` decisions can be carried out here (a warning, not a failure: where
+    they cannot, they become asks, which is safe)."""
+    from runestone.home import layout
+    from runestone.integrations.hosts import HOSTS
+    from runestone.sandbox.probe import unavailable
+
+    why = unavailable(layout().state_dir)
+    adapter = HOSTS.get(host)
+    if why:
+        report.warn(f"sandbox: unavailable ({why}); `sandbox` decisions become `ask`")
+    elif adapter is not None and not getattr(adapter, "can_contain", False):
+        report.warn(f"sandbox: works on this machine, but {host} cannot run a rewritten "
+                    "command, so `sandbox` decisions become `ask` for it")
+    else:
+        report.good("sandbox: works (bubblewrap, user namespaces); `sandbox` decisions run "
+                    "contained")
 
 
 INSTALLERS = hosts_install.HOSTS

@@ -114,6 +114,8 @@ class Daemon:
                 self.unix = _UnixHTTPServer(str(path), handler)
             finally:
                 os.umask(old_umask)
+            self._socket_inode = path.stat().st_ino
+        self._last_active = time.monotonic()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -147,15 +149,24 @@ class Daemon:
     def wait(self) -> None:
         self._stop.wait()
 
+    def idle_for(self) -> float:
+        """Seconds since the last request was answered (or since the start)."""
+        return time.monotonic() - self._last_active
+
     def close(self) -> None:
         self._stop.set()
+        if self.unix is not None:
+            # The socket goes first, so a hook arriving now decides in-process instead of
+            # reaching a daemon that is shutting down; and only if it is still this
+            # daemon's (another daemon may have taken the path over).
+            path = socket_path(self.layout)
+            with contextlib.suppress(OSError):
+                if path.stat().st_ino == self._socket_inode:
+                    path.unlink()
         for server in (self.http, self.unix):
             if server is not None:
                 server.shutdown()
                 server.server_close()
-        if self.unix is not None:
-            with contextlib.suppress(OSError):
-                socket_path(self.layout).unlink()
 
     # --- policy reload --------------------------------------------------------------------
 
@@ -242,6 +253,7 @@ class Daemon:
             reply = adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", body)
             self.metrics.decision(host_name, "deny")
         self.metrics.hook(host_name, time.perf_counter() - started)
+        self._last_active = time.monotonic()
         return HTTPStatus.OK, reply.stdout, reply.exit_code, reply.stderr
 
     def tool(self, name: str, body: str) -> str:

@@ -51,7 +51,7 @@ def event_name(data: Any, default: str = "") -> str:
 
         try:
             data = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # 100,000 nested brackets: still a reply
             return default
     if isinstance(data, dict) and isinstance(data.get("hook_event_name"), str):
         return data["hook_event_name"]
@@ -241,6 +241,8 @@ def _arguments_text(text: str) -> Any:
     except ValueError as exc:
         try:
             json.loads(text)
+        except RecursionError:  # JSON nested past json's own limit: malformed, not text
+            pass
         except ValueError:
             return {"input": text}
         raise ActionError(f"the tool's arguments are malformed JSON ({exc})") from exc

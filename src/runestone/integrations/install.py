@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -33,9 +34,18 @@ EXIT_2_GUARD = " || exit 2"
 GUARDED_HOSTS = ("codex", "gemini")
 
 
-def hook_command(host: str) -> str:
-    """The command a host runs: this interpreter and this installation, not whatever is on PATH."""
-    command = f"{shlex.quote(sys.executable)} -m runestone hook {host}"
+def current_target() -> str:
+    return "windows" if os.name == "nt" else "posix"
+
+
+def hook_command(host: str, *, target: str | None = None, python: str | None = None) -> str:
+    """The command a host runs: this interpreter and this installation, not whatever is on
+    PATH, in the form the host's shell on `target` reads (runestone.integrations.windows)."""
+    if (target or current_target()) == "windows":
+        from runestone.integrations import windows
+
+        return windows.hook_command(host, python or sys.executable)
+    command = f"{shlex.quote(python or sys.executable)} -m runestone hook {host}"
     return command + EXIT_2_GUARD if host in GUARDED_HOSTS else command
 
 
@@ -52,6 +62,7 @@ def guard_problem(host: str, command: str) -> str | None:
 class DoctorReport:
     ok: bool = True
     lines: list[str] = field(default_factory=list)
+    unproven: bool = False  # a Windows hook checked by analysis only, its probe not run
 
     def good(self, text: str) -> None:
         self.lines.append(f"ok    {text}")
@@ -138,11 +149,12 @@ def _is_ours(handler: Any, host: str) -> bool:
         return False
     if handler.get("type") == "http":
         return str(handler.get("url", "")).endswith(f"/hooks/{host}")
-    command = handler.get("command") or handler.get("bash") or ""
+    command = handler.get("command") or handler.get("bash") or handler.get("powershell") or ""
     return f"{MARK} {host}" in str(command)
 
 
-def claude_install(data: dict[str, Any], *, http: bool, port: int) -> dict[str, Any]:
+def claude_install(data: dict[str, Any], *, http: bool, port: int, target: str | None = None,
+                   python: str | None = None) -> dict[str, Any]:
     hooks = data.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise ValueError("'hooks' in the settings is not an object")
@@ -150,8 +162,8 @@ def claude_install(data: dict[str, Any], *, http: bool, port: int) -> dict[str, 
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise ValueError(f"'hooks.{event}' in the settings is not a list")
-        handlers: list[dict[str, Any]] = [{"type": "command",
-                                           "command": hook_command("claude-code"),
+        command = hook_command("claude-code", target=target, python=python)
+        handlers: list[dict[str, Any]] = [{"type": "command", "command": command,
                                            "timeout": 600, **ON_FAILURE}]
         if http and event not in CLAUDE_POST_EVENTS:
             handlers.append({"type": "http", "url": f"http://127.0.0.1:{port}/hooks/claude-code",
@@ -161,7 +173,7 @@ def claude_install(data: dict[str, Any], *, http: bool, port: int) -> dict[str, 
         for handler in present:  # an older install: make it fail closed too
             handler.update(ON_FAILURE)
             if handler.get("type") == "command":  # and run this installation
-                handler["command"] = hook_command("claude-code")
+                handler["command"] = command
         missing = [h for h in handlers if not any(p.get("type") == h["type"] for p in present)]
         if missing:
             groups.append({"matcher": "*", "hooks": missing})
@@ -261,11 +273,19 @@ CLAUDE_REINSTALL = "run `runestone install claude-code` again"
 
 
 def claude_doctor(data: dict[str, Any], report: DoctorReport,
-                  run: Callable[[str, str], subprocess.CompletedProcess[str]],
+                  run: Callable[..., subprocess.CompletedProcess[str]],
                   path: Path | None = None) -> None:
     if data.get("disableAllHooks") is True:
         report.fail("'disableAllHooks' is true: no hook runs, every call goes through; "
                     "remove it from the settings")
+    for where, layer in settings_layers(claude_layer_paths(), path):
+        if layer.get("disableAllHooks") is True:
+            report.fail(f"'disableAllHooks' is true in {where}, which Claude Code merges over "
+                        "the user settings: no hook runs in this project; remove it")
+        if layer.get("allowManagedHooksOnly") is True:
+            report.fail(f"'allowManagedHooksOnly' is true in {where}: Claude Code runs only "
+                        "the managed settings' hooks, not Runestone's; have the hook added "
+                        "there")
     ours = _ours_by_event(data, "claude-code", CLAUDE_EVENTS)
     if not ours["PreToolUse"]:
         report.fail("no Runestone PreToolUse hook is installed; run `runestone install "
@@ -297,12 +317,16 @@ def claude_doctor(data: dict[str, Any], report: DoctorReport,
                 _claude_http_probe(handler, event, probe, report)
                 continue
             command = str(handler.get("command", ""))
-            problem = interpreter_problem(command)
-            if problem:
+            shell = "sh"
+            if is_windows_command(command):
+                shell = windows_check("claude-code", event, command, report)
+                if shell is None:
+                    continue
+            elif problem := interpreter_problem(command):
                 report.fail(f"the {event} hook cannot start: {problem} (exit 127); "
                             f"{CLAUDE_REINSTALL} from a working installation")
                 continue
-            answer = _claude_answer(run(command, json.dumps(probe)), event)
+            answer = _claude_answer(run(command, json.dumps(probe), shell), event)
             if answer == expected:
                 report.good(f"the {event} command hook denied the probe (`rm -rf ~`): "
                             f"{command}")
@@ -361,10 +385,20 @@ def _claude_decision(stdout: str, event: str) -> str:
     return str(output.get("permissionDecision"))
 
 
-def run_shell(command: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    """Run a hook command the way a host does: through the shell, input on stdin."""
-    return subprocess.run(["/bin/sh", "-c", command], input=stdin, capture_output=True,
-                          text=True, timeout=120)
+def run_shell(command: str, stdin: str, shell: str = "sh") -> subprocess.CompletedProcess[str]:
+    """Run a hook command the way a host does: through its shell, input on stdin. On Windows
+    that is Git Bash (Claude Code), PowerShell with Gemini CLI's exit-code relay (Gemini,
+    Copilot) or `cmd /C` (Codex, Cursor); see runestone.integrations.windows."""
+    if shell == "sh" or os.name != "nt":
+        argv = ["/bin/sh", "-c", command]
+    elif shell == "bash":
+        argv = [shutil.which("bash") or "bash", "-c", command]
+    elif shell == "powershell":
+        argv = [shutil.which("pwsh") or "powershell.exe", "-NoProfile", "-NonInteractive",
+                "-Command", command + "; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }"]
+    else:
+        argv = [os.environ.get("COMSPEC", "cmd.exe"), "/C", command]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
 
 
 # --- the other hosts ----------------------------------------------------------------------------
@@ -374,7 +408,9 @@ def grouped_install(events: dict[str, dict[str, Any]], host: str, matcher: str
                     ) -> Callable[..., dict[str, Any]]:
     """Hosts with Claude Code's shape: event -> [{matcher, hooks: [handler]}] (Codex, Gemini)."""
 
-    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
+    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765,
+                target: str | None = None, python: str | None = None) -> dict[str, Any]:
+        command = hook_command(host, target=target, python=python)
         hooks = data.setdefault("hooks", {})
         if not isinstance(hooks, dict):
             raise ValueError("'hooks' in the settings is not an object")
@@ -385,10 +421,10 @@ def grouped_install(events: dict[str, dict[str, Any]], host: str, matcher: str
             present = [h for g in groups if isinstance(g, dict)
                        for h in g.get("hooks", []) if _is_ours(h, host)]
             for handler in present:  # install again: this installation, guarded
-                handler["command"] = hook_command(host)
+                handler["command"] = command
             if not present:
                 groups.append({"matcher": matcher, "hooks": [
-                    {"type": "command", "command": hook_command(host), **extra}]})
+                    {"type": "command", "command": command, **extra}]})
         return data
 
     return install
@@ -398,7 +434,13 @@ def flat_install(events: dict[str, dict[str, Any]], host: str, command_key: str
                  ) -> Callable[..., dict[str, Any]]:
     """Hosts whose events hold handlers directly, with a format version (Cursor, Copilot)."""
 
-    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
+    def install(data: dict[str, Any], *, http: bool = False, port: int = 8765,
+                target: str | None = None, python: str | None = None) -> dict[str, Any]:
+        commands = {command_key: hook_command(host, target=target, python=python)}
+        if host == "copilot" and (target or current_target()) == "windows":
+            from runestone.integrations import windows  # Copilot runs `powershell` there
+
+            commands = windows.copilot_entry_commands(python or sys.executable)
         if not data:
             data["version"] = 1  # a new file; an existing one keeps whatever it declares
         hooks = data.setdefault("hooks", {})
@@ -410,27 +452,92 @@ def flat_install(events: dict[str, dict[str, Any]], host: str, command_key: str
                 raise ValueError(f"'hooks.{event}' in the settings is not a list")
             present = [h for h in handlers if _is_ours(h, host)]
             for handler in present:  # install again: this installation
-                handler[command_key] = hook_command(host)
+                handler.update(commands)
             if not present:
-                handlers.append({command_key: hook_command(host), **extra})
+                handlers.append({**commands, **extra})
         return data
 
     return install
 
 
 def _installed_commands(data: dict[str, Any], host: str, event: str) -> list[str]:
+    return [command for command, _ in _installed_handlers(data, host, event)]
+
+
+def _installed_handlers(data: dict[str, Any], host: str, event: str
+                        ) -> list[tuple[str, str | None]]:
+    """Runestone's commands under `event`, each with the key it sits under when that key
+    names its shell (Copilot's `bash`, or `powershell`, the one it runs on Windows)."""
     hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
     entries = hooks.get(event, []) if isinstance(hooks, dict) else []
-    found = []
+    found: list[tuple[str, str | None]] = []
     for entry in entries if isinstance(entries, list) else []:
         handlers = entry.get("hooks", [entry]) if isinstance(entry, dict) else []
         for handler in handlers:
-            if _is_ours(handler, host) and handler.get("type") != "http":
-                found.append(str(handler.get("command") or handler.get("bash")))
+            if not _is_ours(handler, host) or handler.get("type") == "http":
+                continue
+            powershell = handler.get("powershell")
+            if isinstance(powershell, str) and is_windows_command(powershell):
+                found.append((powershell, "powershell"))
+            elif handler.get("command"):
+                found.append((str(handler["command"]), None))
+            else:
+                found.append((str(handler.get("bash")), "bash"))
     return found
 
 
 SettingsCheck = Callable[[dict[str, Any], DoctorReport, "Path | None"], None]
+_WINDOWS_COMMAND = re.compile(r"""^(?:&\s*)?['"]?(?:[A-Za-z]:[\\/]|\\\\)""")
+
+
+def is_windows_command(command: str) -> bool:
+    """A hook command written for a host on Windows (its interpreter is a Windows path)."""
+    return bool(_WINDOWS_COMMAND.match(command.strip()))
+
+
+def windows_check(host: str, event: str, command: str, report: DoctorReport,
+                  key: str | None = None) -> str | None:
+    """Check a Windows hook command by analysis; the shell to probe it with when this is
+    Windows, None when it is broken or cannot be run here."""
+    from runestone.integrations import windows
+
+    problem = windows.command_problem(host, command, key)
+    if problem:
+        report.fail(f"the {event} hook: {problem}")
+        return None
+    shell = key or windows.SHELLS.get(host, "bare")
+    if os.name != "nt":
+        report.unproven = True
+        report.warn(f"the {event} hook is a Windows command in the form {host} on Windows "
+                    "reads (checked by analysis); it can be run only on Windows: run "
+                    f"`runestone doctor {host}` there")
+        return None
+    program = windows.interpreter(host, command, key)
+    if program is None or not os.path.isfile(program):
+        report.fail(f"the {event} hook cannot start: {program} does not exist; run "
+                    f"`runestone install {host}` again from a working installation")
+        return None
+    return shell
+
+
+def _copilot_windows_keys(data: dict[str, Any], event: str, report: DoctorReport) -> None:
+    """Copilot on Windows runs an entry's `powershell` key, not `bash`: a Windows install
+    without it is not run there (the `powershell` command itself is probed as the hook)."""
+    from runestone.integrations import windows
+
+    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+    for entry in hooks.get(event, []) if isinstance(hooks, dict) else []:
+        if not _is_ours(entry, "copilot"):
+            continue
+        bash, powershell = str(entry.get("bash") or ""), entry.get("powershell")
+        if is_windows_command(bash) and not isinstance(powershell, str):
+            report.fail(f"the {event} entry has no `powershell` command, which Copilot runs "
+                        "on Windows: the hook does not run there; run `runestone install "
+                        "copilot` again on Windows")
+        elif is_windows_command(bash):
+            problem = windows.command_problem("copilot", bash, "bash")
+            if problem:
+                report.fail(f"the {event} hook's `bash` command: {problem}")
 
 
 def probe_doctor(host: str, event: str, probe: dict[str, Any],
@@ -440,25 +547,33 @@ def probe_doctor(host: str, event: str, probe: dict[str, Any],
     """Run the installed command with the host's own input for `rm -rf ~`; expect a deny."""
 
     def doctor(data: dict[str, Any], report: DoctorReport,
-               run: Callable[[str, str], subprocess.CompletedProcess[str]],
+               run: Callable[..., subprocess.CompletedProcess[str]],
                path: Path | None = None) -> None:
-        commands = _installed_commands(data, host, event)
+        commands = _installed_handlers(data, host, event)
         if not commands:
             report.fail(f"no Runestone {event} hook is installed; run `runestone install "
                         f"{host}`")
             return
         if settings_check is not None:
             settings_check(data, report, path)
-        for command in commands:
-            unguarded = guard_problem(host, command)
-            if unguarded:
-                report.fail(f"the {event} {unguarded}")
-            problem = interpreter_problem(command)
-            if problem:
-                report.fail(f"the {event} hook cannot start: {problem}; run `runestone "
-                            f"install {host}` again from a working installation")
-                continue
-            result = run(command, json.dumps(probe))
+        if host == "copilot":
+            _copilot_windows_keys(data, event, report)
+        for command, key in commands:
+            shell = "sh"
+            if is_windows_command(command):
+                shell = windows_check(host, event, command, report, key)
+                if shell is None:
+                    continue
+            else:
+                unguarded = guard_problem(host, command)
+                if unguarded:
+                    report.fail(f"the {event} {unguarded}")
+                problem = interpreter_problem(command)
+                if problem:
+                    report.fail(f"the {event} hook cannot start: {problem}; run `runestone "
+                                f"install {host}` again from a working installation")
+                    continue
+            result = run(command, json.dumps(probe), shell)
             if denied(result):
                 report.good(f"the {event} hook denied the probe (`rm -rf ~`): {command}")
             else:
@@ -506,6 +621,13 @@ def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | Non
     if isinstance(features, dict) and features.get("hooks") is False:
         report.fail(f"'[features] hooks = false' in {config}: Codex runs no hook, every call "
                     "goes through; remove it")
+    project_config = Path.cwd() / ".codex" / "config.toml"
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        project_features = tomllib.loads(project_config.read_text(encoding="utf-8")).get(
+            "features")
+        if isinstance(project_features, dict) and project_features.get("hooks") is False:
+            report.fail(f"'[features] hooks = false' in {project_config}: Codex runs no hook "
+                        "in this (trusted) project; remove it")
     hooks_table = settings.get("hooks")
     state = hooks_table.get("state", {}) if isinstance(hooks_table, dict) else {}
     hooks = data.get("hooks", {}) if isinstance(data.get("hooks"), dict) else {}
@@ -534,17 +656,62 @@ def _gemini_settings(data: dict[str, Any], report: DoctorReport, path: Path | No
     report.warn("Gemini CLI lets a call through when the hook times out or ends without a "
                 "word (killed, out of memory): only text with exit 2 or a deny blocks; keep "
                 "the hook's 600 s timeout")
-    config = data.get("hooksConfig")
-    if not isinstance(config, dict):
-        return
-    if config.get("enabled") is False:
-        report.fail("'hooksConfig.enabled' is false: Gemini CLI runs no hook, every call goes "
-                    "through; remove it or set it to true")
-    disabled = config.get("disabled")
     names = {"runestone"} | set(_installed_commands(data, "gemini", "BeforeTool"))
-    if isinstance(disabled, list) and names & {d for d in disabled if isinstance(d, str)}:
-        report.fail("'hooksConfig.disabled' names the Runestone hook: Gemini CLI skips it; "
-                    "remove it from that list")
+    layers = [(None, data), *settings_layers(gemini_layer_paths(), path)]
+    for where, layer in layers:
+        config = layer.get("hooksConfig")
+        if not isinstance(config, dict):
+            continue
+        place = f" in {where} (Gemini CLI merges it over the user settings)" if where else ""
+        if config.get("enabled") is False:
+            report.fail(f"'hooksConfig.enabled' is false{place}: Gemini CLI runs no hook, "
+                        "every call goes through; remove it or set it to true")
+        disabled = config.get("disabled")
+        if isinstance(disabled, list) and names & {d for d in disabled if isinstance(d, str)}:
+            report.fail(f"'hooksConfig.disabled'{place} names the Runestone hook: Gemini CLI "
+                        "skips it; remove it from that list")
+
+
+def settings_layers(paths: list[Path], installed: Path | None
+                    ) -> list[tuple[Path, dict[str, Any]]]:
+    """The other settings files a host merges over the one install wrote (the project's, the
+    system's), those that exist and hold an object: a setting there switches the hook off
+    just as well (observed with Claude Code and Gemini CLI in tests/hosts)."""
+    found = []
+    for candidate in paths:
+        if installed is not None and candidate.resolve() == installed.resolve():
+            continue
+        try:
+            data = read_settings(candidate)
+        except (OSError, ValueError):
+            continue
+        if data:
+            found.append((candidate, data))
+    return found
+
+
+def _system_path(windows: str, mac: str, linux: str) -> Path:
+    return Path(windows if os.name == "nt" else mac if sys.platform == "darwin" else linux)
+
+
+def claude_layer_paths() -> list[Path]:
+    """The project's shared and local settings, and the managed (system) settings."""
+    project = Path.cwd() / ".claude"
+    return [project / "settings.json", project / "settings.local.json",
+            _system_path(r"C:\Program Files\ClaudeCode\managed-settings.json",
+                         "/Library/Application Support/ClaudeCode/managed-settings.json",
+                         "/etc/claude-code/managed-settings.json")]
+
+
+def gemini_layer_paths() -> list[Path]:
+    """The workspace's settings, and the system settings and defaults."""
+    system = os.environ.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+    system_path = Path(system) if system else _system_path(
+        r"C:\ProgramData\gemini-cli\settings.json",
+        "/Library/Application Support/GeminiCli/settings.json",
+        "/etc/gemini-cli/settings.json")
+    return [Path.cwd() / ".gemini" / "settings.json", system_path,
+            system_path.with_name("system-defaults.json")]
 
 
 def _cursor_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
@@ -582,8 +749,11 @@ def _wrapped(entry: dict[str, Any]) -> bool:
     return isinstance(args, list) and tuple(args[:4]) == MCP_WRAP
 
 
-def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -> dict[str, Any]:
-    """Route every server in `mcpServers` through `runestone mcp wrap`."""
+def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765,
+                target: str | None = None, python: str | None = None) -> dict[str, Any]:
+    """Route every server in `mcpServers` through `runestone mcp wrap` (its program and
+    arguments are spawned directly, no shell, so one form serves every system)."""
+    interpreter = python or sys.executable
     servers = data.get("mcpServers")
     if not isinstance(servers, dict):
         raise ValueError("no 'mcpServers' object in this file")
@@ -592,11 +762,11 @@ def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765) -
             continue
         if entry.get("command"):
             servers[name] = {**{k: v for k, v in entry.items() if k not in ("command", "args")},
-                             "command": sys.executable,
+                             "command": interpreter,
                              "args": [*MCP_WRAP, "--name", name, "--", entry["command"],
                                       *(entry.get("args") or [])]}
         elif entry.get("url") and not entry.get("headers"):
-            servers[name] = {"command": sys.executable,
+            servers[name] = {"command": interpreter,
                              "args": [*MCP_WRAP, "--name", name, "--url", entry["url"]]}
         else:
             print(f"runestone: {name} sends headers (credentials?) the gateway would drop; "
@@ -624,7 +794,7 @@ def mcp_uninstall(data: dict[str, Any], host: str, events: tuple[str, ...]) -> t
 
 
 def mcp_doctor(data: dict[str, Any], report: DoctorReport,
-               run: Callable[[str, str], subprocess.CompletedProcess[str]],
+               run: Callable[..., subprocess.CompletedProcess[str]],
                path: Path | None = None) -> None:
     servers = data.get("mcpServers")
     if not isinstance(servers, dict) or not servers:
@@ -642,7 +812,9 @@ HOSTS: dict[str, dict[str, Any]] = {
     "claude-code": {"path": claude_settings_path, "install": claude_install,
                     "events": CLAUDE_EVENTS, "doctor": claude_doctor},
     "codex": {
-        "path": lambda: Path(os.path.expanduser("~/.codex/hooks.json")),
+        # Codex reads hooks.json from CODEX_HOME (default ~/.codex, %USERPROFILE%\.codex).
+        "path": lambda: Path(os.environ.get("CODEX_HOME") or os.path.expanduser("~/.codex"))
+        / "hooks.json",
         "install": grouped_install({"PreToolUse": {"timeout": 600},
                                     "PermissionRequest": {"timeout": 600},
                                     "PostToolUse": {"timeout": 600}}, "codex", ".*"),

@@ -33,9 +33,9 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_by_kind", "_by_program", "_catalogue", "_merged", "_resolved", "cases",
-                 "default", "examples", "hash", "includes", "limits", "name", "profile",
-                 "profiles", "programs", "rules", "source")
+    __slots__ = ("_allowed_effects", "_by_kind", "_by_program", "_catalogue", "_merged",
+                 "_resolved", "cases", "default", "examples", "hash", "includes", "limits",
+                 "name", "profile", "profiles", "programs", "rules", "source")
 
     def __init__(self, *, name: str, default: DecisionValue, rules: tuple[Rule, ...],
                  hash: str, source: str = "", includes: tuple[str, ...] = (),
@@ -50,6 +50,7 @@ class CompiledPolicy:
         self._resolved: dict[str, Any] = {}
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
+        self._allowed_effects: frozenset[str] | None = None
         self.name = name
         self.default = default
         self.rules = rules
@@ -71,6 +72,15 @@ class CompiledPolicy:
                     self._by_kind[kind].add(rule)
 
     @property
+    def allowed_effects(self) -> frozenset[str]:
+        """Every effect some allow rule names: computed once, not per uncovered part."""
+        if self._allowed_effects is None:
+            self._allowed_effects = frozenset(
+                effect for rule in self.rules if rule.decision == "allow"
+                for effect in _strings(rule.spec.get("effects")))
+        return self._allowed_effects
+
+    @property
     def catalogue(self) -> Catalogue:
         """The programs catalogue: the built-in one, with the policy's own entries."""
         if self._catalogue is None:
@@ -87,9 +97,14 @@ class CompiledPolicy:
         only when a decision needs it. Raises PolicyError for an unknown name."""
         profile = self._resolved.get(name)
         if profile is None:
-            from runestone.sandbox.profiles import resolve
+            from runestone.policy.errors import PolicyError
+            from runestone.sandbox.profiles import ProfileError, resolve
 
-            profile = self._resolved[name] = resolve(name, self.profiles, self.source)
+            try:
+                profile = self._resolved[name] = resolve(name, self.profiles, self.source)
+            except ProfileError as exc:
+                raise PolicyError(exc.message, source=exc.source, field=exc.field,
+                                  hint=exc.hint) from None
         return profile
 
     def __repr__(self) -> str:
@@ -295,6 +310,14 @@ def _contain(policy: CompiledPolicy, facts: Facts, make: Any, hits: list[Hit],
                 else "a Windows shell's command")
         return make("ask", f"Only a POSIX shell command can run in the sandbox, and this is "
                     f"{what} ({why}), so a human decides.", hits)
+    contained = [*uncovered, *(p for p in facts.parts if any(
+        h.part_label == p.label and h.rule.decision == "sandbox" for h in hits))]
+    for part in contained:
+        reach = _reaches_project(facts, part)
+        if reach:
+            return make("ask", f"The sandbox leaves the project writable, and "
+                        f"{_quote(part.label, 60)} {reach}, so containing it protects "
+                        f"nothing there ({why}); a human decides.", hits)
     if len(profiles) > 1:
         return make("ask", f"Its parts need different sandbox profiles "
                     f"({', '.join(profiles)}), and one command runs in one sandbox ({why}); "
@@ -302,6 +325,30 @@ def _contain(policy: CompiledPolicy, facts: Facts, make: Any, hits: list[Hit],
     profile = next(iter(profiles))
     return make("sandbox", f"Runs in the sandbox (profile {profile}): {why}.", hits
                 )._replace(profile=profile)
+
+
+def _reaches_project(facts: Facts, part: Part) -> str:
+    """How a part deletes or writes the project as a whole (the project directory or one
+    above it: `rsync --delete empty/ /`, `find / -delete`), in words, or ''. The sandbox
+    protects everything but the project, so such a command is not one to contain."""
+    if part.command is None:
+        return ""
+    reading = facts.reading(part.command)
+    destructive = reading.understood and bool(reading.effects & {"delete", "write"})
+    for fact in facts.arg_paths(part.command):
+        explicit = fact.access in ("delete", "write", "edit")
+        if not explicit and not (destructive and fact.access == "arg"):
+            continue
+        for form in fact.forms:
+            base = form.split("*", 1)[0].split("?", 1)[0].rstrip("/") or "/"
+            # The project itself counts for a delete (`rsync --delete empty/ .`), not for
+            # a write (`git pull` writes its own worktree, which is what projects are for).
+            itself = base.rstrip("/") == facts.project.rstrip("/")
+            if is_within(facts.project, base) and not (itself and fact.access in (
+                    "write", "edit")):
+                verb = "deletes or changes" if fact.access in ("arg", "delete") else "writes"
+                return f"{verb} {shown(base)}, which holds the project"
+    return ""
 
 
 def _containable(facts: Facts) -> bool:
@@ -328,11 +375,7 @@ def uncovered_detail(policy: CompiledPolicy, facts: Facts, part: Part) -> str:
         reading = facts.reading(part.command)
         if not reading.understood:
             return f"not understood ({reading.why})"
-        allowed: set[str] = set()
-        for rule in policy.rules:
-            if rule.decision == "allow":
-                allowed.update(_strings(rule.spec.get("effects")))
-        extra = sorted(reading.effects - allowed)
+        extra = sorted(reading.effects - policy.allowed_effects)
         if extra:
             return "it " + ", ".join(EFFECTS[e] for e in extra if e in EFFECTS)
         for fact in facts.arg_paths(part.command):

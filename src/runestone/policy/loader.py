@@ -264,12 +264,12 @@ def _profiles(documents: list[_Document]) -> dict[str, Any]:
             raise PolicyError("'sandbox' must be a table of profiles: write "
                               '[sandbox."NAME"]', source=doc.source)
         if table:
-            from runestone.sandbox.profiles import check_table
+            from runestone.sandbox.profiles import ProfileError, check_table
 
             for name, profile in table.items():
                 try:
                     check_table(name, profile, doc.source)
-                except PolicyError as exc:
+                except ProfileError as exc:
                     raise PolicyError(exc.message, source=doc.source, hint=exc.hint,
                                       field=exc.field,
                                       line=_line_of(doc.text, rf"^\s*\[\s*sandbox\s*\.\s*"

@@ -102,7 +102,8 @@ def outcome_of(prepared: Prepared, profile: Profile, code: int, tail: bytes) -> 
         raise bw.SandboxError(tail.decode("utf-8", "replace").strip().splitlines()[0])
     refused = list(prepared.proxy.refused) if prepared.proxy is not None else []
     blocked = tuple(dict.fromkeys(
-        [f"network access to {host}" for host in refused] + _refusals(tail, prepared.hidden)))
+        [f"deny network-outbound {host}" for host in refused]
+        + _refusals(tail, prepared.hidden)))
     return Outcome(code, blocked[:20], profile.name, profile.hash)
 
 

@@ -88,6 +88,9 @@ async def batch_body(request: Request) -> Batch:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:  # 100,000 nested brackets: a clear refusal, not a 500
+        raise HTTPException(400, "the body is nested too deeply to be an audit batch") \
+            from None
     try:
         return Batch.model_validate(parsed)
     except ValidationError as exc:
