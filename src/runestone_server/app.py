@@ -27,6 +27,7 @@ DOMAIN_ROUTERS = (
     "runestone_server.notify.api",
     "runestone_server.alerts.api",
     "runestone_server.govern.api",
+    "runestone_server.govern.grants_api",
     "runestone_server.web.pages",
 )
 

@@ -92,7 +92,8 @@ def _edit_hooks(hooks: Path, change) -> None:
 
 
 def _run(codex: Path, home: Path, project: Path, command: str, *,
-         trusted: bool = True, config: str = "") -> ResponsesStandIn:
+         trusted: bool = True, config: str = "", extra: tuple[str, ...] = ()
+         ) -> ResponsesStandIn:
     with ResponsesStandIn("exec_command", {"cmd": command}) as api:
         (home / ".codex" / "config.toml").write_text(CONFIG.format(url=api.url) + config)
         env = {"PATH": os.environ["PATH"], "HOME": str(home),
@@ -102,7 +103,7 @@ def _run(codex: Path, home: Path, project: Path, command: str, *,
         flags = ["--dangerously-bypass-hook-trust"] if trusted else []
         result = subprocess.run(
             [str(codex), "exec", "--skip-git-repo-check", "--ephemeral",
-             "--dangerously-bypass-approvals-and-sandbox", *flags, "run the command"],
+             "--dangerously-bypass-approvals-and-sandbox", *flags, *extra, "run the command"],
             cwd=project, env=env, capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL)
     assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
@@ -221,3 +222,15 @@ def test_a_daemon_that_dies_mid_request_blocks(codex, world):
     assert taken, "the hook never reached the daemon"
     assert not (project / "allowed-marker").exists()
     assert "daemon" in _said(api)
+
+
+def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(codex, world):
+    """`[features] hooks = false` in a trusted project's `.codex/config.toml` overrides the
+    user's: the denied call runs (observed), and `doctor` run in the project fails on it."""
+    home, project, hooks = world
+    (project / ".codex").mkdir()
+    (project / ".codex" / "config.toml").write_text("[features]\nhooks = false\n")
+    _run(codex, home, project, f"touch {project}/denied-marker", extra=("--trust",))
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "codex", "--settings", str(hooks), cwd=str(project))
+    assert report.returncode == 1 and ".codex/config.toml" in report.stdout

@@ -218,3 +218,16 @@ def test_a_daemon_that_dies_mid_request_blocks(gemini, world):
     assert taken, "the hook never reached the daemon"
     assert not (project / "allowed-marker").exists()
     assert "daemon" in json.dumps(api.function_responses())
+
+
+def test_a_workspace_setting_that_switches_hooks_off_lets_the_call_through(gemini, world):
+    """`hooksConfig.enabled: false` in the workspace's `.gemini/settings.json` overrides
+    the user's hook: the denied call runs (observed), and `doctor` run there fails."""
+    home, project, settings = world
+    (project / ".gemini").mkdir()
+    (project / ".gemini" / "settings.json").write_text(
+        json.dumps({"hooksConfig": {"enabled": False}}))
+    _run(gemini, home, project, f"touch {project}/denied-marker")
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "gemini", "--settings", str(settings), cwd=str(project))
+    assert report.returncode == 1 and ".gemini/settings.json" in report.stdout

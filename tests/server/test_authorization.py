@@ -140,6 +140,11 @@ def endpoints(team: int) -> list[tuple[str, str, dict | None, set[str]]]:
          {"owner", "admin", "policy_author", "auditor"}),
         ("PUT", f"/api/v1/teams/{team}/proposal-settings",
          {"min_approvals": 2, "min_people": 1}, {"owner", "admin", "policy_author"}),
+        # Grants: approvers (and managers) issue and revoke; every member sees them.
+        ("POST", f"/api/v1/teams/{team}/grants",
+         {"action": {"tool": "Bash", "input": {"command": "make"}, "cwd": "/srv"},
+          "uses": 1, "expires_minutes": 5}, {"owner", "admin", "approver"}),
+        ("GET", f"/api/v1/teams/{team}/grants", None, read),
     ]
 
 
@@ -174,6 +179,22 @@ def test_drafting_a_proposal_is_for_policy_authors(world):
             assert answer.status_code == 404 and "no such team" in answer.text, caller
         else:
             assert answer.status_code == 403, caller
+
+
+def test_revoking_a_grant_is_for_approvers_and_managers(world):
+    _, client, tokens, ids = world
+    made = call(client, "POST", f"/api/v1/teams/{ids['team']}/grants",
+                {"rule": {"program": ["make"]}, "uses": 2, "expires_minutes": 5},
+                tokens["approver"])
+    assert made.status_code == 201, made.text
+    path = f"/api/v1/teams/{ids['team']}/grants/{made.json()['grant_id']}/revoke"
+    for caller in (*ROLES, "orgadmin", "outsider", "b-admin"):
+        answer = call(client, "POST", path, {"reason": "done"}, tokens[caller])
+        if caller in ("owner", "admin", "approver", "orgadmin"):
+            # Idempotent: every allowed caller gets the first revocation back.
+            assert answer.status_code == 200 and answer.json()["state"] == "revoked", caller
+        else:
+            assert answer.status_code == (404 if caller in ("outsider", "b-admin") else 403)
 
 
 def test_nobody_reaches_another_tenants_team(world):

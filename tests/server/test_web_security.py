@@ -181,7 +181,7 @@ def ask(client, team: int, command: str, request_id: str = "req-evil-1") -> int:
 def fill(path: str, world) -> str:
     values = {"team_id": world["team"], "token_id": world["token_id"], "number": 1,
               "name": "app.css", "delegation_id": 1, "group_id": 1,
-              "runtime_id": runtime_of("none")}
+              "runtime_id": runtime_of("none"), "grant_id": "grt_" + "0" * 24}
     values.update(world.get("extra_ids", {}))
 
     def one(match: re.Match[str]) -> str:
@@ -424,7 +424,8 @@ def test_another_tenants_objects_are_not_found(world):
              f"/teams/{team}/policies/diff?old=1&new=2",
              f"/teams/{team}/policies/1/simulation", f"/audit?team={team}",
              f"/audit/export?team={team}", f"/teams/{team}/usage",
-             f"/teams/{team}/friction", f"/teams/{team}/proposals"]
+             f"/teams/{team}/friction", f"/teams/{team}/proposals",
+             f"/teams/{team}/grants"]
     if HAVE_APPROVALS:
         paths += [f"/approvals/{world['extra_ids']['approval_id']}",
                   f"/teams/{team}/approvers", "/audit/calls/req-evil-1"]
@@ -442,6 +443,9 @@ def test_another_tenants_objects_are_not_found(world):
                        (f"/teams/{team}/proposal-settings",
                         {"min_approvals": "1", "min_people": "1"}),
                        (f"/teams/{team}/proposals/draft", {"rule_hash": "0" * 64}),
+                       (f"/teams/{team}/grants", {"command": "ls", "uses": "1",
+                                                  "expires_minutes": "5"}),
+                       (f"/teams/{team}/grants/grt_{'0' * 24}/revoke", {"reason": "x"}),
                        *(((f"/approvals/{world['extra_ids']['approval_id']}/vote",
                            {"vote": "deny"}),
                           (f"/teams/{team}/runtimes/{world['extra_ids']['runtime_id']}/revoke",
@@ -479,6 +483,10 @@ def test_roles_are_the_apis(world):
         assert r.status_code == 403
         r = bob.post(f"/teams/{team}/proposals/draft",
                      data={"csrf": token, "rule_hash": "0" * 64})
+        assert r.status_code == 403
+        assert bob.get(f"/teams/{team}/grants").status_code == 200  # members see them
+        r = bob.post(f"/teams/{team}/grants", data={"csrf": token, "command": "ls",
+                                                    "uses": "1", "expires_minutes": "5"})
         assert r.status_code == 403
 
 

@@ -157,3 +157,50 @@ def test_a_proposal_becomes_a_draft_in_one_step(browser, live, learned, shots: P
     assert live.api("GET", f"/api/v1/teams/{learned}/proposal-settings") == {
         "min_approvals": 2, "min_people": 2}
     context.close()
+
+
+def test_an_approver_issues_a_grant_a_runtime_uses_and_revokes_it(browser, live, shots,
+                                                                 tmp_path_factory):
+    team = live.api("POST", "/api/v1/teams", {"name": "granting"})["id"]
+    live.api("POST", "/api/v1/users", {"username": "ivy", "password": PASSWORD})
+    live.api("PUT", f"/api/v1/teams/{team}/members", {"username": "ivy", "role": "approver"})
+    live.api("POST", f"/api/v1/teams/{team}/policies", {"text": POLICY})
+    live.api("POST", f"/api/v1/teams/{team}/publications", {"number": 1})
+    home = tmp_path_factory.mktemp("grant-runtime")
+    assert runestone(home, "init").returncode == 0
+    token = live.api("POST", f"/api/v1/teams/{team}/enrollment-tokens",
+                     {"labels": {"env": "prod"}})["token"]
+    assert runestone(home, "enroll", "--server", live.base, "--token", token).returncode == 0
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live.base}/teams/{team}")
+    sign_in(page, live, "ivy")
+    page.click("main a:has-text('Grants')")
+    page.wait_for_url(f"{live.base}/teams/{team}/grants")
+    form = "form[aria-label='Issue a grant']"
+    page.check(f"{form} input[name=kind][value=rule]")
+    page.fill(f"{form} textarea[name=rule]", 'program = ["curl"]\ndomain = ["api.example.com"]')
+    page.fill(f"{form} input[name=labels]", "env=prod")
+    page.fill(f"{form} input[name=uses]", "2")
+    page.fill(f"{form} input[name=reason]", "release <b>day</b>")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_url(f"{live.base}/teams/{team}/grants")
+    row = page.locator("#grants tbody tr").first
+    assert "0 of 2" in row.inner_text() and "active" in row.inner_text()
+    assert "release <b>day</b>" in row.inner_text()  # escaped, shown as text
+
+    # The runtime pulls it with the policy and spends one use instead of asking.
+    assert runestone(home, "policy", "pull").returncode == 0
+    decided = check(home, "curl https://api.example.com/v1")
+    assert decided["decision"] == "allow", decided
+    page.reload()
+    assert "1 of 2" in page.locator("#grants tbody tr").first.inner_text()
+    page.screenshot(path=str(shots / "grants.png"), full_page=True)
+
+    page.fill("#grants form[aria-label^=Revoke] input[name=reason]", "release is over")
+    page.click("#grants form[aria-label^=Revoke] button[type=submit]")
+    page.wait_for_url(f"{live.base}/teams/{team}/grants")
+    assert "revoked: release is over" in page.locator("#grants tbody tr").first.inner_text()
+    assert check(home, "curl https://api.example.com/v2")["decision"] == "deny"  # asks again
+    context.close()

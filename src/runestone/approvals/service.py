@@ -362,8 +362,11 @@ class Approvals:
 
     # --- spending -------------------------------------------------------------------------
 
-    def redeem(self, action: Action, decision: Decision) -> tuple[str, str] | None:
-        """Spend an approval or grant that covers exactly this ask; ("request"|"grant", id)."""
+    def redeem(self, action: Action, decision: Decision, *,
+               home: str | None = None) -> tuple[str, str] | None:
+        """Spend an approval or grant that covers exactly this ask; ("request"|"grant", id).
+        Enrolled, a grant issued on the control plane (remote/grants.py) comes before the
+        local ones (which an enrolled runtime refuses to make)."""
         now = time.time()
         action_hash = decision.action_hash or action.hash
         try:
@@ -381,6 +384,9 @@ class Approvals:
                              "action_hash": action_hash, "via": "approval",
                              "approver": request.approver or ""})
                 return "request", request.id
+        served = self._server_grant(action, action_hash, home)
+        if served is not None:
+            return served
         grant = self.store.use_grant(action_key(action),
                                      tuple(decision.rules) if decision.explained else (),
                                      action.session, now)
@@ -390,6 +396,29 @@ class Approvals:
                          "session": action.session, "uses_left": grant.uses_left})
             return "grant", grant.id
         return None
+
+    def _server_grant(self, action: Action, action_hash: str,
+                      home: str | None) -> tuple[str, str] | None:
+        if self.remote is None:
+            return None
+        from runestone.remote.grants import ServerGrants
+
+        grants = ServerGrants.from_layout(self.layout)
+        if grants is None:
+            return None
+        try:
+            used = grants.redeem(action, action_key(action), home)
+        except Exception as exc:  # a broken grant store is no allow
+            print(f"runestone: control plane grants unavailable ({exc})", file=sys.stderr)
+            return None
+        if used is None:
+            return None
+        self._audit({"kind": "grant-use", "grant_id": used.grant_id, "action_hash": action_hash,
+                     "via": "control plane" if used.via == "online" else
+                     "offline allotment", "use": used.use, "uses": used.uses,
+                     "session": action.session, "summary": used.summary[:200]})
+        return "grant", f"{used.grant_id} (use {used.use} of {used.uses}"  \
+            + (" allotted for offline use)" if used.via == "offline" else ")")
 
     # --- deciding -------------------------------------------------------------------------
 

@@ -36,7 +36,8 @@ def run_pull() -> int:
     except client.RemoteError as exc:
         print(f"runestone: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({k: state.get(k) for k in ("number", "hash", "last_error")}))
+    print(json.dumps({k: state.get(k) for k in ("number", "hash", "last_error", "grants",
+                                                 "grants_error")}))
     return 0
 
 

@@ -278,6 +278,14 @@ def claude_doctor(data: dict[str, Any], report: DoctorReport,
     if data.get("disableAllHooks") is True:
         report.fail("'disableAllHooks' is true: no hook runs, every call goes through; "
                     "remove it from the settings")
+    for where, layer in settings_layers(claude_layer_paths(), path):
+        if layer.get("disableAllHooks") is True:
+            report.fail(f"'disableAllHooks' is true in {where}, which Claude Code merges over "
+                        "the user settings: no hook runs in this project; remove it")
+        if layer.get("allowManagedHooksOnly") is True:
+            report.fail(f"'allowManagedHooksOnly' is true in {where}: Claude Code runs only "
+                        "the managed settings' hooks, not Runestone's; have the hook added "
+                        "there")
     ours = _ours_by_event(data, "claude-code", CLAUDE_EVENTS)
     if not ours["PreToolUse"]:
         report.fail("no Runestone PreToolUse hook is installed; run `runestone install "
@@ -613,6 +621,13 @@ def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | Non
     if isinstance(features, dict) and features.get("hooks") is False:
         report.fail(f"'[features] hooks = false' in {config}: Codex runs no hook, every call "
                     "goes through; remove it")
+    project_config = Path.cwd() / ".codex" / "config.toml"
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        project_features = tomllib.loads(project_config.read_text(encoding="utf-8")).get(
+            "features")
+        if isinstance(project_features, dict) and project_features.get("hooks") is False:
+            report.fail(f"'[features] hooks = false' in {project_config}: Codex runs no hook "
+                        "in this (trusted) project; remove it")
     hooks_table = settings.get("hooks")
     state = hooks_table.get("state", {}) if isinstance(hooks_table, dict) else {}
     hooks = data.get("hooks", {}) if isinstance(data.get("hooks"), dict) else {}
@@ -641,17 +656,62 @@ def _gemini_settings(data: dict[str, Any], report: DoctorReport, path: Path | No
     report.warn("Gemini CLI lets a call through when the hook times out or ends without a "
                 "word (killed, out of memory): only text with exit 2 or a deny blocks; keep "
                 "the hook's 600 s timeout")
-    config = data.get("hooksConfig")
-    if not isinstance(config, dict):
-        return
-    if config.get("enabled") is False:
-        report.fail("'hooksConfig.enabled' is false: Gemini CLI runs no hook, every call goes "
-                    "through; remove it or set it to true")
-    disabled = config.get("disabled")
     names = {"runestone"} | set(_installed_commands(data, "gemini", "BeforeTool"))
-    if isinstance(disabled, list) and names & {d for d in disabled if isinstance(d, str)}:
-        report.fail("'hooksConfig.disabled' names the Runestone hook: Gemini CLI skips it; "
-                    "remove it from that list")
+    layers = [(None, data), *settings_layers(gemini_layer_paths(), path)]
+    for where, layer in layers:
+        config = layer.get("hooksConfig")
+        if not isinstance(config, dict):
+            continue
+        place = f" in {where} (Gemini CLI merges it over the user settings)" if where else ""
+        if config.get("enabled") is False:
+            report.fail(f"'hooksConfig.enabled' is false{place}: Gemini CLI runs no hook, "
+                        "every call goes through; remove it or set it to true")
+        disabled = config.get("disabled")
+        if isinstance(disabled, list) and names & {d for d in disabled if isinstance(d, str)}:
+            report.fail(f"'hooksConfig.disabled'{place} names the Runestone hook: Gemini CLI "
+                        "skips it; remove it from that list")
+
+
+def settings_layers(paths: list[Path], installed: Path | None
+                    ) -> list[tuple[Path, dict[str, Any]]]:
+    """The other settings files a host merges over the one install wrote (the project's, the
+    system's), those that exist and hold an object: a setting there switches the hook off
+    just as well (observed with Claude Code and Gemini CLI in tests/hosts)."""
+    found = []
+    for candidate in paths:
+        if installed is not None and candidate.resolve() == installed.resolve():
+            continue
+        try:
+            data = read_settings(candidate)
+        except (OSError, ValueError):
+            continue
+        if data:
+            found.append((candidate, data))
+    return found
+
+
+def _system_path(windows: str, mac: str, linux: str) -> Path:
+    return Path(windows if os.name == "nt" else mac if sys.platform == "darwin" else linux)
+
+
+def claude_layer_paths() -> list[Path]:
+    """The project's shared and local settings, and the managed (system) settings."""
+    project = Path.cwd() / ".claude"
+    return [project / "settings.json", project / "settings.local.json",
+            _system_path(r"C:\Program Files\ClaudeCode\managed-settings.json",
+                         "/Library/Application Support/ClaudeCode/managed-settings.json",
+                         "/etc/claude-code/managed-settings.json")]
+
+
+def gemini_layer_paths() -> list[Path]:
+    """The workspace's settings, and the system settings and defaults."""
+    system = os.environ.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+    system_path = Path(system) if system else _system_path(
+        r"C:\ProgramData\gemini-cli\settings.json",
+        "/Library/Application Support/GeminiCli/settings.json",
+        "/etc/gemini-cli/settings.json")
+    return [Path.cwd() / ".gemini" / "settings.json", system_path,
+            system_path.with_name("system-defaults.json")]
 
 
 def _cursor_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:

@@ -141,8 +141,24 @@ def pull(layout: Layout) -> dict[str, Any]:
         state["last_error"] = f"HTTP {status}: {body.decode()[:200]}"
         _write_state(layout, state)
         raise RemoteError(state["last_error"])
+    _pull_grants(layout, state)
     _write_state(layout, state)
     return state
+
+
+def _pull_grants(layout: Layout, state: dict[str, Any]) -> None:
+    """Grants follow the policy (remote/grants.py); a failure leaves the last verified
+    ones and is said in the state, never failing the policy's pull."""
+    from runestone.remote.grants import ServerGrants
+
+    grants = ServerGrants.from_layout(layout)
+    if grants is None:
+        return
+    try:
+        state["grants"] = grants.pull()
+        state["grants_error"] = ""
+    except RemoteError as exc:
+        state["grants_error"] = str(exc)
 
 
 def _accept(layout: Layout, config: dict[str, Any], answer: dict[str, Any],

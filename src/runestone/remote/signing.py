@@ -25,3 +25,21 @@ def decision_message(runtime_id: str, request_id: str, action_hash: str, decisio
                            "request_id": request_id, "action_hash": action_hash,
                            "decision": decision, "credential_hash": credential_hash,
                            "scope": scope, "minutes": minutes})
+
+
+def grant_message(runtime_id: str, grant: dict) -> bytes:
+    """What the server signs when it hands a pre-approval (a grant) to one runtime: the
+    whole grant as sent (id, what it matches, the sessions and agents it is for, its use
+    count, expiry and the uses allotted to this runtime for offline use), bound to the
+    runtime, so a grant can be neither altered nor handed to another runtime."""
+    return canonical_json({"kind": "runestone-grant", "runtime_id": runtime_id,
+                           "grant": grant})
+
+
+def grant_use_message(runtime_id: str, grant_id: str, action_key: str, use: int,
+                      credential_hash: str) -> bytes:
+    """What the server signs when it counts one use of a grant for a runtime: the receipt
+    the runtime checks before it allows anything (bound to its credential, as decisions)."""
+    return canonical_json({"kind": "runestone-grant-use", "runtime_id": runtime_id,
+                           "grant_id": grant_id, "action_key": action_key, "use": use,
+                           "credential_hash": credential_hash})

@@ -12,8 +12,10 @@ replicas never count an entry twice.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Date,
     DateTime,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -81,3 +84,67 @@ class ProposalSettings(Base):
     min_approvals: Mapped[int] = mapped_column(Integer, default=3)
     min_people: Mapped[int] = mapped_column(Integer, default=1)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Grant(Base):
+    """A pre-approval an approver issued: an exact action (`action_key`, the runtime's
+    `approvals.action_key`: tool, input, cwd) or a rule (`rule`, a table in the runtime's
+    rule language), for the team's runtimes matching `labels` and, when given, only these
+    `sessions` or `agents`; `uses` in all, until `expires`. `used` counts the uses spent
+    online; `reserved` the uses allotted to runtimes for offline use (`offline_uses` each),
+    so used + reserved never exceeds uses."""
+
+    __tablename__ = "govern_grants"
+    __table_args__ = (UniqueConstraint("grant_id", name="uq_govern_grants_grant_id"),
+                      Index("ix_govern_grants_team", "team_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    grant_id: Mapped[str] = mapped_column(String(40))
+    action_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    sessions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    agents: Mapped[list[str]] = mapped_column(JSON, default=list)
+    uses: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    offline_uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    revoked_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class GrantAllotment(Base):
+    """Uses of a grant set aside for one runtime to spend while the server is away."""
+
+    __tablename__ = "govern_grant_allotments"
+    __table_args__ = (UniqueConstraint("grant_pk", "runtime_pk",
+                                       name="uq_govern_grant_allotments"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    grant_pk: Mapped[int] = mapped_column(ForeignKey("govern_grants.id"))
+    runtime_pk: Mapped[int] = mapped_column(ForeignKey("runtimes.id"))
+    count: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GrantUse(Base):
+    """One use counted on the server: which runtime spent it, on which action."""
+
+    __tablename__ = "govern_grant_uses"
+    __table_args__ = (Index("ix_govern_grant_uses_grant", "grant_pk"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    grant_pk: Mapped[int] = mapped_column(ForeignKey("govern_grants.id"))
+    runtime_pk: Mapped[int] = mapped_column(ForeignKey("runtimes.id"))
+    action_key: Mapped[str] = mapped_column(String(64))
+    session: Mapped[str] = mapped_column(String(200), default="")
+    agent: Mapped[str] = mapped_column(String(200), default="")
+    use: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

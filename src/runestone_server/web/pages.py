@@ -19,7 +19,7 @@ for module in (static_files, login, overview, teams, runtimes, policies):
 # task behind the overview needs the audit domain.
 for name in ("runestone_server.web.approvals", "runestone_server.web.team_approvals",
              "runestone_server.web.audit", "runestone_server.web.rollup",
-             "runestone_server.web.govern"):
+             "runestone_server.web.govern", "runestone_server.web.grants"):
     try:
         module = importlib.import_module(name)
         if hasattr(module, "router"):
