@@ -45,6 +45,7 @@ class Rt:
     def __init__(self, app, tmp_path, name: str, org_id: int, team_id: int) -> None:
         self.layout = Layout(config_dir=tmp_path / name, state_dir=tmp_path / name / "state")
         identity = create_identity(self.layout)
+        self.runtime_id = identity.runtime_id
         self.log = AuditLog(self.layout.audit_dir, identity.runtime_id,
                             signer=Signer(self.layout.private_key_file))
         self.gatekeeper = Gatekeeper(compile_policy_text(POLICY, source="usage.toml"),

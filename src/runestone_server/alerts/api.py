@@ -25,7 +25,7 @@ from runestone_server.notify.references import holds_channels, without
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Event = Literal["deny", "approval_expired", "chain_problem", "policy_published",
-                "runtime_silent", "drift", "deny_spike"]
+                "runtime_silent", "drift", "deny_spike", "limit_hits"]
 ChannelId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 

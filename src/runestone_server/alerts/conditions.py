@@ -31,8 +31,9 @@ class Conditions(BaseModel):
     """A rule's conditions; each event kind reads the ones it needs."""
 
     min_severity: str = Field(default="high", pattern="^(low|medium|high|critical)$")
-    threshold: int = Field(default=10, ge=1, le=1_000_000)  # deny_spike: denies in window
-    window_minutes: int = Field(default=10, ge=1, le=10_080)  # deny_spike
+    # deny_spike and limit_hits: denies (limit hits) in the window
+    threshold: int = Field(default=10, ge=1, le=1_000_000)
+    window_minutes: int = Field(default=10, ge=1, le=10_080)
     silent_minutes: int = Field(default=30, ge=1, le=525_600)  # runtime_silent
     grace_minutes: int = Field(default=10, ge=0, le=10_080)  # drift: time to pull a policy
 
@@ -196,6 +197,46 @@ def deny_spike(db: Session, rule: AlertRule, conditions: Conditions, batch: Batc
                               since=since.isoformat(timespec="seconds")))
 
 
+MAX_LIMIT_ROWS = 20_000  # the newest asks and denies of a window read for limit hits
+
+
+def limit_hits(db: Session, rule: AlertRule, conditions: Conditions, batch: Batch,
+               now: datetime) -> Iterator[Candidate]:
+    """At least `threshold` decisions in the team within window_minutes that one of the
+    policy's `[[limit]]`s made (a `limit:ID` rule: a session or agent over its cap, or
+    repeating itself): the runtimes count, the control plane adds them up per team."""
+    entry = audit_entry_model()
+    if entry is None:
+        return
+    since = now - timedelta(minutes=conditions.window_minutes)
+    rows = db.execute(select(entry.runtime_id, entry.entry).where(
+        entry.org_id == rule.org_id, entry.team_id == rule.team_id, entry.time >= since,
+        entry.kind == "decision", entry.decision.in_(("ask", "deny"))).order_by(
+        entry.id.desc()).limit(MAX_LIMIT_ROWS))
+    limits: dict[str, int] = {}
+    runtimes: set[str] = set()
+    for runtime_id, body in rows:
+        rules = body.get("rules") if isinstance(body, dict) else None
+        hit = [r for r in rules or [] if isinstance(r, str) and r.startswith("limit:")]
+        for name in hit[:1]:
+            limits[name[len("limit:"):]] = limits.get(name[len("limit:"):], 0) + 1
+            runtimes.add(runtime_id)
+    count = sum(limits.values())
+    if count >= conditions.threshold:
+        worst = ", ".join(f"{k} ({n})" for k, n in sorted(limits.items(),
+                                                           key=lambda kv: -kv[1])[:5])
+        yield Candidate(
+            key=f"limits:{rule.team_id}",
+            subject=f"Limits hit {count} times in {conditions.window_minutes} minutes",
+            text=f"{count} calls were stopped by the policy's limits in the last "
+                 f"{conditions.window_minutes} minutes on {len(runtimes)} runtime(s) "
+                 f"(threshold {conditions.threshold}): {worst}.",
+            detail={"count": count, "limits": limits, "runtimes": sorted(runtimes),
+                    "window_minutes": conditions.window_minutes,
+                    "threshold": conditions.threshold},
+            path=f"/teams/{rule.team_id}/usage")
+
+
 CHECKERS: dict[str, Checker] = {
     "deny": deny,
     "approval_expired": approval_expired,
@@ -204,4 +245,5 @@ CHECKERS: dict[str, Checker] = {
     "runtime_silent": runtime_silent,
     "drift": drift,
     "deny_spike": deny_spike,
+    "limit_hits": limit_hits,
 }

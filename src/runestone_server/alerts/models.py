@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from runestone_server.models import Base, utcnow
 
 EVENTS = ("deny", "approval_expired", "chain_problem", "policy_published", "runtime_silent",
-          "drift", "deny_spike")
+          "drift", "deny_spike", "limit_hits")
 
 
 class AlertRule(Base):
