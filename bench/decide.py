@@ -24,8 +24,10 @@ from pathlib import Path
 
 from runestone.actions import action_from_hook_json
 from runestone.corpus import infer_home
+from runestone.effects.reader import forget_readings
 from runestone.gatekeeper import Gatekeeper
 from runestone.policy import load_preset
+from runestone.shell.dialect import forget_analyses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +50,7 @@ def bench_in_process(corpus: Path, preset: str, rounds: int) -> tuple[list[float
         gatekeeper.home = home
         gatekeeper.check(action)
     samples: list[float] = []
+    first_sight: list[float] = []
     baseline: list[float] = []
     for _ in range(rounds):
         for action, home in cases:
@@ -58,7 +61,20 @@ def bench_in_process(corpus: Path, preset: str, rounds: int) -> tuple[list[float
             start = time.perf_counter_ns()
             _ = action.hash
             baseline.append((time.perf_counter_ns() - start) / 1000)
-    return samples, baseline
+        # The same decisions as if each command were new: the memos of shell analyses
+        # (runestone.shell.dialect) and of readings (runestone.effects.reader) emptied
+        # before each, so nothing is reused across them.
+        for action, home in cases:
+            gatekeeper.home = home
+            forget_analyses()
+            forget_readings()
+            start = time.perf_counter_ns()
+            gatekeeper.check(action)
+            first_sight.append((time.perf_counter_ns() - start) / 1000)
+        for action, home in cases:  # the memo as the first pass of the next round found it
+            gatekeeper.home = home
+            gatekeeper.check(action)
+    return samples, first_sight, baseline
 
 
 def time_process(argv: list[str], stdin: bytes, runs: int, env: dict[str, str]) -> list[float]:
@@ -78,11 +94,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
 
-    samples, baseline = bench_in_process(Path(args.corpus), args.preset, args.rounds)
+    samples, first_sight, baseline = bench_in_process(Path(args.corpus), args.preset,
+                                                      args.rounds)
     median, base = statistics.median(samples), statistics.median(baseline)
     print(f"in-process decision ({args.preset} preset, {len(samples)} decisions over the corpus)")
     print(f"  median {median:8.1f} µs   p99 {percentile(samples, 0.99):8.1f} µs"
-          f"   (target: median < 50 µs)")
+          f"   (each command seen before: its analysis and reading reused; target ≤ 30 µs)")
+    first = statistics.median(first_sight)
+    print(f"  median {first:8.1f} µs   p99 {percentile(first_sight, 0.99):8.1f} µs"
+          "   (each command as if new: both memos emptied before each decision)")
     print(f"  baseline: the action's own hash (canonical JSON + SHA-256), same actions: "
           f"median {base:.1f} µs; a decision costs {median / base:.0f}x that")
 

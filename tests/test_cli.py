@@ -160,3 +160,56 @@ def test_check_denies_lines_nested_too_deeply_and_goes_on():
     single = run_cli("check", "--preset", "developer", stdin=_nested(100_000))
     assert single.returncode == 0 and "Traceback" not in single.stderr
     assert "nested more than 200 levels deep" in json.loads(single.stdout)["reason"]
+
+
+def _entries():
+    from runestone.audit.query import read_entries
+    from runestone.home import layout
+
+    return list(read_entries(layout().audit_dir))
+
+
+def test_explain_audits_nothing_and_asks_nobody(isolated_home):
+    """Issue 17: explain wrote request and decision entries that looked like real checks
+    (and an ask opened a real approval request)."""
+    assert run_cli("init").returncode == 0
+    before = _entries()
+    for command in ("ssh prod-db uptime", "rm -rf ~", "ls", "find / -exec rm -rf {} \\;"):
+        result = run_cli("explain", command)
+        assert result.returncode == 0, result.stderr
+        assert "Not audited: explain decides nothing that runs" in result.stdout
+    assert "Decision: ASK" in run_cli("explain", "ssh prod-db uptime").stdout
+    assert _entries() == before
+    assert "req_" not in run_cli("approvals", "list").stdout
+
+
+def test_malformed_lines_are_denied_and_audited(isolated_home):
+    """Issue 17: the README says every request and decision is appended, but the denies
+    for malformed lines were not."""
+    assert run_cli("init").returncode == 0
+    good = json.dumps({"id": "a", "tool_name": "Bash", "tool_input": {"command": "ls"},
+                       "cwd": "/tmp/p"})
+    lines = [good, "{not json", _nested(5000), json.dumps({"tool_input": {}}),
+             '{"tool_name": "Bash", "tool_input": {"command": NaN}}', good]
+    result = run_cli("check", stdin="\n".join(lines))
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    refused = [o for o in out if o["decision"] == "deny"]
+    assert len(refused) == 4
+    entries = _entries()
+    requests = [e for e in entries if e["kind"] == "request"
+                and e["tool"] == "(malformed input)"]
+    assert [r["input"]["line"] for r in requests] == [2, 3, 4, 5]
+    assert requests[0]["input"]["text"] == "{not json"
+    assert len(requests[1]["input"]["text"]) == 4096  # the beginning, with the length
+    assert requests[1]["input"]["length"] == len(lines[2])
+    decisions = {e["request_id"]: e for e in entries if e["kind"] == "decision"}
+    assert [decisions[r["request_id"]]["reason"] for r in requests] == \
+        [o["reason"] for o in refused]
+    assert all(decisions[r["request_id"]]["decision"] == "deny" for r in requests)
+    # The hook audits what it cannot read too, and the chain verifies.
+    hook = run_cli("hook", "claude-code", stdin="{broken")
+    assert "malformed hook input" in hook.stdout + hook.stderr
+    assert sum(e["kind"] == "request" and e["tool"] == "(malformed input)"
+               for e in _entries()) == 5
+    assert run_cli("audit", "verify").returncode == 0

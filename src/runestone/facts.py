@@ -100,9 +100,9 @@ class Facts:
         key = id(command)
         reading = self._readings.get(key)
         if reading is None:
-            from runestone.effects import read_command
+            from runestone.effects.reader import remembered_reading
 
-            reading = read_command(command, self.catalogue, self.home)
+            reading = remembered_reading(command, self.catalogue, self.home)
             self._readings[key] = reading
         return reading
 

@@ -107,6 +107,10 @@ def taint_reason(facts: Facts) -> str | None:
     return None
 
 
+MALFORMED_TOOL = "(malformed input)"  # the tool of an audited refusal of non-actions
+MALFORMED_KEPT = 4096  # characters of a malformed input kept in its request entry
+
+
 def error_decision(reason: str, *, action_hash: str = "", policy_hash: str = "") -> Decision:
     """A deny for a failure: the caller still gets a well-formed, safe answer."""
     return Decision("deny", reason, (), policy_hash, action_hash)
@@ -275,6 +279,35 @@ class Gatekeeper:
             why = taint_reason(facts)
             if why:
                 self.sessions.mark_tainted(action.session, why)
+        return decision
+
+    def refuse_malformed(self, text: str, reason: str, **where: Any) -> Decision:
+        """Deny input that is not an action, and audit the refusal like any decision: a
+        request entry for tool MALFORMED_TOOL holding the input's beginning (redacted as
+        every entry is) and its length, and the deny. The log says every request and
+        decision is appended; a malformed line is a request too (perhaps a deliberate one).
+        """
+        kept = text[:MALFORMED_KEPT].encode("utf-8", "replace").decode("utf-8")
+        action = Action(MALFORMED_TOOL, {"text": kept, "length": len(text), **where}, "")
+        return self._record(action, error_decision(reason, action_hash=action.hash,
+                                                   policy_hash=self.policy.hash))
+
+    def explain(self, action: Action, *, contain: bool = False) -> Decision:
+        """The decision `check` would make from the policy, with nothing recorded or
+        changed: no audit entry, no approval request, no limit counted, no session marked.
+
+        Why: `runestone explain` asks what would happen; its entries looked like real
+        checks in the audit log (and an ask opened a real approval request). Limits are
+        not counted here, so a call over a limit is explained as the policy alone decides.
+        """
+        try:
+            facts = derive_facts(action, home=self.home)
+            decision = evaluate(self.policy, facts, self.context(action))
+        except Exception as exc:
+            return error_decision(f"Internal error while deciding ({type(exc).__name__}: "
+                                  f"{exc}); denied to be safe.", policy_hash=self.policy.hash)
+        if decision.decision == "sandbox":
+            decision = self._containable(decision, contain)
         return decision
 
     def _write_deferred_now(self) -> None:

@@ -232,6 +232,38 @@ def test_without_on_failure_a_hook_that_times_out_lets_the_call_through(claude, 
     assert _ran(project, "allowed-marker")
 
 
+def test_a_sandbox_decision_runs_the_command_contained(claude, world):
+    """A `sandbox` decision: Claude Code applies the hook's `updatedInput`, so its Bash tool
+    runs the command inside `runestone sandbox run`: the write in the project happens, the
+    write outside does not, the model reads what the sandbox refused, and the audit log's
+    result entry (from PostToolUse) carries the sandbox's report."""
+    from runestone.audit.query import read_entries
+    from runestone.sandbox.probe import unavailable
+
+    why = unavailable()
+    if why:
+        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
+            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
+        pytest.skip(f"sandboxing unavailable here: {why}")
+    home, project = world
+    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
+    outside = home / "outside"
+    outside.mkdir()
+    _install(home)
+    result, api = _run_claude(claude, home, project,
+                              f"touch {project}/contained-marker; touch {outside}/escaped")
+    assert _ran(project, "contained-marker"), (result.stdout[-2000:], api.tool_results())
+    assert not (outside / "escaped").exists()  # the original command would have made it
+    assert "<sandbox_violations>" in json.dumps(api.tool_results())
+    entries = list(read_entries(layout().audit_dir))
+    decision = next(e for e in entries if e["kind"] == "decision")
+    assert decision["decision"] == "sandbox"
+    result_entry = next(e for e in entries if e["kind"] == "result"
+                        and e["request_id"] == decision["request_id"])
+    assert result_entry["sandbox"]["profile_hash"] == decision["sandbox"]["profile_hash"]
+    assert result_entry["sandbox"]["blocked"] is True
+
+
 @pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
 def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(claude, world, name):
     """`disableAllHooks` in the project's settings overrides the user's hook: the denied

@@ -333,3 +333,16 @@ def test_an_interrupted_sandbox_takes_its_command_with_it(world):
     process.wait()
     time.sleep(4)
     assert not marker.exists()
+
+
+def test_the_hosts_tmp_is_out_of_reach_and_that_is_explained(world, tmp_path):
+    """The sandbox's /tmp is its own: a directory of the host's /tmp is missing inside,
+    and the agent is told the sandbox did that (the path exists outside)."""
+    (tmp_path / "shared").mkdir()
+    result = world.run(f'touch "{tmp_path}/shared/x"; cat "{world.home}/.ssh/id_ed25519"; '
+                       'cat no-such-file-in-the-project')
+    assert not (tmp_path / "shared" / "x").exists()
+    refused = result.stderr.split("<sandbox_violations>", 1)[1].split("</sandbox_violations>")[0]
+    assert f"{tmp_path}/shared/x" in refused
+    assert ".ssh/id_ed25519" in refused
+    assert "no-such-file-in-the-project" not in refused  # missing outside too: not the sandbox

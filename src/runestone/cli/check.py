@@ -18,12 +18,13 @@ from runestone.policy import CompiledPolicy, Decision
 from runestone.policy.engine import uncovered_detail
 
 
-def _decide_line(gatekeeper: Gatekeeper, data: Any) -> str:
+def _decide_line(gatekeeper: Gatekeeper, data: Any, text: str) -> str:
     extra = {"id": data["id"]} if isinstance(data, dict) and "id" in data else {}
     try:
         action = action_from_hook_json(data, default_cwd=os.getcwd())
     except ActionError as exc:
-        return decision_json(error_decision(f"Malformed action: {exc}; denied."), extra)
+        return decision_json(gatekeeper.refuse_malformed(
+            text, f"Malformed action: {exc}; denied."), extra)
     return decision_json(gatekeeper.check(action, contain=True), extra)
 
 
@@ -49,7 +50,7 @@ def run_check(args: argparse.Namespace) -> int:
     except ValueError:  # not one document (JSON Lines?), or NaN/1e999 in it: line by line
         document = None
     if isinstance(document, dict):
-        print(_decide_line(gatekeeper, document))
+        print(_decide_line(gatekeeper, document, text))
         return 0
     out = sys.stdout
     # JSON Lines: decided in chunks whose audit entries share one write and fsync; a chunk's
@@ -59,23 +60,28 @@ def run_check(args: argparse.Namespace) -> int:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        # A malformed line is denied and audited (refuse_malformed) at once, in its place
+        # among the answers; the lines after it are decided as usual.
         try:
             data = loads_finite(line)
         except json.JSONDecodeError as exc:
             reason = f"Malformed JSON on line {number}, column {exc.colno}: {exc.msg}; denied."
-            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
+            refused = gatekeeper.refuse_malformed(line, reason, line=number)
+            chunk.append((decision_json(refused, {"line": number}), {}))
             continue
-        except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
+        except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits, depth
             reason = f"Malformed JSON on line {number}: {exc}; denied."
-            chunk.append((decision_json(error_decision(reason), {"line": number}), {}))
+            refused = gatekeeper.refuse_malformed(line, reason, line=number)
+            chunk.append((decision_json(refused, {"line": number}), {}))
             continue
         extra = {"id": data["id"]} if isinstance(data, dict) and "id" in data else {}
         try:
             chunk.append((action_from_hook_json(data, default_cwd=os.getcwd()), extra))
             actions += 1
         except ActionError as exc:
-            chunk.append((decision_json(error_decision(f"Malformed action: {exc}; denied."),
-                                        extra), {}))
+            refused = gatekeeper.refuse_malformed(line, f"Malformed action: {exc}; denied.",
+                                                  line=number)
+            chunk.append((decision_json(refused, extra), {}))
         if actions >= BATCH:
             _answer_chunk(gatekeeper, chunk, out)
             chunk, actions = [], 0
@@ -125,7 +131,7 @@ def run_explain(args: argparse.Namespace) -> int:
     cwd = args.cwd or os.getcwd()
     action = Action("Bash", {"command": args.shell_command}, cwd)
     facts = derive_facts(action, home=gatekeeper.home)
-    decision = gatekeeper.check(action, contain=True)
+    decision = gatekeeper.explain(action, contain=True)  # audits nothing, asks nobody
     print(f"Command:  {args.shell_command}")
     print(f"Cwd:      {cwd}    Home: {facts.home}")
     shell = facts.shell
@@ -186,4 +192,6 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"    - {hit.rule.id} [{hit.rule.decision}]{certainty} on `{hit.part_label}`"
                   f"  from {hit.rule.origin}")
     print(f"Policy:   {gatekeeper.policy.name}  sha256:{gatekeeper.policy.hash}")
+    print("Not audited: explain decides nothing that runs" +
+          (", and counts no limit." if gatekeeper.policy.limits else "."))
     return 0

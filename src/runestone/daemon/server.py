@@ -40,7 +40,7 @@ from runestone.approvals.page import (
 from runestone.daemon.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runestone.daemon.metrics import DaemonMetrics
 from runestone.daemon.paths import daemon_socket
-from runestone.gatekeeper import Gatekeeper, decision_json, error_decision
+from runestone.gatekeeper import Gatekeeper, decision_json
 from runestone.home import Layout
 from runestone.integrations.hook import handle_hook
 from runestone.integrations.hosts import host
@@ -282,7 +282,8 @@ class Daemon:
         try:
             action = parse_action_json(body)
         except ActionError as exc:
-            return decision_json(error_decision(f"Malformed action: {exc}; denied."))
+            return decision_json(self.gatekeeper.refuse_malformed(
+                body, f"Malformed action: {exc}; denied."))
         return decision_json(self.gatekeeper.check(action))
 
 

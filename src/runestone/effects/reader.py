@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from runestone.effects.catalogue import Catalogue
 from runestone.effects.model import (
@@ -126,6 +127,22 @@ def read_command(command: SimpleCommand, catalogue: Catalogue, home: str | None)
         return not_understood(command.name, "the command nests too deeply to read")
     except Exception as exc:  # a reader's bug must not decide: the command is not understood
         return not_understood(command.name, f"the reader failed ({type(exc).__name__}: {exc})")
+
+
+def remembered_reading(command: SimpleCommand, catalogue: Catalogue,
+                       home: str | None) -> Reading:
+    """`read_command`, memoised: a reading depends only on the command (a tuple of tuples),
+    the catalogue (by identity) and the home, never on files or the environment, so a
+    command read before (a daemon sees the same few over and over) is read once."""
+    return _remembered(command, catalogue, home)
+
+
+_remembered = lru_cache(maxsize=2048)(read_command)
+
+
+def forget_readings() -> None:
+    """Empty the memo (benchmarks timing the reading itself)."""
+    _remembered.cache_clear()
 
 
 def _read(command: SimpleCommand, catalogue: Catalogue, home: str | None) -> Reading:

@@ -20,6 +20,13 @@ from runestone.integrations.links import CallLinks
 from runestone.policy import Decision
 
 
+def _malformed(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str, reason: str) -> Reply:
+    """Input that is not JSON an action can come from: denied, and the refusal audited
+    (an unaudited refusal could not be told from a call that never came)."""
+    refused = gatekeeper.refuse_malformed(body, reason, host=adapter.name)
+    return adapter.failure(refused.reason, body)
+
+
 def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
                 links: CallLinks | None = None,
                 on_decision: Callable[[Decision], None] | None = None) -> Reply:
@@ -28,10 +35,10 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
     try:
         data = loads_finite(body)
     except json.JSONDecodeError as exc:
-        return adapter.failure(f"malformed hook input ({exc.msg} at line {exc.lineno}); "
-                               "denied", body)
-    except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits
-        return adapter.failure(f"malformed hook input ({exc}); denied", body)
+        return _malformed(gatekeeper, adapter, body, f"malformed hook input ({exc.msg} at "
+                                                     f"line {exc.lineno}); denied")
+    except ValueError as exc:  # NaN, 1e999, an integer of more than 4300 digits, depth
+        return _malformed(gatekeeper, adapter, body, f"malformed hook input ({exc}); denied")
     try:
         event = adapter.parse(data)
     except ActionError as exc:

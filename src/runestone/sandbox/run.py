@@ -57,6 +57,7 @@ class Prepared(NamedTuple):
     env: dict[str, str]
     proxy: Any
     hidden: list[str]
+    project: str
 
 
 @contextmanager
@@ -89,7 +90,7 @@ def prepare(command: list[str], profile: Profile, *, project: str, cwd: str | No
         try:
             args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
             child_env = bw.environment(profile, source, networked=profile.networked)
-            yield Prepared(args, child_env, proxy, hidden)
+            yield Prepared(args, child_env, proxy, hidden, places.project)
         finally:
             if proxy is not None:
                 proxy.close()
@@ -103,7 +104,7 @@ def outcome_of(prepared: Prepared, profile: Profile, code: int, tail: bytes) -> 
     refused = list(prepared.proxy.refused) if prepared.proxy is not None else []
     blocked = tuple(dict.fromkeys(
         [f"deny network-outbound {host}" for host in refused]
-        + _refusals(tail, prepared.hidden)))
+        + _refusals(tail, prepared.hidden, prepared.project)))
     return Outcome(code, blocked[:20], profile.name, profile.hash)
 
 
@@ -150,12 +151,35 @@ def _run(args: list[str], env: dict[str, str], stdin: int | None, stdout: int | 
     return (code if code >= 0 else 128 - code), bytes(tail)
 
 
-def _refusals(tail: bytes, hidden: list[str]) -> list[str]:
-    """Error lines that show a refusal: an errno text of one, or a hidden path named."""
+_MISSING = re.compile(r"No such file or directory|cannot access|not found", re.I)
+_PATHS = re.compile(r"'(/[^']+)'|\"(/[^\"]+)\"|(?<![\w.])(/[^\s:'\"]+)")
+
+
+def _refusals(tail: bytes, hidden: list[str], project: str) -> list[str]:
+    """Error lines that show a refusal: an errno text of one, a hidden path named, or a
+    path reported missing inside that exists outside (the private /tmp, a hidden file)."""
     lines = tail.decode("utf-8", "replace").splitlines()
     found = [" ".join(line.split())[:200] for line in lines
-             if _REFUSALS.search(line) or any(h in line for h in hidden)]
+             if _REFUSALS.search(line) or any(h in line for h in hidden)
+             or (_MISSING.search(line) and _exists_outside(line, project))]
     return list(dict.fromkeys(found))[:10]
+
+
+def _exists_outside(line: str, project: str) -> bool:
+    """Whether a path the line names exists out here, where this process runs, or would be
+    made in a directory that does and that the sandbox's private /tmp hides: then it was
+    the sandbox that made it missing."""
+    for match in _PATHS.finditer(line):
+        path = next(group for group in match.groups() if group).rstrip("/")
+        parent = os.path.dirname(path)
+        if bw._within(path, project):
+            continue  # the project is the same inside and out
+        if os.path.lexists(path):
+            return True
+        private = any(bw._within(parent, t) and parent != t for t in ("/tmp", "/var/tmp"))
+        if private and os.path.isdir(parent):
+            return True
+    return False
 
 
 def explanation(outcome: Outcome, profile: Profile, project: str) -> str:

@@ -15,6 +15,7 @@ Windows session's log is judged the same when it is replayed on Linux:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from runestone.shell.model import ShellAnalysis
 
@@ -47,12 +48,27 @@ def dialect_of(source: str, *, tool: str = "", agent: str = "", cwd: str = "") -
     return "bash"
 
 
+# Sources longer than this are analysed each time (and are rare): the memo stays small.
+MEMO_LIMIT = 4096
+
+
 def analyze_for(source: str, *, tool: str = "", agent: str = "", cwd: str | None = None,
                 home: str | None = None, place: str = "") -> ShellAnalysis:
     """Analyse a shell tool call's command with the analyzer of the shell that runs it.
 
     `place` is the action's cwd as the host sent it (`C:\\Users\\x`), which says whether
-    it ran on Windows; `cwd` and `home` are the forms paths are resolved against."""
+    it ran on Windows; `cwd` and `home` are the forms paths are resolved against.
+
+    Memoised: the analysis reads only these arguments (no files, no environment) and is
+    made of tuples, so a command seen again in the same place (a long-lived daemon sees
+    `git status`, `ls` and the test command over and over) reuses it exactly."""
+    if len(source) > MEMO_LIMIT:
+        return _analyze(source, tool, agent, cwd, home, place)
+    return _memo(source, tool, agent, cwd, home, place)
+
+
+def _analyze(source: str, tool: str, agent: str, cwd: str | None, home: str | None,
+             place: str) -> ShellAnalysis:
     dialect = dialect_of(source, tool=tool, agent=agent, cwd=place or cwd or "")
     if dialect == "powershell":
         from runestone.shell.pwsh.analyzer import analyze_powershell
@@ -65,3 +81,11 @@ def analyze_for(source: str, *, tool: str = "", agent: str = "", cwd: str | None
     from runestone.shell.analyzer import analyze
 
     return analyze(source, cwd=cwd, home=home)
+
+
+_memo = lru_cache(maxsize=1024)(_analyze)
+
+
+def forget_analyses() -> None:
+    """Empty the memo (benchmarks timing the analysis itself)."""
+    _memo.cache_clear()
