@@ -29,6 +29,8 @@ DOMAIN_ROUTERS = (
     "runestone_server.govern.api",
     "runestone_server.govern.grants_api",
     "runestone_server.web.pages",
+    "runestone_server.sso.api",
+    "runestone_server.sso.web",
 )
 
 

@@ -19,6 +19,7 @@ DOMAIN_MODELS = (
     "runestone_server.govern.models",
     "runestone_server.throttle",
     "runestone_server.stream.models",
+    "runestone_server.sso.models",
 )
 
 

@@ -26,6 +26,7 @@ from model_api import ResponsesStandIn
 from clihelp import run_cli
 from runestone.home import layout
 from runestone.identity import create_identity
+from runestone.integrations.install import codex_trust_hash
 
 CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
 POLICY = """[policy]
@@ -234,3 +235,39 @@ def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(codex, 
     assert (project / "denied-marker").exists()
     report = run_cli("doctor", "codex", "--settings", str(hooks), cwd=str(project))
     assert report.returncode == 1 and ".codex/config.toml" in report.stdout
+
+
+def _trust(hooks: Path) -> str:
+    """The `[hooks.state]` entries Codex's `/hooks` writes when its user trusts each hook."""
+    installed = json.loads(hooks.read_text())["hooks"]
+    keys = {"PreToolUse": "pre_tool_use", "PermissionRequest": "permission_request",
+            "PostToolUse": "post_tool_use"}
+    lines = []
+    for event, key in keys.items():
+        group = installed[event][0]
+        lines.append(f'\n[hooks.state."{hooks}:{key}:0:0"]\n'
+                     f'trusted_hash = "{codex_trust_hash(key, group, group["hooks"][0])}"\n')
+    return "".join(lines)
+
+
+def test_a_hook_trusted_as_codex_records_it_runs_and_doctor_agrees(codex, world):
+    """Without the bypass flag: the trust entries, hashed as Codex hashes a hook, are the
+    ones Codex accepts (the deny holds), and `doctor codex` passes on them."""
+    home, project, hooks = world
+    trust = _trust(hooks)
+    _run(codex, home, project, f"touch {project}/denied-marker", trusted=False, config=trust)
+    assert not (project / "denied-marker").exists()
+    assert run_cli("doctor", "codex", "--settings", str(hooks)).returncode == 0
+
+
+def test_a_hook_changed_after_trust_does_not_run_and_doctor_says_so(codex, world):
+    """Any change to the hook (here: its timeout) voids Codex's trust: the denied call runs
+    (observed), and `doctor` fails, where it used to accept any trust entry."""
+    home, project, hooks = world
+    trust = _trust(hooks)
+    _edit_hooks(hooks, lambda h: h.update(timeout=599))
+    _run(codex, home, project, f"touch {project}/denied-marker", trusted=False, config=trust)
+    assert (project / "denied-marker").exists()
+    report = run_cli("doctor", "codex", "--settings", str(hooks))
+    assert report.returncode == 1 and "trust it again" in report.stdout
+

@@ -463,14 +463,19 @@ def test_codex_permission_request(initialised):
 
 def _trust_codex_hooks(hooks_file, events=("pre_tool_use", "permission_request",
                                            "post_tool_use")) -> None:
-    """What Codex writes to config.toml once its user trusted each hook (a hash per hook)."""
+    """What Codex writes to config.toml once its user trusted each hook (its hash of the
+    hook, the one tests/hosts/test_codex_cli.py shows the real Codex accepts)."""
+    from runestone.integrations.install import codex_trust_hash
+
     installed = json.loads(hooks_file.read_text())["hooks"]
     names = {"pre_tool_use": "PreToolUse", "permission_request": "PermissionRequest",
              "post_tool_use": "PostToolUse"}
     lines = []
     for key in events:
-        group = len(installed[names[key]]) - 1
-        lines.append(f'[hooks.state."{hooks_file}:{key}:{group}:0"]\ntrusted_hash = "ab12"\n')
+        index = len(installed[names[key]]) - 1
+        group = installed[names[key]][index]
+        lines.append(f'[hooks.state."{hooks_file}:{key}:{index}:0"]\n'
+                     f'trusted_hash = "{codex_trust_hash(key, group, group["hooks"][0])}"\n')
     (hooks_file.parent / "config.toml").write_text("\n".join(lines))
 
 

@@ -646,6 +646,34 @@ def _codex_settings(data: dict[str, Any], report: DoctorReport, path: Path | Non
                     report.fail(f"Codex has not trusted the {event} hook, so it does not run: "
                                 "start `codex`, open `/hooks` and trust the Runestone hooks "
                                 f"(no trust entry in {config})")
+                elif entry["trusted_hash"] != codex_trust_hash(key, group, handler):
+                    report.fail(f"Codex trusted an earlier version of the {event} hook (its "
+                                "hash differs: `/hooks` shows it modified), so it does not "
+                                "run: open `/hooks` in `codex` and trust it again")
+
+
+def codex_trust_hash(event_key: str, group: dict[str, Any], handler: dict[str, Any]) -> str:
+    """The hash Codex records when its user trusts one hook, and compares before running it
+    (codex-rs/hooks/src/engine/discovery.rs `command_hook_hash`, config/src/fingerprint.rs
+    `version_for_toml`): the event's key and the group with only this handler, normalised
+    (timeout defaulted to 600, `commandWindows` dropped), absent fields left out, as JSON with
+    sorted keys and no blanks, SHA-256. Checked against the real Codex 0.171.0: a hook
+    trusted with this hash runs without `--dangerously-bypass-hook-trust`
+    (tests/hosts/test_codex_cli.py)."""
+    import hashlib
+
+    timeout = handler.get("timeout")
+    normal: dict[str, Any] = {
+        "type": "command", "command": handler.get("command"),
+        "timeout": max(timeout if isinstance(timeout, int) else 600, 1),
+        "async": handler.get("async") is True}
+    if isinstance(handler.get("statusMessage"), str):
+        normal["statusMessage"] = handler["statusMessage"]
+    identity: dict[str, Any] = {"event_name": event_key, "hooks": [normal]}
+    if group.get("matcher") is not None:
+        identity["matcher"] = group["matcher"]
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _gemini_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
@@ -826,10 +854,12 @@ HOSTS: dict[str, dict[str, Any]] = {
     },
     "gemini": {
         "path": lambda: Path(os.path.expanduser("~/.gemini/settings.json")),
+        # AfterModel reports each model call's tokens, for the policy's cost budgets.
         "install": grouped_install({"BeforeTool": {"name": "runestone", "timeout": 600_000},
-                                    "AfterTool": {"name": "runestone", "timeout": 600_000}},
+                                    "AfterTool": {"name": "runestone", "timeout": 600_000},
+                                    "AfterModel": {"name": "runestone", "timeout": 600_000}},
                                    "gemini", ".*"),
-        "events": ("BeforeTool", "AfterTool"),
+        "events": ("BeforeTool", "AfterTool", "AfterModel"),
         "doctor": probe_doctor("gemini", "BeforeTool", GEMINI_PROBE, lambda r: r.returncode == 2
                                or _json_field(r, "decision") in ("deny", "block"),
                                _gemini_settings),

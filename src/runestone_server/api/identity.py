@@ -20,6 +20,7 @@ from runestone_server.models import (
 )
 from runestone_server.security import hash_password, new_token
 from runestone_server.signin import Throttled, client_address, sign_in
+from runestone_server.sso.mapping import passwords_allowed
 
 router = APIRouter(prefix="/api/v1")
 SESSION_HOURS = 12
@@ -49,6 +50,9 @@ def login(body: Login, request: Request, db: DB) -> TokenOut:
                             headers={"Retry-After": str(exc.retry_after)}) from None
     if user is None:
         raise HTTPException(401, "wrong organisation, user name or password")
+    if not passwords_allowed(db, user):
+        raise HTTPException(403, "this organisation signs in through single sign-on; "
+                                 "passwords are off (except for its first admin)")
     token, digest = new_token("rss")
     expires = datetime.now(UTC) + timedelta(hours=SESSION_HOURS)
     row = ApiToken(org_id=user.org_id, user_id=user.id, name="session", token_hash=digest,

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from runestone_server.auth import DB
 from runestone_server.events import record
 from runestone_server.signin import Throttled, client_address, sign_in
+from runestone_server.sso.mapping import passwords_allowed
 from runestone_server.web import csrf, forms, sessions
 from runestone_server.web.render import PageRoute, page, safe_next, see_other
 
@@ -53,6 +54,9 @@ async def login(request: Request, db: DB) -> Response:
     if user is None:
         return _form(request, target, "Wrong organisation, user name or password.", 401,
                      organisation, username)
+    if not passwords_allowed(db, user):
+        return _form(request, target, "This organisation signs in through single sign-on.",
+                     403, organisation)
     secret = sessions.start(db, user)
     record(db, user.org_id, None, f"user:{user.username}", "web.login", {})
     db.commit()
