@@ -288,3 +288,27 @@ def test_mcp_tools_meet_the_rules_under_gemini_clis_own_names(gemini, world):
     assert not (home / ".ssh" / "authorized_keys").exists()
     said = json.dumps(api.function_responses())
     assert "SSH access" in said and "/approve/" not in said  # the Write deny rule's reason
+
+
+def test_a_spent_token_budget_stops_the_next_call(gemini, world):
+    """Gemini CLI's AfterModel reports each model call's tokens (11 from the stand-in);
+    with a budget of 5 tokens per agent, the model's first answer spends it and the tool
+    call it asked for is denied: the marker is not made. The usage is in the audit log."""
+    home, project, _ = world
+    layout().policy_file.write_text(POLICY + """
+[[limit]]
+id = "gemini-tokens"
+budget = "tokens"
+max = 5
+per = "agent"
+decision = "deny"
+""")
+    _run(gemini, home, project, f"touch {project}/allowed-marker")
+    assert not (project / "allowed-marker").exists()
+    from runestone.audit.query import read_entries
+
+    usage = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "usage"]
+    assert usage and usage[0]["tokens"] == 11 and usage[0]["budgets"] == ["gemini-tokens"]
+    denied = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "decision"
+              and "limit:gemini-tokens" in e.get("rules", [])]
+    assert denied and "11 tokens per agent gemini-cli" in denied[0]["reason"]

@@ -346,3 +346,69 @@ def test_the_hosts_tmp_is_out_of_reach_and_that_is_explained(world, tmp_path):
     assert f"{tmp_path}/shared/x" in refused
     assert ".ssh/id_ed25519" in refused
     assert "no-such-file-in-the-project" not in refused  # missing outside too: not the sandbox
+
+
+CONNECT_THROUGH = """
+import os, socket, sys
+for target in sys.argv[1:]:
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(f"CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n".encode())
+    status = s.recv(4096).split(b"\\r\\n", 1)[0].decode()
+    if " 200 " in status + " ":
+        s.sendall(b"ping")
+        print("TUNNEL", target, s.recv(100).decode())
+    else:
+        print("refused", target, status)
+"""
+
+
+def test_tls_tunnels_pass_only_to_named_hosts(world):
+    """HTTPS goes through CONNECT: a tunnel to a named host:port carries bytes both ways
+    (a plain echo server stands in for the TLS peer); one to any other is refused."""
+    server, port = _listener()
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(conn.recv(100).upper())
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    policy = world.base / "policy.toml"
+    policy.write_text('[policy]\ndefault = "ask"\n[sandbox.tls]\nextends = "default"\n'
+                      f'network = ["127.0.0.1:{port}"]\n')
+    try:
+        result = world.run(f"{sys.executable} -c '{CONNECT_THROUGH}' 127.0.0.1:{port} "
+                           "169.254.169.254:443 example.org:443", profile="tls", policy=policy)
+    finally:
+        server.close()
+    assert f"TUNNEL 127.0.0.1:{port} PING" in result.stdout
+    assert "refused 169.254.169.254:443 HTTP/1.1 403" in result.stdout
+    assert "refused example.org:443 HTTP/1.1 403" in result.stdout
+
+
+def test_what_a_profile_grants_works(world):
+    """The same kinds of command the attacks use succeed where a profile grants them: a
+    writable directory outside the project, and a secret the profile does not hide."""
+    policy = world.base / "policy.toml"
+    policy.write_text('[policy]\ndefault = "ask"\n[sandbox.wide]\nextends = "default"\n'
+                      f'write = ["{{project}}", "{world.outside}"]\n'
+                      'hide = ["{runestone}"]\n')
+    result = world.run(f'echo granted > "{world.outside}/file"; cat ~/.aws/credentials',
+                       profile="wide", policy=policy)
+    assert (world.outside / "file").read_text() == "granted\n"
+    assert AWS_SECRET in result.stdout
+
+
+def test_a_repository_made_inside_is_moved_aside(world):
+    """Where the project has no .git yet, the sandbox could make one with a hook for the
+    next git command outside; it is moved aside, and the agent is told."""
+    import shutil
+
+    shutil.rmtree(world.project / ".git")
+    result = world.run("git init -q . && printf '#!/bin/sh\\ntouch owned\\n' > "
+                       ".git/hooks/pre-commit && chmod +x .git/hooks/pre-commit")
+    assert not (world.project / ".git").exists()
+    moved = [p.name for p in world.project.iterdir() if p.name.startswith(".git.sandboxed-")]
+    assert len(moved) == 1
+    assert "deny git-init" in result.stderr

@@ -58,6 +58,7 @@ class Prepared(NamedTuple):
     proxy: Any
     hidden: list[str]
     project: str
+    had_git: bool  # whether the project had a .git before (if not, one made inside is moved)
 
 
 @contextmanager
@@ -90,7 +91,8 @@ def prepare(command: list[str], profile: Profile, *, project: str, cwd: str | No
         try:
             args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
             child_env = bw.environment(profile, source, networked=profile.networked)
-            yield Prepared(args, child_env, proxy, hidden, places.project)
+            had_git = os.path.lexists(os.path.join(places.project, ".git"))
+            yield Prepared(args, child_env, proxy, hidden, places.project, had_git)
         finally:
             if proxy is not None:
                 proxy.close()
@@ -104,6 +106,7 @@ def outcome_of(prepared: Prepared, profile: Profile, code: int, tail: bytes) -> 
     refused = list(prepared.proxy.refused) if prepared.proxy is not None else []
     blocked = tuple(dict.fromkeys(
         [f"deny network-outbound {host}" for host in refused]
+        + _quarantine_git(prepared)
         + _refusals(tail, prepared.hidden, prepared.project)))
     return Outcome(code, blocked[:20], profile.name, profile.hash)
 
@@ -119,6 +122,23 @@ def run_contained(command: list[str], profile: Profile, *, project: str, cwd: st
                  home=home) as prepared:
         code, tail = _run(prepared.argv, prepared.env, stdin, stdout, stderr)
         return outcome_of(prepared, profile, code, tail)
+
+
+def _quarantine_git(prepared: Prepared) -> list[str]:
+    """A project without .git leaves the sandbox free to make one, with hooks or a config
+    that the next git command outside would run; so one made inside is moved aside."""
+    git = os.path.join(prepared.project, ".git")
+    if prepared.had_git or not os.path.lexists(git):
+        return []
+    aside = f"{git}.sandboxed-{os.urandom(4).hex()}"
+    try:
+        os.rename(git, aside)
+    except OSError as exc:
+        return [f"a .git made inside the sandbox could not be moved aside ({exc}); do not "
+                "run git in this project before checking its hooks and config"]
+    return [f"deny git-init: the .git made inside the sandbox was moved to {aside} (a "
+            "repository made there could hold hooks for the next git command outside; run "
+            "`git init` outside the sandbox)"]
 
 
 def _run(args: list[str], env: dict[str, str], stdin: int | None, stdout: int | None,
