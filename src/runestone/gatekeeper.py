@@ -349,12 +349,13 @@ class Gatekeeper:
             who = {"session": action.session, "agent": action.agent,
                    "runtime": "runtime"}[limit.per] or "(none)"
             key = f"{limit.per}:{who}" + (f":{action.hash}" if limit.repeat else "")
+            if limit.budget:
+                over = self._over_budget(limit, key, who, decision)
+                if over is not None:
+                    return over
+                continue
             try:
-                if self._limit_counter is None:
-                    from runestone.limit_counter import LimitCounter
-
-                    self._limit_counter = LimitCounter(self.limits_file or Path(":memory:"))
-                count = self._limit_counter.count(limit.id, key, limit.max, limit.minutes)
+                count = self._counter().count(limit.id, key, limit.max, limit.minutes)
             except Exception as exc:
                 return decision._replace(
                     decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"),
@@ -370,6 +371,47 @@ class Gatekeeper:
                            + f", at most {limit.max} in {limit.minutes} min; this is call "
                            f"{count.calls}.{why} The policy had allowed it: {decision.reason}")
         return decision
+
+    def _counter(self) -> LimitCounter:
+        if self._limit_counter is None:
+            from runestone.limit_counter import LimitCounter
+
+            self._limit_counter = LimitCounter(self.limits_file or Path(":memory:"))
+        return self._limit_counter
+
+    def _over_budget(self, limit: Any, key: str, who: str,
+                     decision: Decision) -> Decision | None:
+        """A cost budget: the tokens the host reported in the window; at `max` or over, the
+        budget's decision (a budget that cannot be read is over)."""
+        try:
+            spent = self._counter().spent(limit.id, key, limit.minutes)
+        except Exception as exc:
+            spent, problem = limit.max, f" (the budget could not be read: {exc})"
+        else:
+            problem = ""
+        if spent < limit.max:
+            return None
+        why = f" {limit.reason}" if limit.reason else ""
+        return decision._replace(
+            decision=limit.decision, rules=(*decision.rules, f"limit:{limit.id}"), profile="",
+            reason=f"Budget '{limit.id}' spent: {spent} {limit.budget} per {limit.per} "
+                   f"{who if limit.per != 'runtime' else ''}".rstrip()
+                   + f" in {limit.minutes} min, at most {limit.max}{problem}.{why} The policy "
+                   f"had allowed it: {decision.reason}")
+
+    def record_usage(self, action: Action, tokens: int) -> list[str]:
+        """What a host reported as used (tokens, from a hook payload that carries them),
+        counted against every budget of the policy for this session, agent and runtime;
+        the ids of the budgets counted."""
+        counted = []
+        for limit in self.policy.limits:
+            if limit.budget != "tokens":
+                continue
+            who = {"session": action.session, "agent": action.agent,
+                   "runtime": "runtime"}[limit.per] or "(none)"
+            self._counter().spend(limit.id, f"{limit.per}:{who}", tokens)
+            counted.append(limit.id)
+        return counted
 
     def _ask_a_human(self, action: Action, facts: Facts | None, decision: Decision,
                      mode: str) -> Decision:

@@ -17,6 +17,9 @@ from typing import NamedTuple
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (limit_id TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS calls_by_key ON calls (limit_id, key, at);
+CREATE TABLE IF NOT EXISTS spent (limit_id TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL,
+                                  amount INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS spent_by_key ON spent (limit_id, key, at);
 """
 
 
@@ -58,6 +61,24 @@ class LimitCounter:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def spend(self, limit_id: str, key: str, amount: int, now: float | None = None) -> None:
+        """Record what a host reported as used (tokens) against a budget."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute("INSERT INTO spent VALUES (?, ?, ?, ?)",
+                             (limit_id, key, now, amount))
+
+    def spent(self, limit_id: str, key: str, minutes: int, now: float | None = None) -> int:
+        """The amount recorded against a budget in its window (older rows are dropped)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute("DELETE FROM spent WHERE limit_id = ? AND key = ? AND at <= ?",
+                             (limit_id, key, now - minutes * 60))
+            (total,) = self._db.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM spent WHERE limit_id = ? AND key = ?",
+                (limit_id, key)).fetchone()
+        return int(total)
 
     def close(self) -> None:
         self._db.close()

@@ -46,6 +46,8 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
     try:
         if event.kind == "post":
             return _record_result(gatekeeper, adapter, event, links)
+        if event.kind == "usage":
+            return _record_usage(gatekeeper, adapter, event)
         # A host that cannot ask gets the approvals `defer` flow: deny now with a link, allow
         # the identical retry once a human approved it. A permission event is the host's
         # own prompt, so there an ask leaves the choice to its user.
@@ -146,6 +148,26 @@ def _record_result(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
         except Exception as exc:
             return adapter.failure(f"the tool ran but its result could not be audited ({exc})",
                                    event.raw)
+    return adapter.reply(event, _no_decision(gatekeeper, event))
+
+
+def _record_usage(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event) -> Reply:
+    """A model call's tokens, as the host reported them: counted against the policy's cost
+    budgets and audited (only when there is something to count)."""
+    tokens = event.result if isinstance(event.result, int) else 0
+    if tokens <= 0:
+        return adapter.reply(event, _no_decision(gatekeeper, event))
+    try:
+        budgets = gatekeeper.record_usage(event.action, tokens)
+    except Exception as exc:  # uncounted usage would let a budget be overspent
+        return adapter.failure(f"the usage could not be counted ({exc})", event.raw)
+    if gatekeeper.audit is not None:
+        try:
+            gatekeeper.audit.append([{"kind": "usage", "host": adapter.name, "tokens": tokens,
+                                      "session": event.action.session,
+                                      "agent": event.action.agent, "budgets": budgets}])
+        except Exception as exc:
+            return adapter.failure(f"the usage could not be audited ({exc})", event.raw)
     return adapter.reply(event, _no_decision(gatekeeper, event))
 
 

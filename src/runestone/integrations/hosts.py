@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class Event(NamedTuple):
-    """One hook call: `pre` asks for a decision, `post` reports what a tool did."""
+    """One hook call: `pre` asks for a decision, `post` reports what a tool did, `usage`
+    what a model call cost (`result`: tokens)."""
 
     kind: str
     action: Action
@@ -182,7 +183,8 @@ class Codex(ClaudeCode):
 
 
 class Gemini:
-    """Gemini CLI: `BeforeTool` / `AfterTool`, a top-level `decision` and `reason`."""
+    """Gemini CLI: `BeforeTool` / `AfterTool`, a top-level `decision` and `reason`;
+    `AfterModel` reports a model call's token usage, counted against cost budgets."""
 
     name = "gemini"
     can_ask = False
@@ -192,6 +194,8 @@ class Gemini:
         if not isinstance(data, dict):
             raise ActionError("expected a JSON object from Gemini CLI")
         event = data.get("hook_event_name", "BeforeTool")
+        if event == "AfterModel":
+            return Event("usage", _model_action(data, self.agent), _gemini_tokens(data), data)
         action = action_from_hook_json(_gemini_mcp_name(data), agent=self.agent)
         if event == "AfterTool":
             return Event("post", action, data.get("tool_response"), data)
@@ -200,13 +204,32 @@ class Gemini:
         raise ActionError(f"unsupported Gemini CLI hook event {event!r}")
 
     def reply(self, event: Event, decision: Decision) -> Reply:
-        if event.kind == "post" or decision.decision == "allow":
+        if event.kind in ("post", "usage") or decision.decision == "allow":
             return Reply("{}")
         return Reply(_json({"decision": "deny", "reason": decision.reason}))
 
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
                      f"runestone: {reason}")
+
+
+def _model_action(data: dict[str, Any], agent: str) -> Action:
+    """Who a model call's usage belongs to: its session and agent (no tool ran)."""
+    session = data.get("session_id")
+    cwd = data.get("cwd")
+    return Action("model", {}, cwd if isinstance(cwd, str) else "", agent=agent,
+                  session=session if isinstance(session, str) else "")
+
+
+def _gemini_tokens(data: dict[str, Any]) -> int:
+    """The tokens of one model call as Gemini CLI's AfterModel reports them
+    (`llm_response.usageMetadata.totalTokenCount`, 0.61.0's hookTranslator); 0 without."""
+    response = data.get("llm_response")
+    usage = response.get("usageMetadata") if isinstance(response, dict) else None
+    total = usage.get("totalTokenCount") if isinstance(usage, dict) else None
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        return 0
+    return total
 
 
 def _gemini_mcp_name(data: dict[str, Any]) -> dict[str, Any]:

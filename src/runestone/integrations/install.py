@@ -854,10 +854,12 @@ HOSTS: dict[str, dict[str, Any]] = {
     },
     "gemini": {
         "path": lambda: Path(os.path.expanduser("~/.gemini/settings.json")),
+        # AfterModel reports each model call's tokens, for the policy's cost budgets.
         "install": grouped_install({"BeforeTool": {"name": "runestone", "timeout": 600_000},
-                                    "AfterTool": {"name": "runestone", "timeout": 600_000}},
+                                    "AfterTool": {"name": "runestone", "timeout": 600_000},
+                                    "AfterModel": {"name": "runestone", "timeout": 600_000}},
                                    "gemini", ".*"),
-        "events": ("BeforeTool", "AfterTool"),
+        "events": ("BeforeTool", "AfterTool", "AfterModel"),
         "doctor": probe_doctor("gemini", "BeforeTool", GEMINI_PROBE, lambda r: r.returncode == 2
                                or _json_field(r, "decision") in ("deny", "block"),
                                _gemini_settings),

@@ -4,7 +4,10 @@ A policy's `[[limit]]` tables cap calls that policy would allow: all of them, or
 tool, a family, a program, or those a rule allowed (at most 20 `git push` an hour, 200 web
 fetches per session), and `repeat = true` counts one exact action (same hash) so a session
 looping on the same call is stopped at `max`. Over a limit the decision becomes `ask` (or
-`deny`, as the limit says) with the count in the reason. Counting happens in the
+`deny`, as the limit says) with the count in the reason. `budget = "tokens"` makes a limit
+a cost budget: `max` tokens per session, agent or runtime over the window, as the agent
+host reports them (only hosts whose hook payloads carry usage: see docs/policy.md); once
+spent, the calls the policy would allow ask (or are denied). Counting happens in the
 gatekeeper (`runestone.limit_counter`); here is only what a limit says.
 """
 
@@ -17,7 +20,8 @@ from runestone.policy.errors import PolicyError
 
 PER = ("session", "agent", "runtime")
 LIMIT_KEYS = frozenset({"id", "max", "minutes", "per", "decision", "tool", "family",
-                        "program", "rule", "repeat", "reason"})
+                        "program", "rule", "repeat", "reason", "budget"})
+BUDGETS = ("tokens",)  # what a host reports that a budget can count
 
 
 class Limit(NamedTuple):
@@ -32,9 +36,15 @@ class Limit(NamedTuple):
     rules: tuple[str, ...] = ()
     repeat: bool = False
     reason: str = ""
+    # "" counts calls; "tokens" is a cost budget: `max` tokens the host reported as used
+    # (runestone.gatekeeper.Gatekeeper.record_usage) per session, agent or runtime.
+    budget: str = ""
 
     def spec(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._asdict().items()}
+        spec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._asdict().items()}
+        if not self.budget:
+            del spec["budget"]  # a limit on calls keeps the hash it had before budgets
+        return spec
 
     def applies(self, tool: str, family: str, programs: set[str], rules: tuple[str, ...]) -> bool:
         """Whether a call counts against this limit (every selector given must hold)."""
@@ -72,7 +82,11 @@ def compile_limits(tables: Any, source: str) -> tuple[Limit, ...]:
             rules=_strings(table, "rule", ident, source),
             repeat=_bool(table, "repeat", ident, source),
             reason=str(table.get("reason", "")),
+            budget=_choice(table, "budget", ("", *BUDGETS), "", ident, source),
         ))
+        if limits[-1].budget and limits[-1].repeat:
+            raise PolicyError(f"limit '{ident}': a budget counts tokens, not repeats",
+                              source=source, field="repeat")
     ids = [limit.id for limit in limits]
     if len(set(ids)) != len(ids):
         raise PolicyError("limit ids must be unique", source=source, field="id")

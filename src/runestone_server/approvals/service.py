@@ -111,10 +111,12 @@ def submit(db: Session, runtime: RuntimeRef, ask: NewAsk) -> ApprovalRequest:
         return existing
     severity = ask.severity if ask.severity in SEVERITIES else "critical"
     labels = runtime.labels
-    # `user` is what the runtime says for this call; `runtime_user` is the user the runtime
-    # was enrolled for. Both are the requester's side: self-approval is refused for either.
-    requester = {"user": ask.user or labels.get("user", ""),
-                 "runtime_user": labels.get("user", ""),
+    # `runtime_user` is the person the runtime was enrolled for (pinned by the enrolment
+    # token; a runtime cannot declare it), and is who asks when there is one; `declared_user`
+    # is what the runtime says for this call. Self-approval is refused for each.
+    pinned = labels.get("user", "")
+    requester = {"user": pinned or ask.user, "declared_user": ask.user,
+                 "runtime_user": pinned,
                  "agent": ask.agent or labels.get("agent", ""),
                  "host": labels.get("host", ""), "session": ask.session,
                  "runtime": runtime.runtime_id}
@@ -312,7 +314,8 @@ def vote(db: Session, who: Principal, approval_id: int, choice: str, reason: str
     if position is None:
         raise Refused(403, "you are not an approver at this request's current level")
     user_id, behalf = position
-    requesters = [str(approval.requester.get(key) or "") for key in ("user", "runtime_user")]
+    requesters = [str(approval.requester.get(key) or "")
+                  for key in ("user", "runtime_user", "declared_user")]
     behalf_user = db.get(User, behalf) if behalf is not None else None
     if choice == "approve" and any(_same_person(person, name) for person in
                                    (who.user, behalf_user) for name in requesters):
