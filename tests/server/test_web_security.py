@@ -608,3 +608,32 @@ def test_the_revoke_form_is_for_managers_and_asks_for_a_reason_and_the_id(world)
     assert f'action="{path}"' not in html
     assert client.get("/api/v1/runtime/policy", headers={
         "Authorization": f"Bearer {credential}"}).status_code == 403
+
+
+def test_the_inbox_team_filter_lists_only_the_viewers_teams(world):
+    """Issue 17: the inbox's team filter listed every team of the organisation to any
+    user. A member sees their own team; someone in no team sees none; an org admin all."""
+    from fastapi.testclient import TestClient
+
+    app, client = world["app"], world["client"]
+    made = client.post("/teams", data={"csrf": csrf_of(client), "name": "secret-merger"},
+                       follow_redirects=False)
+    assert made.status_code == 303
+    add_user(app, "acme", "carol-" + uuid.uuid4().hex[:6])
+    with app.state.db.sessions() as db:
+        from runestone_server.models import User
+
+        carol = db.scalar(select(User.username).where(User.username.like("carol-%"))
+                          .order_by(User.id.desc()))
+
+    def options(username: str) -> set[str]:
+        with TestClient(app) as browser:
+            assert login(browser, "acme", username).status_code == 303
+            page = browser.get("/approvals")
+            assert page.status_code == 200
+            select_html = re.search(r'<select name="team">(.*?)</select>', page.text, re.S)
+            return set(re.findall(r">([^<]+)</option>", select_html.group(1))) - {"any"}
+
+    assert options("alice") >= {"core", "secret-merger"}
+    assert options("bob") == {"core"}
+    assert options(carol) == set()
