@@ -15,6 +15,7 @@ Usage: python bench/check_batch.py [--copies 8] [--rounds 3] [--corpus ../shared
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -58,6 +59,20 @@ def timed(argv: list[str], data: bytes, env: dict[str, str]) -> float:
     return seconds
 
 
+def _copies(lines: list[str], copies: int) -> list[str]:
+    """The corpus `copies` times, each copy in its own working directory: no action repeats,
+    so no memo (shell analyses, readings) serves a later copy from an earlier one."""
+    out = []
+    for copy in range(copies):
+        for line in lines:
+            data = json.loads(line)
+            cwd = data.get("cwd") if isinstance(data, dict) else None
+            if copy and isinstance(cwd, str) and cwd:
+                data["cwd"] = cwd.rstrip("/\\") + ("\\" if "\\" in cwd else "/") + f"copy{copy}"
+            out.append(json.dumps(data))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
@@ -67,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = [line for path in sorted(Path(args.corpus).glob("*.jsonl"))
              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    data = ("\n".join(lines * args.copies) + "\n").encode()
+    data = ("\n".join(_copies(lines, args.copies)) + "\n").encode()
     count = len(lines) * args.copies
     with tempfile.TemporaryDirectory() as tmp:
         audited_home, plain_home = Path(tmp) / "audited", Path(tmp) / "plain"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -138,8 +139,12 @@ class GeminiStandIn:
     the `functionResponse` Gemini CLI sent back.
     """
 
-    def __init__(self, tool: str, args: dict[str, Any]) -> None:
-        self.tool, self.args = tool, args
+    def __init__(self, tool: str, args: dict[str, Any],
+                 match: Callable[[str], bool] | None = None) -> None:
+        """`match` picks the function by its declared name instead (an MCP tool's name is
+        Gemini CLI's to choose); `called` is the name the call went out under."""
+        self.tool, self.args, self.match = tool, args, match
+        self.called: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.tool_sent = False
@@ -186,12 +191,14 @@ class GeminiStandIn:
 
     def turn(self, body: dict[str, Any]) -> dict[str, Any]:
         """The function call once, to the request that offers it; text otherwise."""
-        offered = {d.get("name") for t in body.get("tools") or [] if isinstance(t, dict)
-                   for d in t.get("functionDeclarations") or [] if isinstance(d, dict)}
+        offered = [d.get("name") for t in body.get("tools") or [] if isinstance(t, dict)
+                   for d in t.get("functionDeclarations") or [] if isinstance(d, dict)]
+        chosen = [n for n in offered if isinstance(n, str)
+                  and (self.match(n) if self.match else n == self.tool)]
         with self._lock:
-            if self.tool in offered and not self.tool_sent:
-                self.tool_sent = True
-                return {"functionCall": {"name": self.tool, "args": self.args}}
+            if chosen and not self.tool_sent:
+                self.tool_sent, self.called = True, chosen[0]
+                return {"functionCall": {"name": chosen[0], "args": self.args}}
         return {"text": "done"}
 
     @staticmethod

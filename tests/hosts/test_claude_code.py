@@ -276,3 +276,19 @@ def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(claude,
     assert _ran(project, "denied-marker")
     report = run_cli("doctor", "claude-code", "--settings", str(settings), cwd=str(project))
     assert report.returncode == 1 and f".claude/{name}" in report.stdout
+
+
+def test_a_failed_call_has_its_result_entry(claude, world):
+    """Claude Code sends only `PostToolUseFailure` for a tool that failed: installed, it
+    gives the allowed call its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project = world
+    _install(home)
+    _run_claude(claude, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert [r.get("is_error") for r in results] == [True], results

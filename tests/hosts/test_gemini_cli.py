@@ -233,6 +233,63 @@ def test_a_workspace_setting_that_switches_hooks_off_lets_the_call_through(gemin
     assert report.returncode == 1 and ".gemini/settings.json" in report.stdout
 
 
+FS_SERVER = (Path(__file__).parents[1] / "mcp" / "npm" / "node_modules" / "@modelcontextprotocol"
+             / "server-filesystem" / "dist" / "index.js")
+MCP_ALLOW = """
+[[rule]]
+id = "test.mcp-notes"
+decision = "allow"
+reason = "the test allows fs's write_file (the paths it names are still judged)"
+mcp_server = ["fs"]
+mcp_tool = ["write_file"]
+"""
+
+
+def _mcp_write(gemini: Path, home: Path, project: Path, target: Path) -> GeminiStandIn:
+    """Gemini CLI with `server-filesystem` as MCP server `fs`, asked to write `target`
+    through it, under whatever name Gemini CLI gives that tool."""
+    def is_fs_write(name: str) -> bool:
+        return name.startswith("mcp_") and "fs" in name and name.endswith("write_file")
+
+    with GeminiStandIn("", {"path": str(target), "content": "ssh-ed25519 AAAA test"},
+                       match=is_fs_write) as api:
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
+               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+               "GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": api.url}
+        result = subprocess.run(
+            [str(gemini), "-p", "write the file", "--yolo", "-o", "json",
+             "-m", "gemini-2.5-flash"], cwd=project, env=env, capture_output=True,
+            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
+    return api
+
+
+def test_mcp_tools_meet_the_rules_under_gemini_clis_own_names(gemini, world):
+    """The real Gemini CLI's name for an MCP tool and its `mcp_context` reach the MCP rules:
+    `write_file` of server `fs` to `~/.ssh/authorized_keys` is denied as the host's own
+    Write there is (no approval link), while the same tool writing a notes file in the
+    project, which the policy allows, runs."""
+    if not FS_SERVER.exists():
+        if os.environ.get("RUNESTONE_TEST_MCP"):
+            pytest.fail(f"{FS_SERVER} is missing: run `npm ci --prefix tests/mcp/npm`")
+        pytest.skip("server-filesystem is not installed (npm ci --prefix tests/mcp/npm)")
+    home, project, settings = world
+    layout().policy_file.write_text(POLICY + MCP_ALLOW)
+    (home / ".ssh").mkdir()
+    data = json.loads(settings.read_text())
+    data["mcpServers"] = {"fs": {"command": "node",
+                                 "args": [str(FS_SERVER), str(home), str(project)]}}
+    settings.write_text(json.dumps(data))
+    api = _mcp_write(gemini, home, project, project / "notes.txt")
+    assert (project / "notes.txt").exists(), api.function_responses()
+    api = _mcp_write(gemini, home, project, home / ".ssh" / "authorized_keys")
+    assert api.called and api.called.startswith("mcp_")
+    assert not (home / ".ssh" / "authorized_keys").exists()
+    said = json.dumps(api.function_responses())
+    assert "SSH access" in said and "/approve/" not in said  # the Write deny rule's reason
+
+
 def test_a_spent_token_budget_stops_the_next_call(gemini, world):
     """Gemini CLI's AfterModel reports each model call's tokens (11 from the stand-in);
     with a budget of 5 tokens per agent, the model's first answer spends it and the tool

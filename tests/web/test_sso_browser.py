@@ -27,7 +27,7 @@ def test_sign_in_through_the_provider_in_a_browser(browser, tmp_path, shots):
             "group_map": [{"group": "eng", "team": "core", "role": "approver"}]})
         page = context.new_page()
         page.goto(f"{server.base}/login")
-        page.fill('form[action="/sso/start"] input[name="organisation"]', "acme")
+        page.fill('input[name="org"]', "acme")
         page.click("#sso")
         page.wait_for_url(f"{provider.issuer}/authorize*")
         assert "Test provider sign-in" in page.content()

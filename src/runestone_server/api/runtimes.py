@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from runestone_server import revocation
 from runestone_server.auth import DB, MANAGE_ROLES, READ_ROLES, Id, Who, team_for
 from runestone_server.events import record
-from runestone_server.models import EnrollmentToken, Runtime, aware
+from runestone_server.models import EnrollmentToken, Runtime, User, aware
 from runestone_server.security import new_token, token_hash
 
 router = APIRouter(prefix="/api/v1")
@@ -35,6 +35,12 @@ class EnrollmentOut(BaseModel):
              status_code=201)
 def create_enrollment(team_id: Id, body: NewEnrollment, who: Who, db: DB) -> EnrollmentOut:
     team = team_for(db, who, team_id, MANAGE_ROLES)
+    pinned = body.labels.get("user")
+    if pinned is not None and db.scalar(select(User.id).where(
+            User.org_id == who.org_id, User.username == pinned, User.active)) is None:
+        raise HTTPException(422, "the label `user` names the person whose agent the runtime "
+                                 "runs (their asks are never theirs to approve): it must be "
+                                 "an active user of this organisation")
     token, digest = new_token("rse")
     expires = datetime.now(UTC) + timedelta(hours=body.hours)
     db.add(EnrollmentToken(org_id=who.org_id, team_id=team.id, token_hash=digest,
@@ -81,7 +87,14 @@ def enroll(body: Enroll, request: Request, db: DB) -> Enrolled:
                                      "(`runestone init --new-identity`) and enroll that")
         raise HTTPException(409, "this runtime is already enrolled")
     credential, credential_digest = new_token("rsr")
-    labels = {**body.labels, **enrollment.labels}
+    # Whose agent this is comes only from the token a manager made (`user`): a runtime's
+    # own word for it would let its owner name someone else and approve their own asks.
+    # What the machine calls its user is kept as `login`, never as an identity.
+    declared = dict(body.labels)
+    login = declared.pop("user", None)
+    labels = {**declared, **enrollment.labels}
+    if login:
+        labels.setdefault("login", login)
     db.add(Runtime(org_id=enrollment.org_id, team_id=enrollment.team_id,
                    runtime_id=body.runtime_id, public_key=body.public_key, labels=labels,
                    credential_hash=credential_digest))

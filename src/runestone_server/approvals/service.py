@@ -47,6 +47,7 @@ from runestone_server.approvals.models import (
     Delegation,
 )
 from runestone_server.approvals.notifying import approval_link, notify_level
+from runestone_server.approvals.purpose import stated_purpose
 from runestone_server.approvals.routing import Ask, fallback_timeout, levels, pick_route
 from runestone_server.auth import Principal
 from runestone_server.events import record
@@ -111,10 +112,12 @@ def submit(db: Session, runtime: RuntimeRef, ask: NewAsk) -> ApprovalRequest:
         return existing
     severity = ask.severity if ask.severity in SEVERITIES else "critical"
     labels = runtime.labels
-    # `user` is what the runtime says for this call; `runtime_user` is the user the runtime
-    # was enrolled for. Both are the requester's side: self-approval is refused for either.
-    requester = {"user": ask.user or labels.get("user", ""),
-                 "runtime_user": labels.get("user", ""),
+    # `runtime_user` is the person the runtime was enrolled for (pinned by the enrolment
+    # token; a runtime cannot declare it), and is who asks when there is one; `declared_user`
+    # is what the runtime says for this call. Self-approval is refused for each.
+    pinned = labels.get("user", "")
+    requester = {"user": pinned or ask.user, "declared_user": ask.user,
+                 "runtime_user": pinned,
                  "agent": ask.agent or labels.get("agent", ""),
                  "host": labels.get("host", ""), "session": ask.session,
                  "runtime": runtime.runtime_id}
@@ -312,7 +315,8 @@ def vote(db: Session, who: Principal, approval_id: int, choice: str, reason: str
     if position is None:
         raise Refused(403, "you are not an approver at this request's current level")
     user_id, behalf = position
-    requesters = [str(approval.requester.get(key) or "") for key in ("user", "runtime_user")]
+    requesters = [str(approval.requester.get(key) or "")
+                  for key in ("user", "runtime_user", "declared_user")]
     behalf_user = db.get(User, behalf) if behalf is not None else None
     if choice == "approve" and any(_same_person(person, name) for person in
                                    (who.user, behalf_user) for name in requesters):
@@ -398,7 +402,8 @@ def decide(db: Session, approval: ApprovalRequest, state: str, reason: str,
         "request_id": approval.request_id, "approval_id": approval.id, "state": state,
         "level": level, "reason": reason[:2000], "scope": scope_name,
         "minutes": scope_minutes,
-        "approvers": approver_names(db, approval) if state == "approved" else []})
+        "approvers": approver_names(db, approval) if state == "approved" else [],
+        "delegated": delegated_votes(db, approval) if state == "approved" else []})
     wakeups.announce(db, approval.id)
     db.commit()
     wakeups.wake(approval.id)
@@ -412,6 +417,21 @@ def approver_names(db: Session, approval: ApprovalRequest) -> list[str]:
                              ApprovalVote.level == approval.level,
                              ApprovalVote.vote == "approve").order_by(ApprovalVote.id))
     return [name for (name,) in rows]
+
+
+def delegated_votes(db: Session, approval: ApprovalRequest) -> list[dict[str, str]]:
+    """The deciding level's approvals cast on someone's behalf: who voted, for whom. The
+    compliance report shows it (a delegate's approval is the delegator's responsibility)."""
+    rows = db.execute(select(ApprovalVote.user_id, ApprovalVote.on_behalf_of).where(
+        ApprovalVote.approval_id == approval.id, ApprovalVote.level == approval.level,
+        ApprovalVote.vote == "approve", ApprovalVote.on_behalf_of.is_not(None))
+        .order_by(ApprovalVote.id)).all()
+    if not rows:
+        return []
+    people = {user for user, _ in rows} | {behalf for _, behalf in rows}
+    names = dict(db.execute(select(User.id, User.username).where(User.id.in_(people))).all())
+    return [{"approver": names.get(user, "?"), "for": names.get(behalf, "?")}
+            for user, behalf in rows]
 
 
 # --- what a page or the API shows -------------------------------------------------------
@@ -450,6 +470,7 @@ def describe(db: Session, who: Principal, approval: ApprovalRequest) -> dict[str
     return {
         **summary(approval), "reason": approval.reason, "rules": approval.rules,
         "action_hash": approval.action_hash, "input": approval.input,
+        "purpose": stated_purpose(approval.input),
         "runtime_id": runtime.runtime_id if runtime else "",
         "route": route.name if route else None,
         "levels": [{"position": s.position, "group": groups.get(s.group_id, "?"),

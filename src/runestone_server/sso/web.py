@@ -22,7 +22,11 @@ STATE_COOKIE = "runestone_sso_state"
 
 
 @router.get("/sso/start")
-def sso_start(request: Request, db: DB, organisation: str = "", next: str = "/") -> Response:
+def sso_start(request: Request, db: DB, org: str = "", organisation: str = "",
+              next: str = "/") -> Response:
+    """`org` from the sign-in page's form (its own field name, so the password form's
+    `organisation` field stays the only one), or `organisation` in a bookmarked link."""
+    organisation = org or organisation
     target = safe_next(next)
     try:
         url, state = start(db, organisation[:200], target)
