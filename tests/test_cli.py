@@ -213,3 +213,13 @@ def test_malformed_lines_are_denied_and_audited(isolated_home):
     assert sum(e["kind"] == "request" and e["tool"] == "(malformed input)"
                for e in _entries()) == 5
     assert run_cli("audit", "verify").returncode == 0
+
+
+def test_enroll_on_a_home_without_init_says_to_run_init(isolated_home):
+    """Issue 17: it printed a traceback. Nothing is sent (the server address is never
+    contacted) and nothing is written."""
+    result = run_cli("enroll", "--server", "http://127.0.0.1:9", "--token", "rse_x")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "run `runestone init`" in result.stderr
+    assert not (isolated_home / "keys").exists()

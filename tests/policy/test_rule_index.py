@@ -1,5 +1,6 @@
-"""The rule index (policy.index) skips only rules that could not have fired: every decision
-is the one trying every rule gives, and a plain command is tried against few rules."""
+"""The rule index (policy.index: gates; policy.path_index: path rules by what their globs
+name) skips only rules that could not have fired: every decision is the one trying every
+rule gives, and a plain command is tried against few rules."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ paths = st.sampled_from([
     "https://example.com/x", "http://169.254.169.254/latest", "file:///etc/passwd",
     "ftp://h/x", "http://127.0.0.1:8080",
 ])
+# Paths built from directories and names the packs' globs name (literal, under a
+# directory, base-name suffix or prefix, or a regex under a literal directory), and others.
+built_paths = st.builds(
+    lambda directory, name: directory + name,
+    st.sampled_from(["", "src/", "~/", "~/.ssh/", "/proc/1/", "/proc/self/", "/dev/", "/etc/",
+                     "~/.config/gcloud/", ".git/hooks/", "~/.aws/", "../", "/tmp/x/",
+                     "~/.local/state/runestone/", "~/.claude/", ".claude/", "/usr/lib/"]),
+    st.sampled_from(["id_rsa", "id_ed25519.pub", "x_key", "a.pem", ".env", ".env.local",
+                     ".env.example", "secrets.yaml", "service-account-1.json", "environ",
+                     "cmdline", "sda1", "tcp", "config", "authorized_keys2", "settings.json",
+                     "settings.local.json", "x.py", "credentials", "runestone", "audit"]))
+paths = st.one_of(paths, built_paths)
 commands = st.lists(st.tuples(programs, st.lists(paths, max_size=3)), min_size=1,
                     max_size=3).map(lambda parts: " && ".join(
                         " ".join([program, *args]) for program, args in parts))
@@ -71,7 +84,7 @@ def outcome(decision) -> tuple:
             tuple((h.rule.id, h.part_label, h.certain) for h in decision.hits))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(tools, st.sampled_from(sorted(POLICIES)), st.booleans())
 def test_the_index_decides_as_trying_every_rule(call, preset, tainted) -> None:
     tool, tool_input = call

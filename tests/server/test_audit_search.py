@@ -201,6 +201,10 @@ def test_full_text_on_both_engines(world, monkeypatch):
         row(core, "rt-core-1", 2, tool="WebFetch", summary="https://example.com/upload"),
         row(core, "rt-core-1", 3, tool="Bash", summary="ls -la", reason="Exfiltration risk"),
         row(core, "rt-core-1", 4, tool="Write", summary="notes.txt", user="Zoë"),
+        # Issue 17: the agent's stated purpose (Claude Code's description) was kept but not
+        # found by text search.
+        row(core, "rt-core-1", 5, kind="request", tool="Bash", summary="openssl x509",
+            purpose="Rotate the staging certificates"),
     ])
     path = f"/api/v1/teams/{core.id}/audit"
 
@@ -219,7 +223,8 @@ def test_full_text_on_both_engines(world, monkeypatch):
         assert seqs("exfiltration") == [3]  # the decision's reason
         assert seqs("secrets") == [1]  # the rule
         assert seqs("zoë") == [4]
-        assert seqs("bash", tool="Bash") == [1, 3]
+        assert seqs("staging certificates") == [5]  # the agent's own words
+        assert seqs("bash", tool="Bash") == [1, 3, 5]
         assert seqs("bash", tool="Write") == []
         assert seqs('") OR 1=1 --') == []  # not syntax, just words
         assert get(client, path, tokens["auditor"], q="!!! ---").status_code == 400

@@ -608,3 +608,52 @@ def test_the_revoke_form_is_for_managers_and_asks_for_a_reason_and_the_id(world)
     assert f'action="{path}"' not in html
     assert client.get("/api/v1/runtime/policy", headers={
         "Authorization": f"Bearer {credential}"}).status_code == 403
+
+
+def test_the_inbox_team_filter_lists_only_the_viewers_teams(world):
+    """Issue 17: the inbox's team filter listed every team of the organisation to any
+    user. A member sees their own team; someone in no team sees none; an org admin all."""
+    from fastapi.testclient import TestClient
+
+    app, client = world["app"], world["client"]
+    made = client.post("/teams", data={"csrf": csrf_of(client), "name": "secret-merger"},
+                       follow_redirects=False)
+    assert made.status_code == 303
+    add_user(app, "acme", "carol-" + uuid.uuid4().hex[:6])
+    with app.state.db.sessions() as db:
+        from runestone_server.models import User
+
+        carol = db.scalar(select(User.username).where(User.username.like("carol-%"))
+                          .order_by(User.id.desc()))
+
+    def options(username: str) -> set[str]:
+        with TestClient(app) as browser:
+            assert login(browser, "acme", username).status_code == 303
+            page = browser.get("/approvals")
+            assert page.status_code == 200
+            select_html = re.search(r'<select name="team">(.*?)</select>', page.text, re.S)
+            return set(re.findall(r">([^<]+)</option>", select_html.group(1))) - {"any"}
+
+    assert options("alice") >= {"core", "secret-merger"}
+    assert options("bob") == {"core"}
+    assert options(carol) == set()
+
+
+@pytest.mark.skipif(not HAVE_APPROVALS, reason="no approvals domain")
+def test_the_approval_page_shows_the_agents_stated_purpose_labelled_and_escaped(world):
+    """Issue 17: the agent's stated purpose (Claude Code's description) is shown to the
+    approver, as the agent's own words, and escaped like every agent-written field."""
+    client, team = world["client"], world["team"]
+    credential = enroll(client, team, "req-purpose-1")
+    said = 'Tidy up <script>alert("p")</script> & "quotes"'
+    made = client.post("/api/v1/runtime/approvals", headers={
+        "Authorization": f"Bearer {credential}"}, json={
+        "request_id": "req-purpose-1", "action_hash": "e" * 64, "tool": "Bash",
+        "summary": "run ls", "rules": ["r"], "mode": "wait",
+        "input": {"tool": "Bash", "cwd": "/p", "input": {"command": "ls",
+                                                         "description": said}}})
+    assert made.status_code == 201, made.text
+    html = client.get(f"/approvals/{made.json()['id']}").text
+    assert "The agent&#39;s stated purpose (its own words, not checked)" in html
+    assert "Tidy up &lt;script&gt;alert(&#34;p&#34;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
+    assert '<script>alert("p")' not in html

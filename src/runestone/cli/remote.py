@@ -19,9 +19,14 @@ def run_enroll(args: argparse.Namespace) -> int:
             print(f"runestone enroll: label {item!r} is not KEY=VALUE", file=sys.stderr)
             return 2
         labels[key] = value
+    from runestone.identity import IdentityError
+
     try:
         config = client.enroll(layout(), args.server, args.token, labels)
         state = client.pull(layout())
+    except IdentityError as exc:  # no `runestone init` yet: say so, not a traceback
+        print(f"runestone enroll: {exc}", file=sys.stderr)
+        return 2
     except client.RemoteError as exc:
         print(f"runestone enroll: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runestone.home import layout
+
+if TYPE_CHECKING:  # `sandbox run --request` is reached without argparse (runestone.cli.main)
+    import argparse
 
 
 def _own_profiles(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from runestone.actions.winpaths import shown
 from runestone.facts import Facts, Part, derive_facts
 from runestone.policy.index import RuleIndex, features
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
+from runestone.policy.path_index import PathIndex, narrowed
 
 if TYPE_CHECKING:
     from runestone.effects import Catalogue
@@ -34,6 +35,7 @@ class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
     __slots__ = ("_allowed_effects", "_by_kind", "_by_program", "_catalogue", "_merged",
+                 "_path_indexes",
                  "_resolved", "cases", "default", "examples", "hash", "includes", "limits",
                  "name", "profile", "profiles", "programs", "rules", "source")
 
@@ -51,6 +53,7 @@ class CompiledPolicy:
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
         self._allowed_effects: frozenset[str] | None = None
+        self._path_indexes: dict[tuple[str, str, tuple[str, ...]], PathIndex] = {}
         self.name = name
         self.default = default
         self.rules = rules
@@ -119,7 +122,8 @@ class CompiledPolicy:
         specific = self._by_program.get(name, ()) if part.kind == "command" else ()
         if facts is not None:
             seen = features(part, facts, ctx or EvalContext())
-            return index.select(part.kind, seen, specific, key=name)
+            chosen = index.select(part.kind, seen, specific, key=name)
+            return narrowed(chosen, part, facts, self._path_indexes, self.rules)
         if part.kind != "command":
             return index.all()
         merged = self._merged.get(name)

@@ -56,6 +56,7 @@ def expand(pattern: str, places: Places) -> list[str]:
 def _walk_matches(pattern: str) -> Iterator[str]:
     """Existing paths matching a `DIR/**/NAME` pattern, walking DIR (bounded)."""
     base, _, rest = pattern.partition("/**/")
+    wild = any(c in rest for c in "*?[")
     seen = 0
     for root, dirs, files in os.walk(base):
         seen += len(dirs) + len(files)
@@ -64,7 +65,7 @@ def _walk_matches(pattern: str) -> Iterator[str]:
                                f"for {rest!r}; hide them by exact path in the profile")
         dirs[:] = [d for d in dirs if d != ".git"]
         for name in (*files, *dirs):
-            if fnmatch.fnmatchcase(name, rest):
+            if name == rest or (wild and fnmatch.fnmatchcase(name, rest)):
                 yield os.path.join(root, name)
 
 
@@ -138,8 +139,15 @@ def _hide(path: str) -> list[str]:
 def environment(profile: Profile, source: Mapping[str, str], *, networked: bool) -> dict[str, str]:
     """The variables that pass: those the profile names (names or globs), and no others;
     inside, temp files go to the private /tmp and traffic to the proxy."""
+    exact = {p for p in profile.env if not any(c in p for c in "*?[")}
+    prefixes = tuple(p[:-1] for p in profile.env
+                     if p.endswith("*") and not any(c in p[:-1] for c in "*?["))
+    others = [p for p in profile.env if p not in exact and p[:-1] not in prefixes]
+    # Names and `PREFIX*` without fnmatch's regular expressions: this runs for every
+    # sandboxed command, and compiling two dozen patterns cost more than the sandbox.
     env = {name: value for name, value in source.items()
-           if any(fnmatch.fnmatchcase(name, pattern) for pattern in profile.env)}
+           if name in exact or name.startswith(prefixes)
+           or any(fnmatch.fnmatchcase(name, pattern) for pattern in others)}
     env["TMPDIR"] = "/tmp"
     env["RUNESTONE_SANDBOX"] = profile.name
     if networked:

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-REQUEST_ID = re.compile(r"^req_[0-9a-f]{8,64}$")
+_HEX = frozenset("0123456789abcdef")
+
+
+def valid_request_id(text: str) -> bool:
+    """`req_` and 8 to 64 lowercase hex digits: what `new_request_id` makes."""
+    digits = text[4:]
+    return text.startswith("req_") and 8 <= len(digits) <= 64 and set(digits) <= _HEX
 
 
 class HandoffError(ValueError):
@@ -31,7 +36,7 @@ def sandbox_command(request_id: str) -> str:
     import shlex
     import sys
 
-    if not REQUEST_ID.match(request_id):
+    if not valid_request_id(request_id):
         raise HandoffError(f"not a request id: {request_id!r}")
     script = Path(sys.executable).with_name("runestone")
     program = [str(script)] if os.access(script, os.X_OK) else [sys.executable, "-m",
@@ -48,7 +53,7 @@ def directory(state_dir: Path) -> Path:
 
 
 def _path(state_dir: Path, request_id: str, suffix: str) -> Path:
-    if not REQUEST_ID.match(request_id):
+    if not valid_request_id(request_id):
         raise HandoffError(f"not a request id: {request_id!r}")
     return directory(state_dir) / f"{request_id}{suffix}"
 

@@ -12,7 +12,6 @@ the hook path probes once per boot, not once per call.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 BWRAP_CANDIDATES = ("/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap")
@@ -64,6 +63,8 @@ def unavailable(state_dir: Path | None = None) -> str:
                 return ""
         except OSError:
             pass
+    import subprocess  # only when the cache does not answer
+
     try:
         done = subprocess.run([bwrap, *PROBE_ARGS], stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=20, check=False)

@@ -13,7 +13,6 @@ the hook path pays nothing for sandboxing unless a decision is `sandbox`.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,12 +43,12 @@ def profile_hash(spec: dict[str, Any]) -> str:
 
 BUILTIN_FILE = Path(__file__).parent / "builtin.toml"
 BUILTIN_NAMES = ("default", "networked")
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 LIST_FIELDS = ("read", "write", "readonly", "hide", "env")
 FIELDS = frozenset({"description", "extends", "network", *LIST_FIELDS})
 PLACEHOLDERS = ("{project}", "{home}", "{runestone}", "{tmp}")
-HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*"
-                  r"[A-Za-z0-9])?)*(:[0-9]{1,5})?$")
+HOST = (r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*"
+        r"[A-Za-z0-9])?)*(:[0-9]{1,5})?$")
 
 
 class Profile(NamedTuple):
@@ -100,7 +99,9 @@ def _error(name: str, message: str, source: str, field: str | None = None) -> Pr
 
 def check_table(name: str, table: Any, source: str) -> None:
     """Validate one `[sandbox."NAME"]` table; raise ProfileError naming the field."""
-    if not PROFILE_NAME.match(name):
+    import re  # only where profiles are checked: running one needs no regular expression
+
+    if not re.match(PROFILE_NAME, name):
         raise _error(name, "a name uses letters, digits, '.', '_' and '-'", source)
     if not isinstance(table, dict):
         raise _error(name, "must be a table", source)
@@ -125,7 +126,7 @@ def check_table(name: str, table: Any, source: str) -> None:
                                  source, field)
     network = table.get("network", "none")
     if network != "none" and (not isinstance(network, list) or not all(
-            isinstance(h, str) and HOST.match(h) for h in network)):
+            isinstance(h, str) and re.match(HOST, h) for h in network)):
         raise _error(name, "'network' is \"none\" or a list of host names (`pypi.org`, "
                          "`*.example.com`, optionally with `:port`)", source, "network")
 

@@ -47,6 +47,7 @@ from runestone_server.approvals.models import (
     Delegation,
 )
 from runestone_server.approvals.notifying import approval_link, notify_level
+from runestone_server.approvals.purpose import stated_purpose
 from runestone_server.approvals.routing import Ask, fallback_timeout, levels, pick_route
 from runestone_server.auth import Principal
 from runestone_server.events import record
@@ -453,6 +454,7 @@ def describe(db: Session, who: Principal, approval: ApprovalRequest) -> dict[str
     return {
         **summary(approval), "reason": approval.reason, "rules": approval.rules,
         "action_hash": approval.action_hash, "input": approval.input,
+        "purpose": stated_purpose(approval.input),
         "runtime_id": runtime.runtime_id if runtime else "",
         "route": route.name if route else None,
         "levels": [{"position": s.position, "group": groups.get(s.group_id, "?"),

@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from runestone_server.approvals import service
 from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES, ApprovalRequest
+from runestone_server.approvals.purpose import LABEL as PURPOSE_LABEL
 from runestone_server.auth import DB, MANAGE_ROLES, MAX_ID, READ_ROLES, Id, team_for
-from runestone_server.models import Team, User
+from runestone_server.models import Membership, Team, User
 from runestone_server.web import csrf, forms
 from runestone_server.web.breakdown import analyse
 from runestone_server.web.policies import parse_selector
@@ -53,11 +54,24 @@ def _rows(db: DB, viewer: Viewer, severity: str, tool: str, team: int | None
     return rows
 
 
+def _team_names(db: DB, viewer: Viewer) -> dict[int, str]:
+    """The teams this viewer may filter by: their own (any role) and those of requests in
+    their inbox (routed to their groups, or delegated to them); every team for an org
+    admin. Listing every team of the organisation to anyone told them what exists."""
+    query = select(Team.id, Team.name).where(Team.org_id == viewer.principal.org_id)
+    if not viewer.user.org_admin:
+        mine = set(db.scalars(select(Membership.team_id).where(
+            Membership.org_id == viewer.principal.org_id,
+            Membership.user_id == viewer.user.id)))
+        mine.update(r.team_id for r in service.inbox(db, viewer.principal))
+        query = query.where(Team.id.in_(mine))
+    return dict(db.execute(query).all())
+
+
 def _context(db: DB, viewer: Viewer, severity: str, tool: str, team: int | None
              ) -> dict[str, Any]:
     rows = _rows(db, viewer, severity, tool, team)
-    names = dict(db.execute(select(Team.id, Team.name).where(
-        Team.org_id == viewer.principal.org_id)).all())
+    names = _team_names(db, viewer)
     return {"rows": rows, "teams": names, "now": datetime.now(UTC), "age": age,
             "filters": {"severity": severity, "tool": tool, "team": team},
             "severities": SEVERITIES}
@@ -117,6 +131,7 @@ def _detail(request: Request, viewer: Viewer, db: DB, approval_id: int, *,
                 and v["level"] == approval.level]
     return page(request, "approval.html", viewer, a=info, breakdown=breakdown,
                 team=team, own=own, voted=bool(my_votes), error=error, status=status,
+                purpose_label=PURPOSE_LABEL,
                 max_minutes=MAX_SCOPE_MINUTES,
                 now=datetime.now(UTC), age=age)
 

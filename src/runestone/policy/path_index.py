@@ -1,0 +1,167 @@
+"""Path rules indexed by what their globs name, so a path is tried only against the rules
+that could match it.
+
+After the gates (`policy.index`), a command naming a path is still tried against every deny
+and ask rule about paths of that access: the credential files, the browser profiles, the
+persistence files, `/dev`, `/proc`... each testing its globs against each form of each path.
+Their globs are mostly literal paths, directories (`~/.ssh/**`), base names (`.env`) and
+base-name suffixes or prefixes (`*.pem`, `.env.*`) (see `rules._GlobSet`): set lookups. So,
+for one place (project, home and the runtime's own places), every such rule's literal
+pieces go into one index: a path form looks up itself, each directory above it, its base
+name and the base name's short suffixes and prefixes, and learns the few rules that could
+match. A glob that needs a regex is filed under the literal directory it starts with (`/proc/*/
+environ` under `/proc/`), or under the literal start of its base name (`secrets.y*ml`); one
+with neither (`**/.git/hooks/**`) keeps its rule a candidate for every path.
+
+Only deny and ask rules whose `path` globs alone decide whether they can fire on a path are
+indexed (no `path_contains` or `path_outside`). A part with a path known only at run time,
+a path that cannot be placed, or a shell glob keeps every candidate, since such a path is
+matched as "may be" rather than by lookup. The property test of `tests/policy/
+test_rule_index.py` checks decisions against trying every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from runestone.policy.rules import _glob_set, _own_places
+
+if TYPE_CHECKING:
+    from runestone.facts import Facts, Part
+    from runestone.policy.model import Rule
+
+_PLACES_KEPT = 256
+_WILDCARDS = "*?["
+
+
+def _literal(text: str) -> bool:
+    return not any(c in text for c in _WILDCARDS)
+
+
+def _first_wildcard(text: str) -> int:
+    return min((i for i in (text.find(c) for c in _WILDCARDS) if i != -1), default=len(text))
+
+
+def decided_by_globs(rule: Rule) -> tuple[str, ...] | None:
+    """The `path` globs of a deny or ask rule that they alone decide for paths, else None."""
+    spec = rule.spec
+    if rule.decision == "allow" or "path" not in spec or "path_contains" in spec \
+            or "path_outside" in spec:
+        return None
+    globs = spec["path"]
+    return (globs,) if isinstance(globs, str) else tuple(globs)
+
+
+class PathIndex:
+    """For one place: rule ids by exact path, directory, base name, suffix and prefix."""
+
+    __slots__ = ("always", "exact", "indexed", "names", "prefix_length", "prefixes",
+                 "suffix_length", "suffixes", "under")
+
+    def __init__(self, rules: Sequence[Rule], project: str, home: str) -> None:
+        self.exact: dict[str, set[int]] = {}
+        self.under: dict[str, set[int]] = {}
+        self.names: dict[str, set[int]] = {}
+        self.suffixes: dict[str, set[int]] = {}
+        self.prefixes: dict[str, set[int]] = {}
+        self.always: set[int] = set()
+        indexed: set[int] = set()
+        self.suffix_length = self.prefix_length = 0
+        for rule in rules:
+            globs = decided_by_globs(rule)
+            if globs is None:
+                continue
+            places = _own_places() if any(g.startswith("{runestone-") for g in globs) else ()
+            found = _glob_set(globs, project, home, places)
+            key = id(rule)
+            indexed.add(key)
+            for expanded in found.expanded:
+                self._add(expanded, key)
+        self.indexed = frozenset(indexed)
+
+    def _add(self, expanded: str, key: int) -> None:
+        """File one expanded glob under what any path it matches must hold, as
+        `rules._glob_set` sorts globs: a base-name glob (`**/NAME`) is matched against the
+        base name, any other against the whole path; a glob matches only strings that start
+        with its literal text up to its first wildcard (`*`, `?` or `[`)."""
+        rest = expanded[3:]
+        if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
+            if _literal(rest):
+                self.names.setdefault(rest, set()).add(key)
+            elif rest.startswith("*") and rest[1:] and _literal(rest[1:]):
+                self.suffixes.setdefault(rest[1:], set()).add(key)
+                self.suffix_length = max(self.suffix_length, len(rest) - 1)
+            else:
+                self._add_prefix(rest[:_first_wildcard(rest)], key)
+        elif _literal(expanded):
+            self.exact.setdefault(expanded, set()).add(key)
+        elif expanded.endswith("/**") and len(expanded) > 3 and _literal(expanded[:-3]):
+            self.exact.setdefault(expanded[:-3], set()).add(key)
+            self.under.setdefault(expanded[:-3] + "/", set()).add(key)
+        else:
+            head = expanded[:_first_wildcard(expanded)]
+            directory = head[:head.rfind("/") + 1]
+            if directory:
+                self.under.setdefault(directory, set()).add(key)
+            else:
+                self.always.add(key)
+
+    def _add_prefix(self, prefix: str, key: int) -> None:
+        if prefix:
+            self.prefixes.setdefault(prefix, set()).add(key)
+            self.prefix_length = max(self.prefix_length, len(prefix))
+        else:
+            self.always.add(key)
+
+    def add_possible(self, form: str, found: set[int]) -> None:
+        """Add the ids of the rules whose globs could match `form` (as `_GlobSet.fullmatch`
+        tests it: the path, a directory it is under, its base name)."""
+        hit = self.exact.get(form)
+        if hit:
+            found |= hit
+        probe = form + "/"
+        slash = probe.find("/")
+        while slash != -1:
+            hit = self.under.get(probe[:slash + 1])
+            if hit:
+                found |= hit
+            slash = probe.find("/", slash + 1)
+        name = form[form.rfind("/") + 1:]
+        hit = self.names.get(name)
+        if hit:
+            found |= hit
+        for length in range(1, min(len(name), self.suffix_length) + 1):
+            hit = self.suffixes.get(name[-length:])
+            if hit:
+                found |= hit
+        for length in range(1, min(len(name), self.prefix_length) + 1):
+            hit = self.prefixes.get(name[:length])
+            if hit:
+                found |= hit
+
+
+def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
+             indexes: dict[tuple[str, str, tuple[str, ...]], PathIndex],
+             every_rule: Sequence[Rule]) -> Sequence[Rule]:
+    """`rules` without the indexed path rules no path of the part could match."""
+    if part.kind == "command" and part.command is not None:
+        paths = facts.arg_paths(part.command)
+    elif part.kind == "file" and part.path is not None:
+        paths = (part.path,)
+    else:
+        return rules
+    if not paths or any(p.dynamic or not p.forms or p.glob for p in paths):
+        return rules
+    place = (facts.project, facts.home, _own_places())
+    index = indexes.get(place)
+    if index is None:
+        index = PathIndex(every_rule, facts.project, facts.home)
+        if len(indexes) < _PLACES_KEPT:
+            indexes[place] = index
+    found: set[int] = set(index.always)
+    for path in paths:
+        for form in path.forms:
+            index.add_possible(form, found)
+    indexed = index.indexed
+    return [rule for rule in rules if id(rule) not in indexed or id(rule) in found]
