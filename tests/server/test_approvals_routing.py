@@ -305,6 +305,13 @@ def test_delegation_lets_another_user_decide_for_a_period(world):
     assert stand_in.status_code == 200 and stand_in.json()["state"] == "pending"
     assert stand_in.json()["votes"][-1]["on_behalf_of"] == "ops1"
     assert world.vote("ops2", approval["id"]).json()["state"] == "approved"
+    # Issue 17: the compliance report lost the delegation; it names who stood in for whom.
+    report = world.ok("admin", "GET", f"/api/v1/teams/{world.ids['team']}/audit/report?"
+                      f"since={(now - timedelta(hours=1)).isoformat().replace('+', '%2B')}")
+    decided = [i for i in report["approvals"]["items"]
+               if i["request_id"] == "req_delegated"]
+    assert decided and decided[0]["approvers"] == ["ops1", "carol", "ops2"]
+    assert decided[0]["delegated"] == [{"approver": "carol", "for": "ops1"}]
 
     # A revoked or not yet started delegation gives nothing.
     world.as_user("ops1", "DELETE", f"/api/v1/delegations/{made['id']}")
