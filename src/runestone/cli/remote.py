@@ -102,6 +102,13 @@ def _print_shipping(where: Layout) -> None:
     line = (f"audit: {acknowledged} of {head} entries acknowledged by the server"
             + (f", last shipped {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}"
                if when else ", never shipped"))
-    if shipped.get("last_error"):
+    refused = shipped.get("refused")
+    if shipped.get("last_error") and not refused:
         line += f" (last attempt: {shipped['last_error']})"
     print(line)
+    if isinstance(refused, dict):
+        from runestone.remote.shipper import REFUSED_ADVICE
+
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(refused.get("at") or 0))
+        print(f"AUDIT REFUSED BY THE CONTROL PLANE (since {at}): {refused.get('message')}.\n"
+              f"{REFUSED_ADVICE}")
