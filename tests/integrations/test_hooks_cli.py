@@ -542,11 +542,18 @@ def test_cursor_names_an_mcp_server_as_configured(initialised, tmp_path):
 
 def test_uninstall_removes_the_files_install_created(tmp_path, initialised, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    copilot = tmp_path / ".github" / "hooks" / "runestone.json"
-    assert run_cli("install", "copilot", cwd=tmp_path).returncode == 0
-    assert run_cli("install", "copilot", cwd=tmp_path).returncode == 0  # writes a backup
+    home = {"HOME": str(tmp_path / "home")}  # never the real user's
+    user_level = tmp_path / "home" / ".copilot" / "hooks" / "runestone.json"
+    assert run_cli("install", "copilot", env=home).returncode == 0  # Copilot's default
+    assert user_level.exists()
+    assert run_cli("uninstall", "copilot", env=home).returncode == 0
+    assert not user_level.exists()
+    copilot = tmp_path / ".github" / "hooks" / "runestone.json"  # a repository's own
+    settings = ("--settings", str(copilot))
+    assert run_cli("install", "copilot", *settings, cwd=tmp_path, env=home).returncode == 0
+    assert run_cli("install", "copilot", *settings, cwd=tmp_path, env=home).returncode == 0
     assert copilot.exists() and list(copilot.parent.glob("*.runestone-backup-*"))
-    assert run_cli("uninstall", "copilot", cwd=tmp_path).returncode == 0
+    assert run_cli("uninstall", "copilot", *settings, cwd=tmp_path, env=home).returncode == 0
     assert not copilot.exists() and not copilot.parent.exists()
     for host in ("codex", "gemini", "cursor"):
         settings = tmp_path / f"{host}.json"

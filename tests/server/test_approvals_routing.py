@@ -305,6 +305,13 @@ def test_delegation_lets_another_user_decide_for_a_period(world):
     assert stand_in.status_code == 200 and stand_in.json()["state"] == "pending"
     assert stand_in.json()["votes"][-1]["on_behalf_of"] == "ops1"
     assert world.vote("ops2", approval["id"]).json()["state"] == "approved"
+    # Issue 17: the compliance report lost the delegation; it names who stood in for whom.
+    report = world.ok("admin", "GET", f"/api/v1/teams/{world.ids['team']}/audit/report?"
+                      f"since={(now - timedelta(hours=1)).isoformat().replace('+', '%2B')}")
+    decided = [i for i in report["approvals"]["items"]
+               if i["request_id"] == "req_delegated"]
+    assert decided and decided[0]["approvers"] == ["ops1", "carol", "ops2"]
+    assert decided[0]["delegated"] == [{"approver": "carol", "for": "ops1"}]
 
     # A revoked or not yet started delegation gives nothing.
     world.as_user("ops1", "DELETE", f"/api/v1/delegations/{made['id']}")
@@ -780,3 +787,36 @@ def test_no_ask_makes_a_server_error_now_or_when_it_is_read(world, value, poison
     assert world.as_user("ops1", "GET", f"/api/v1/approvals/{approval}").status_code == 200
     listed = world.as_user("ops1", "GET", f"/api/v1/teams/{world.ids['team']}/approvals")
     assert listed.status_code == 200
+
+
+def test_the_agents_stated_purpose_reaches_the_approvers_labelled(world):
+    """Issue 17: Claude Code's `description` was kept but no approver saw it. The API, the
+    notification's text and data carry it, labelled as the agent's own words."""
+    from runestone_server.approvals.purpose import LABEL
+    from runestone_server.notify.models import Channel, Delivery
+
+    with world.app.state.db.sessions() as db:
+        channel = Channel(org_id=db.get(Team, world.ids["team"]).org_id,
+                          team_id=world.ids["team"], name="mail", kind="email",
+                          target="ops@example.org")
+        db.add(channel)
+        db.commit()
+        channel_id = channel.id
+    group = world.ok("admin", "POST", f"/api/v1/teams/{world.ids['team']}/approver-groups",
+                     {"name": "oncall", "members": ["ops1"], "channel_ids": [channel_id]},
+                     status=201)["id"]
+    world.route("all", [(group, 600, 1)])
+    said = "Rotate the staging certificates before they expire"
+    _, credential = world.runtimes["prod"]
+    made = world.client.post("/api/v1/runtime/approvals", headers={
+        "Authorization": f"Bearer {credential}"}, json={
+        "request_id": "req_purpose", "action_hash": "d" * 64, "tool": "Bash",
+        "summary": "openssl x509 -req", "rules": ["shell.network"], "mode": "defer",
+        "input": {"tool": "Bash", "cwd": "/p",
+                  "input": {"command": "openssl x509 -req", "description": said}}})
+    assert made.status_code == 201, made.text
+    assert world.ok("ops1", "GET", f"/api/v1/approvals/{made.json()['id']}")["purpose"] == said
+    with world.app.state.db.sessions() as db:
+        delivery = db.scalar(select(Delivery).where(Delivery.channel_id == channel_id))
+    assert f'{LABEL}: "{said}"' in delivery.payload["text"]
+    assert delivery.payload["data"]["agent_stated_purpose"] == said

@@ -201,6 +201,10 @@ def test_full_text_on_both_engines(world, monkeypatch):
         row(core, "rt-core-1", 2, tool="WebFetch", summary="https://example.com/upload"),
         row(core, "rt-core-1", 3, tool="Bash", summary="ls -la", reason="Exfiltration risk"),
         row(core, "rt-core-1", 4, tool="Write", summary="notes.txt", user="Zoë"),
+        # Issue 17: the agent's stated purpose (Claude Code's description) was kept but not
+        # found by text search.
+        row(core, "rt-core-1", 5, kind="request", tool="Bash", summary="openssl x509",
+            purpose="Rotate the staging certificates"),
     ])
     path = f"/api/v1/teams/{core.id}/audit"
 
@@ -219,7 +223,8 @@ def test_full_text_on_both_engines(world, monkeypatch):
         assert seqs("exfiltration") == [3]  # the decision's reason
         assert seqs("secrets") == [1]  # the rule
         assert seqs("zoë") == [4]
-        assert seqs("bash", tool="Bash") == [1, 3]
+        assert seqs("staging certificates") == [5]  # the agent's own words
+        assert seqs("bash", tool="Bash") == [1, 3, 5]
         assert seqs("bash", tool="Write") == []
         assert seqs('") OR 1=1 --') == []  # not syntax, just words
         assert get(client, path, tokens["auditor"], q="!!! ---").status_code == 400
@@ -504,3 +509,36 @@ def test_the_server_benchmark_runs(tmp_path):
     summary = result.stdout.split("Summary:", 1)[1]
     assert "team: full text, rare word" in summary and "ingest, entries/s" in summary
     assert summary.splitlines()[1].split() == engines.split(",")
+
+
+def test_approver_search_finds_each_listed_approver(world):
+    """Issue 17: a runtime records the control plane's approvers as `server:alice,bob`,
+    and searching for alice matched only that whole string. Now each listed name is found,
+    exactly (not a prefix, not another case, not the source), on both engines."""
+    app, client, tokens, teams = world
+    core = teams["core"]
+    seed(app, [
+        row(core, "rt-core-1", 1, kind="approval", approver="server:alice,bob"),
+        row(core, "rt-core-1", 2, kind="approval", approver="server:bob"),
+        row(core, "rt-core-1", 3, kind="approval", approver="dave"),
+        row(core, "rt-core-1", 4, kind="approval", approver="server:alicex,bo_b"),
+        row(core, "rt-core-1", 5, kind="approval", approver="server:x,alice"),
+    ])
+    path = f"/api/v1/teams/{core.id}/audit"
+
+    def seqs(name):
+        return sorted(i["seq"] for i in everything(client, path, tokens["auditor"],
+                                                   approver=name))
+
+    assert seqs("alice") == [1, 5]
+    assert seqs("bob") == [1, 2]
+    assert seqs("dave") == [3]
+    assert seqs("server:alice,bob") == [1]
+    for nobody in ("ALICE", "ali", "server", "%", "bo%", "b_b", ""):
+        assert seqs(nobody) == [], nobody
+    assert seqs("bo_b") == [4]
+    from runestone_server.audit.report import approvers_of
+
+    # The compliance report lists the people too, not the stored string.
+    assert approvers_of("server:erin,frank") == ["erin", "frank"]
+    assert approvers_of("dave") == ["dave"] and approvers_of(None) == []

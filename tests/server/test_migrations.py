@@ -61,3 +61,62 @@ def test_the_outbox_migration_keeps_the_first_of_duplicate_dedup_keys(database_u
             "SELECT id, dedup_key FROM notification_deliveries ORDER BY id")).all()
     db.engine.dispose()
     assert [tuple(row) for row in kept] == [(1, "k"), (3, "other"), (4, None), (5, None)]
+
+
+def test_the_purpose_migration_reindexes_what_was_indexed_before(database_url):
+    """0802 changes the text document (the agent's stated purpose is added): rows indexed
+    under the old document are found by the new one, and deleting them afterwards (SQLite's
+    contentless index must be told the very text it indexed) leaves nothing behind."""
+    from alembic import command
+    from sqlalchemy import delete, insert, select, text
+
+    from runestone_server.audit import fulltext
+    from runestone_server.audit.models import AuditEntry
+    from runestone_server.migrate import alembic_config
+    from runestone_server.models import Organisation, Runtime, Team
+
+    db = Database(database_url)
+    config = alembic_config(db.url)
+    from alembic.script import ScriptDirectory
+
+    heads = [h for h in ScriptDirectory.from_config(config).get_heads()
+             if h != "0802_audit_purpose_search"]
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        for head in heads:  # everything but 0802: the document as it was
+            command.upgrade(config, head)
+    with db.sessions() as session:
+        org = Organisation(name="o")
+        session.add(org)
+        session.flush()
+        team = Team(org_id=org.id, name="t")
+        session.add(team)
+        session.flush()
+        session.add(Runtime(org_id=org.id, team_id=team.id, runtime_id="rt_00", labels={},
+                            public_key="0" * 64, credential_hash="0" * 64))
+        session.flush()
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        session.execute(insert(AuditEntry), [{
+            "org_id": org.id, "team_id": team.id, "runtime_id": "rt_00", "seq": 1,
+            "kind": "request", "time": now, "received": now, "tool": "Bash",
+            "summary": "openssl x509", "hash": "a" * 64,
+            "entry": {"kind": "request", "purpose": "Rotate the staging certificates"}}])
+        session.commit()
+    fulltext.catch_up(db.engine)  # indexed under the old document
+    upgrade(db)
+    fulltext.catch_up(db.engine)
+    with db.sessions() as session:
+        def found(words: str) -> list[int]:
+            return list(session.scalars(select(AuditEntry.seq).where(
+                fulltext.match(db.engine.dialect.name, words))))
+
+        assert found("certificates") == [1] and found("openssl") == [1]
+        session.execute(delete(AuditEntry))
+        session.commit()
+    if db.engine.dialect.name == "sqlite":
+        with db.engine.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM audit_entries_fts WHERE "
+                                          "audit_entries_fts MATCH 'openssl'")) == 0
+    db.engine.dispose()

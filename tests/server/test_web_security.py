@@ -637,3 +637,23 @@ def test_the_inbox_team_filter_lists_only_the_viewers_teams(world):
     assert options("alice") >= {"core", "secret-merger"}
     assert options("bob") == {"core"}
     assert options(carol) == set()
+
+
+@pytest.mark.skipif(not HAVE_APPROVALS, reason="no approvals domain")
+def test_the_approval_page_shows_the_agents_stated_purpose_labelled_and_escaped(world):
+    """Issue 17: the agent's stated purpose (Claude Code's description) is shown to the
+    approver, as the agent's own words, and escaped like every agent-written field."""
+    client, team = world["client"], world["team"]
+    credential = enroll(client, team, "req-purpose-1")
+    said = 'Tidy up <script>alert("p")</script> & "quotes"'
+    made = client.post("/api/v1/runtime/approvals", headers={
+        "Authorization": f"Bearer {credential}"}, json={
+        "request_id": "req-purpose-1", "action_hash": "e" * 64, "tool": "Bash",
+        "summary": "run ls", "rules": ["r"], "mode": "wait",
+        "input": {"tool": "Bash", "cwd": "/p", "input": {"command": "ls",
+                                                         "description": said}}})
+    assert made.status_code == 201, made.text
+    html = client.get(f"/approvals/{made.json()['id']}").text
+    assert "The agent&#39;s stated purpose (its own words, not checked)" in html
+    assert "Tidy up &lt;script&gt;alert(&#34;p&#34;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
+    assert '<script>alert("p")' not in html

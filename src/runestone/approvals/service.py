@@ -8,10 +8,7 @@ audit log, linked by the request id to the request and the decision that asked.
 
 from __future__ import annotations
 
-import getpass
 import os
-import secrets
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -75,6 +72,8 @@ def local_approver(settings: ApprovalSettings) -> str:
     if settings.approver:
         return settings.approver
     try:
+        import getpass
+
         return "local:" + getpass.getuser()
     except Exception:  # no login name is not a reason to fail
         return f"local:uid-{os.getuid()}"
@@ -165,7 +164,7 @@ class Approvals:
             action_hash=claims.action_hash, policy_hash=claims.policy_hash,
             rules=tuple(decision.rules), reason=decision.reason, analysis=analysis or {},
             agent=action.agent, session=action.session, user=action.user or _login(),
-            host=socket.gethostname(), created=now, expires=float(expires), state="pending",
+            host=_hostname(), created=now, expires=float(expires), state="pending",
             token=tokens.issue(claims, self.signer), nonce=claims.nonce,
         )
         self.store.add_request(request)
@@ -473,7 +472,7 @@ class Approvals:
     def _grant_ids(request: Request) -> list[str]:
         """Ids for a rule-session approval's grants, one per rule: chosen before the
         decision so its audit entry names them."""
-        return ["grant_" + secrets.token_hex(8) for _ in request.rules]
+        return ["grant_" + _token_hex(8) for _ in request.rules]
 
     def _rule_session_grants(self, request: Request, grant_ids: list[str], approver: str,
                              minutes: int) -> None:
@@ -545,7 +544,7 @@ class Approvals:
         from runestone.approvals.store import Grant
 
         now = time.time()
-        grant = Grant(id=grant_id or "grant_" + secrets.token_hex(8), kind=kind,
+        grant = Grant(id=grant_id or "grant_" + _token_hex(8), kind=kind,
                       action_hash=action_hash, rule_id=rule_id, session=session,
                       summary=summary, created=now, expires=now + minutes * 60,
                       uses_left=uses, uses=0, created_by=approver, request_id=request_id,
@@ -618,6 +617,23 @@ def _record_timeout() -> float:
 
 def _login() -> str:
     try:
+        import getpass
+
         return getpass.getuser()
     except Exception:  # no login name: leave it empty
         return ""
+
+
+# Imported where used: a hook answering an ask (or an allow) builds this service without
+# opening a request, and `socket` (~2.5 ms), `secrets` (OpenSSL, ~3 ms) and `getpass` are
+# needed only to open one or to name a grant.
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _token_hex(size: int) -> str:
+    import secrets
+
+    return secrets.token_hex(size)

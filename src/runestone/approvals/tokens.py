@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -50,6 +48,9 @@ class _Signer(Protocol):
 
 def new_claims(request_id: str, action_hash: str, policy_hash: str, expires: int,
                audience: str) -> Claims:
+    import secrets  # here, as `hmac` in verify: both load OpenSSL (~3 ms), which a hook
+    # answering an ask without a link (or allowing) never needs
+
     return Claims(request_id, action_hash, policy_hash, int(expires), secrets.token_hex(16),
                   audience)
 
@@ -114,6 +115,8 @@ def verify(
     signature fails because a field was edited says which field. `action_hash` is the
     action about to run, and `policy_hash` the policy deciding now.
     """
+    import hmac
+
     claims, message, signature_hex = read_claims(token)
     if not verify_signature(public_key_hex, message, signature_hex):
         if issued is not None:

@@ -742,6 +742,37 @@ def gemini_layer_paths() -> list[Path]:
             system_path.with_name("system-defaults.json")]
 
 
+def copilot_home() -> Path:
+    """Copilot CLI's own directory: COPILOT_HOME, else ~/.copilot (%USERPROFILE%\\.copilot)."""
+    return Path(os.environ.get("COPILOT_HOME") or os.path.expanduser("~/.copilot"))
+
+
+def _copilot_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
+    """Copilot CLI runs a repository's `.github/hooks/*.json` only in a folder its user
+    trusted (`trustedFolders` in its config.json, a folder or one above it) and skips them
+    elsewhere, so the call goes through; its user-level hooks directory runs everywhere
+    (both observed with the real program in tests/hosts/test_copilot_cli.py). A hook that
+    times out is no objection to it (observed); any other failure is a deny."""
+    report.warn("Copilot CLI lets a call through when the hook times out: keep the hook's "
+                "600 s timeout")
+    if path is None or path.parent.name != "hooks" or path.parent.parent.name != ".github":
+        return
+    root = path.resolve().parent.parent.parent
+    config = copilot_home() / "config.json"
+    try:
+        text = config.read_text(encoding="utf-8")
+        trusted = json.loads(text[text.index("{"):]).get("trustedFolders") or []
+    except (OSError, ValueError, AttributeError):
+        trusted = []
+    for folder in trusted if isinstance(trusted, list) else []:
+        if isinstance(folder, str) and (root == Path(folder) or Path(folder) in root.parents):
+            return
+    report.fail(f"Copilot CLI runs {path} only in a folder you trusted, and {root} is not "
+                f"among the trustedFolders in {config}: there every call goes through; "
+                "install at user level (`runestone install copilot` without --settings), "
+                "or trust the folder when Copilot asks")
+
+
 def _cursor_settings(data: dict[str, Any], report: DoctorReport, path: Path | None) -> None:
     hooks = data.get("hooks", {})
     for event in ("beforeShellExecution", "beforeMCPExecution", "beforeReadFile"):
@@ -881,12 +912,14 @@ HOSTS: dict[str, dict[str, Any]] = {
     "mcp": {"path": lambda: Path.cwd() / ".mcp.json", "install": mcp_install,
             "events": (), "doctor": mcp_doctor, "uninstall": mcp_uninstall},
     "copilot": {
-        "path": lambda: Path.cwd() / ".github" / "hooks" / "runestone.json",
+        # The user-level hooks directory: Copilot CLI runs those in every folder, where a
+        # repository's .github/hooks run only in a folder its user trusted (observed).
+        "path": lambda: copilot_home() / "hooks" / "runestone.json",
         "install": flat_install({event: {"type": "command", "timeoutSec": 600} for event in (
             "preToolUse", "postToolUse", "postToolUseFailure")}, "copilot", "bash"),
         "events": ("preToolUse", "postToolUse", "postToolUseFailure"),
         "doctor": probe_doctor("copilot", "preToolUse", COPILOT_PROBE,
                                lambda r: r.returncode != 0 or _json_field(
-                                   r, "permissionDecision") == "deny"),
+                                   r, "permissionDecision") == "deny", _copilot_settings),
     },
 }

@@ -170,6 +170,8 @@ class Step(BaseModel):
 
 class ApprovalDetail(ApprovalSummary):
     reason: str
+    purpose: str = Field(default="", description="the agent's stated purpose (Claude Code's "
+                         "description): its own words, checked by nobody")
     rules: list[str]
     action_hash: str
     input: dict[str, Any]

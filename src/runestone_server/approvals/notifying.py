@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from runestone_server.approvals.models import ApprovalRequest, ApproverGroup
+from runestone_server.approvals.purpose import LABEL as PURPOSE_LABEL
+from runestone_server.approvals.purpose import MAX_SHOWN as MAX_PURPOSE
+from runestone_server.approvals.purpose import stated_purpose
 from runestone_server.approvals.routing import fallback_channel_ids
 from runestone_server.events import record
 from runestone_server.notify import UnknownChannel, enqueue
@@ -38,14 +41,17 @@ def notify_level(db: Session, approval: ApprovalRequest, level: int,
     who = approval.requester.get("user") or "?"
     subject = (f"{'Escalated: ' if escalated else ''}approval needed: {approval.tool} "
                f"({approval.severity}) from {who}")
-    text = (f"{approval.summary}\n\nRule: {approval.rule or '(none)'}  Severity: "
+    purpose = stated_purpose(approval.input)[:MAX_PURPOSE]
+    said = f"\n{PURPOSE_LABEL}: \"{purpose}\"" if purpose else ""
+    text = (f"{approval.summary}{said}\n\nRule: {approval.rule or '(none)'}  Severity: "
             f"{approval.severity}\nWhy it asked: {approval.reason}\nRequester: {who} "
             f"(agent {approval.requester.get('agent') or '?'}, host "
             f"{approval.requester.get('host') or '?'})\nLevel {level + 1}"
             f"{' (escalated)' if escalated else ''}\n\nDecide: {link}")
     data: dict[str, Any] = {"approval_id": approval.id, "request_id": approval.request_id,
                             "tool": approval.tool, "severity": approval.severity,
-                            "rule": approval.rule, "level": level}
+                            "rule": approval.rule, "level": level,
+                            "agent_stated_purpose": purpose}
     sent: list[int] = []
     errors: list[str] = []
     if approval.route_id is None:

@@ -47,6 +47,7 @@ from runestone_server.approvals.models import (
     Delegation,
 )
 from runestone_server.approvals.notifying import approval_link, notify_level
+from runestone_server.approvals.purpose import stated_purpose
 from runestone_server.approvals.routing import Ask, fallback_timeout, levels, pick_route
 from runestone_server.auth import Principal
 from runestone_server.events import record
@@ -401,7 +402,8 @@ def decide(db: Session, approval: ApprovalRequest, state: str, reason: str,
         "request_id": approval.request_id, "approval_id": approval.id, "state": state,
         "level": level, "reason": reason[:2000], "scope": scope_name,
         "minutes": scope_minutes,
-        "approvers": approver_names(db, approval) if state == "approved" else []})
+        "approvers": approver_names(db, approval) if state == "approved" else [],
+        "delegated": delegated_votes(db, approval) if state == "approved" else []})
     wakeups.announce(db, approval.id)
     db.commit()
     wakeups.wake(approval.id)
@@ -415,6 +417,21 @@ def approver_names(db: Session, approval: ApprovalRequest) -> list[str]:
                              ApprovalVote.level == approval.level,
                              ApprovalVote.vote == "approve").order_by(ApprovalVote.id))
     return [name for (name,) in rows]
+
+
+def delegated_votes(db: Session, approval: ApprovalRequest) -> list[dict[str, str]]:
+    """The deciding level's approvals cast on someone's behalf: who voted, for whom. The
+    compliance report shows it (a delegate's approval is the delegator's responsibility)."""
+    rows = db.execute(select(ApprovalVote.user_id, ApprovalVote.on_behalf_of).where(
+        ApprovalVote.approval_id == approval.id, ApprovalVote.level == approval.level,
+        ApprovalVote.vote == "approve", ApprovalVote.on_behalf_of.is_not(None))
+        .order_by(ApprovalVote.id)).all()
+    if not rows:
+        return []
+    people = {user for user, _ in rows} | {behalf for _, behalf in rows}
+    names = dict(db.execute(select(User.id, User.username).where(User.id.in_(people))).all())
+    return [{"approver": names.get(user, "?"), "for": names.get(behalf, "?")}
+            for user, behalf in rows]
 
 
 # --- what a page or the API shows -------------------------------------------------------
@@ -453,6 +470,7 @@ def describe(db: Session, who: Principal, approval: ApprovalRequest) -> dict[str
     return {
         **summary(approval), "reason": approval.reason, "rules": approval.rules,
         "action_hash": approval.action_hash, "input": approval.input,
+        "purpose": stated_purpose(approval.input),
         "runtime_id": runtime.runtime_id if runtime else "",
         "route": route.name if route else None,
         "levels": [{"position": s.position, "group": groups.get(s.group_id, "?"),

@@ -1,7 +1,8 @@
 """Full-text search over audit entries: SQLite FTS5 and PostgreSQL full-text, one meaning.
 
 What is searchable is one document per entry: its summary (the command, path or URL), tool,
-first rule, agent, user, approver, runtime and the decision's reason. Both databases see the
+first rule, agent, user, approver, runtime, the decision's reason and the agent's stated
+purpose (a request's `purpose`: Claude Code's `description`). Both databases see the
 same words: PostgreSQL's parser would keep `/etc/passwd` as one "file" token, so the document
 is first cut at every non-alphanumeric character, which is what FTS5's `unicode61` tokenizer
 does; the query is cut the same way here. A search is all of its words (AND); `word*` is a
@@ -16,7 +17,8 @@ prefix. Anything else in the query is not syntax, so no input can break the stat
 - PostgreSQL: a GIN index over the `tsvector` expression (no extra column, so the table stays
   what the models say); the query repeats the expression verbatim so the planner uses it.
 
-Both objects are created by migration `0102_audit_search`; they are not in the models, so
+Both objects are created by migration `0102_audit_search` (the document as it is now by
+`0802_audit_purpose_search`); they are not in the models, so
 the schema comparison skips them by name (`include_name`).
 """
 
@@ -38,13 +40,13 @@ EVENTS_REQUEST_INDEX = "ix_server_events_request_id"
 MAX_WORDS = 16
 MAX_WORD = 100
 
-# The document, exactly as in migration 0102_audit_search (index and query must agree).
+# The document, exactly as in migration 0802_audit_purpose_search (index and query agree).
 PG_DOCUMENT = (
     "to_tsvector('simple'::regconfig, regexp_replace("
     "coalesce(summary, '') || ' ' || coalesce(tool, '') || ' ' || coalesce(rule, '') || ' ' "
     "|| coalesce(agent, '') || ' ' || coalesce(\"user\", '') || ' ' || coalesce(approver, '') "
-    "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(entry ->> 'reason', ''), "
-    "'[^[:alnum:]]+', ' ', 'g'))"
+    "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(entry ->> 'reason', '') || ' ' "
+    "|| coalesce(entry ->> 'purpose', ''), '[^[:alnum:]]+', ' ', 'g'))"
 )
 
 CATCH_UP_BATCH = 50_000
@@ -57,7 +59,8 @@ def sqlite_document(row: str) -> str:
             f"coalesce({row}.rule, '') || ' ' || coalesce({row}.agent, '') || ' ' || "
             f"coalesce({row}.\"user\", '') || ' ' || coalesce({row}.approver, '') || ' ' || "
             f"coalesce({row}.runtime_id, '') || ' ' || "
-            f"coalesce(json_extract({row}.entry, '$.reason'), '')")
+            f"coalesce(json_extract({row}.entry, '$.reason'), '') || ' ' || "
+            f"coalesce(json_extract({row}.entry, '$.purpose'), '')")
 
 
 def _catch_up_once(connection: Connection) -> int:

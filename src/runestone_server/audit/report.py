@@ -72,6 +72,17 @@ def _requests(db: Session, scope: Scope, request_ids: set[str]) -> dict[str, Aud
     return found
 
 
+def approvers_of(stored: str | None) -> list[str]:
+    """The people an approval entry names: `server:alice,bob` (the control plane's
+    approvers, as the runtime records them) is alice and bob; a local approver is itself."""
+    if not stored:
+        return []
+    source, colon, names = stored.partition(":")
+    if colon and source in ("server", "local") and names:
+        return [name for name in names.split(",") if name]
+    return [stored]
+
+
 def approvals(db: Session, scope: Scope, since: datetime, until: datetime) -> dict[str, Any]:
     where = [*_in_period(scope, since, until), AuditEntry.kind == "approval"]
     total_local = db.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
@@ -86,8 +97,8 @@ def approvals(db: Session, scope: Scope, since: datetime, until: datetime) -> di
         request = asked.get(entry.request_id or "")
         items.append({"source": "runtime", "time": utc(entry.time).isoformat(),
                       "runtime_id": entry.runtime_id, "request_id": entry.request_id,
-                      "outcome": entry.decision, "approvers": [entry.approver] if
-                      entry.approver else [], "reason": entry.entry.get("reason"),
+                      "outcome": entry.decision, "approvers": approvers_of(entry.approver),
+                      "reason": entry.entry.get("reason"),
                       "tool": request.tool if request else None,
                       "summary": request.summary if request else None})
     for ev in server[:LIST_LIMIT]:
@@ -97,6 +108,7 @@ def approvals(db: Session, scope: Scope, since: datetime, until: datetime) -> di
                       "request_id": ev.detail.get("request_id"),
                       "outcome": ev.detail.get("state") or ev.kind.rpartition(".")[2],
                       "approvers": list(ev.detail.get("approvers") or []),
+                      "delegated": list(ev.detail.get("delegated") or []),
                       "reason": ev.detail.get("reason"),
                       "tool": request.tool if request else None,
                       "summary": request.summary if request else None})

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, text
+from sqlalchemy import Select, and_, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from runestone_server.audit import fulltext
@@ -81,6 +81,18 @@ EXACT = {"runtime": AuditEntry.runtime_id, "agent": AuditEntry.agent,
          "severity": AuditEntry.severity, "request_id": AuditEntry.request_id}
 
 
+def approver_matches(dialect: str, name: str) -> Any:
+    """Entries approved by `name`: the stored approver exactly, or `name` among the listed
+    `source:a,b,c` (how a runtime records the control plane's approvers); searching for
+    alice found only the whole string `server:alice,bob`. A plain substring search (no LIKE,
+    whose case rules differ between SQLite and PostgreSQL and whose wildcards a name could
+    hold), after the first colon, between commas."""
+    position = func.instr if dialect == "sqlite" else func.strpos
+    column = AuditEntry.approver
+    listed = literal(",") + func.substr(column, position(column, ":") + 1) + literal(",")
+    return or_(column == name, position(listed, f",{name},") > 0)
+
+
 def utc(moment: datetime) -> datetime:
     """Aware UTC; a naive time is taken as UTC (SQLite hands stored times back naive)."""
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -117,7 +129,8 @@ def conditions(dialect: str, scope: Scope, filters: Filters, *, common_words: bo
     for name, column in EXACT.items():
         value = getattr(filters, name)
         if value is not None:
-            where.append(column == value)
+            where.append(approver_matches(dialect, value) if name == "approver"
+                         else column == value)
     if filters.since is not None:
         where.append(AuditEntry.time >= utc(filters.since))
     if filters.until is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from runestone_server.approvals import service
 from runestone_server.approvals.models import MAX_SCOPE_MINUTES, SEVERITIES, ApprovalRequest
+from runestone_server.approvals.purpose import LABEL as PURPOSE_LABEL
 from runestone_server.auth import DB, MANAGE_ROLES, MAX_ID, READ_ROLES, Id, team_for
 from runestone_server.models import Membership, Team, User
 from runestone_server.web import csrf, forms
@@ -130,6 +131,7 @@ def _detail(request: Request, viewer: Viewer, db: DB, approval_id: int, *,
                 and v["level"] == approval.level]
     return page(request, "approval.html", viewer, a=info, breakdown=breakdown,
                 team=team, own=own, voted=bool(my_votes), error=error, status=status,
+                purpose_label=PURPOSE_LABEL,
                 max_minutes=MAX_SCOPE_MINUTES,
                 now=datetime.now(UTC), age=age)
 

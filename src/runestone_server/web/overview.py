@@ -19,7 +19,7 @@ from runestone_server.web.render import PageRoute, Signed, Viewer, page
 
 router = APIRouter(route_class=PageRoute)
 DAYS = 14
-OUTCOMES = ("allow", "ask", "deny")
+OUTCOMES = ("allow", "sandbox", "ask", "deny")  # sandbox: allowed, but contained
 AGES = (("under 5 min", 300), ("under 1 h", 3600), ("under 1 day", 86400),
         ("older", None))
 
