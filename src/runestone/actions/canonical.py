@@ -17,16 +17,17 @@ class CanonicalJSONError(ValueError):
     """A value cannot be written as canonical JSON (NaN, a non-string key, an unknown type)."""
 
 
+# One encoder for every call: `json.dumps` with options builds a new JSONEncoder each time
+# (its keyword handling is a measurable part of hashing an action); the output is the same.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode `value` as canonical JSON bytes."""
     try:
-        text = json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        ).encode("utf-8")  # a lone surrogate ("\ud800", which JSON input may carry) fails here
+        # A lone surrogate ("\ud800", which JSON input may carry) fails in `encode`.
+        text = _ENCODER.encode(value).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise CanonicalJSONError(f"cannot encode as canonical JSON: {exc}") from exc
     return text
