@@ -53,9 +53,9 @@ class Facts:
     they first need them, so it is a plain mutable class.
     """
 
-    __slots__ = ("_arg_paths", "_arg_urls", "_catalogue", "_flags", "_lines", "_readings",
-                 "action", "family", "home", "input_text", "mcp", "opaque", "parts", "project",
-                 "shell")
+    __slots__ = ("_arg_paths", "_arg_urls", "_catalogue", "_flags", "_lines", "_places",
+                 "_readings", "action", "family", "family_name", "home", "input_text", "mcp",
+                 "opaque", "parts", "project", "shell")
 
     def __init__(self, *, action: Action, family: Family, project: str, home: str,
                  parts: tuple[Part, ...], opaque: tuple[Opaque, ...] = (),
@@ -63,6 +63,7 @@ class Facts:
                  input_text: str = "") -> None:
         self.action = action
         self.family = family
+        self.family_name = family.value  # an Enum's `.value` is a Python-level descriptor
         self.project = project
         self.home = home
         self.parts = parts
@@ -76,6 +77,17 @@ class Facts:
         self._readings: dict[int, Reading] = {}
         self._flags: dict[int, frozenset[str]] = {}
         self._catalogue: Catalogue | None = None
+        self._places: tuple[str, ...] | None = None
+
+    def runestone_places(self) -> tuple[str, ...]:
+        """The runtime's own places (policy.globs.runestone_places, read from the
+        environment), once per decision instead of once for every rule and part that
+        names one: four environment lookups each time."""
+        if self._places is None:
+            from runestone.policy.globs import runestone_places
+
+            self._places = tuple(runestone_places().values())
+        return self._places
 
     @property
     def catalogue(self) -> Catalogue:
@@ -229,6 +241,25 @@ def _redirect_parts(command: SimpleCommand, home: str) -> list[Part]:
     return parts
 
 
+# The command parts of a shell analysis: they depend on the analysis alone (shell.dialect
+# memoises analyses, so a command seen again yields the same object). Keyed by id, with the
+# analysis kept in the value so its id cannot be reused while the entry lives.
+_PARTS: dict[int, tuple[ShellAnalysis, tuple[tuple[SimpleCommand, Part], ...]]] = {}
+_PARTS_KEPT = 1024
+
+
+def _command_parts(shell: ShellAnalysis) -> tuple[tuple[SimpleCommand, Part], ...]:
+    found = _PARTS.get(id(shell))
+    if found is not None and found[0] is shell:
+        return found[1]
+    parts = tuple((command, Part("command", command.line(), command=command))
+                  for command in shell.commands)
+    if len(_PARTS) >= _PARTS_KEPT:
+        _PARTS.clear()
+    _PARTS[id(shell)] = (shell, parts)
+    return parts
+
+
 def derive_facts(action: Action, *, home: str | None = None) -> Facts:
     """Analyse an action into the parts policy judges. Never raises on odd input."""
     home = home or os.environ.get("HOME") or "/"
@@ -256,9 +287,10 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
             shell = analyze_for(source, tool=action.tool, agent=action.agent, cwd=cwd,
                                 home=home, place=action.cwd)
             opaque = shell.opaque
-            for command in shell.commands:
-                parts.append(Part("command", command.line(), command=command))
-                parts.extend(_redirect_parts(command, home))
+            for command, part in _command_parts(shell):
+                parts.append(part)
+                if command.redirects:
+                    parts.extend(_redirect_parts(command, home))
     elif family in (Family.FILE_READ, Family.FILE_WRITE, Family.FILE_EDIT):
         targets = file_targets(action.tool, action.input)
         for raw, access in targets:

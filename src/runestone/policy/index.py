@@ -85,9 +85,9 @@ def features(part: Part, facts: Facts, ctx: EvalContext) -> Features:
         command = part.command
         accesses = frozenset(p.access for p in facts.arg_paths(command))
         return Features(accesses, bool(facts.arg_urls(command)), command.code is not None,
-                        ctx.tainted, facts.family.value)
+                        ctx.tainted, facts.family_name)
     accesses = frozenset((part.path.access,)) if part.path is not None else frozenset()
-    return Features(accesses, False, False, ctx.tainted, facts.family.value)
+    return Features(accesses, False, False, ctx.tainted, facts.family_name)
 
 
 def passes(gate: Gate, kind: str, seen: Features) -> bool:

@@ -153,7 +153,7 @@ def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
         return rules
     if not paths or any(p.dynamic or not p.forms or p.glob for p in paths):
         return rules
-    place = (facts.project, facts.home, _own_places())
+    place = (facts.project, facts.home, _own_places(facts))
     index = indexes.get(place)
     if index is None:
         index = PathIndex(every_rule, facts.project, facts.home)

@@ -218,12 +218,13 @@ def _literal(text: str) -> bool:
     return not any(c in text for c in "*?[")
 
 
-def _own_places() -> tuple[str, ...]:
-    """The runtime's own places as part of a cache key (see globs.runestone_places)."""
-    return tuple(runestone_places().values())
+def _own_places(facts: Facts | None = None) -> tuple[str, ...]:
+    """The runtime's own places as part of a cache key (see globs.runestone_places); with
+    facts, as read once for their decision."""
+    return facts.runestone_places() if facts is not None else tuple(runestone_places().values())
 
 
-def _no_places() -> tuple[str, ...]:
+def _no_places(facts: Facts | None = None) -> tuple[str, ...]:
     return ()
 
 
@@ -771,7 +772,7 @@ def _compile_path(b: _Builder, every: bool) -> None:
             paths = _paths_of(part, facts)
             if not paths:
                 return every  # no paths: an all-rule holds vacuously, an any-rule does not
-            place = (facts.project, facts.home, own_places())
+            place = (facts.project, facts.home, own_places(facts))
             sets = per_place.get(place)
             if sets is None:
                 sets = (_glob_set(globs, *place),
