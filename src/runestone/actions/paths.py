@@ -140,6 +140,12 @@ def real_path(path: str) -> str:
     while head:
         head, _, name = head.rpartition("/")
         missing = name + "/" + missing if missing else name
+        if head and missing != name and not _resolves(head):
+            # Past the parent (a new file's parent usually exists: opened straight away).
+            # The path's own walk ended in ENOENT, so every component before the missing
+            # one was searched: an ancestor that does not resolve is one whose open would
+            # also end in ENOENT (the `continue` below), found without an exception.
+            continue
         try:
             resolved = _kernel_resolved(head or "/")
         except FileNotFoundError:
@@ -155,6 +161,17 @@ def real_path(path: str) -> str:
             pass
         return _portable_realpath(path)  # it exists: a dangling link, or unreadable
     return _portable_realpath(path)
+
+
+def _resolves(path: str) -> bool:
+    """Does `path` resolve (every component found, as `open` would walk it, with this
+    process's effective ids)? `access` answers in one system call without raising: a
+    failed `open` costs a Python exception, ~4x the call, on the walk up from a missing
+    path. Where effective ids cannot be used, it answers True, so the open decides."""
+    return not _ACCESS_EFFECTIVE or os.access(path, os.F_OK, effective_ids=True)
+
+
+_ACCESS_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 def _kernel_resolved(path: str) -> str:
