@@ -209,3 +209,24 @@ def test_the_contained_preset_on_the_corpus(corpus_dir):
                 elif path.name == "real-agents.jsonl" and got in ("allow", "sandbox"):
                     free[name] += 1
     assert free["contained"] > free["developer"]
+
+
+def test_handed_over_commands_are_single_use_and_forgotten_after_a_day(tmp_path):
+    import os
+    import time
+
+    from runestone.sandbox import handoff
+
+    handoff.write_pending(tmp_path, "req_" + "a" * 24, {"command": "true"})
+    assert handoff.take_pending(tmp_path, "req_" + "a" * 24)["command"] == "true"
+    with pytest.raises(handoff.HandoffError):
+        handoff.take_pending(tmp_path, "req_" + "a" * 24)
+    for bad in ("req_../../x", "req_XYZ", "../req_" + "a" * 24, "req_" + "a" * 65):
+        with pytest.raises(handoff.HandoffError):
+            handoff.write_pending(tmp_path, bad, {})
+    handoff.write_pending(tmp_path, "req_" + "b" * 24, {"command": "old"})
+    old = handoff.directory(tmp_path) / ("req_" + "b" * 24 + ".json")
+    os.utime(old, (time.time() - 2 * handoff.KEEP_SECONDS,) * 2)
+    handoff.write_pending(tmp_path, "req_" + "c" * 24, {"command": "new"})
+    assert not old.exists()
+    assert (handoff.directory(tmp_path) / ("req_" + "c" * 24 + ".json")).exists()

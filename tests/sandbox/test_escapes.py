@@ -412,3 +412,34 @@ def test_a_repository_made_inside_is_moved_aside(world):
     moved = [p.name for p in world.project.iterdir() if p.name.startswith(".git.sandboxed-")]
     assert len(moved) == 1
     assert "deny git-init" in result.stderr
+
+
+KERNEL_SURFACE = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+calls = {"keyctl": (250, 0, -3, 0), "perf_event_open": (298, 0, 0, -1, -1, 0),
+         "bpf": (321, 0, 0, 0), "userfaultfd": (323, 0), "mount": (165, 0, 0, 0, 0, 0),
+         "x32 getpid": (0x40000000 + 39,)}
+for name, args in calls.items():
+    result = libc.syscall(*[ctypes.c_long(a) for a in args])
+    print(name, "ALLOWED" if result >= 0 else f"refused errno={ctypes.get_errno()}")
+CLONE_NEWUSER = 0x10000000
+result = libc.unshare(CLONE_NEWUSER)
+print("userns ALLOWED" if result == 0 else f"userns refused errno={ctypes.get_errno()}")
+"""
+
+
+def test_kernel_attack_surface_is_filtered(world):
+    """The seccomp filter and --disable-userns: the keyring, perf, bpf, userfaultfd, mount,
+    the x32 ABI and a user namespace of the command's own are refused (as root outside,
+    each of these calls works)."""
+    from runestone.sandbox.seccomp import program
+
+    if program() is None:
+        pytest.skip("the seccomp filter is written for x86-64 only")
+    result = world.run(f"{sys.executable} -c '{KERNEL_SURFACE}'")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7, result.stdout + result.stderr
+    assert not [line for line in lines if "ALLOWED" in line]
+    assert "keyctl refused errno=1" in lines  # EPERM: the filter, not a missing key

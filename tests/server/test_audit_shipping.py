@@ -270,3 +270,42 @@ def test_a_position_that_does_not_check_out_falls_back_to_a_scan(rt):
         assert (report.sent, report.duplicates) == (3, 0), stale
         assert read_ship_state(rt.layout)["position"]["seq"] == rt.local()[-1]["seq"]
     _server_has_every_local_entry_once(rt)
+
+
+def test_a_rewritten_unsigned_tail_is_refused_loudly_by_ship_and_status(rt, isolated_home):
+    """Issue 17: entries after the last checkpoint rewritten (a deny made an allow, hashes
+    recomputed) still verify locally, and shipping then halted for good with no warning on
+    the runtime. `audit ship` and `runestone status` now say loudly that the control plane
+    refused the chain, and why."""
+    from liveserver import runestone
+
+    home = isolated_home
+    log = rt.log()
+    for n in range(3):
+        log.append([{"kind": "decision", "decision": "deny", "n": n, "time": now_rfc3339()}])
+    log.close()
+    ship(rt.layout)
+    assert rt.acknowledged() == len(rt.local())
+    # Rewrite the shipped, unsigned tail: the last deny becomes an allow, the hash redone.
+    segment = list_segments(rt.layout.audit_dir)[-1][1]
+    lines = segment.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    assert last["decision"] == "deny" and "checkpoint" not in last["kind"]
+    forged = seal({k: v for k, v in last.items() if k not in ("seq", "prev", "hash")}
+                  | {"decision": "allow"}, seq=last["seq"], prev=last["prev"])
+    lines[-1] = encode(forged)
+    segment.write_bytes(b"".join(lines))
+    assert runestone(home, "audit", "verify").returncode == 0  # locally: fine
+    log = rt.log()
+    log.append([{"kind": "decision", "decision": "deny", "n": 9, "time": now_rfc3339()}])
+    log.close()
+    shipped = runestone(home, "audit", "ship")
+    assert shipped.returncode == 1
+    assert "AUDIT REFUSED BY THE CONTROL PLANE" in shipped.stderr, shipped.stderr
+    assert f"from seq {last['seq'] + 1}" in shipped.stderr  # the server says where, and why
+    assert "may have been changed" in shipped.stderr
+    status = runestone(home, "status")
+    assert status.returncode == 0
+    assert "AUDIT REFUSED BY THE CONTROL PLANE" in status.stdout, status.stdout
+    assert f"from seq {last['seq'] + 1}" in status.stdout
+    assert rt.acknowledged() == last["seq"]  # nothing after the fork was stored

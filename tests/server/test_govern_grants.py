@@ -103,6 +103,8 @@ def test_revoked_and_expired_grants_are_refused(team):
     expired = issue(team, action={"tool": "Bash", "input": {"command": "curl https://b.example"},
                                   "cwd": CWD}, uses=5)
     cli(one, "policy", "pull")
+    status = cli(one, "status")
+    assert "grants: 2 from the control plane" in status and revoked["grant_id"] in status
     assert check(one, "curl https://a.example")[0]["decision"] == "allow"
     assert check(one, "curl https://a.example/other")[0]["decision"] == "ask"  # exact only
     status, answer = request(team["base"], "POST", f"/api/v1/teams/{team['team']}/grants/"

@@ -365,7 +365,8 @@ def test_a_revoked_runtime_is_refused_end_to_end(database_url, tmp_path):
         # Shipping is refused, and a batch of its real entries sent anyway is not stored.
         ship = runestone(laptop, "audit", "ship")
         assert ship.returncode != 0 and "revoked by alice" in ship.stderr, ship.stderr
-        assert "refuses them" in ship.stderr and "next round" not in ship.stderr
+        assert "AUDIT REFUSED BY THE CONTROL PLANE" in ship.stderr and \
+            "next round" not in ship.stderr
         newer = [e for e in read_entries(where.audit_dir) if e["seq"] > before["head_seq"]]
         assert newer, "the refused checks wrote entries locally"
         status, answer = request(base, "POST", "/api/v1/runtime/audit", credential,

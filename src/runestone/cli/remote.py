@@ -68,8 +68,27 @@ def run_status() -> int:
     if checked:
         print(f"last checked: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(checked))}"
               + (f" ({state['last_error']})" if state.get("last_error") else ""))
+    _print_grants(where, state)
     _print_shipping(where)
     return 0
+
+
+def _print_grants(where: Layout, state: dict) -> None:
+    """The control plane's grants this runtime holds (verified), and a pull's last problem."""
+    from runestone.remote.grants import ServerGrants
+
+    grants = ServerGrants.from_layout(where)
+    held = grants.cached() if grants is not None else []
+    now = time.time()
+    live = [g for g in held if float(g.get("expires", 0)) > now]
+    line = f"grants: {len(live)} from the control plane"
+    if state.get("grants_error"):
+        line += f" (last pull: {state['grants_error']})"
+    print(line)
+    for grant in live:
+        print(f"  {grant['grant_id']}: {grant.get('summary', '')[:80]}, {grant.get('uses')} "
+              f"use(s) in all, {grant.get('allotted') or 0} for offline use, until "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(float(grant['expires'])))}")
 
 
 def _print_shipping(where: Layout) -> None:
@@ -83,6 +102,13 @@ def _print_shipping(where: Layout) -> None:
     line = (f"audit: {acknowledged} of {head} entries acknowledged by the server"
             + (f", last shipped {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}"
                if when else ", never shipped"))
-    if shipped.get("last_error"):
+    refused = shipped.get("refused")
+    if shipped.get("last_error") and not refused:
         line += f" (last attempt: {shipped['last_error']})"
     print(line)
+    if isinstance(refused, dict):
+        from runestone.remote.shipper import REFUSED_ADVICE
+
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(refused.get("at") or 0))
+        print(f"AUDIT REFUSED BY THE CONTROL PLANE (since {at}): {refused.get('message')}.\n"
+              f"{REFUSED_ADVICE}")

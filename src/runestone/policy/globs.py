@@ -153,9 +153,14 @@ def path_glob(pattern: str, project: str, home: str) -> tuple[str, str]:
     globs are compiled together as one regex (compiling is most of a cold hook's matching).
     """
     expanded = expand_anchor(pattern, project, home)
+    return expanded, path_glob_source(expanded)
+
+
+def path_glob_source(expanded: str) -> str:
+    """The regex source of an expanded path glob (`X/**` is X and everything below it)."""
     if expanded.endswith("/**") and len(expanded) > 3:
-        return expanded, _glob_body(expanded[:-3]) + "(?:/.*)?"
-    return expanded, _glob_body(expanded)
+        return _glob_body(expanded[:-3]) + "(?:/.*)?"
+    return _glob_body(expanded)
 
 
 def glob_source(text: str) -> str:

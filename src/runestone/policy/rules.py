@@ -27,10 +27,11 @@ from runestone.policy.globs import (
     CommandPatterns,
     anchor_dir,
     command_pattern_program,
+    expand_anchor,
     glob_as_regex,
     glob_base,
     glob_source,
-    path_glob,
+    path_glob_source,
     runestone_places,
 )
 from runestone.policy.index import gate_of
@@ -239,7 +240,9 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str,
     path_regex: list[str] = []
     expanded_all: list[str] = []
     for glob in globs:
-        expanded, source = path_glob(glob, project, home)
+        # Expanded only: the regex source is built below for the few globs that need one
+        # (building it for every glob was most of the cost of a place's first decision).
+        expanded = expand_anchor(glob, project, home)
         expanded_all.append(expanded)
         rest = expanded[3:]
         if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
@@ -258,7 +261,7 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str,
             path_exact.add(expanded[:-3])
             path_under.append(expanded[:-3] + "/")
         else:
-            path_regex.append(source)
+            path_regex.append(path_glob_source(expanded))
     return _GlobSet(frozenset(name_exact), tuple(name_prefix), tuple(name_suffix),
                     _union(name_regex), frozenset(path_exact), tuple(path_under),
                     _union(path_regex), tuple(expanded_all))

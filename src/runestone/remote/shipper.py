@@ -16,6 +16,7 @@ Standard library only (urllib), like runestone.remote.client: the hook path stay
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -79,12 +80,21 @@ def read_ship_state(layout: Layout) -> dict[str, Any]:
 
 
 def _write_ship_state(layout: Layout, state: dict[str, Any]) -> None:
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    """Replace the state file; ShipError saying so when it cannot be written (a full disk
+    made `audit ship` die here with a traceback)."""
     # A name of its own per writer: the daemon's loop and `runestone audit ship` may both
     # write at once, and each replace must find its own file.
     temporary = ship_state_file(layout).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(temporary, ship_state_file(layout))
+    try:
+        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(temporary, ship_state_file(layout))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise ShipError(f"could not record how far shipping got in "
+                        f"{ship_state_file(layout)}: {exc.strerror or exc} (is the disk "
+                        "full?)") from exc
 
 
 # --- reading the local log -------------------------------------------------------------------
@@ -204,13 +214,25 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
         message = str(exc) if isinstance(exc, ShipError) else \
             f"the local log could not be read: {exc}" if isinstance(exc, OSError) else \
             f"unexpected answer from the server: {exc!r}"
+        refused = getattr(exc, "refused", False)
         state.update({"last_error": message, "attempted": time.time(),
                       "position": _saved(report.position)})
-        _write_ship_state(layout, state)
-        raise ShipError(message, refused=getattr(exc, "refused", False)) from exc
+        if refused:  # the server said no: kept until a round succeeds, for `status`
+            state["refused"] = {"message": message, "at": time.time(),
+                                "acknowledged": report.acknowledged}
+        try:
+            _write_ship_state(layout, state)
+        except ShipError as unrecorded:
+            message = f"{message}; and {unrecorded}"
+        raise ShipError(message, refused=refused) from exc
+    state.pop("refused", None)
     state.update({"acknowledged": report.acknowledged, "shipped": time.time(),
                   "last_error": "", "position": _saved(report.position)})
-    _write_ship_state(layout, state)
+    try:
+        _write_ship_state(layout, state)
+    except ShipError as exc:  # the server has the entries; the next round asks it again
+        raise ShipError(f"the server has every entry up to seq {report.acknowledged}, but "
+                        f"{exc}") from exc
     return report
 
 
@@ -277,10 +299,22 @@ class ShipLoop:
 
     def _say(self, error: str) -> None:
         if error and error != self.last_error:
-            print(f"runestone daemon: audit shipping: {error}", file=sys.stderr)
+            loud = "AUDIT REFUSED BY THE CONTROL PLANE: " \
+                if read_ship_state(self.layout).get("refused") else ""
+            print(f"runestone daemon: audit shipping: {loud}{error}", file=sys.stderr)
         elif not error and self.last_error:
             print("runestone daemon: audit shipping caught up", file=sys.stderr)
         self.last_error = error
+
+
+# Said with every refusal: retrying will not help, and a refused chain may mean that the
+# local log was changed after it was shipped (its tail no longer chains to what the server
+# stored), which local verification alone cannot see for an unsigned tail.
+REFUSED_ADVICE = ("Nothing more of this runtime's audit log reaches the control plane "
+                  "until that is resolved; the entries stay in the local log. If the "
+                  "server names a chain problem, the local log no longer matches what it "
+                  "stored (it may have been changed): compare `runestone audit verify` with "
+                  "the team's audit verify page and tell the team's admins.")
 
 
 def run_ship(layout: Layout) -> int:
@@ -288,10 +322,12 @@ def run_ship(layout: Layout) -> int:
     try:
         report = ship(layout, retries=2)
     except ShipError as exc:
-        after = ("the server refuses them, so they are not sent until that changes" if exc.refused
-                 else "they are sent on the next round")
-        print(f"runestone audit ship: {exc} (the entries stay in the local log; {after})",
-              file=sys.stderr)
+        if exc.refused:
+            print(f"runestone audit ship: AUDIT REFUSED BY THE CONTROL PLANE: {exc}.\n"
+                  f"{REFUSED_ADVICE}", file=sys.stderr)
+            return 1
+        print(f"runestone audit ship: {exc} (the entries stay in the local log; they are "
+              "sent on the next round)", file=sys.stderr)
         return 1
     if report.sent:
         print(f"shipped {report.sent} entries in {report.batches} batch(es): {report.stored} "

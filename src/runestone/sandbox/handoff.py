@@ -58,9 +58,13 @@ def _path(state_dir: Path, request_id: str, suffix: str) -> Path:
     return directory(state_dir) / f"{request_id}{suffix}"
 
 
+KEEP_SECONDS = 24 * 3600  # a command the host never ran, or a report no hook collected
+
+
 def write_pending(state_dir: Path, request_id: str, record: dict[str, Any]) -> None:
     path = _path(state_dir, request_id, ".json")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prune(path.parent)
     temp = path.with_suffix(".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -99,3 +103,24 @@ def take_result(state_dir: Path, request_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError, HandoffError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def prune(folder: Path, now: float | None = None) -> int:
+    """Forget hand-overs older than a day: a host may never run a rewritten command (its
+    user cancelled), and a report is left uncollected when no after-tool hook came."""
+    import time
+
+    cutoff = (time.time() if now is None else now) - KEEP_SECONDS
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.name.startswith("req_") and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from runestone_server.auth import DB, READ_ROLES, Id, RuntimeCaller, Who, team_for
 from runestone_server.govern import grants
@@ -108,18 +109,37 @@ def revoke_grant(team_id: Id, grant_id: GrantId, body: RevokeIn, who: Who,
     return grants.out(grants.revoke(db, who, grants.find(db, team, grant_id), body.reason))
 
 
+RETRIES = 5
+
+
 @router.get("/runtime/grants")
 def pull_grants(request: Request, runtime: RuntimeCaller, db: DB) -> dict[str, Any]:
     """The live grants for this runtime, each signed for it."""
-    ensure_live(db, runtime.id)
-    return {"runtime_id": runtime.runtime_id,
-            "grants": grants.for_runtime(db, request.app.state.key, runtime)}
+    for attempt in range(RETRIES):
+        try:
+            ensure_live(db, runtime.id)
+            return {"runtime_id": runtime.runtime_id,
+                    "grants": grants.for_runtime(db, request.app.state.key, runtime)}
+        except (IntegrityError, OperationalError):
+            # Two pulls of this runtime allotting at once (the allotment row is unique),
+            # or SQLite's write lock: the loser starts again and finds the allotment.
+            db.rollback()
+            if attempt == RETRIES - 1:
+                raise HTTPException(503, "the grants are busy; pull again") from None
+    raise AssertionError("unreachable")
 
 
 @router.post("/runtime/grants/{grant_id}/spend")
 def spend_grant(grant_id: GrantId, body: SpendIn, request: Request, runtime: RuntimeCaller,
                 db: DB) -> dict[str, Any]:
     """Count one use for this runtime; 409 says why not (spent, expired, revoked)."""
-    ensure_live(db, runtime.id)
-    return grants.spend(db, request.app.state.key, runtime, grant_id, body.action_key,
-                        body.session, body.agent)
+    for attempt in range(RETRIES):
+        try:
+            ensure_live(db, runtime.id)
+            return grants.spend(db, request.app.state.key, runtime, grant_id,
+                                body.action_key, body.session, body.agent)
+        except OperationalError:  # SQLite's write lock under contention: nothing was counted
+            db.rollback()
+            if attempt == RETRIES - 1:
+                raise HTTPException(503, "the grant store is busy; not counted") from None
+    raise AssertionError("unreachable")
