@@ -271,3 +271,18 @@ def test_a_hook_changed_after_trust_does_not_run_and_doctor_says_so(codex, world
     report = run_cli("doctor", "codex", "--settings", str(hooks))
     assert report.returncode == 1 and "trust it again" in report.stdout
 
+
+
+def test_a_failed_call_has_its_result_entry(codex, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(codex, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]
