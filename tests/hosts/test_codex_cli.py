@@ -298,3 +298,18 @@ def test_a_sandbox_decision_runs_the_command_contained(codex, world):
     assert decision["decision"] == "sandbox"
     result = next(e for e in entries if e["kind"] == "result")
     assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]
+
+
+def test_a_failed_call_has_its_result_entry(codex, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(codex, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]
