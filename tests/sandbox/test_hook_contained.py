@@ -80,13 +80,14 @@ def test_a_known_command_is_allowed_untouched_and_a_dangerous_one_denied(world):
 
 
 def test_hosts_that_cannot_rewrite_are_asked_instead(world):
-    """Gemini CLI cannot rewrite a command: the sandbox becomes an ask, which its hook turns
-    into a deny with an approval link (its `defer` flow); nothing is rewritten."""
+    """Cursor's beforeShellExecution cannot rewrite a command: the sandbox becomes an ask
+    (Cursor's own prompt); nothing is rewritten."""
     (world.runestone / "policy.toml").write_text(CONTAINED)
-    payload = {"hook_event_name": "BeforeTool", "session_id": "s-3",
-               "tool_name": "run_shell_command", "cwd": str(world.project),
-               "tool_input": {"command": "cowsay hi"}}
-    done = subprocess.run([sys.executable, "-m", "runestone", "hook", "gemini"],
+    payload = {"conversation_id": "c-1", "generation_id": "g-1",
+               "hook_event_name": "beforeShellExecution",
+               "workspace_roots": [str(world.project)], "command": "cowsay hi",
+               "cwd": str(world.project)}
+    done = subprocess.run([sys.executable, "-m", "runestone", "hook", "cursor"],
                           input=json.dumps(payload), cwd=world.project, env=world.env(),
                           capture_output=True, text=True, timeout=120)
     assert "sandbox run" not in done.stdout
@@ -103,7 +104,7 @@ def test_doctor_says_whether_sandboxing_works(world):
                              "--settings", str(settings)], env=world.env(),
                             capture_output=True, text=True, timeout=120)
     assert "ok    sandbox: works" in report.stdout
-    gemini = subprocess.run([sys.executable, "-m", "runestone", "doctor", "gemini",
-                             "--settings", str(world.base / "gemini.json")], env=world.env(),
+    cursor = subprocess.run([sys.executable, "-m", "runestone", "doctor", "cursor",
+                             "--settings", str(world.base / "hooks.json")], env=world.env(),
                             capture_output=True, text=True, timeout=120)
-    assert "gemini cannot run a rewritten command" in gemini.stdout
+    assert "cursor cannot run a rewritten command" in cursor.stdout

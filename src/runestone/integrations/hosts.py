@@ -190,6 +190,9 @@ class Gemini:
 
     name = "gemini"
     can_ask = False
+    # BeforeTool may answer allow with `hookSpecificOutput.tool_input`, which Gemini CLI
+    # merges over the model's arguments: a `sandbox` decision rewrites the command.
+    can_contain = True
     agent = "gemini-cli"
 
     def parse(self, data: Any) -> Event:
@@ -209,6 +212,11 @@ class Gemini:
         if event.kind in ("post", "usage") or decision.decision == "allow":
             return Reply("{}")
         return Reply(_json({"decision": "deny", "reason": decision.reason}))
+
+    def contain(self, event: Event, decision: Decision, command: str) -> Reply:
+        """Allow, with the command (the one argument changed) run by the sandbox."""
+        return Reply(_json({"decision": "allow", "reason": decision.reason,
+                            "hookSpecificOutput": {"tool_input": {"command": command}}}))
 
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
