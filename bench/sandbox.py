@@ -22,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from runestone.audit.records import new_request_id
 from runestone.home import layout
@@ -49,42 +51,66 @@ def test_many():
 '''
 
 
-def timed(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], cwd: str, env: dict[str, str] | None = None,
+          fds: tuple[int, ...] = ()) -> float:
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+                          stderr=subprocess.DEVNULL, pass_fds=fds)
     elapsed = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise SystemExit(f"{argv[:4]}... exited {done.returncode}")
     return elapsed
 
 
-Row = tuple[list[str] | Callable[[], list[str]], dict[str, str] | None]
+# A row: a command line and its environment, or a context manager factory giving them
+# fresh for each sample (a hook's handed-over command runs once; bubblewrap reads the
+# seccomp program's descriptor to its end).
+Row = tuple[list[str], dict[str, str] | None] | Callable[[], Any]
+
+
+def _sample(row: Row, cwd: str) -> float:
+    if callable(row):
+        with row() as (argv, env, fds):
+            return timed(argv, cwd, env, fds)
+    argv, env = row
+    return timed(argv, cwd, env)
 
 
 def measure(rows: dict[str, Row], cwd: str, samples: int) -> dict[str, list[float]]:
-    """Every row once per round, rounds repeated: load on the machine hits all alike. A
-    row's command may be made fresh for each sample (a hook's handed-over command runs
-    once)."""
+    """Every row once per round, rounds repeated: load on the machine hits all alike."""
     times: dict[str, list[float]] = {label: [] for label in rows}
-    for command, env in rows.values():  # warm caches once, unrecorded
-        timed(command() if callable(command) else command, cwd, env)
+    for row in rows.values():  # warm caches once, unrecorded
+        _sample(row, cwd)
     for _ in range(samples):
-        for label, (command, env) in rows.items():
-            times[label].append(timed(command() if callable(command) else command, cwd, env))
+        for label, row in rows.items():
+            times[label].append(_sample(row, cwd))
     return times
 
 
+def under_bwrap(command: list[str], profile: Profile, project: Path) -> Callable[[], Any]:
+    """The command under bubblewrap exactly as `sandbox run` starts it (set up outside the
+    timing: only bubblewrap and the command are measured)."""
+
+    @contextmanager
+    def make() -> Iterator[tuple[list[str], dict[str, str], tuple[int, ...]]]:
+        with prepare(command, profile, project=str(project), cwd=str(project)) as ready:
+            yield ready.argv, ready.env, ready.fds
+
+    return make
+
+
 def handed_over(state_dir: Path, command: str, project: Path, profile: Profile
-                ) -> Callable[[], list[str]]:
+                ) -> Callable[[], Any]:
     """What a Claude Code hook's rewritten command runs: a stored command, by request id."""
 
-    def make() -> list[str]:
+    @contextmanager
+    def make() -> Iterator[tuple[list[str], None, tuple[int, ...]]]:
         request_id = new_request_id()
         write_pending(state_dir, request_id, {
             "command": command, "cwd": str(project), "project": str(project),
             "profile": profile.spec(), "profile_hash": profile.hash, "action_hash": ""})
-        return [sys.executable, "-m", "runestone", "sandbox", "run", "--request", request_id]
+        yield [sys.executable, "-m", "runestone", "sandbox", "run", "--request",
+               request_id], None, ()
 
     return make
 
@@ -119,26 +145,24 @@ def main() -> None:
         # schemathesis, playwright...): a small project's pytest, not this one's.
         pytest = ["/usr/bin/env", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1", sys.executable, "-m",
                   "pytest", "-q", "-p", "no:cacheprovider"]
-        with prepare(true, profile, project=str(project), cwd=str(project)) as contained_true, \
-                prepare(pytest, profile, project=str(project), cwd=str(project)) as contained_py:
-            rows = {
-                "true (bare)": (true, None),
-                "true under bwrap (default profile)": (contained_true.argv, contained_true.env),
-                "runestone sandbox run -- true": ([*cli, *true], None),
-                "sandbox run --request (hook's)": (
-                    handed_over(layout().state_dir, "true", project, profile), None),
-                "python -c pass": ([sys.executable, "-c", "pass"], None),
-            }
-            report(f"true: median of {args.samples}, interleaved",
-                   measure(rows, str(project), args.samples), "true (bare)")
-            rows = {
-                "pytest -q (bare)": (pytest, None),
-                "pytest -q under bwrap": (contained_py.argv, contained_py.env),
-                "runestone sandbox run -- pytest -q": ([*cli, *pytest], None),
-            }
-            report(f"pytest -q of a 3-test project: median of {args.pytest_samples}, "
-                   "interleaved", measure(rows, str(project), args.pytest_samples),
-                   "pytest -q (bare)")
+        rows: dict[str, Row] = {
+            "true (bare)": (true, None),
+            "true under bwrap (default profile)": under_bwrap(true, profile, project),
+            "runestone sandbox run -- true": ([*cli, *true], None),
+            "sandbox run --request (hook's)": handed_over(layout().state_dir, "true",
+                                                          project, profile),
+            "python -c pass": ([sys.executable, "-c", "pass"], None),
+        }
+        report(f"true: median of {args.samples}, interleaved",
+               measure(rows, str(project), args.samples), "true (bare)")
+        rows = {
+            "pytest -q (bare)": (pytest, None),
+            "pytest -q under bwrap": under_bwrap(pytest, profile, project),
+            "runestone sandbox run -- pytest -q": ([*cli, *pytest], None),
+        }
+        report(f"pytest -q of a 3-test project: median of {args.pytest_samples}, "
+               "interleaved", measure(rows, str(project), args.pytest_samples),
+               "pytest -q (bare)")
 
 
 if __name__ == "__main__":

@@ -186,3 +186,18 @@ def test_repository_hooks_run_only_in_a_trusted_folder(copilot, world):
     _run(copilot, home, project, f"touch {project}/denied-marker")
     assert not (project / "denied-marker").exists()
     assert run_cli("doctor", "copilot", "--settings", str(repo_hooks), env=env).returncode == 0
+
+
+def test_a_failed_call_has_its_result_entry(copilot, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(copilot, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]

@@ -312,3 +312,18 @@ decision = "deny"
     denied = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "decision"
               and "limit:gemini-tokens" in e.get("rules", [])]
     assert denied and "11 tokens per agent gemini-cli" in denied[0]["reason"]
+
+
+def test_a_failed_call_has_its_result_entry(gemini, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(gemini, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]

@@ -151,8 +151,12 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._lock_fd: int | None = None
         self._thread_lock = threading.RLock()
-        self._queue_lock = threading.Lock()
-        self._pending: list[_Batch] = []  # batches waiting for the next group write
+        # Group commit: batches wait here for the next group write; one caller at a time is
+        # the leader that writes them (`_committing`), the others sleep on the condition
+        # until their batch is done or the leader's place is free.
+        self._queue = threading.Condition(threading.Lock())
+        self._pending: list[_Batch] = []
+        self._committing = False
         # The head this process wrote last, with the segment's identity and size right after:
         # if the newest segment is still that file at that size, nobody appended since, and
         # the head need not be read back (what makes a long-lived daemon's append cheap).
@@ -261,13 +265,22 @@ class AuditLog:
         and one fsync. A batch that cannot be sealed (an entry that is not JSON) fails
         alone; a write that fails fails every batch in it."""
         batch = _Batch(entries)
-        with self._queue_lock:
+        with self._queue:
             self._pending.append(batch)
-        with self._thread_lock:  # one writer at a time; whoever gets it writes for all
-            if not batch.done:
-                with self._queue_lock:
-                    group, self._pending = self._pending, []
-                self._commit(group)
+            while not batch.done and self._committing:
+                self._queue.wait()  # a write is under way: ours goes in the next group
+            lead = not batch.done
+            if lead:  # no write under way: write every batch queued so far, ours among them
+                group, self._pending = self._pending, []
+                self._committing = True
+        if lead:
+            try:
+                with self._thread_lock:
+                    self._commit(group)
+            finally:
+                with self._queue:
+                    self._committing = False
+                    self._queue.notify_all()
         if batch.error is not None:
             raise batch.error
         return batch.sealed

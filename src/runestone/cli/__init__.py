@@ -244,6 +244,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # Storage that fails (a full disk, a read-only home) is said in one line naming
+        # what failed; commands that know better say more themselves. Anything else is a
+        # bug and keeps its traceback.
+        import sqlite3
+
+        if not isinstance(exc, OSError | sqlite3.Error):
+            raise
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        command = next((a for a in args if not a.startswith("-")), "")
+        print(f"runestone {command}: {type(exc).__name__}: {what}{where} (is the disk full, "
+              "or the home read-only?)", file=sys.stderr)
+        return 1
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 from dataclasses import asdict
@@ -24,8 +26,9 @@ def run_approvals(args: argparse.Namespace) -> int:
         if audit is None:
             return 2
         approvals = Approvals(where, audit=audit)
-    except (IdentityError, OSError, ValueError) as exc:
-        print(f"runestone: approvals unavailable: {exc}", file=sys.stderr)
+    except (IdentityError, OSError, ValueError, sqlite3.Error) as exc:
+        print(f"runestone: approvals unavailable: {_plainly(exc, where.state_dir)}",
+              file=sys.stderr)
         return 2
     command = args.approvals_command
     approver = getattr(args, "approver", "") or local_approver(approvals.settings)
@@ -78,9 +81,26 @@ def run_approvals(args: argparse.Namespace) -> int:
     except ApprovalError as exc:
         print(f"runestone: {exc}", file=sys.stderr)
         return 1
+    except (OSError, sqlite3.Error) as exc:  # a full disk: what failed, not a traceback
+        print(f"runestone approvals {command}: {_plainly(exc, where.state_dir)}; what could "
+              "not be written did not happen (`runestone approvals list` shows what stands)",
+              file=sys.stderr)
+        return 1
     finally:
-        approvals.close()
+        with contextlib.suppress(OSError, sqlite3.Error):
+            approvals.close()
     return 2
+
+
+def _plainly(exc: BaseException, state_dir: object) -> str:
+    """One line for a storage failure: which store, what the system said, the likely cause."""
+    if isinstance(exc, sqlite3.Error):
+        return (f"the approvals store in {state_dir} could not be used ({exc}; is the disk "
+                "full?)")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where} (is the disk full?)"
+    return str(exc)
 
 
 def _grant(approvals: Approvals, args: argparse.Namespace, approver: str) -> int:

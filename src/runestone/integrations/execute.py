@@ -57,12 +57,13 @@ class RunResult:
 
 def run(argv: Sequence[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
         timeout: float | None = None, stream: bool = True,
-        capture_cap: int | None = None) -> RunResult:
-    """Run argv, streaming (or capturing up to `capture_cap` bytes of) its output."""
+        capture_cap: int | None = None, pass_fds: Sequence[int] = ()) -> RunResult:
+    """Run argv, streaming (or capturing up to `capture_cap` bytes of) its output.
+    `pass_fds`: descriptors the child keeps (the sandbox's seccomp program)."""
     start = time.monotonic()
     process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+                               start_new_session=True, pass_fds=tuple(pass_fds))
     out, err = StreamDigest(), StreamDigest()
     kept_out = bytearray() if capture_cap is not None else None
     kept_err = bytearray() if capture_cap is not None else None

@@ -160,7 +160,9 @@ class Codex(ClaudeCode):
 
     name = "codex"
     can_ask = False
-    can_contain = False  # not yet: whether the pinned Codex applies updatedInput is untested
+    # Codex applies a PreToolUse `updatedInput` paired with allow (openai/codex#20527):
+    # observed with the pinned 0.171.0 in tests/hosts/test_codex_cli.py.
+    can_contain = True
     agent = "codex"
     label = "Codex"
     POST_EVENTS = ("PostToolUse",)

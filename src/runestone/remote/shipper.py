@@ -16,6 +16,7 @@ Standard library only (urllib), like runestone.remote.client: the hook path stay
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -79,12 +80,21 @@ def read_ship_state(layout: Layout) -> dict[str, Any]:
 
 
 def _write_ship_state(layout: Layout, state: dict[str, Any]) -> None:
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    """Replace the state file; ShipError saying so when it cannot be written (a full disk
+    made `audit ship` die here with a traceback)."""
     # A name of its own per writer: the daemon's loop and `runestone audit ship` may both
     # write at once, and each replace must find its own file.
     temporary = ship_state_file(layout).with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(temporary, ship_state_file(layout))
+    try:
+        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(temporary, ship_state_file(layout))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise ShipError(f"could not record how far shipping got in "
+                        f"{ship_state_file(layout)}: {exc.strerror or exc} (is the disk "
+                        "full?)") from exc
 
 
 # --- reading the local log -------------------------------------------------------------------
@@ -210,12 +220,19 @@ def ship(layout: Layout, *, retries: int = 3, backoff: float = 0.5,
         if refused:  # the server said no: kept until a round succeeds, for `status`
             state["refused"] = {"message": message, "at": time.time(),
                                 "acknowledged": report.acknowledged}
-        _write_ship_state(layout, state)
+        try:
+            _write_ship_state(layout, state)
+        except ShipError as unrecorded:
+            message = f"{message}; and {unrecorded}"
         raise ShipError(message, refused=refused) from exc
     state.pop("refused", None)
     state.update({"acknowledged": report.acknowledged, "shipped": time.time(),
                   "last_error": "", "position": _saved(report.position)})
-    _write_ship_state(layout, state)
+    try:
+        _write_ship_state(layout, state)
+    except ShipError as exc:  # the server has the entries; the next round asks it again
+        raise ShipError(f"the server has every entry up to seq {report.acknowledged}, but "
+                        f"{exc}") from exc
     return report
 
 

@@ -90,11 +90,16 @@ def _within(path: str, directory: str) -> bool:
 
 
 def argv(bwrap: str, profile: Profile, places: Places, cwd: str, command: list[str],
-         *, proxy_socket: str | None = None) -> list[str]:
-    """The full command line: bubblewrap, its arguments, then the command."""
+         *, proxy_socket: str | None = None, seccomp_fd: int | None = None) -> list[str]:
+    """The full command line: bubblewrap, its arguments, then the command.
+    `seccomp_fd`: a descriptor holding the filter of `runestone.sandbox.seccomp`."""
     project = os.path.realpath(places.project)
-    args = [bwrap, "--unshare-all", "--cap-drop", "ALL", "--new-session", "--die-with-parent",
-            "--hostname", "sandbox"]
+    # --unshare-user (not only --unshare-all's "try") so that --disable-userns holds: the
+    # command cannot make a user namespace of its own, with the capabilities inside it.
+    args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+            "--new-session", "--die-with-parent", "--hostname", "sandbox"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     for path in paths(profile.read, places):
         args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]

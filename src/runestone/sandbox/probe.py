@@ -16,8 +16,9 @@ from pathlib import Path
 
 BWRAP_CANDIDATES = ("/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap")
 # What every sandbox needs: a read-only root, all namespaces, no capabilities, a new session.
-PROBE_ARGS = ("--ro-bind", "/", "/", "--unshare-all", "--cap-drop", "ALL", "--new-session",
-              "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--", "true")
+PROBE_ARGS = ("--ro-bind", "/", "/", "--unshare-all", "--unshare-user", "--disable-userns",
+              "--cap-drop", "ALL", "--new-session", "--die-with-parent", "--proc", "/proc",
+              "--dev", "/dev", "--", "true")
 
 
 def bwrap_path() -> str | None:

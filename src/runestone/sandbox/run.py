@@ -56,6 +56,7 @@ class Prepared(NamedTuple):
     hidden: list[str]
     project: str
     had_git: bool  # whether the project had a .git before (if not, one made inside is moved)
+    fds: tuple[int, ...] = ()  # descriptors bubblewrap must inherit (the seccomp program)
 
 
 @contextmanager
@@ -85,14 +86,37 @@ def prepare(command: list[str], profile: Profile, *, project: str, cwd: str | No
             proxy = FilteringProxy(socket_path, profile.hosts, profile.name).start()
             inner = [sys.executable, "-I", str(BRIDGE), bw.PROXY_SOCKET, str(bw.PROXY_PORT),
                      "--", *inner]
+        seccomp_fd = _seccomp_fd()
         try:
-            args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path)
+            args = bw.argv(bwrap, profile, places, cwd, inner, proxy_socket=socket_path,
+                           seccomp_fd=seccomp_fd)
             child_env = bw.environment(profile, source, networked=profile.networked)
             had_git = os.path.lexists(os.path.join(places.project, ".git"))
-            yield Prepared(args, child_env, proxy, hidden, places.project, had_git)
+            yield Prepared(args, child_env, proxy, hidden, places.project, had_git,
+                           () if seccomp_fd is None else (seccomp_fd,))
         finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
             if proxy is not None:
                 proxy.close()
+
+
+def _seccomp_fd() -> int | None:
+    """A readable, inheritable descriptor holding the seccomp program (a pipe: the
+    program is a few hundred bytes, far below a pipe's buffer), or None where there is
+    no filter for this machine."""
+    from runestone.sandbox.seccomp import program
+
+    code = program()
+    if code is None:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, code)
+    finally:
+        os.close(write_end)
+    os.set_inheritable(read_end, True)
+    return read_end
 
 
 @contextmanager

@@ -64,7 +64,7 @@ def _contained(argv: list[str], cwd: str, env: dict[str, str], settings: ShellSe
                      state_dir=layout().state_dir) as prepared:
             result = execute(prepared.argv, cwd=cwd, env=prepared.env,
                              timeout=settings.timeout_seconds, stream=False,
-                             capture_cap=settings.output_cap_bytes)
+                             capture_cap=settings.output_cap_bytes, pass_fds=prepared.fds)
             outcome = outcome_of(prepared, profile, result.exit_code,
                                  result.stderr_text[-65536:])
     except SandboxError as exc:
