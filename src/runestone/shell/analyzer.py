@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
+from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from runestone.shell import programs
@@ -62,6 +63,7 @@ def _get_parser() -> Parser:
     return parser
 
 
+@lru_cache(maxsize=1)  # once per process: every thread's parser shares the grammar
 def _bash_language() -> object:
     """The bash grammar from tree_sitter_bash's compiled module, loaded without running the
     package's `__init__`: that imports importlib.resources (and with it tempfile, shutil,
