@@ -416,6 +416,9 @@ class Copilot:
 
     name = "copilot"
     can_ask = False
+    # preToolUse may answer allow with `modifiedArgs`: a `sandbox` decision rewrites the
+    # command.
+    can_contain = True
     agent = "copilot"
 
     def parse(self, data: Any) -> Event:
@@ -461,6 +464,12 @@ class Copilot:
             return Reply(_json({"permissionDecision": "allow"}))
         return Reply(_json({"permissionDecision": "deny",
                             "permissionDecisionReason": decision.reason}))
+
+    def contain(self, event: Event, decision: Decision, command: str) -> Reply:
+        """Allow, with the tool's arguments unchanged but for its command."""
+        return Reply(_json({"permissionDecision": "allow",
+                            "permissionDecisionReason": decision.reason,
+                            "modifiedArgs": {**event.action.input, "command": command}}))
 
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"permissionDecision": "deny",
