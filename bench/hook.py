@@ -16,7 +16,9 @@ site start-up may import certifi and more (55 ms for `python -c pass` in this sa
 A command naming a URL is timed too (it needs the registrable domain).
 
 Each command run is interleaved with a bare-Python run, so a busy moment on the machine
-slows both alike.
+slows both alike. Each figure also has the child's CPU time (user + system), which a
+machine shared with other work barely changes (through the daemon: the hook process's
+only, not the daemon's).
 
 Every run goes through an initialised runtime, so the audit write (fsync) is included.
 Usage: python bench/hook.py [--runs 20] [--requests 300]
@@ -29,6 +31,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,10 +47,18 @@ ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permissi
           "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
 
 
-def timed_run(argv: list[str], stdin: str, env: dict[str, str]) -> float:
+CPU_MS: dict[int, list[float]] = {}  # id(series) -> the child's CPU time (user + system)
+
+
+def timed_run(argv: list[str], stdin: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms of the child): CPU time barely moves with the machine's load, so it
+    tells a change apart where wall time on a shared machine cannot."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=False)
-    return (time.perf_counter() - start) * 1000
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1000
 
 
 def interleaved(commands: list[tuple[list[str], str]], runs: int,
@@ -55,9 +66,13 @@ def interleaved(commands: list[tuple[list[str], str]], runs: int,
     """Run the commands in turn, `runs` rounds: a busy moment on the machine then slows every
     command of that round alike instead of one command's whole series."""
     samples: list[list[float]] = [[] for _ in commands]
+    for series in samples:
+        CPU_MS[id(series)] = []
     for _ in range(runs):
         for series, (argv, stdin) in zip(samples, commands, strict=True):
-            series.append(timed_run(argv, stdin, env))
+            wall, cpu = timed_run(argv, stdin, env)
+            series.append(wall)
+            CPU_MS[id(series)].append(cpu)
     return samples
 
 
@@ -126,16 +141,21 @@ def main() -> None:
     print(f"command hooks, {args.runs} runs each, each run beside a `python -c pass` run; "
           f"HTTP, {args.requests} requests (medians)")
     print(f"  {'python -c pass (clean virtualenv)':38} "
-          f"{statistics.median(bare + bare_again):8.1f} ms")
+          f"{statistics.median(bare + bare_again):8.1f} ms            CPU "
+          f"{statistics.median(CPU_MS[id(bare)] + CPU_MS[id(bare_again)]):6.1f} ms")
     for label, samples, baseline, target in (
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
             ("command hook naming a URL, no daemon", cold_url, bare, ""),
-            ("command hook, through the daemon", via_daemon, bare_again, ""),
+            ("command hook, through the daemon", via_daemon, bare_again,
+             "(CPU: the hook process only)"),
             ("without site: python -S -c pass", bare_plain, bare_plain, ""),
             ("without site: command hook, no daemon", cold_plain, bare_plain, "")):
         median = statistics.median(samples)
         ratio = median / statistics.median(baseline)
-        print(f"  {label:38} {median:8.1f} ms   ({ratio:.2f}x) {target}")
+        cpu = statistics.median(CPU_MS[id(samples)])
+        cpu_ratio = cpu / statistics.median(CPU_MS[id(baseline)])
+        print(f"  {label:38} {median:8.1f} ms   ({ratio:.2f}x)   CPU {cpu:6.1f} ms "
+              f"({cpu_ratio:.2f}x) {target}")
     median = statistics.median(over_http)
     p99 = sorted(over_http)[int(len(over_http) * 0.99) - 1]
     print(f"  {'daemon HTTP hook endpoint':38} {median:8.2f} ms   p99 {p99:.2f} ms "

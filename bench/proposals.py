@@ -3,7 +3,8 @@
 `GET /api/v1/teams/{id}/proposals` runs the runtime's `policy suggest` over the team's
 ingested entries: learn a rule per approved ask, merge, then replay every request under the
 policy with and without each proposal. Prints, for histories of growing size (half of the
-requests asks approved by three people on two runtimes, over 20 domains), the median
+requests asks approved by three people on two runtimes, 200 distinct calls over 20
+domains, recurring as real agents' calls do), the median
 seconds of the proposals run and of the baseline measured in the same run (deciding every
 request once under the policy: what a simulation costs), and their ratio.
 
@@ -30,7 +31,9 @@ def history(size: int) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for n in range(size):
         asked = n % 2 == 1
-        command = f"curl https://api{n % 20}.example.com/items/{n}" if asked else "git status"
+        # Asks recur as they do in real histories: 200 distinct calls approved again and again.
+        command = f"curl https://api{n % 20}.example.com/items/{n % 200}" if asked \
+            else "git status"
         common = {"request_id": f"req_{n}", "_runtime": f"rt{n % 2}"}
         entries.append({"kind": "request", "tool": "Bash", "input": {"command": command},
                         "cwd": "/srv/app", "agent": "a", "session": "s", "summary": command,

@@ -223,3 +223,17 @@ def test_enroll_on_a_home_without_init_says_to_run_init(isolated_home):
     assert "Traceback" not in result.stderr
     assert "run `runestone init`" in result.stderr
     assert not (isolated_home / "keys").exists()
+
+
+def test_explain_of_find_exec_reads_the_paths_find_finds():
+    """Issue 17: `find / -exec rm -rf {} \\;` read as `rm -rf {}` and asked, and explain
+    said every part was understood while its reason said it could not tell. It is read as
+    a recursive delete of what find finds under / and denied, and explain agrees with its
+    reason."""
+    result = run_cli("explain", "--preset", "default", "--cwd", "/home/dev/app",
+                     "--home-dir", "/home/dev", "find / -exec rm -rf {} \\;")
+    assert result.returncode == 0, result.stderr
+    assert "via find -exec" in result.stdout and "rm --recursive --force /" in result.stdout
+    assert "Decision: DENY" in result.stdout
+    assert "every part was understood" in result.stdout
+    assert "could not tell" not in result.stdout

@@ -78,14 +78,15 @@ def _install(home: Path, *extra: str) -> Path:
     return settings
 
 
-def _run_claude(claude: Path, home: Path, project: Path, command: str
+def _run_claude(claude: Path, home: Path, project: Path, command: str,
+                config_dir: Path | None = None
                 ) -> tuple[subprocess.CompletedProcess[str], MessagesStandIn]:
     with MessagesStandIn("Bash", {"command": command, "description": "test"}) as api:
         env = {"PATH": os.environ["PATH"], "HOME": str(home),
                "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
                "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-test",
                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-               "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+               "CLAUDE_CONFIG_DIR": str(config_dir or home / ".claude")}
         result = subprocess.run(
             # Bash is allowed in Claude Code's own settings, so only a hook stops it.
             [str(claude), "-p", "run the command", "--output-format", "json",
@@ -292,3 +293,18 @@ def test_a_failed_call_has_its_result_entry(claude, world):
     results = [e for e in entries if e["kind"] == "result"
                and e["request_id"] == request["request_id"]]
     assert [r.get("is_error") for r in results] == [True], results
+
+
+def test_install_follows_claude_config_dir(claude, world):
+    """With CLAUDE_CONFIG_DIR set, Claude Code reads its settings there and never looks at
+    ~/.claude: `install` without --settings writes there, and the deny holds."""
+    home, project = world
+    config_dir = home / "elsewhere"
+    env = {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config_dir)}
+    assert run_cli("install", "claude-code", env=env).returncode == 0
+    assert (config_dir / "settings.json").exists()
+    assert not (home / ".claude" / "settings.json").exists()
+    _run_claude(claude, home, project, f"touch {project}/denied-marker", config_dir)
+    assert not _ran(project, "denied-marker")
+    assert run_cli("doctor", "claude-code", env=env).returncode == 0
+

@@ -271,3 +271,45 @@ def test_a_hook_changed_after_trust_does_not_run_and_doctor_says_so(codex, world
     report = run_cli("doctor", "codex", "--settings", str(hooks))
     assert report.returncode == 1 and "trust it again" in report.stdout
 
+
+
+def test_a_sandbox_decision_runs_the_command_contained(codex, world):
+    """Codex applies the hook's `updatedInput` (allow with a rewritten command): the
+    command runs inside `runestone sandbox run`, the write in the project happens, the one
+    outside does not, and the model reads what the sandbox refused."""
+    from runestone.audit.query import read_entries
+    from runestone.sandbox.probe import unavailable
+
+    why = unavailable()
+    if why:
+        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
+            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
+        pytest.skip(f"sandboxing unavailable here: {why}")
+    home, project, _ = world
+    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
+    outside = home / "outside"
+    outside.mkdir()
+    api = _run(codex, home, project, f"touch {project}/contained-marker; touch {outside}/escaped")
+    assert (project / "contained-marker").exists(), _said(api)
+    assert not (outside / "escaped").exists()  # the original command would have made it
+    assert "<sandbox_violations>" in _said(api)
+    entries = list(read_entries(layout().audit_dir))
+    decision = next(e for e in entries if e["kind"] == "decision")
+    assert decision["decision"] == "sandbox"
+    result = next(e for e in entries if e["kind"] == "result")
+    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]
+
+
+def test_a_failed_call_has_its_result_entry(codex, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(codex, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]

@@ -186,3 +186,46 @@ def test_repository_hooks_run_only_in_a_trusted_folder(copilot, world):
     _run(copilot, home, project, f"touch {project}/denied-marker")
     assert not (project / "denied-marker").exists()
     assert run_cli("doctor", "copilot", "--settings", str(repo_hooks), env=env).returncode == 0
+
+
+def test_a_failed_call_has_its_result_entry(copilot, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(copilot, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]
+
+
+def test_a_sandbox_decision_runs_the_command_contained(copilot, world):
+    """Copilot CLI applies the hook's `modifiedArgs` (allow with a rewritten command): the
+    command runs inside `runestone sandbox run`, the write in the project happens, the one
+    outside does not, and the model reads what the sandbox refused."""
+    from runestone.audit.query import read_entries
+    from runestone.sandbox.probe import unavailable
+
+    why = unavailable()
+    if why:
+        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
+            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
+        pytest.skip(f"sandboxing unavailable here: {why}")
+    home, project, _ = world
+    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
+    outside = home / "outside"
+    outside.mkdir()
+    api = _run(copilot, home, project,
+               f"touch {project}/contained-marker; touch {outside}/escaped")
+    assert (project / "contained-marker").exists(), _said(api)
+    assert not (outside / "escaped").exists()  # the original command would have made it
+    assert "sandbox_violations" in _said(api)
+    entries = list(read_entries(layout().audit_dir))
+    decision = next(e for e in entries if e["kind"] == "decision")
+    assert decision["decision"] == "sandbox"
+    result = next(e for e in entries if e["kind"] == "result")
+    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]

@@ -312,3 +312,46 @@ decision = "deny"
     denied = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "decision"
               and "limit:gemini-tokens" in e.get("rules", [])]
     assert denied and "11 tokens per agent gemini-cli" in denied[0]["reason"]
+
+
+def test_a_failed_call_has_its_result_entry(gemini, world):
+    """A tool call that runs and fails (here: `touch` into a folder that does not exist)
+    still gets its result entry, linked to the request."""
+    from runestone.audit.query import read_entries
+
+    home, project, _ = world
+    _run(gemini, home, project, f"touch {project}/no-such-dir/allowed-marker")
+    entries = list(read_entries(layout().audit_dir))
+    request = next(e for e in entries if e["kind"] == "request"
+                   and "no-such-dir" in json.dumps(e.get("input")))
+    results = [e for e in entries if e["kind"] == "result"
+               and e["request_id"] == request["request_id"]]
+    assert len(results) == 1, [e["kind"] for e in entries]
+
+
+def test_a_sandbox_decision_runs_the_command_contained(gemini, world):
+    """Gemini CLI merges the hook's `hookSpecificOutput.tool_input` over the model's
+    arguments: the command runs inside `runestone sandbox run`, the write in the project
+    happens, the one outside does not, and the model reads what the sandbox refused."""
+    from runestone.audit.query import read_entries
+    from runestone.sandbox.probe import unavailable
+
+    why = unavailable()
+    if why:
+        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
+            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
+        pytest.skip(f"sandboxing unavailable here: {why}")
+    home, project, _ = world
+    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
+    outside = home / "outside"
+    outside.mkdir()
+    api = _run(gemini, home, project, f"touch {project}/contained-marker; touch {outside}/escaped")
+    said = json.dumps(api.function_responses())
+    assert (project / "contained-marker").exists(), said
+    assert not (outside / "escaped").exists()  # the original command would have made it
+    assert "sandbox_violations" in said
+    entries = list(read_entries(layout().audit_dir))
+    decision = next(e for e in entries if e["kind"] == "decision")
+    assert decision["decision"] == "sandbox"
+    result = next(e for e in entries if e["kind"] == "result")
+    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]

@@ -579,3 +579,20 @@ def test_install_again_points_the_hook_at_this_installation(tmp_path, initialise
         assert "|| exit 2" in report.stdout
     assert run_cli("install", host, "--settings", str(settings)).returncode == 0
     assert json.loads(settings.read_text()) == json.loads(fresh)
+
+
+@pytest.mark.parametrize(("host", "variable", "relative"), [
+    ("claude-code", "CLAUDE_CONFIG_DIR", "settings.json"),
+    ("gemini", "GEMINI_CLI_HOME", ".gemini/settings.json"),
+    ("codex", "CODEX_HOME", "hooks.json"),
+    ("copilot", "COPILOT_HOME", "hooks/runestone.json"),
+])
+def test_install_writes_where_the_host_reads(tmp_path, initialised, host, variable, relative):
+    """Each host's own variable moves its settings; a hook written to the default place
+    would then never run."""
+    env = {"HOME": str(tmp_path / "home"), variable: str(tmp_path / "moved")}
+    assert run_cli("install", host, env=env).returncode == 0
+    assert (tmp_path / "moved" / relative).exists()
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.json"))
+    assert run_cli("uninstall", host, env=env).returncode == 0
+

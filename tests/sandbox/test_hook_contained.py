@@ -80,16 +80,17 @@ def test_a_known_command_is_allowed_untouched_and_a_dangerous_one_denied(world):
 
 
 def test_hosts_that_cannot_rewrite_are_asked_instead(world):
-    """Codex cannot apply a rewritten command (as pinned here): the sandbox becomes an ask,
-    which Codex's hook turns into a deny with an approval link (its `defer` flow)."""
+    """Cursor's beforeShellExecution cannot rewrite a command: the sandbox becomes an ask
+    (Cursor's own prompt); nothing is rewritten."""
     (world.runestone / "policy.toml").write_text(CONTAINED)
-    payload = {"hook_event_name": "PreToolUse", "session_id": "s-3", "tool_use_id": "c1",
-               "tool_name": "shell", "cwd": str(world.project),
-               "tool_input": {"command": "cowsay hi"}}
-    done = subprocess.run([sys.executable, "-m", "runestone", "hook", "codex"],
+    payload = {"conversation_id": "c-1", "generation_id": "g-1",
+               "hook_event_name": "beforeShellExecution",
+               "workspace_roots": [str(world.project)], "command": "cowsay hi",
+               "cwd": str(world.project)}
+    done = subprocess.run([sys.executable, "-m", "runestone", "hook", "cursor"],
                           input=json.dumps(payload), cwd=world.project, env=world.env(),
                           capture_output=True, text=True, timeout=120)
-    assert "updatedInput" not in done.stdout
+    assert "sandbox run" not in done.stdout
     entries = list(read_entries(world.runestone / "state" / "audit"))
     decisions = [e for e in entries if e["kind"] == "decision"]
     assert decisions and all(e["decision"] != "sandbox" for e in decisions)
@@ -103,7 +104,7 @@ def test_doctor_says_whether_sandboxing_works(world):
                              "--settings", str(settings)], env=world.env(),
                             capture_output=True, text=True, timeout=120)
     assert "ok    sandbox: works" in report.stdout
-    codex = subprocess.run([sys.executable, "-m", "runestone", "doctor", "codex",
-                            "--settings", str(world.base / "codex.toml")], env=world.env(),
-                           capture_output=True, text=True, timeout=120)
-    assert "codex cannot run a rewritten command" in codex.stdout
+    cursor = subprocess.run([sys.executable, "-m", "runestone", "doctor", "cursor",
+                             "--settings", str(world.base / "hooks.json")], env=world.env(),
+                            capture_output=True, text=True, timeout=120)
+    assert "cursor cannot run a rewritten command" in cursor.stdout

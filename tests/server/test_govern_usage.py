@@ -163,10 +163,12 @@ def test_usage_by_agent_tool_and_day(world):
 
 def test_waits_and_always_approved_asks(world):
     _app, client, team, tokens, (one, two) = world
+    # The same call in four sessions on two runtimes: four action hashes, one call.
     for rt, n in ((one, 0), (two, 1), (one, 2), (two, 3)):
         asked = client.post("/api/v1/runtime/approvals", headers=rt.auth, json={
-            "request_id": f"req_{n}", "action_hash": "c" * 64, "tool": "Bash",
-            "summary": "npm publish", "rules": ["team.publish"]})
+            "request_id": f"req_{n}", "action_hash": f"{n}" * 64, "tool": "Bash",
+            "summary": "npm publish", "rules": ["team.publish"], "session": f"s{n}",
+            "input": {"command": "npm publish"}})
         assert asked.status_code == 201, asked.text
         voter = ("bob", "carol")[n % 2]
         approval = asked.json()["id"]
@@ -176,8 +178,8 @@ def test_waits_and_always_approved_asks(world):
     # One action approved once, then denied: not "always approved".
     for n, vote in ((4, "approve"), (5, "deny")):
         asked = client.post("/api/v1/runtime/approvals", headers=one.auth, json={
-            "request_id": f"req_{n}", "action_hash": "d" * 64, "tool": "Bash",
-            "summary": "git push --force"})
+            "request_id": f"req_{n}", "action_hash": f"{n}" * 64, "tool": "Bash",
+            "summary": "git push --force", "input": {"command": "git push --force"}})
         client.post(f"/api/v1/approvals/{asked.json()['id']}/votes", headers=tokens["bob"],
                     json={"vote": vote})
     pending = client.post("/api/v1/runtime/approvals", headers=two.auth, json={
@@ -186,9 +188,10 @@ def test_waits_and_always_approved_asks(world):
 
     friction = client.get(f"/api/v1/teams/{team}/friction",
                           headers=tokens["admin"]).json()
-    assert friction["always_approved"] == [{
-        "action_hash": "c" * 64, "summary": "npm publish", "tool": "Bash",
-        "rule": "team.publish", "asks": 4, "approvals": 4, "people": 2, "runtimes": 2}]
+    [group] = friction["always_approved"]
+    assert {k: v for k, v in group.items() if k != "call"} == {
+        "summary": "npm publish", "tool": "Bash", "rule": "team.publish", "asks": 4,
+        "approvals": 4, "people": 2, "runtimes": 2}
     waits = friction["waits"]
     assert waits["decided"] == 6 and waits["pending"] == 1
     assert waits["median_seconds"] is not None and waits["median_seconds"] >= 0

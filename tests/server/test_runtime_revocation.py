@@ -360,8 +360,11 @@ def test_a_revoked_runtime_is_refused_end_to_end(database_url, tmp_path):
         # Its open ask was cancelled, on its timeline.
         detail = api(base, "GET", f"/api/v1/approvals/{open_ask}", org.admin)
         assert detail["state"] == "cancelled" and REASON in detail["decided_reason"]
-        assert ("approval.cancelled", "user:alice") in \
-            [(s["kind"], s["actor"]) for s in detail["timeline"]]
+        # By the revoker's own hook, or by the server's worker if its tick fell between
+        # the revocation's commit and that hook (the sweep that finishes a revocation a
+        # stopped replica left half done): either way once, on the ask's timeline.
+        cancelled = [s["actor"] for s in detail["timeline"] if s["kind"] == "approval.cancelled"]
+        assert len(cancelled) == 1 and cancelled[0] in ("user:alice", "server"), cancelled
         # Shipping is refused, and a batch of its real entries sent anyway is not stored.
         ship = runestone(laptop, "audit", "ship")
         assert ship.returncode != 0 and "revoked by alice" in ship.stderr, ship.stderr

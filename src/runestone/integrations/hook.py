@@ -61,14 +61,14 @@ def handle_hook(gatekeeper: Gatekeeper, adapter: HostAdapter, body: str,
         if links is not None and decision.request_id:
             links.remember(_call_id(event), decision.request_id)
         if decision.decision == "sandbox":
-            return _contained(gatekeeper, adapter, event, decision)
+            return _contained(gatekeeper, adapter, event, decision, links)
         return adapter.reply(event, decision)
     except Exception as exc:  # never let an agent host read a crash as "proceed"
         return adapter.failure(f"internal error ({type(exc).__name__}: {exc}); denied", data)
 
 
 def _contained(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
-               decision: Decision) -> Reply:
+               decision: Decision, links: CallLinks | None = None) -> Reply:
     """Allow the call with its command rewritten to run inside the sandbox. The original
     goes to `runestone sandbox run` through a file (`runestone.sandbox.handoff`), never
     spliced into the new command line. If it cannot be handed over, a human decides."""
@@ -87,8 +87,14 @@ def _contained(gatekeeper: Gatekeeper, adapter: HostAdapter, event: Event,
             "command": original, "cwd": action.cwd, "project": action.project,
             "profile": profile.spec(), "profile_hash": profile.hash,
             "action_hash": action.hash})
+        command = sandbox_command(request_id)
+        if links is not None:
+            # The after-tool event carries the rewritten command: a host that ties the two
+            # events by the action's hash (Gemini CLI) must find the request by it too.
+            rewritten = action._replace(input={**action.input, "command": command})
+            links.remember(_call_id(event._replace(action=rewritten)), request_id)
         contain = getattr(adapter, "contain")  # noqa: B009 - only hosts with can_contain
-        return contain(event, decision, sandbox_command(request_id))
+        return contain(event, decision, command)
     except Exception as exc:
         return adapter.reply(event, decision._replace(
             decision="ask", profile="",

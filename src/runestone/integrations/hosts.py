@@ -160,7 +160,9 @@ class Codex(ClaudeCode):
 
     name = "codex"
     can_ask = False
-    can_contain = False  # not yet: whether the pinned Codex applies updatedInput is untested
+    # Codex applies a PreToolUse `updatedInput` paired with allow (openai/codex#20527):
+    # observed with the pinned 0.171.0 in tests/hosts/test_codex_cli.py.
+    can_contain = True
     agent = "codex"
     label = "Codex"
     POST_EVENTS = ("PostToolUse",)
@@ -188,6 +190,9 @@ class Gemini:
 
     name = "gemini"
     can_ask = False
+    # BeforeTool may answer allow with `hookSpecificOutput.tool_input`, which Gemini CLI
+    # merges over the model's arguments: a `sandbox` decision rewrites the command.
+    can_contain = True
     agent = "gemini-cli"
 
     def parse(self, data: Any) -> Event:
@@ -207,6 +212,11 @@ class Gemini:
         if event.kind in ("post", "usage") or decision.decision == "allow":
             return Reply("{}")
         return Reply(_json({"decision": "deny", "reason": decision.reason}))
+
+    def contain(self, event: Event, decision: Decision, command: str) -> Reply:
+        """Allow, with the command (the one argument changed) run by the sandbox."""
+        return Reply(_json({"decision": "allow", "reason": decision.reason,
+                            "hookSpecificOutput": {"tool_input": {"command": command}}}))
 
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"decision": "deny", "reason": f"runestone: {reason}"}), 2,
@@ -406,6 +416,9 @@ class Copilot:
 
     name = "copilot"
     can_ask = False
+    # preToolUse may answer allow with `modifiedArgs`: a `sandbox` decision rewrites the
+    # command.
+    can_contain = True
     agent = "copilot"
 
     def parse(self, data: Any) -> Event:
@@ -451,6 +464,12 @@ class Copilot:
             return Reply(_json({"permissionDecision": "allow"}))
         return Reply(_json({"permissionDecision": "deny",
                             "permissionDecisionReason": decision.reason}))
+
+    def contain(self, event: Event, decision: Decision, command: str) -> Reply:
+        """Allow, with the tool's arguments unchanged but for its command."""
+        return Reply(_json({"permissionDecision": "allow",
+                            "permissionDecisionReason": decision.reason,
+                            "modifiedArgs": {**event.action.input, "command": command}}))
 
     def failure(self, reason: str, data: Any = None) -> Reply:
         return Reply(_json({"permissionDecision": "deny",

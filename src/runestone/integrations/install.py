@@ -141,7 +141,18 @@ ON_FAILURE = {"onFailure": "block"}
 
 
 def claude_settings_path() -> Path:
-    return Path(os.path.expanduser("~/.claude/settings.json"))
+    """The user settings Claude Code reads: `$CLAUDE_CONFIG_DIR/settings.json` when that is
+    set (a file under ~/.claude would then never be read), else ~/.claude/settings.json."""
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(config) / "settings.json" if config else \
+        Path(os.path.expanduser("~/.claude/settings.json"))
+
+
+def gemini_settings_path() -> Path:
+    """Gemini CLI's user settings: `$GEMINI_CLI_HOME/.gemini/settings.json` when that is set,
+    else ~/.gemini/settings.json."""
+    home = os.environ.get("GEMINI_CLI_HOME") or os.path.expanduser("~")
+    return Path(home) / ".gemini" / "settings.json"
 
 
 def _is_ours(handler: Any, host: str) -> bool:
@@ -884,7 +895,7 @@ HOSTS: dict[str, dict[str, Any]] = {
                                _codex_settings),
     },
     "gemini": {
-        "path": lambda: Path(os.path.expanduser("~/.gemini/settings.json")),
+        "path": gemini_settings_path,
         # AfterModel reports each model call's tokens, for the policy's cost budgets.
         "install": grouped_install({"BeforeTool": {"name": "runestone", "timeout": 600_000},
                                     "AfterTool": {"name": "runestone", "timeout": 600_000},

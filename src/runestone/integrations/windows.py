@@ -38,6 +38,9 @@ SHELLS = {"claude-code": "bash", "codex": "cmd", "gemini": "powershell", "cursor
           "copilot": "powershell"}
 # Characters cmd.exe reads as syntax (or splits at) when they stand unquoted in a path.
 _CMD_UNSAFE = re.compile(r"[\s&|<>^()%!\"',;=`]")
+# What PowerShell reads as syntax in a bare command word (`$0` and `$_` are variables there),
+# for the bare form that both shells may run (Cursor).
+_POWERSHELL_UNSAFE = re.compile(r"[$`{}@#\[\]]")
 POWERSHELL_GUARD = "; if (-not $?) { exit 2 }"
 CMD_GUARD = " || exit 2"
 
@@ -63,14 +66,19 @@ def short_path(path: str) -> str | None:
 
 
 def _bare(path: str, host: str) -> str:
-    """The interpreter as cmd can start it unquoted, or why it cannot."""
-    if not _CMD_UNSAFE.search(path):
+    """The interpreter as cmd (and, for a bare form, PowerShell) can start it unquoted, or
+    why it cannot."""
+    def unsafe(text: str) -> bool:
+        return bool(_CMD_UNSAFE.search(text) or (
+            SHELLS.get(host, "bare") == "bare" and _POWERSHELL_UNSAFE.search(text)))
+
+    if not unsafe(path):
         return path
     short = short_path(path)
-    if short and not _CMD_UNSAFE.search(short):
+    if short and not unsafe(short):
         return short
     raise ValueError(
-        f"{path} has blanks or characters cmd.exe reads as syntax, and {host} on Windows "
+        f"{path} has blanks or characters its shell reads as syntax, and {host} on Windows "
         "starts a hook through a shell that cannot quote it; install Runestone in a virtual "
         "environment at a path without them (or name its 8.3 short form with --python)")
 

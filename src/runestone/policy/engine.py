@@ -53,7 +53,7 @@ class CompiledPolicy:
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
         self._allowed_effects: frozenset[str] | None = None
-        self._path_indexes: dict[tuple[str, str, tuple[str, ...]], PathIndex] = {}
+        self._path_indexes: dict[tuple[object, ...], PathIndex] = {}
         self.name = name
         self.default = default
         self.rules = rules
@@ -123,7 +123,7 @@ class CompiledPolicy:
         if facts is not None:
             seen = features(part, facts, ctx or EvalContext())
             chosen = index.select(part.kind, seen, specific, key=name)
-            return narrowed(chosen, part, facts, self._path_indexes, self.rules)
+            return narrowed(chosen, part, facts, self._path_indexes)
         if part.kind != "command":
             return index.all()
         merged = self._merged.get(name)

@@ -16,8 +16,9 @@ with neither (`**/.git/hooks/**`) keeps its rule a candidate for every path.
 Only deny and ask rules whose `path` globs alone decide whether they can fire on a path are
 indexed (no `path_contains` or `path_outside`). A part with a path known only at run time,
 a path that cannot be placed, or a shell glob keeps every candidate, since such a path is
-matched as "may be" rather than by lookup. The property test of `tests/policy/
-test_rule_index.py` checks decisions against trying every rule.
+matched as "may be" rather than by lookup. An index covers one candidate set (see
+`narrowed`), so its globs are expanded only for rules a call could meet. The property test
+of `tests/policy/test_rule_index.py` checks decisions against trying every rule.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from runestone.facts import Facts, Part
     from runestone.policy.model import Rule
 
-_PLACES_KEPT = 256
+_INDEXES_KEPT = 1024  # (place, candidate set) pairs
 _WILDCARDS = "*?["
 
 
@@ -142,9 +143,12 @@ class PathIndex:
 
 
 def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
-             indexes: dict[tuple[str, str, tuple[str, ...]], PathIndex],
-             every_rule: Sequence[Rule]) -> Sequence[Rule]:
-    """`rules` without the indexed path rules no path of the part could match."""
+             indexes: dict[tuple[object, ...], PathIndex]) -> Sequence[Rule]:
+    """`rules` without the indexed path rules no path of the part could match.
+
+    The index covers these candidate rules only (kept per place and candidate set): a cold
+    hook then expands the globs of the few rules its call could meet, as trying them would,
+    not those of every path rule in the packs."""
     if part.kind == "command" and part.command is not None:
         paths = facts.arg_paths(part.command)
     elif part.kind == "file" and part.path is not None:
@@ -153,12 +157,14 @@ def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
         return rules
     if not paths or any(p.dynamic or not p.forms or p.glob for p in paths):
         return rules
-    place = (facts.project, facts.home, _own_places(facts))
-    index = indexes.get(place)
+    key = (facts.project, facts.home, _own_places(facts), tuple(map(id, rules)))
+    index = indexes.get(key)
     if index is None:
-        index = PathIndex(every_rule, facts.project, facts.home)
-        if len(indexes) < _PLACES_KEPT:
-            indexes[place] = index
+        index = PathIndex(rules, facts.project, facts.home)
+        if len(indexes) < _INDEXES_KEPT:
+            indexes[key] = index
+    if not index.indexed:
+        return rules
     found: set[int] = set(index.always)
     for path in paths:
         for form in path.forms:

@@ -170,11 +170,14 @@ def suggest(history: History, policy: CompiledPolicy, *, home: str | None = None
     merged: dict[bytes, Proposal] = {}
     taken = {rule.id for rule in policy.rules}
     why_not: dict[str, dict[str, Any]] = {}
+    learned_for: dict[str, Any] = {}  # an action approved again is learned once
     for ask in history.asks.values():
         if not ask.approved:
             continue
         result.approved += 1
-        learned = learn_rule(policy, ask.action, home=home)
+        learned = learned_for.get(ask.action.hash)
+        if learned is None:
+            learned = learned_for[ask.action.hash] = learn_rule(policy, ask.action, home=home)
         if learned.refused:
             note = why_not.setdefault(learned.refused, {"reason": learned.refused,
                                                         "approvals": 0, "examples": []})
@@ -233,8 +236,14 @@ def replay(proposal: Proposal, history: History, policy: CompiledPolicy, *,
     candidate = with_rule(policy, rule)
     denied_by_human = {rid for rid, ask in history.asks.items() if ask.denied_by}
     newly: list[dict[str, Any]] = []
+    # The same action (same hash: tool, input, place and identity) decides the same way
+    # every time it recurs, and histories repeat themselves (an agent's `git status`).
+    decided: dict[str, tuple[str, str, str]] = {}
     for request_id, (action, summary, _logged) in history.actions.items():
-        before, after, conflict = compare(policy, candidate, action, home)
+        key = action.hash
+        if key not in decided:
+            decided[key] = compare(policy, candidate, action, home)
+        before, after, conflict = decided[key]
         if conflict:
             proposal.conflicts.append({"request_id": request_id, "summary": summary[:200],
                                        "why": conflict})

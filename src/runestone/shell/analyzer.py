@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
+from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from runestone.shell import programs
@@ -55,12 +56,42 @@ def _get_parser() -> Parser:
     """One tree-sitter parser per thread (a parser is not safe to share), built on first use."""
     parser = getattr(_local, "parser", None)
     if parser is None:
-        import tree_sitter_bash
         from tree_sitter import Language, Parser
 
-        parser = Parser(Language(tree_sitter_bash.language()))
+        parser = Parser(Language(_bash_language()))
         _local.parser = parser
     return parser
+
+
+@lru_cache(maxsize=1)  # once per process: every thread's parser shares the grammar
+def _bash_language() -> object:
+    """The bash grammar from tree_sitter_bash's compiled module, loaded without running the
+    package's `__init__`: that imports importlib.resources (and with it tempfile, shutil,
+    zipfile's readers: ~5 ms of every cold hook) only to read highlighting queries this
+    never uses. Anything unexpected falls back to the ordinary import."""
+    try:
+        import os
+        from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+        from importlib.util import find_spec, module_from_spec, spec_from_file_location
+
+        spec = find_spec("tree_sitter_bash")
+        name = "tree_sitter_bash._binding"
+        for directory in (spec.submodule_search_locations or ()) if spec else ():
+            for suffix in EXTENSION_SUFFIXES:
+                path = os.path.join(directory, "_binding" + suffix)
+                if os.path.exists(path):
+                    loader = ExtensionFileLoader(name, path)
+                    found = spec_from_file_location(name, path, loader=loader)
+                    if found is None:
+                        continue
+                    module = module_from_spec(found)
+                    loader.exec_module(module)
+                    return module.language()
+    except Exception:  # any surprise: the package's own way below
+        pass
+    import tree_sitter_bash
+
+    return tree_sitter_bash.language()
 
 
 class _TooDeep(Exception):

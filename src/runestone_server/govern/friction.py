@@ -3,7 +3,8 @@ asks they always approve (the evidence proposals are made from).
 
 The ask rate and the most-asked rules and programs come from the roll-ups; the waits and
 the always-approved actions from the approval requests the control plane routed (asks of
-enrolled runtimes), grouped by action hash: one exact action asked again and again.
+enrolled runtimes), grouped by call (tool and input): one exact call asked again and again,
+in any session, on any runtime.
 """
 
 from __future__ import annotations
@@ -62,21 +63,35 @@ def waits(requests: list[Any]) -> dict[str, Any]:
             "max_seconds": decided[-1] if decided else None, "recent": items[:50]}
 
 
+def same_call(request: Any) -> str:
+    """What makes two asks the same call to a person: the tool and its input. The action
+    hash also covers the session, agent and user, so it never recurs across sessions or
+    runtimes; an ask sent without its input falls back to its summary."""
+    from runestone.actions.canonical import canonical_hash
+
+    if request.input:
+        try:
+            return canonical_hash({"tool": request.tool, "input": request.input})
+        except (TypeError, ValueError):
+            pass
+    return canonical_hash({"tool": request.tool, "summary": request.summary})
+
+
 def always_approved(requests: list[Any], votes: dict[int, list[tuple[int, str]]]
                     ) -> list[dict[str, Any]]:
-    """Exact actions asked more than once and approved every time they were decided: how
-    many approvals, by how many people, across how many runtimes."""
+    """Calls (tool and input) asked more than once and approved every time they were
+    decided: how many approvals, by how many people, across how many runtimes."""
     groups: dict[str, list[Any]] = {}
     for r in requests:
         if r.state in ("approved", "denied"):
-            groups.setdefault(r.action_hash, []).append(r)
+            groups.setdefault(same_call(r), []).append(r)
     out = []
-    for action_hash, members in groups.items():
+    for call, members in groups.items():
         if len(members) < 2 or any(m.state != "approved" for m in members):
             continue
         people = {u for m in members for u, v in votes.get(m.id, []) if v == "approve"}
         approvals = sum(1 for m in members for _u, v in votes.get(m.id, []) if v == "approve")
-        out.append({"action_hash": action_hash, "summary": members[0].summary[:200],
+        out.append({"call": call, "summary": members[0].summary[:200],
                     "tool": members[0].tool, "rule": members[0].rule, "asks": len(members),
                     "approvals": approvals, "people": len(people),
                     "runtimes": len({m.runtime_pk for m in members})})
