@@ -19,31 +19,11 @@ from pathlib import Path
 
 import pytest
 from daemon_faults import dying_daemon, stale_socket
+from host_kit import govern, host_program
 from model_api import MessagesStandIn  # tests/hosts is on sys.path: pytest's rootdir import
 
 from clihelp import run_cli
 from runestone.home import layout
-from runestone.identity import create_identity
-
-HOSTS = Path(__file__).parent
-CLAUDE = HOSTS / "node_modules" / ".bin" / "claude"
-POLICY = """[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "test.allow"
-decision = "allow"
-reason = "the test allows this marker"
-command = ["touch */allowed-marker"]
-
-[[rule]]
-id = "test.deny"
-decision = "deny"
-reason = "the test denies this marker"
-command = ["touch */denied-marker"]
-"""
-
 
 # In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
 CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
@@ -51,19 +31,13 @@ CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    if not CLAUDE.exists():
-        if os.environ.get("RUNESTONE_TEST_HOSTS"):
-            pytest.fail(f"{CLAUDE} is missing: run `npm ci --prefix tests/hosts`")
-        pytest.skip("Claude Code is not installed (npm ci --prefix tests/hosts)")
-    return CLAUDE
+    return host_program("claude", "Claude Code")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
     """A home for Claude Code, a project, and a Runestone home with the test's policy."""
-    create_identity(layout())
-    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
-    layout().policy_file.write_text(POLICY)
+    govern()
     home = tmp_path / "home"
     project = tmp_path / "project"
     (home / ".claude").mkdir(parents=True)

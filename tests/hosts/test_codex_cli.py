@@ -21,30 +21,13 @@ from pathlib import Path
 
 import pytest
 from daemon_faults import dying_daemon, stale_socket
+from host_kit import govern, host_program
 from model_api import ResponsesStandIn
 
 from clihelp import run_cli
 from runestone.home import layout
-from runestone.identity import create_identity
 from runestone.integrations.install import codex_trust_hash
 
-CODEX = Path(__file__).parent / "node_modules" / ".bin" / "codex"
-POLICY = """[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "test.allow"
-decision = "allow"
-reason = "the test allows this marker"
-command = ["touch */allowed-marker"]
-
-[[rule]]
-id = "test.deny"
-decision = "deny"
-reason = "the test denies this marker"
-command = ["touch */denied-marker"]
-"""
 CONFIG = """model = "gpt-5"
 model_provider = "standin"
 
@@ -62,18 +45,12 @@ CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 @pytest.fixture(scope="module")
 def codex() -> Path:
-    if not CODEX.exists():
-        if os.environ.get("RUNESTONE_TEST_HOSTS"):
-            pytest.fail(f"{CODEX} is missing: run `npm ci --prefix tests/hosts`")
-        pytest.skip("Codex CLI is not installed (npm ci --prefix tests/hosts)")
-    return CODEX
+    return host_program("codex", "Codex CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    create_identity(layout())
-    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
-    layout().policy_file.write_text(POLICY)
+    govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".codex").mkdir(parents=True)
     project.mkdir()

@@ -21,47 +21,24 @@ from pathlib import Path
 
 import pytest
 from daemon_faults import dying_daemon, stale_socket
+from host_kit import govern, host_program
 from model_api import MessagesStandIn
 
 from clihelp import run_cli
 from runestone.home import layout
-from runestone.identity import create_identity
 
-COPILOT = Path(__file__).parent / "node_modules" / ".bin" / "copilot"
-POLICY = """[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "test.allow"
-decision = "allow"
-reason = "the test allows this marker"
-command = ["touch */allowed-marker"]
-
-[[rule]]
-id = "test.deny"
-decision = "deny"
-reason = "the test denies this marker"
-command = ["touch */denied-marker"]
-"""
 # In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
 CUT_OFF_EVENT = "printf '{\"toolName\": ' | "
 
 
 @pytest.fixture(scope="module")
 def copilot() -> Path:
-    if not COPILOT.exists():
-        if os.environ.get("RUNESTONE_TEST_HOSTS"):
-            pytest.fail(f"{COPILOT} is missing: run `npm ci --prefix tests/hosts`")
-        pytest.skip("Copilot CLI is not installed (npm ci --prefix tests/hosts)")
-    return COPILOT
+    return host_program("copilot", "Copilot CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    create_identity(layout())
-    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
-    layout().policy_file.write_text(POLICY)
+    govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".copilot").mkdir(parents=True)
     project.mkdir()

@@ -23,30 +23,11 @@ from pathlib import Path
 
 import pytest
 from daemon_faults import dying_daemon, stale_socket
+from host_kit import POLICY, govern, host_program
 from model_api import GeminiStandIn
 
 from clihelp import run_cli
 from runestone.home import layout
-from runestone.identity import create_identity
-
-GEMINI = Path(__file__).parent / "node_modules" / ".bin" / "gemini"
-POLICY = """[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "test.allow"
-decision = "allow"
-reason = "the test allows this marker"
-command = ["touch */allowed-marker"]
-
-[[rule]]
-id = "test.deny"
-decision = "deny"
-reason = "the test denies this marker"
-command = ["touch */denied-marker"]
-"""
-
 
 # In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
 CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
@@ -54,18 +35,12 @@ CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 @pytest.fixture(scope="module")
 def gemini() -> Path:
-    if not GEMINI.exists():
-        if os.environ.get("RUNESTONE_TEST_HOSTS"):
-            pytest.fail(f"{GEMINI} is missing: run `npm ci --prefix tests/hosts`")
-        pytest.skip("Gemini CLI is not installed (npm ci --prefix tests/hosts)")
-    return GEMINI
+    return host_program("gemini", "Gemini CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    create_identity(layout())
-    layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
-    layout().policy_file.write_text(POLICY)
+    govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".gemini").mkdir(parents=True)
     project.mkdir()
