@@ -86,6 +86,16 @@ def test_a_pinned_owner_cannot_approve_their_agents_ask_whatever_the_runtime_say
     assert detail["requester"]["user"] == "alice"  # who asks is the pinned owner
     refused = call("alice", "POST", f"/api/v1/approvals/{approval}/votes", {"vote": "approve"})
     assert refused.status_code == 403 and "own agent" in refused.json()["detail"]
+    # The approval page names the pinned owner without the "named by the runtime" note.
+    import re
+
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    assert client.post("/login", data={"csrf": token, "organisation": "acme",
+                                       "username": "bob", "password": PASSWORD, "next": "/"},
+                       follow_redirects=False).status_code == 303
+    html = client.get(f"/approvals/{approval}").text
+    assert "alice" in html and "named by the runtime itself" not in html
     approved = call("bob", "POST", f"/api/v1/approvals/{approval}/votes", {"vote": "approve"})
     assert approved.status_code < 300, approved.text
     assert call("bob", "GET", f"/api/v1/approvals/{approval}").json()["state"] == "approved"

@@ -52,12 +52,15 @@ def test_webhook_is_signed_and_retried_with_backoff(server, fast_retries):
 
         start = datetime.now(UTC)
         assert deliver_due(db) == 1
+        end = datetime.now(UTC)  # the attempt failed somewhere in between
         first = delivery(app)
         assert (first.status, first.attempts) == ("pending", 1)
         assert "HTTP 500" in first.last_error
-        wait = (aware(first.next_attempt) - start).total_seconds()
-        assert 1.0 <= wait <= 2.5  # base 2 s, half of it fixed, half jitter
-        assert deliver_due(db) == 0  # not due yet: nothing is sent early
+        due = aware(first.next_attempt)
+        # base 2 s, half of it fixed, half jitter, from the moment the attempt failed
+        assert start + timedelta(seconds=1.0) <= due <= end + timedelta(seconds=2.5)
+        # not due yet: nothing is sent early
+        assert deliver_due(db, now=due - timedelta(milliseconds=1)) == 0
         assert len(hook.requests) == 1
 
         assert deliver_due(db, now=aware(first.next_attempt)) == 1

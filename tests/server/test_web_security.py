@@ -657,3 +657,12 @@ def test_the_approval_page_shows_the_agents_stated_purpose_labelled_and_escaped(
     assert "The agent&#39;s stated purpose (its own words, not checked)" in html
     assert "Tidy up &lt;script&gt;alert(&#34;p&#34;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
     assert '<script>alert("p")' not in html
+
+
+@pytest.mark.skipif(not HAVE_APPROVALS, reason="no approvals domain")
+def test_an_unpinned_requester_is_shown_as_the_runtimes_own_word(world):
+    """A runtime enrolled without a pinned user names its requester itself (issue 17);
+    the approver is told so, next to the name."""
+    html = world["client"].get(f"/approvals/{world['extra_ids']['approval_id']}").text
+    assert "carol" in html
+    assert "named by the runtime itself: no user was pinned when it was enrolled" in html

@@ -7,21 +7,20 @@ decision of ask, `approvals` an allow a human approved or granted, `denies` a de
 counted under its first rule and the program it runs (read by the runtime's own shell
 analysis from the request's input; empty for a tool that runs no program).
 
-As in web/rollup.py, the watermark moves with a conditional UPDATE in the transaction that
-adds the counts, so replicas racing on one PostgreSQL count each entry once, and entries
-received in the last `SETTLE` seconds wait for the next tick.
+As web/rollup.py, it moves past the stored entries with `audit.watermark`, which says why
+each entry is counted once, even by racing replicas.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from runestone_server.audit import watermark
 from runestone_server.audit.models import AuditEntry
 from runestone_server.db import Database
 from runestone_server.govern.models import COUNTS, AskDay, UsageDay, UsageMark
@@ -29,7 +28,6 @@ from runestone_server.worker import task
 
 BATCH = 5_000
 BATCHES_PER_TICK = 10
-SETTLE = timedelta(seconds=2)
 UsageKey = tuple[int, int, date, str, str]
 AskKey = tuple[int, int, date, str, str]
 
@@ -94,23 +92,10 @@ def _human_approved(entry: dict[str, Any]) -> bool:
 
 def roll_up_once(db: Session, now: datetime | None = None) -> int:
     """Count one batch; the number of entries the watermark moved past (0: nothing new)."""
-    mark = db.get(UsageMark, 1)
-    if mark is None:
-        db.add(UsageMark(id=1, last_entry_id=0))
-        try:
-            db.commit()
-        except IntegrityError:  # another replica made it first
-            db.rollback()
-        mark = db.get(UsageMark, 1)
-        assert mark is not None
-    start = mark.last_entry_id
-    settled = (now or datetime.now(UTC)) - SETTLE
-    ids = select(AuditEntry.id).where(AuditEntry.id > start, AuditEntry.received < settled
-                                      ).order_by(AuditEntry.id).limit(BATCH).subquery()
-    upper = db.scalar(select(func.max(ids.c.id)))
-    if upper is None:
-        db.rollback()
+    found = watermark.next_batch(db, UsageMark, BATCH, now)
+    if found is None:
         return 0
+    start, upper = found
     decisions = list(db.execute(select(
         AuditEntry.org_id, AuditEntry.team_id, AuditEntry.runtime_id, AuditEntry.request_id,
         AuditEntry.time, AuditEntry.tool, AuditEntry.rule, AuditEntry.entry).where(
@@ -140,12 +125,7 @@ def roll_up_once(db: Session, now: datetime | None = None) -> int:
             counts["approvals"] += 1
         if any(isinstance(r, str) and r.startswith("limit:") for r in rules):
             counts["limit_hits"] += 1
-    moved = db.execute(update(UsageMark).where(
-        UsageMark.id == 1, UsageMark.last_entry_id == start).values(
-        last_entry_id=upper, updated=datetime.now(UTC)).execution_options(
-        synchronize_session=False))
-    if moved.rowcount != 1:
-        db.rollback()
+    if not watermark.advance(db, UsageMark, start, upper):
         return 0
     if usage:
         _upsert(db, UsageDay.__table__, ("org_id", "team_id", "day", "agent", "tool"),

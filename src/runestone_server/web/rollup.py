@@ -1,21 +1,18 @@
 """The worker task that keeps `web_decision_days` current from the ingested audit.
 
-Each tick counts the decisions of audit entries past the watermark (a few batches at most)
-and moves the watermark with a conditional UPDATE in the same transaction, so two replicas
-racing on one PostgreSQL count each entry once: the loser's UPDATE matches no row and it
-rolls back. Entries received in the last `SETTLE` seconds wait for the next tick, so an
-ingest transaction still open (holding a lower id) is not skipped.
+Each tick counts the decisions of audit entries past its watermark (a few batches at most);
+`audit.watermark` says why each entry is counted once, even by racing replicas.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runestone_server.audit import watermark
 from runestone_server.audit.models import AuditEntry
 from runestone_server.db import Database
 from runestone_server.web.models import DecisionDay, RollupMark
@@ -23,7 +20,6 @@ from runestone_server.worker import task
 
 BATCH = 20_000
 BATCHES_PER_TICK = 10
-SETTLE = timedelta(seconds=2)
 
 
 def _upsert(db: Session, counts: Counter[tuple[int, int, object, str, str]]) -> None:
@@ -44,23 +40,10 @@ def _upsert(db: Session, counts: Counter[tuple[int, int, object, str, str]]) -> 
 
 def roll_up_once(db: Session, now: datetime | None = None) -> int:
     """Count one batch; the number of entries the watermark moved past (0: nothing new)."""
-    mark = db.get(RollupMark, 1)
-    if mark is None:
-        db.add(RollupMark(id=1, last_entry_id=0))
-        try:
-            db.commit()
-        except IntegrityError:  # another replica made it first
-            db.rollback()
-        mark = db.get(RollupMark, 1)
-        assert mark is not None
-    start = mark.last_entry_id
-    settled = (now or datetime.now(UTC)) - SETTLE
-    ids = select(AuditEntry.id).where(AuditEntry.id > start, AuditEntry.received < settled
-                                      ).order_by(AuditEntry.id).limit(BATCH).subquery()
-    upper = db.scalar(select(func.max(ids.c.id)))
-    if upper is None:
-        db.rollback()
+    found = watermark.next_batch(db, RollupMark, BATCH, now)
+    if found is None:
         return 0
+    start, upper = found
     counts: Counter[tuple[int, int, object, str, str]] = Counter()
     rows = db.execute(select(AuditEntry.org_id, AuditEntry.team_id, AuditEntry.time,
                              AuditEntry.decision, AuditEntry.rule).where(
@@ -69,12 +52,7 @@ def roll_up_once(db: Session, now: datetime | None = None) -> int:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         counts[(org_id, team_id, moment.astimezone(UTC).date(), (decision or "?")[:20],
                 (rule or "")[:200])] += 1
-    moved = db.execute(update(RollupMark).where(
-        RollupMark.id == 1, RollupMark.last_entry_id == start).values(
-        last_entry_id=upper, updated=datetime.now(UTC)).execution_options(
-        synchronize_session=False))
-    if moved.rowcount != 1:
-        db.rollback()
+    if not watermark.advance(db, RollupMark, start, upper):
         return 0
     if counts:
         _upsert(db, counts)
