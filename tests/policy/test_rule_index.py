@@ -115,3 +115,32 @@ def test_gates_state_only_what_the_matchers_require() -> None:
     assert gate_of({"decision": "ask", "code": True}).needs_code
     assert not gate_of({"decision": "ask", "code": False}).needs_code
     assert gate_of({"decision": "ask", "tainted": True}).tainted is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(tools, st.sampled_from(sorted(POLICIES)), st.booleans(), st.sampled_from([HOME, "/root"]))
+def test_remembered_command_answers_decide_as_fresh_ones(call, preset, tainted, home) -> None:
+    """A command-only rule's answer is remembered per command (policy.engine): deciding
+    with the answers of earlier decisions gives what deciding from scratch gives."""
+    tool, tool_input = call
+    action = Action(tool, tool_input, PROJECT)
+    ctx = EvalContext(tainted=tainted)
+    warm = evaluate(POLICIES[preset], derive_facts(action, home=home), ctx)
+    again = evaluate(POLICIES[preset], derive_facts(action, home=home), ctx)
+    POLICIES[preset]._answers.clear()
+    fresh = evaluate(POLICIES[preset], derive_facts(action, home=home), ctx)
+    assert outcome(warm) == outcome(again) == outcome(fresh)
+
+
+def test_only_rules_of_command_fields_alone_are_command_only() -> None:
+    from runestone.policy.rules import compile_rule
+
+    def rule(**fields):
+        return compile_rule({"id": "r", "decision": "ask", "reason": "x", **fields}, "test")
+
+    assert rule(program=["git"], subcommand=["push"], flags=["--force"]).command_only
+    assert rule(command=["shutdown*"]).command_only
+    assert not rule(program=["rm"], path_contains=["{project}"]).command_only
+    assert not rule(program=["curl"], tainted=True).command_only
+    assert not rule(program=["git"], project=["/home/dev/app"]).command_only
+    assert not rule(path=["/etc/**"]).command_only

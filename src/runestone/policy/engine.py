@@ -34,7 +34,7 @@ KINDS = ("command", "file", "url", "mcp", "tool")
 class CompiledPolicy:
     """A validated policy with its rules indexed for fast lookup."""
 
-    __slots__ = ("_allowed_effects", "_by_kind", "_by_program", "_catalogue", "_merged",
+    __slots__ = ("_allowed_effects", "_answers", "_by_kind", "_by_program", "_catalogue", "_merged",
                  "_path_indexes",
                  "_resolved", "cases", "default", "examples", "hash", "includes", "limits",
                  "name", "profile", "profiles", "programs", "rules", "source")
@@ -53,6 +53,8 @@ class CompiledPolicy:
         self.limits = limits  # runestone.policy.limits.Limit: counted by the gatekeeper
         self._catalogue: Catalogue | None = None
         self._allowed_effects: frozenset[str] | None = None
+        # Command-only rules' answers by command (see _command_answers).
+        self._answers: dict[int, tuple[Any, Any, str, dict[int, Any]]] = {}
         self._path_indexes: dict[tuple[object, ...], PathIndex] = {}
         self.name = name
         self.default = default
@@ -140,6 +142,30 @@ class CompiledPolicy:
         return evaluate(self, derive_facts(action, home=home), ctx or EvalContext())
 
 
+_UNSEEN = object()
+_COMMANDS_KEPT = 4096
+
+
+def _command_answers(policy: CompiledPolicy, part: Part, facts: Facts) -> dict[int, Any]:
+    """The command-only rules' answers for a command part (Rule.command_only), by rule id.
+
+    Such an answer depends on the command and its reading alone, and the reading on the
+    command, the catalogue and the home. Shell analyses are memoised (shell.dialect), so a
+    command seen again is the same object and its answers are reused. Kept per policy,
+    which pins its rules (their ids stay theirs), by the command's id, with the command in
+    the value so no id is reused while its entry lives. A part of kind command is made of
+    its command alone (its label is the command's line)."""
+    command = part.command
+    catalogue = facts.catalogue
+    entry = policy._answers.get(id(command))
+    if entry is None or entry[0] is not command or entry[1] is not catalogue \
+            or entry[2] != facts.home:
+        if len(policy._answers) >= _COMMANDS_KEPT:
+            policy._answers.clear()
+        entry = policy._answers[id(command)] = (command, catalogue, facts.home, {})
+    return entry[3]
+
+
 def _quote(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return "`" + (text if len(text) <= limit else text[: limit - 1] + "…") + "`"
@@ -182,11 +208,18 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
 
     for part in facts.parts:
         covered = asked = contained = False
+        answers = (_command_answers(policy, part, facts)
+                   if part.kind == "command" and part.command is not None else None)
         for rule in policy.candidates(part, facts, ctx):
             if (rule.decision == "allow" and covered) or (rule.decision == "sandbox"
                                                           and contained):
                 continue
-            result = rule.match(part, facts, ctx)
+            if rule.command_only and answers is not None:
+                result = answers.get(id(rule), _UNSEEN)
+                if result is _UNSEEN:
+                    result = answers[id(rule)] = rule.match(part, facts, ctx)
+            else:
+                result = rule.match(part, facts, ctx)
             if result is False:
                 continue
             hit = Hit(rule, part.label, result is True)

@@ -51,6 +51,9 @@ class Rule(NamedTuple):
     profile: str = ""  # a sandbox rule's profile
     # What a part must show for the rule to answer anything but False (policy.index).
     gate: Gate | None = None
+    # Every field is a command field (program, command, subcommand, flags, effects...): the
+    # answer depends only on the command and its reading (policy.engine memoises it).
+    command_only: bool = False
 
     def match(self, part: Part, facts: Facts, ctx: EvalContext) -> Tri:
         """All matchers must hold; any False ends it, any None makes the answer uncertain."""

@@ -52,6 +52,9 @@ ALL_FIELDS = frozenset(
     COMMAND_FIELDS + PATH_FIELDS + URL_FIELDS + MCP_FIELDS + ARGUMENT_FIELDS
     + GENERAL_FIELDS + META_FIELDS
 )
+# A rule naming only these reads nothing but the command and what its program's table says
+# of it (the reading, flags, command line, positionals): see Rule.command_only.
+_COMMAND_ONLY = frozenset(COMMAND_FIELDS + META_FIELDS)
 SEVERITIES = ("low", "medium", "high", "critical")
 ACCESS_KINDS = ("read", "write", "edit", "delete", "list", "exec", "use", "arg")
 ADDRESS_KINDS = ("metadata", "link-local", "loopback", "private", "public-ip", "unspecified",
@@ -493,6 +496,7 @@ def compile_rule(table: dict[str, Any], origin: str, *, known_valid: bool = Fals
         tainted_only=bool(table.get("tainted", False)),
         profile=profile,
         gate=gate_of(table),
+        command_only=has_cmd and set(table) <= _COMMAND_ONLY,
     )
 
 
