@@ -180,7 +180,7 @@ def _until(predicate, seconds: float = 120.0):
 PROMETHEUS = shutil.which("prometheus")
 
 
-@pytest.mark.skipif(PROMETHEUS is None and not os.environ.get("CI"),
+@pytest.mark.skipif(PROMETHEUS is None and not os.environ.get("RUNESTONE_TEST_OPS"),
                     reason="Debian's prometheus is not installed (.ci/run installs it)")
 def test_a_real_prometheus_scrapes_the_server(tmp_path):
     server = ServerProcess(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "home",
