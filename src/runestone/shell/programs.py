@@ -223,8 +223,6 @@ def _env(name: str, args: list[Word]) -> Semantics:
     if split is not None:
         return Semantics(wrapper=True, nested=[Nested("env -S", source=split)])
     start = skip_options(args, "uCS", frozenset({"--unset", "--chdir", "--split-string"}))
-    if start > 0 and args[start - 1].text == "-":
-        pass
     while start < len(args) and args[start].text == "-":
         start += 1
     return _wrapper("env", args, start, skip_assignments=True)
