@@ -9,7 +9,8 @@ For each engine, on a fresh database migrated like a real server:
      ask. This is how the benchmark gets to a million rows quickly; it is NOT the
      ingest path and its rate is printed only for orientation.
   2. ingest: real hash-chained runtime entries shipped through the real endpoint
-     (POST /api/v1/runtime/audit, batches of 500, in-process HTTP client), which verifies
+     (POST /api/v1/runtime/audit, in batches of the runtime shipper's size unless `--batch`
+     says otherwise, in-process HTTP client), which verifies
      every link and stores each entry; measured on top of the N rows already there.
   3. latency (p50 / p95) of typical searches through the HTTP API as an auditor or org
      admin, beside two baselines from the same run: a primary-key lookup (SQL) and an
@@ -19,7 +20,8 @@ Page timings (the dashboard) are added by appending probes in `probes()`: each p
 name and a function of a random generator, timed `--samples` times.
 
 Usage: python bench/server.py [--entries 1000000] [--engines sqlite,postgresql]
-           [--ingest 20000] [--samples 25] [--postgres URL] [--explain]
+           [--ingest 20000] [--batch N] [--samples 25] [--postgres URL] [--explain]
+           [--ingest-only]
 """
 
 from __future__ import annotations
@@ -306,7 +308,7 @@ def setup(url: str, where: Path) -> Context:
                    tokens["orgadmin"], credentials)
 
 
-def ingest_rate(ctx: Context, count: int, batch: int = 500) -> float:
+def ingest_rate(ctx: Context, count: int, batch: int) -> float:
     """Entries per second through POST /api/v1/runtime/audit: real chained entries, every
     link verified by the server, each stored once."""
     from runestone.audit.entry import genesis, seal
@@ -557,14 +559,14 @@ def run_engine(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             seconds = bulk_load(ctx.app.state.db, ctx.world, args.entries)
             print(f"[{name}] loaded in {seconds:.1f} s ({args.entries / seconds:,.0f} rows/s, "
                   "bulk load, not the ingest path)", flush=True)
-            rate = ingest_rate(ctx, args.ingest)
+            rate = ingest_rate(ctx, args.ingest, args.batch)
             print(f"[{name}] ingest: {rate:,.0f} entries/s through POST /api/v1/runtime/audit",
                   flush=True)
             if args.explain:
                 explain(ctx)
             rng = random.Random(11)
             timings = {}
-            for probe in [*probes(ctx), *page_probes(ctx)]:
+            for probe in [] if args.ingest_only else [*probes(ctx), *page_probes(ctx)]:
                 timings[probe.name] = measure(probe, args.samples, rng)
                 p50, p95 = timings[probe.name]
                 print(f"[{name}] {probe.name:<42} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms",
@@ -600,7 +602,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("RUNESTONE_BENCH_POSTGRES",
                                                              DEFAULT_PG))
     parser.add_argument("--explain", action="store_true", help="print the query plans")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="entries per ingest request (default: the runtime shipper's)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="load and time ingest only, no searches or pages")
     args = parser.parse_args(argv)
+    if args.batch is None:
+        from runestone.remote.shipper import BATCH_ENTRIES
+
+        args.batch = BATCH_ENTRIES
     results = {}
     for engine in args.engines.split(","):
         if engine == "sqlite":

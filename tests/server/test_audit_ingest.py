@@ -233,6 +233,50 @@ def test_an_entry_that_cannot_be_hashed_is_refused_not_a_server_error(world, tmp
     assert refused.json()["detail"]["problem"]["problem"] == "bad_hash"
 
 
+AWKWARD = "tab\there\nnew line \\N back\\slash \r \\. é 漢字 \U0001f600 ' \" ;"
+
+
+def test_awkward_text_is_stored_exactly(world, tmp_path):
+    """What COPY's text format escapes or means (tab, newline, carriage return, backslash,
+    `\\N`, `\\.`) and text beyond ASCII reach the columns and the kept entry as they were
+    sent; the entry still verifies and its words are found."""
+    app, client, ids, tokens = world
+    rt = Rt(app, tmp_path, "awkward", *ids["a"])
+    rt.log.append([{"kind": "request", "request_id": "req_awkward", "tool": AWKWARD,
+                    "input": {"command": AWKWARD, AWKWARD: [AWKWARD]}, "agent": AWKWARD,
+                    "user": "ana", "summary": AWKWARD, "reason": AWKWARD}])
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    with app.state.db.sessions() as db:
+        row = db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == rt.runtime_id,
+                                                 AuditEntry.request_id == "req_awkward"))
+        assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
+        assert (row.summary, row.tool, row.agent) == (AWKWARD, AWKWARD, AWKWARD)
+    assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
+    found = client.get(f"/api/v1/teams/{ids['a'][1]}/audit", params={"q": "slash"},
+                       headers=tokens["a"])
+    assert [e["request_id"] for e in found.json()["items"]] == ["req_awkward"]
+
+
+def test_a_stored_row_the_chain_does_not_know_refuses_the_whole_batch(world, tmp_path):
+    """A row already at a seq the chain has not reached (written behind ingest's back) makes
+    storing the batch fail on the unique (runtime, seq): the batch is retried, then refused
+    as busy (503), and nothing of it is kept."""
+    app, client, ids, _ = world
+    rt = Rt(app, tmp_path, "planted", *ids["a"])
+    rt.decide(3)
+    entries = rt.entries()
+    with app.state.db.sessions() as db:
+        db.add(AuditEntry(org_id=ids["a"][0], team_id=ids["a"][1], runtime_id=rt.runtime_id,
+                          seq=4, kind="note", time=datetime.now(UTC), hash="f" * 64,
+                          entry={"planted": True}))
+        db.commit()
+    refused = post(client, rt, entries)
+    assert refused.status_code == 503, refused.text
+    assert stored(app, rt.runtime_id) == [(4, "f" * 64)]
+    assert client.get(PATH, headers=rt.auth).json()["acknowledged"] == 0
+
+
 def _with_forged_checkpoint(entries: list[dict], signature: str) -> list[dict]:
     """The first checkpoint entry re-signed with `signature`, its own hash recomputed and
     the entries after it re-chained, so only the signature is wrong."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from runestone.actions.canonical import CanonicalJSONError
@@ -26,6 +26,7 @@ from runestone.audit.entry import entry_hash, genesis
 from runestone_server import metrics
 from runestone_server.audit.models import AuditChain, AuditCheckpoint, AuditEntry
 from runestone_server.audit.problems import mark_broken
+from runestone_server.audit.store import RowWriter
 from runestone_server.models import Runtime
 from runestone_server.stream.outbox import enqueue_audit
 
@@ -195,9 +196,15 @@ class _Batch:
             AuditEntry.runtime_id == self.runtime.runtime_id, AuditEntry.seq >= low,
             AuditEntry.seq <= high)).all())
 
-    def apply(self, entries: list[dict[str, Any]]) -> Problem | None:
+    def resent(self, entries: list[dict[str, Any]]) -> dict[int, str]:
+        """The stored hashes of the batch's seqs at or below the head (resends)."""
         seqs = [e.get("seq") for e in entries if valid_seq(e.get("seq"))]
-        stored = self.stored_hashes(min(seqs, default=1), min(max(seqs, default=0), self.seq))
+        return self.stored_hashes(min(seqs, default=1), min(max(seqs, default=0), self.seq))
+
+    def apply(self, entries: list[dict[str, Any]], stored: dict[int, str],
+              writer: RowWriter) -> Problem | None:
+        """Verify the entries in order, handing each new one to `writer` once it verified;
+        stop at the first problem. Makes no query (the writer may hold a COPY open)."""
         for entry in entries:
             seq = entry.get("seq")
             if not valid_seq(seq) or not isinstance(entry.get("hash"), str):
@@ -214,6 +221,7 @@ class _Batch:
             problem = self._next(entry, seq)
             if problem:
                 return problem
+            writer.add(self.rows[-1])
         return None
 
     def _resent(self, entry: dict[str, Any], seq: int, stored: dict[int, str]) -> Problem | None:
@@ -279,17 +287,15 @@ class _Batch:
         return None
 
     def save(self) -> Problem | None:
-        """Store the accepted entries and the new checkpoints. Returns a problem when a
-        checkpoint the chain confirms was already stored naming another hash: the batch is
-        good (it is stored), the stored record is not, and the chain is broken."""
-        if self.rows:
-            # A Core executemany on the session's connection: one statement for the batch
-            # (the ORM's bulk path would emit one INSERT per row here).
-            self.db.connection().execute(insert(AuditEntry.__table__), self.rows)
+        """Store the new checkpoints (the entries went to the writer in `apply`) and move
+        the chain's head. Returns a problem when a checkpoint the chain confirms was already
+        stored naming another hash: the batch is good (it is stored), the stored record is
+        not, and the chain is broken."""
         known: dict[int, str] = dict(self.db.execute(
             select(AuditCheckpoint.seq, AuditCheckpoint.hash).where(
                 AuditCheckpoint.runtime_id == self.runtime.runtime_id,
-                AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))).all())
+                AuditCheckpoint.seq.in_([int(c["seq"]) for c in self.new_checkpoints]))).all()
+        ) if self.new_checkpoints else {}
         conflict: Problem | None = None
         for item in self.new_checkpoints:
             seq = int(item["seq"])
@@ -326,7 +332,9 @@ def ingest(db: Session, runtime: Runtime, entries: list[dict[str, Any]],
     chain = lock_chain(db, runtime)
     before = chain.last_seq
     batch = _Batch(db, runtime, chain)
-    problem = batch.apply(entries)
+    stored = batch.resent(entries)
+    with RowWriter(db.connection()) as writer:  # a COPY on PostgreSQL (audit/store.py)
+        problem = batch.apply(entries, stored, writer)
     if problem is None:
         problem = batch.extra_checkpoints(checkpoints or [])
     stored_conflict = batch.save()
