@@ -1,8 +1,10 @@
 """Hook latency, in one run, beside bare Python start-up:
 
   - `python -c pass` (the floor for any command hook);
-  - the command hook `runestone hook claude-code` cold, with no daemon (decides in-process);
-  - the same command hook with the daemon running (forwards over the Unix socket);
+  - the command hook as `runestone install claude-code` writes it, cold, with no daemon
+    (decides in-process);
+  - the same command hook with the daemon running (forwards over the Unix socket), beside
+    the `python -m runestone hook` form installed before (runpy's imports);
   - the daemon's HTTP hook endpoint, from a kept-alive client (what Claude Code's `http`
     hook costs);
   - bare start-up and the cold hook again with `python -S` (no site, so no `.pth` start-up
@@ -32,11 +34,14 @@ import json
 import os
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from runestone.integrations.install import hook_command
 
 URL_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
               "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
@@ -113,7 +118,9 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # a normal install runs from bytecode
         subprocess.run([python, "-m", "runestone", "init"], env=env, check=True,
                        capture_output=True)
-        hook = [python, "-m", "runestone", "hook", "claude-code"]
+        # The command `runestone install claude-code` writes, and the `-m` form it replaced.
+        hook = shlex.split(hook_command("claude-code", python=python))
+        module_hook = [python, "-m", "runestone", "hook", "claude-code"]
         stdin = json.dumps(ACTION)
         url_stdin = json.dumps(URL_ACTION)
         bare_python = ([python, "-c", "pass"], "")
@@ -133,7 +140,8 @@ def main() -> None:
         try:
             port = int(re.search(r":(\d+) ", daemon.stderr.readline()).group(1))
             http_latency(port, 20)  # warm-up
-            bare_again, via_daemon = interleaved([bare_python, (hook, stdin)], args.runs, env)
+            bare_again, via_daemon, via_daemon_m = interleaved(
+                [bare_python, (hook, stdin), (module_hook, stdin)], args.runs, env)
             over_http = http_latency(port, args.requests)
         finally:
             daemon.terminate()
@@ -147,7 +155,9 @@ def main() -> None:
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
             ("command hook naming a URL, no daemon", cold_url, bare, ""),
             ("command hook, through the daemon", via_daemon, bare_again,
-             "(CPU: the hook process only)"),
+             "(CPU: the hook process only) target: within 1.3x"),
+            ("  the same, as `python -m runestone hook`", via_daemon_m, bare_again,
+             "(the form installed before)"),
             ("without site: python -S -c pass", bare_plain, bare_plain, ""),
             ("without site: command hook, no daemon", cold_plain, bare_plain, "")):
         median = statistics.median(samples)
