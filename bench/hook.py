@@ -15,7 +15,8 @@ The interpreter is a clean virtualenv's, built by the bench in a temporary direc
 site `.pth` files; the project and its dependencies reach it through PYTHONPATH, which runs
 no `.pth` either): the interpreter an installed hook runs under, not the machine's, whose
 site start-up may import certifi and more (55 ms for `python -c pass` in this sandbox).
-A command naming a URL is timed too (it needs the registrable domain).
+A command naming a URL is timed too (it needs the registrable domain), beside a command
+that asks as it does but names no URL (an ask opens the approvals store and signs a token).
 
 Each command run is interleaved with a bare-Python run, so a busy moment on the machine
 slows both alike. Each figure also has the child's CPU time (user + system), which a
@@ -47,6 +48,9 @@ URL_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "perm
               "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
               "tool_input": {"command": "curl -s https://api.github.com/repos/a/b"},
               "tool_use_id": "toolu_bench_url"}
+ASK_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
+              "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+              "tool_input": {"command": "git push"}, "tool_use_id": "toolu_bench_ask"}
 ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
           "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
           "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
@@ -123,10 +127,11 @@ def main() -> None:
         module_hook = [python, "-m", "runestone", "hook", "claude-code"]
         stdin = json.dumps(ACTION)
         url_stdin = json.dumps(URL_ACTION)
+        ask_stdin = json.dumps(ASK_ACTION)
         bare_python = ([python, "-c", "pass"], "")
-        interleaved([bare_python, (hook, stdin), (hook, url_stdin)], 2, env)  # warm caches
-        bare, cold, cold_url = interleaved([bare_python, (hook, stdin), (hook, url_stdin)],
-                                           args.runs, env)
+        cold_commands = [bare_python, (hook, stdin), (hook, url_stdin), (hook, ask_stdin)]
+        interleaved(cold_commands, 2, env)  # warm caches
+        bare, cold, cold_url, cold_ask = interleaved(cold_commands, args.runs, env)
         # The same without `site`: no `.pth` start-up hooks (some machines, this sandbox
         # among them, import certifi and with it pathlib, re, tempfile... before any
         # script, which inflates the baseline). The path stays, through PYTHONPATH.
@@ -153,7 +158,9 @@ def main() -> None:
           f"{statistics.median(CPU_MS[id(bare)] + CPU_MS[id(bare_again)]):6.1f} ms")
     for label, samples, baseline, target in (
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
-            ("command hook naming a URL, no daemon", cold_url, bare, ""),
+            ("command hook naming a URL, no daemon", cold_url, bare, "(it asks)"),
+            ("  an ask without a URL (`git push`)", cold_ask, bare,
+             "(the URL's own cost: the row above less this one)"),
             ("command hook, through the daemon", via_daemon, bare_again,
              "(CPU: the hook process only) target: within 1.3x"),
             ("  the same, as `python -m runestone hook`", via_daemon_m, bare_again,
