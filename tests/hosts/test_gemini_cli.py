@@ -107,10 +107,10 @@ def test_a_python_without_runestone_blocks(gemini, world):
     installed `|| exit 2` makes it a deny with Python's complaint as the reason."""
     home, project, settings = world
     kit.edit_hooks(settings, lambda h: h.update(
-        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+        command=h["command"].replace("from runestone.", "from runestone_gone.")))
     api = _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
-    assert "No module named runestone_gone" in api.said()
+    assert "No module named 'runestone_gone'" in api.said()
 
 
 def test_without_the_guard_a_python_without_runestone_lets_the_call_through(gemini, world):
@@ -119,7 +119,7 @@ def test_without_the_guard_a_python_without_runestone_lets_the_call_through(gemi
     kit.edit_hooks(settings, lambda h: h.update(command=h["command"].replace(" || exit 2", "")))
     assert "|| exit 2" in run_cli("doctor", "gemini", "--settings", str(settings)).stdout
     kit.edit_hooks(settings, lambda h: h.update(
-        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+        command=h["command"].replace("from runestone.", "from runestone_gone.")))
     _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
