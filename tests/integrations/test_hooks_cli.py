@@ -653,6 +653,18 @@ def _installed(settings: Path) -> list[dict]:
     return handlers
 
 
+@pytest.mark.parametrize("hosts", [[], ["claude-code", "codex"], ["--help"]])
+def test_the_hook_entry_wants_one_host(hosts):
+    """The installed entry is run by hosts only; anything but one host name is exit 2 (a
+    block for every host) with what it wants, not a decision."""
+    from runestone.integrations.install import HOOK_ENTRY
+
+    result = subprocess.run([os.sys.executable, "-P", "-c", HOOK_ENTRY, *hosts], input="{}",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "name one host" in result.stderr and not result.stdout
+
+
 def test_doctor_fails_a_hook_that_imports_from_the_project(tmp_path, initialised):
     """An install from before -P: doctor names the hazard and the fix."""
     settings = tmp_path / "settings.json"

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from runestone.policy.model import Rule
 
 _INDEXES_KEPT = 1024  # (place, candidate set) pairs
+_FORMS_KEPT = 4096  # path forms remembered per index
 _WILDCARDS = "*?["
 
 
@@ -57,8 +58,8 @@ def decided_by_globs(rule: Rule) -> tuple[str, ...] | None:
 class PathIndex:
     """For one place: rule ids by exact path, directory, base name, suffix and prefix."""
 
-    __slots__ = ("always", "exact", "indexed", "names", "prefix_length", "prefixes",
-                 "suffix_length", "suffixes", "under")
+    __slots__ = ("_possible", "always", "exact", "indexed", "names", "prefix_length",
+                 "prefixes", "suffix_length", "suffixes", "under")
 
     def __init__(self, rules: Sequence[Rule], project: str, home: str) -> None:
         self.exact: dict[str, set[int]] = {}
@@ -80,6 +81,9 @@ class PathIndex:
             for expanded in found.expanded:
                 self._add(expanded, key)
         self.indexed = frozenset(indexed)
+        # The index is not changed once built, so what a path form could match is worked out
+        # once per form: the same paths come back call after call (the project, its files).
+        self._possible: dict[str, frozenset[int]] = {}
 
     def _add(self, expanded: str, key: int) -> None:
         """File one expanded glob under what any path it matches must hold, as
@@ -118,6 +122,15 @@ class PathIndex:
     def add_possible(self, form: str, found: set[int]) -> None:
         """Add the ids of the rules whose globs could match `form` (as `_GlobSet.fullmatch`
         tests it: the path, a directory it is under, its base name)."""
+        possible = self._possible.get(form)
+        if possible is None:
+            possible = frozenset(self._look_up(form))
+            if len(self._possible) < _FORMS_KEPT:
+                self._possible[form] = possible
+        found |= possible
+
+    def _look_up(self, form: str) -> set[int]:
+        found: set[int] = set()
         hit = self.exact.get(form)
         if hit:
             found |= hit
@@ -140,6 +153,7 @@ class PathIndex:
             hit = self.prefixes.get(name[:length])
             if hit:
                 found |= hit
+        return found
 
 
 def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
