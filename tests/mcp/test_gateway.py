@@ -253,7 +253,7 @@ def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, polic
     config.write_text(json.dumps(original))
     assert run_cli("install", "mcp", "--settings", str(config)).returncode == 0
     wrapped = json.loads(config.read_text())["mcpServers"]
-    assert wrapped["time"]["args"][:4] == ["-m", "runestone", "mcp", "wrap"]
+    assert wrapped["time"]["args"][:5] == ["-P", "-m", "runestone", "mcp", "wrap"]
     assert wrapped["time"]["env"] == {"TZ": "UTC"}
     assert wrapped["secret"] == original["mcpServers"]["secret"]
     doctor = run_cli("doctor", "mcp", "--settings", str(config))

@@ -171,6 +171,8 @@ class _Analyzer:
             self._redirected(node, data, scope)
         elif kind == "pipeline":
             self._pipeline(node, data, scope)
+        elif kind == "list":
+            self._list(node, data, scope)
         elif kind == "subshell":
             saved = self.cwd
             self._statements(node, data, scope)
@@ -211,6 +213,19 @@ class _Analyzer:
         else:
             # if / while / until / compound statements / lists / negations / ERROR: walk in.
             self._statements(node, data, scope)
+
+    def _list(self, node: Node, data: bytes, scope: _Scope) -> None:
+        """`a && b || c`: tree-sitter nests a list in its left operand, one level per
+        operator, so a chain of N commands would count as N levels of nesting and a long one
+        be refused as too deep. Walked as the flat sequence bash runs, left to right."""
+        operands: list[Node] = []
+        while node.type == "list":
+            children = node.children
+            operands.extend(reversed(children[1:]))
+            node = children[0]
+        operands.append(node)
+        for operand in reversed(operands):
+            self._statement(operand, data, scope)
 
     def _redirected(self, node: Node, data: bytes, scope: _Scope) -> None:
         body = node.child_by_field_name("body")
