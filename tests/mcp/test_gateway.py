@@ -263,9 +263,11 @@ def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, polic
         return await session.call_tool("get_current_time", {"timezone": "UTC"})
 
     entry = wrapped["time"]
+    after_wrap = entry["args"].index("wrap") + 1  # the test's policy goes to `mcp wrap`
     result = anyio.run(session_run, StdioServerParameters(
         command=entry["command"],
-        args=[*entry["args"][:4], "--policy", str(policy), *entry["args"][4:]],
+        args=[*entry["args"][:after_wrap], "--policy", str(policy),
+              *entry["args"][after_wrap:]],
         env={**os.environ, **entry["env"]}), body)
     assert not result.is_error
     assert run_cli("uninstall", "mcp", "--settings", str(config)).returncode == 0
