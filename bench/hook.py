@@ -1,8 +1,10 @@
 """Hook latency, in one run, beside bare Python start-up:
 
   - `python -c pass` (the floor for any command hook);
-  - the command hook `runestone hook claude-code` cold, with no daemon (decides in-process);
-  - the same command hook with the daemon running (forwards over the Unix socket);
+  - the command hook as `runestone install claude-code` writes it, cold, with no daemon
+    (decides in-process);
+  - the same command hook with the daemon running (forwards over the Unix socket), beside
+    the `python -m runestone hook` form installed before (runpy's imports);
   - the daemon's HTTP hook endpoint, from a kept-alive client (what Claude Code's `http`
     hook costs);
   - bare start-up and the cold hook again with `python -S` (no site, so no `.pth` start-up
@@ -13,7 +15,8 @@ The interpreter is a clean virtualenv's, built by the bench in a temporary direc
 site `.pth` files; the project and its dependencies reach it through PYTHONPATH, which runs
 no `.pth` either): the interpreter an installed hook runs under, not the machine's, whose
 site start-up may import certifi and more (55 ms for `python -c pass` in this sandbox).
-A command naming a URL is timed too (it needs the registrable domain).
+A command naming a URL is timed too (it needs the registrable domain), beside a command
+that asks as it does but names no URL (an ask opens the approvals store and signs a token).
 
 Each command run is interleaved with a bare-Python run, so a busy moment on the machine
 slows both alike. Each figure also has the child's CPU time (user + system), which a
@@ -32,16 +35,22 @@ import json
 import os
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from runestone.integrations.install import hook_command
+
 URL_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
               "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
               "tool_input": {"command": "curl -s https://api.github.com/repos/a/b"},
               "tool_use_id": "toolu_bench_url"}
+ASK_ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
+              "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+              "tool_input": {"command": "git push"}, "tool_use_id": "toolu_bench_ask"}
 ACTION = {"session_id": "bench", "transcript_path": "", "cwd": "/tmp", "permission_mode":
           "default", "hook_event_name": "PreToolUse", "tool_name": "Bash",
           "tool_input": {"command": "git status"}, "tool_use_id": "toolu_bench"}
@@ -113,13 +122,16 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # a normal install runs from bytecode
         subprocess.run([python, "-m", "runestone", "init"], env=env, check=True,
                        capture_output=True)
-        hook = [python, "-m", "runestone", "hook", "claude-code"]
+        # The command `runestone install claude-code` writes, and the `-m` form it replaced.
+        hook = shlex.split(hook_command("claude-code", python=python))
+        module_hook = [python, "-m", "runestone", "hook", "claude-code"]
         stdin = json.dumps(ACTION)
         url_stdin = json.dumps(URL_ACTION)
+        ask_stdin = json.dumps(ASK_ACTION)
         bare_python = ([python, "-c", "pass"], "")
-        interleaved([bare_python, (hook, stdin), (hook, url_stdin)], 2, env)  # warm caches
-        bare, cold, cold_url = interleaved([bare_python, (hook, stdin), (hook, url_stdin)],
-                                           args.runs, env)
+        cold_commands = [bare_python, (hook, stdin), (hook, url_stdin), (hook, ask_stdin)]
+        interleaved(cold_commands, 2, env)  # warm caches
+        bare, cold, cold_url, cold_ask = interleaved(cold_commands, args.runs, env)
         # The same without `site`: no `.pth` start-up hooks (some machines, this sandbox
         # among them, import certifi and with it pathlib, re, tempfile... before any
         # script, which inflates the baseline). The path stays, through PYTHONPATH.
@@ -133,7 +145,8 @@ def main() -> None:
         try:
             port = int(re.search(r":(\d+) ", daemon.stderr.readline()).group(1))
             http_latency(port, 20)  # warm-up
-            bare_again, via_daemon = interleaved([bare_python, (hook, stdin)], args.runs, env)
+            bare_again, via_daemon, via_daemon_m = interleaved(
+                [bare_python, (hook, stdin), (module_hook, stdin)], args.runs, env)
             over_http = http_latency(port, args.requests)
         finally:
             daemon.terminate()
@@ -145,9 +158,13 @@ def main() -> None:
           f"{statistics.median(CPU_MS[id(bare)] + CPU_MS[id(bare_again)]):6.1f} ms")
     for label, samples, baseline, target in (
             ("command hook, no daemon", cold, bare, "target: within 2x bare Python"),
-            ("command hook naming a URL, no daemon", cold_url, bare, ""),
+            ("command hook naming a URL, no daemon", cold_url, bare, "(it asks)"),
+            ("  an ask without a URL (`git push`)", cold_ask, bare,
+             "(the URL's own cost: the row above less this one)"),
             ("command hook, through the daemon", via_daemon, bare_again,
-             "(CPU: the hook process only)"),
+             "(CPU: the hook process only) target: within 1.3x"),
+            ("  the same, as `python -m runestone hook`", via_daemon_m, bare_again,
+             "(the form installed before)"),
             ("without site: python -S -c pass", bare_plain, bare_plain, ""),
             ("without site: command hook, no daemon", cold_plain, bare_plain, "")):
         median = statistics.median(samples)

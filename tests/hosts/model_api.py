@@ -7,104 +7,159 @@ message_start, content_block_start, input_json_delta, content_block_stop, messag
 message_stop), and every later request with a short text turn, so Claude Code runs the tool
 call through its hooks and ends. `GeminiStandIn` (the Gemini API) and `ResponsesStandIn`
 (OpenAI's Responses API, for Codex) do the same. Each records the requests so a test can
-see what the host sent back (the tool's result).
+see what the host sent back (the tool's result). What they do alike (the loopback server, the
+one tool call, the request handling) is `StandIn` and `_Handler`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
-class MessagesStandIn:
-    def __init__(self, tool: str, tool_input: dict[str, Any]) -> None:
-        self.tool, self.tool_input = tool, tool_input
+class _Handler(BaseHTTPRequestHandler):
+    """What every stand-in's request handler does alike: no log lines, a JSON body in, a
+    JSON answer or the start of an event stream out. `stand_in` is set per server."""
+
+    stand_in: Any
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _json(self, value: Any) -> None:
+        data = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _start_stream(self, headers: dict[str, str] | None = None) -> None:
+        """The head of a server-sent event stream, with these headers after its type."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+
+
+class StandIn:
+    """A loopback server answering with `handler` (started and stopped by `with`), the
+    requests it recorded, and the test's tool call, sent once: `tool_sent`, and `called`,
+    the name it went out under."""
+
+    def __init__(self, tool: str, handler: type[_Handler], path: str = "") -> None:
+        self.tool = tool
+        self.called: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.tool_sent = False
         self._lock = threading.Lock()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self.send_response(200)
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                self._json({})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
-                    self._json({"input_tokens": 10})
-                    return
-                stand_in.requests.append(body)
-                self._stream(stand_in.turn(body), body.get("model", "claude"))
-
-            def _json(self, value: Any) -> None:
-                data = json.dumps(value).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(self, block: dict[str, Any], model: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-                usage = {"input_tokens": 10, "output_tokens": 1}
-                start = {"type": "message_start", "message": {
-                    "id": "msg_standin", "type": "message", "role": "assistant",
-                    "model": model, "content": [], "stop_reason": None,
-                    "stop_sequence": None, "usage": usage}}
-                events = [("message_start", start)]
-                if block["type"] == "tool_use":
-                    events += [
-                        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {**block, "input": {}}}),
-                        ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                 "delta": {"type": "input_json_delta",
-                                                           "partial_json": json.dumps(
-                                                               block["input"])}})]
-                    stop = "tool_use"
-                else:
-                    events += [
-                        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}}),
-                        ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                 "delta": {"type": "text_delta",
-                                                           "text": block["text"]}})]
-                    stop = "end_turn"
-                events += [
-                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                    ("message_delta", {"type": "message_delta", "delta": {
-                        "stop_reason": stop, "stop_sequence": None},
-                        "usage": {"output_tokens": 5}}),
-                    ("message_stop", {"type": "message_stop"})]
-                for name, data in events:
-                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        bound = type(handler.__name__, (handler,), {"stand_in": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), bound)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _is_tool(self, name: str) -> bool:
+        return name == self.tool
+
+    def _call_once(self, offered: Iterable[Any]) -> str | None:
+        """The offered name to call the test's tool under, the first time one is offered;
+        None otherwise (then the turn is text)."""
+        chosen = [n for n in offered if isinstance(n, str) and self._is_tool(n)]
+        with self._lock:
+            if chosen and not self.tool_sent:
+                self.tool_sent, self.called = True, chosen[0]
+                return chosen[0]
+        return None
+
+    def said(self) -> str:
+        """What the host sent back about the call (the tool's result), as JSON text."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _MessagesHandler(_Handler):
+    stand_in: MessagesStandIn
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._json({})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
+            self._json({"input_tokens": 10})
+            return
+        self.stand_in.requests.append(body)
+        self._stream(self.stand_in.turn(body), body.get("model", "claude"))
+
+    def _stream(self, block: dict[str, Any], model: str) -> None:
+        self._start_stream({"Cache-Control": "no-cache"})
+        usage = {"input_tokens": 10, "output_tokens": 1}
+        start = {"type": "message_start", "message": {
+            "id": "msg_standin", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": None,
+            "stop_sequence": None, "usage": usage}}
+        events = [("message_start", start)]
+        if block["type"] == "tool_use":
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {**block, "input": {}}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "input_json_delta",
+                                                   "partial_json": json.dumps(
+                                                       block["input"])}})]
+            stop = "tool_use"
+        else:
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "text_delta",
+                                                   "text": block["text"]}})]
+            stop = "end_turn"
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {
+                "stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 5}}),
+            ("message_stop", {"type": "message_stop"})]
+        for name, data in events:
+            self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        self.wfile.flush()
+
+
+class MessagesStandIn(StandIn):
+    """A loopback stand-in for Anthropic's Messages API (Claude Code's, and Copilot CLI's
+    with its BYOK settings), as the module's docstring says."""
+
+    def __init__(self, tool: str, tool_input: dict[str, Any]) -> None:
+        super().__init__(tool, _MessagesHandler)
+        self.tool_input = tool_input
 
     def turn(self, body: dict[str, Any]) -> dict[str, Any]:
         """The tool call once, to the request that offers that tool; text otherwise."""
-        offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
-        with self._lock:
-            if self.tool in offered and not self.tool_sent:
-                self.tool_sent = True
-                return {"type": "tool_use", "id": "toolu_standin_1", "name": self.tool,
-                        "input": self.tool_input}
+        if self._call_once(t.get("name") for t in body.get("tools") or []
+                           if isinstance(t, dict)) is not None:
+            return {"type": "tool_use", "id": "toolu_standin_1", "name": self.tool,
+                    "input": self.tool_input}
         return {"type": "text", "text": "done"}
 
     def tool_results(self) -> list[Any]:
@@ -118,16 +173,34 @@ class MessagesStandIn:
                         found.append(block)
         return found
 
-    def __enter__(self) -> MessagesStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def said(self) -> str:
+        return json.dumps(self.tool_results())
 
 
-class GeminiStandIn:
+class _GeminiHandler(_Handler):
+    stand_in: GeminiStandIn
+
+    def do_GET(self) -> None:
+        self.stand_in.paths.append(f"GET {self.path}")
+        self._json({"models": []})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        self.stand_in.paths.append(f"POST {self.path}")
+        if ":countTokens" in self.path:
+            self._json({"totalTokens": 10})
+        elif ":streamGenerateContent" in self.path:
+            self.stand_in.requests.append(body)
+            chunk = self.stand_in.response(self.stand_in.turn(body))
+            self._start_stream()
+            self.wfile.write(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
+            self.wfile.flush()
+        else:  # Gemini CLI's own side questions (next speaker, loop checks)
+            self._json(self.stand_in.response(
+                {"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}))
+
+
+class GeminiStandIn(StandIn):
     """A loopback stand-in for the Gemini API (`GOOGLE_GEMINI_BASE_URL`), for the real
     `gemini -p`.
 
@@ -143,62 +216,21 @@ class GeminiStandIn:
                  match: Callable[[str], bool] | None = None) -> None:
         """`match` picks the function by its declared name instead (an MCP tool's name is
         Gemini CLI's to choose); `called` is the name the call went out under."""
-        self.tool, self.args, self.match = tool, args, match
-        self.called: str | None = None
-        self.requests: list[dict[str, Any]] = []
+        super().__init__(tool, _GeminiHandler)
+        self.args, self.match = args, match
         self.paths: list[str] = []
-        self.tool_sent = False
-        self._lock = threading.Lock()
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                stand_in.paths.append(f"GET {self.path}")
-                self._json({"models": []})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                stand_in.paths.append(f"POST {self.path}")
-                if ":countTokens" in self.path:
-                    self._json({"totalTokens": 10})
-                elif ":streamGenerateContent" in self.path:
-                    stand_in.requests.append(body)
-                    chunk = stand_in.response(stand_in.turn(body))
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    self.wfile.write(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
-                    self.wfile.flush()
-                else:  # Gemini CLI's own side questions (next speaker, loop checks)
-                    self._json(stand_in.response(
-                        {"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}))
-
-            def _json(self, value: Any) -> None:
-                data = json.dumps(value).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _is_tool(self, name: str) -> bool:
+        return self.match(name) if self.match else name == self.tool
 
     def turn(self, body: dict[str, Any]) -> dict[str, Any]:
         """The function call once, to the request that offers it; text otherwise."""
-        offered = [d.get("name") for t in body.get("tools") or [] if isinstance(t, dict)
-                   for d in t.get("functionDeclarations") or [] if isinstance(d, dict)]
-        chosen = [n for n in offered if isinstance(n, str)
-                  and (self.match(n) if self.match else n == self.tool)]
-        with self._lock:
-            if chosen and not self.tool_sent:
-                self.tool_sent, self.called = True, chosen[0]
-                return {"functionCall": {"name": chosen[0], "args": self.args}}
+        name = self._call_once(d.get("name") for t in body.get("tools") or []
+                               if isinstance(t, dict)
+                               for d in t.get("functionDeclarations") or []
+                               if isinstance(d, dict))
+        if name is not None:
+            return {"functionCall": {"name": name, "args": self.args}}
         return {"text": "done"}
 
     @staticmethod
@@ -216,16 +248,27 @@ class GeminiStandIn:
                 for part in content.get("parts") or []
                 if isinstance(part, dict) and "functionResponse" in part]
 
-    def __enter__(self) -> GeminiStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def said(self) -> str:
+        return json.dumps(self.function_responses())
 
 
-class ResponsesStandIn:
+class _ResponsesHandler(_Handler):
+    stand_in: ResponsesStandIn
+
+    def do_GET(self) -> None:
+        self._json({"object": "list", "data": [], "models": []})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        self.stand_in.requests.append(body)
+        self._start_stream({"Connection": "close"})
+        for event in self.stand_in.events(self.stand_in.turn(body)):
+            self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                             .encode())
+        self.wfile.flush()
+
+
+class ResponsesStandIn(StandIn):
     """A loopback stand-in for OpenAI's Responses API, for the real `codex exec` (its
     `config.toml` names a `[model_providers.*]` entry whose `base_url` is this server).
 
@@ -237,50 +280,16 @@ class ResponsesStandIn:
     """
 
     def __init__(self, tool: str, args: dict[str, Any]) -> None:
-        self.tool, self.args = tool, args
-        self.requests: list[dict[str, Any]] = []
-        self.tool_sent = False
-        self._lock = threading.Lock()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                data = json.dumps({"object": "list", "data": [], "models": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                stand_in.requests.append(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for event in stand_in.events(stand_in.turn(body)):
-                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
-                                     .encode())
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(tool, _ResponsesHandler, "/v1")
+        self.args = args
 
     def turn(self, body: dict[str, Any]) -> dict[str, Any]:
         """The function call once, to the request that offers it; a message otherwise."""
-        offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
-        with self._lock:
-            if self.tool in offered and not self.tool_sent:
-                self.tool_sent = True
-                return {"type": "function_call", "id": "fc_standin_1",
-                        "call_id": "call_standin_1", "name": self.tool,
-                        "arguments": json.dumps(self.args), "status": "completed"}
+        if self._call_once(t.get("name") for t in body.get("tools") or []
+                           if isinstance(t, dict)) is not None:
+            return {"type": "function_call", "id": "fc_standin_1",
+                    "call_id": "call_standin_1", "name": self.tool,
+                    "arguments": json.dumps(self.args), "status": "completed"}
         return {"type": "message", "id": "msg_standin", "role": "assistant",
                 "status": "completed",
                 "content": [{"type": "output_text", "text": "done", "annotations": []}]}
@@ -300,10 +309,5 @@ class ResponsesStandIn:
         return [item for request in self.requests for item in request.get("input") or []
                 if isinstance(item, dict) and item.get("type") == "function_call_output"]
 
-    def __enter__(self) -> ResponsesStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def said(self) -> str:
+        return json.dumps(self.function_outputs())

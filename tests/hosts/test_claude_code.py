@@ -12,32 +12,26 @@ daemon is down. With `"onFailure": "block"` on every hook, none lets the call th
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import host_kit as kit  # tests/hosts is on sys.path: pytest's rootdir import
 import pytest
-from daemon_faults import dying_daemon, stale_socket
-from host_kit import govern, host_program
-from model_api import MessagesStandIn  # tests/hosts is on sys.path: pytest's rootdir import
+from model_api import MessagesStandIn
 
 from clihelp import run_cli
-from runestone.home import layout
-
-# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
-CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
 
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    return host_program("claude", "Claude Code")
+    return kit.host_program("claude", "Claude Code")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
     """A home for Claude Code, a project, and a Runestone home with the test's policy."""
-    govern()
+    kit.govern()
     home = tmp_path / "home"
     project = tmp_path / "project"
     (home / ".claude").mkdir(parents=True)
@@ -56,11 +50,10 @@ def _run_claude(claude: Path, home: Path, project: Path, command: str,
                 config_dir: Path | None = None
                 ) -> tuple[subprocess.CompletedProcess[str], MessagesStandIn]:
     with MessagesStandIn("Bash", {"command": command, "description": "test"}) as api:
-        env = {"PATH": os.environ["PATH"], "HOME": str(home),
-               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
-               "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-test",
-               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-               "CLAUDE_CONFIG_DIR": str(config_dir or home / ".claude")}
+        env = kit.host_env(home, ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="sk-ant-test",
+                           CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+                           DISABLE_AUTOUPDATER="1",
+                           CLAUDE_CONFIG_DIR=str(config_dir or home / ".claude"))
         result = subprocess.run(
             # Bash is allowed in Claude Code's own settings, so only a hook stops it.
             [str(claude), "-p", "run the command", "--output-format", "json",
@@ -71,15 +64,9 @@ def _run_claude(claude: Path, home: Path, project: Path, command: str,
     return result, api
 
 
-def _edit_hooks(settings: Path, change) -> None:
-    """Apply `change` to each of Runestone's installed command hooks."""
-    data = json.loads(settings.read_text())
-    for groups in data["hooks"].values():
-        for group in groups:
-            for handler in group["hooks"]:
-                if handler["type"] == "command":
-                    change(handler)
-    settings.write_text(json.dumps(data))
+def _runner(claude: Path, home: Path, project: Path):
+    """Claude Code run in the project for one command, as the fault cases take it."""
+    return lambda command: _run_claude(claude, home, project, command)[1]
 
 
 def _ran(project: Path, name: str) -> bool:
@@ -107,18 +94,13 @@ def test_ask_is_not_run_without_a_human(claude, world):
 def test_a_hook_that_crashes_blocks(claude, world):
     home, project = world
     _install(home)
-    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
-    _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
-    assert not _ran(project, "allowed-marker")
-    assert "policy" in json.dumps(api.tool_results())
+    api = kit.check_a_crashing_hook_blocks(_runner(claude, home, project), project)
+    assert "policy" in api.said()
 
 
 def test_a_hook_that_cannot_start_blocks(claude, world):
     home, project = world
-    settings = _install(home)
-    text = settings.read_text().replace(json.dumps(sys.executable)[1:-1],
-                                        "/nonexistent/python3")
-    settings.write_text(text)
+    kit.lose_the_interpreter(_install(home))
     _run_claude(claude, home, project, f"touch {project}/allowed-marker")
     assert not _ran(project, "allowed-marker")
 
@@ -140,14 +122,8 @@ def test_without_on_failure_the_host_fails_open(claude, world):
     `onFailure: block` lets the call through."""
     home, project = world
     settings = _install(home)
-    data = json.loads(settings.read_text())
-    for groups in data["hooks"].values():
-        for group in groups:
-            for handler in group["hooks"]:
-                handler.pop("onFailure", None)
-                handler["command"] = handler["command"].replace(sys.executable,
-                                                                "/nonexistent/python3")
-    settings.write_text(json.dumps(data))
+    kit.edit_hooks(settings, lambda h: (h.pop("onFailure", None), h.update(
+        command=h["command"].replace(sys.executable, "/nonexistent/python3"))))
     _run_claude(claude, home, project, f"touch {project}/allowed-marker")
     assert _ran(project, "allowed-marker")
 
@@ -157,34 +133,21 @@ def test_a_malformed_event_blocks(claude, world):
     Runestone's exit 2 with the reason, and the host blocks."""
     home, project = world
     settings = _install(home)
-    _edit_hooks(settings, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
-    _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
-    said = json.dumps(api.tool_results()).lower()
-    assert "malformed" in said or "json" in said
+    api = kit.check_a_malformed_event_blocks(_runner(claude, home, project), project, settings)
+    assert kit.says_malformed(api)
 
 
 def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(claude, world):
-    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
     home, project = world
     _install(home)
-    with stale_socket():
-        _run_claude(claude, home, project, f"touch {project}/allowed-marker")
-        _run_claude(claude, home, project, f"touch {project}/denied-marker")
-    assert (project / "allowed-marker").exists()
-    assert not (project / "denied-marker").exists()
+    kit.check_a_stale_socket_leaves_it_to_the_hook(_runner(claude, home, project), project)
 
 
 def test_a_daemon_that_dies_mid_request_blocks(claude, world):
-    """The daemon took the request and died before answering: the outcome is unknown, so
-    the hook denies, and the host blocks."""
     home, project = world
     _install(home)
-    with dying_daemon() as taken:
-        _, api = _run_claude(claude, home, project, f"touch {project}/allowed-marker")
-    assert taken, "the hook never reached the daemon"
-    assert not (project / "allowed-marker").exists()
-    assert "daemon" in json.dumps(api.tool_results())
+    api = kit.check_a_dying_daemon_blocks(_runner(claude, home, project), project)
+    assert "daemon" in api.said()
 
 
 def test_a_hook_that_times_out_blocks(claude, world):
@@ -192,7 +155,7 @@ def test_a_hook_that_times_out_blocks(claude, world):
     block` that is a block, not a pass."""
     home, project = world
     settings = _install(home)
-    _edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1))
+    kit.edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1))
     _run_claude(claude, home, project, f"touch {project}/allowed-marker")
     assert not _ran(project, "allowed-marker")
 
@@ -201,8 +164,8 @@ def test_without_on_failure_a_hook_that_times_out_lets_the_call_through(claude, 
     """The control: the same timeout without `onFailure` is no objection."""
     home, project = world
     settings = _install(home)
-    _edit_hooks(settings, lambda h: (h.pop("onFailure", None),
-                                     h.update(command="sleep 60", timeout=1)))
+    kit.edit_hooks(settings, lambda h: (h.pop("onFailure", None),
+                                        h.update(command="sleep 60", timeout=1)))
     _run_claude(claude, home, project, f"touch {project}/allowed-marker")
     assert _ran(project, "allowed-marker")
 
@@ -212,31 +175,13 @@ def test_a_sandbox_decision_runs_the_command_contained(claude, world):
     runs the command inside `runestone sandbox run`: the write in the project happens, the
     write outside does not, the model reads what the sandbox refused, and the audit log's
     result entry (from PostToolUse) carries the sandbox's report."""
-    from runestone.audit.query import read_entries
-    from runestone.sandbox.probe import unavailable
-
-    why = unavailable()
-    if why:
-        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
-            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
-        pytest.skip(f"sandboxing unavailable here: {why}")
     home, project = world
-    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
-    outside = home / "outside"
-    outside.mkdir()
     _install(home)
-    result, api = _run_claude(claude, home, project,
-                              f"touch {project}/contained-marker; touch {outside}/escaped")
-    assert _ran(project, "contained-marker"), (result.stdout[-2000:], api.tool_results())
-    assert not (outside / "escaped").exists()  # the original command would have made it
-    assert "<sandbox_violations>" in json.dumps(api.tool_results())
-    entries = list(read_entries(layout().audit_dir))
-    decision = next(e for e in entries if e["kind"] == "decision")
-    assert decision["decision"] == "sandbox"
-    result_entry = next(e for e in entries if e["kind"] == "result"
-                        and e["request_id"] == decision["request_id"])
-    assert result_entry["sandbox"]["profile_hash"] == decision["sandbox"]["profile_hash"]
-    assert result_entry["sandbox"]["blocked"] is True
+    api, decision, result = kit.check_a_sandbox_decision_contains(
+        _runner(claude, home, project), project, home)
+    assert "<sandbox_violations>" in api.said()
+    assert result["sandbox"]["profile_hash"] == decision["sandbox"]["profile_hash"]
+    assert result["sandbox"]["blocked"] is True
 
 
 @pytest.mark.parametrize("name", ["settings.json", "settings.local.json"])
@@ -256,16 +201,9 @@ def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(claude,
 def test_a_failed_call_has_its_result_entry(claude, world):
     """Claude Code sends only `PostToolUseFailure` for a tool that failed: installed, it
     gives the allowed call its result entry, linked to the request."""
-    from runestone.audit.query import read_entries
-
     home, project = world
     _install(home)
-    _run_claude(claude, home, project, f"touch {project}/no-such-dir/allowed-marker")
-    entries = list(read_entries(layout().audit_dir))
-    request = next(e for e in entries if e["kind"] == "request"
-                   and "no-such-dir" in json.dumps(e.get("input")))
-    results = [e for e in entries if e["kind"] == "result"
-               and e["request_id"] == request["request_id"]]
+    results = kit.check_a_failed_call_has_its_result(_runner(claude, home, project), project)
     assert [r.get("is_error") for r in results] == [True], results
 
 

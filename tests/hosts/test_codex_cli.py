@@ -14,18 +14,15 @@ fails on it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import host_kit as kit
 import pytest
-from daemon_faults import dying_daemon, stale_socket
-from host_kit import govern, host_program
 from model_api import ResponsesStandIn
 
 from clihelp import run_cli
-from runestone.home import layout
 from runestone.integrations.install import codex_trust_hash
 
 CONFIG = """model = "gpt-5"
@@ -39,18 +36,14 @@ wire_api = "responses"
 """
 
 
-# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
-CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
-
-
 @pytest.fixture(scope="module")
 def codex() -> Path:
-    return host_program("codex", "Codex CLI")
+    return kit.host_program("codex", "Codex CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    govern()
+    kit.govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".codex").mkdir(parents=True)
     project.mkdir()
@@ -59,25 +52,12 @@ def world(tmp_path, isolated_home):
     return home, project, hooks
 
 
-def _edit_hooks(hooks: Path, change) -> None:
-    """Apply `change` to each of Runestone's installed hook handlers."""
-    data = json.loads(hooks.read_text())
-    for groups in data["hooks"].values():
-        for group in groups:
-            for handler in group["hooks"]:
-                change(handler)
-    hooks.write_text(json.dumps(data))
-
-
 def _run(codex: Path, home: Path, project: Path, command: str, *,
          trusted: bool = True, config: str = "", extra: tuple[str, ...] = ()
          ) -> ResponsesStandIn:
     with ResponsesStandIn("exec_command", {"cmd": command}) as api:
         (home / ".codex" / "config.toml").write_text(CONFIG.format(url=api.url) + config)
-        env = {"PATH": os.environ["PATH"], "HOME": str(home),
-               "CODEX_HOME": str(home / ".codex"),
-               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
-               "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "STANDIN_API_KEY": "test"}
+        env = kit.host_env(home, CODEX_HOME=str(home / ".codex"), STANDIN_API_KEY="test")
         flags = ["--dangerously-bypass-hook-trust"] if trusted else []
         result = subprocess.run(
             [str(codex), "exec", "--skip-git-repo-check", "--ephemeral",
@@ -88,8 +68,9 @@ def _run(codex: Path, home: Path, project: Path, command: str, *,
     return api
 
 
-def _said(api: ResponsesStandIn) -> str:
-    return json.dumps(api.function_outputs())
+def _runner(codex: Path, home: Path, project: Path):
+    """Codex run in the project for one command, as the fault cases take it."""
+    return lambda command: _run(codex, home, project, command)
 
 
 def test_allow_runs_and_deny_does_not(codex, world):
@@ -98,40 +79,37 @@ def test_allow_runs_and_deny_does_not(codex, world):
     assert (project / "allowed-marker").exists()
     api = _run(codex, home, project, f"touch {project}/denied-marker")
     assert not (project / "denied-marker").exists()
-    assert "the test denies this marker" in _said(api)
+    assert "the test denies this marker" in api.said()
 
 
 def test_ask_is_denied_with_an_approval_link(codex, world):
     home, project, _ = world
     api = _run(codex, home, project, f"touch {project}/asked-marker")
     assert not (project / "asked-marker").exists()
-    assert "/approve/" in _said(api)
+    assert "/approve/" in api.said()
 
 
 def test_a_hook_that_crashes_blocks(codex, world):
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
-    api = _run(codex, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
-    assert "the policy cannot be loaded" in _said(api)
+    api = kit.check_a_crashing_hook_blocks(_runner(codex, home, project), project)
+    assert "the policy cannot be loaded" in api.said()
 
 
 def test_a_hook_that_cannot_start_blocks(codex, world):
     """The shell's complaint about the missing interpreter, turned into exit 2 by the
     installed `|| exit 2`, is the reason Codex gives."""
     home, project, hooks = world
-    hooks.write_text(hooks.read_text().replace(json.dumps(sys.executable)[1:-1],
-                                               "/nonexistent/python3"))
+    kit.lose_the_interpreter(hooks)
     api = _run(codex, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
-    assert "No such file or directory" in _said(api)
+    assert "No such file or directory" in api.said()
 
 
 def test_without_the_guard_a_hook_that_cannot_start_lets_the_call_through(codex, world):
     """The case the guard is for, observed: Codex reads exit 127 as a failed hook, not a
     block, and runs the tool; `doctor codex` fails on the unguarded command."""
     home, project, hooks = world
-    _edit_hooks(hooks, lambda h: h.update(command=h["command"].replace(
+    kit.edit_hooks(hooks, lambda h: h.update(command=h["command"].replace(
         " || exit 2", "").replace(sys.executable, "/nonexistent/python3")))
     _run(codex, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
@@ -141,7 +119,7 @@ def test_without_the_guard_a_hook_that_cannot_start_lets_the_call_through(codex,
 def test_a_hook_that_times_out_lets_the_call_through(codex, world):
     """Observed: Codex kills a hook that outlives its `timeout` and runs the tool."""
     home, project, hooks = world
-    _edit_hooks(hooks, lambda h: h.update(command="sleep 60", timeout=1))
+    kit.edit_hooks(hooks, lambda h: h.update(command="sleep 60", timeout=1))
     _run(codex, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
@@ -174,32 +152,19 @@ def test_a_malformed_event_blocks(codex, world):
     """What the hook cannot read (here: cut-off JSON in place of the host's event) is
     Runestone's exit 2 with the reason, and the host blocks."""
     home, project, hooks = world
-    _edit_hooks(hooks, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
-    api = _run(codex, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
-    said = _said(api).lower()
-    assert "malformed" in said or "json" in said
+    api = kit.check_a_malformed_event_blocks(_runner(codex, home, project), project, hooks)
+    assert kit.says_malformed(api)
 
 
 def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(codex, world):
-    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
     home, project, _ = world
-    with stale_socket():
-        _run(codex, home, project, f"touch {project}/allowed-marker")
-        _run(codex, home, project, f"touch {project}/denied-marker")
-    assert (project / "allowed-marker").exists()
-    assert not (project / "denied-marker").exists()
+    kit.check_a_stale_socket_leaves_it_to_the_hook(_runner(codex, home, project), project)
 
 
 def test_a_daemon_that_dies_mid_request_blocks(codex, world):
-    """The daemon took the request and died before answering: the outcome is unknown, so
-    the hook denies, and the host blocks."""
     home, project, _ = world
-    with dying_daemon() as taken:
-        api = _run(codex, home, project, f"touch {project}/allowed-marker")
-    assert taken, "the hook never reached the daemon"
-    assert not (project / "allowed-marker").exists()
-    assert "daemon" in _said(api)
+    api = kit.check_a_dying_daemon_blocks(_runner(codex, home, project), project)
+    assert "daemon" in api.said()
 
 
 def test_a_project_setting_that_switches_hooks_off_lets_the_call_through(codex, world):
@@ -242,51 +207,25 @@ def test_a_hook_changed_after_trust_does_not_run_and_doctor_says_so(codex, world
     (observed), and `doctor` fails, where it used to accept any trust entry."""
     home, project, hooks = world
     trust = _trust(hooks)
-    _edit_hooks(hooks, lambda h: h.update(timeout=599))
+    kit.edit_hooks(hooks, lambda h: h.update(timeout=599))
     _run(codex, home, project, f"touch {project}/denied-marker", trusted=False, config=trust)
     assert (project / "denied-marker").exists()
     report = run_cli("doctor", "codex", "--settings", str(hooks))
     assert report.returncode == 1 and "trust it again" in report.stdout
 
 
-
 def test_a_sandbox_decision_runs_the_command_contained(codex, world):
     """Codex applies the hook's `updatedInput` (allow with a rewritten command): the
     command runs inside `runestone sandbox run`, the write in the project happens, the one
     outside does not, and the model reads what the sandbox refused."""
-    from runestone.audit.query import read_entries
-    from runestone.sandbox.probe import unavailable
-
-    why = unavailable()
-    if why:
-        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
-            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
-        pytest.skip(f"sandboxing unavailable here: {why}")
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
-    outside = home / "outside"
-    outside.mkdir()
-    api = _run(codex, home, project, f"touch {project}/contained-marker; touch {outside}/escaped")
-    assert (project / "contained-marker").exists(), _said(api)
-    assert not (outside / "escaped").exists()  # the original command would have made it
-    assert "<sandbox_violations>" in _said(api)
-    entries = list(read_entries(layout().audit_dir))
-    decision = next(e for e in entries if e["kind"] == "decision")
-    assert decision["decision"] == "sandbox"
-    result = next(e for e in entries if e["kind"] == "result")
-    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]
+    api, _, _ = kit.check_a_sandbox_decision_contains(_runner(codex, home, project), project, home)
+    assert "<sandbox_violations>" in api.said()
 
 
 def test_a_failed_call_has_its_result_entry(codex, world):
     """A tool call that runs and fails (here: `touch` into a folder that does not exist)
     still gets its result entry, linked to the request."""
-    from runestone.audit.query import read_entries
-
     home, project, _ = world
-    _run(codex, home, project, f"touch {project}/no-such-dir/allowed-marker")
-    entries = list(read_entries(layout().audit_dir))
-    request = next(e for e in entries if e["kind"] == "request"
-                   and "no-such-dir" in json.dumps(e.get("input")))
-    results = [e for e in entries if e["kind"] == "result"
-               and e["request_id"] == request["request_id"]]
-    assert len(results) == 1, [e["kind"] for e in entries]
+    results = kit.check_a_failed_call_has_its_result(_runner(codex, home, project), project)
+    assert len(results) == 1, results

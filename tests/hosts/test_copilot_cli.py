@@ -14,31 +14,24 @@ Copilot CLI runs the hooks in its user-level directory (`~/.copilot/hooks/*.json
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import host_kit as kit
 import pytest
-from daemon_faults import dying_daemon, stale_socket
-from host_kit import govern, host_program
 from model_api import MessagesStandIn
 
 from clihelp import run_cli
-from runestone.home import layout
-
-# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
-CUT_OFF_EVENT = "printf '{\"toolName\": ' | "
 
 
 @pytest.fixture(scope="module")
 def copilot() -> Path:
-    return host_program("copilot", "Copilot CLI")
+    return kit.host_program("copilot", "Copilot CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    govern()
+    kit.govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".copilot").mkdir(parents=True)
     project.mkdir()
@@ -48,23 +41,11 @@ def world(tmp_path, isolated_home):
     return home, project, hooks
 
 
-def _edit_hooks(hooks: Path, change) -> None:
-    """Apply `change` to each of Runestone's installed entries."""
-    data = json.loads(hooks.read_text())
-    for entries in data["hooks"].values():
-        for entry in entries:
-            change(entry)
-    hooks.write_text(json.dumps(data))
-
-
 def _run(copilot: Path, home: Path, project: Path, command: str) -> MessagesStandIn:
     with MessagesStandIn("bash", {"command": command, "description": "test"}) as api:
-        env = {"PATH": os.environ["PATH"], "HOME": str(home),
-               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
-               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-               "COPILOT_PROVIDER_BASE_URL": api.url, "COPILOT_PROVIDER_TYPE": "anthropic",
-               "COPILOT_PROVIDER_API_KEY": "test", "COPILOT_MODEL": "claude-sonnet-4",
-               "COPILOT_OFFLINE": "true"}
+        env = kit.host_env(home, COPILOT_PROVIDER_BASE_URL=api.url,
+                           COPILOT_PROVIDER_TYPE="anthropic", COPILOT_PROVIDER_API_KEY="test",
+                           COPILOT_MODEL="claude-sonnet-4", COPILOT_OFFLINE="true")
         result = subprocess.run(
             [str(copilot), "-p", "run the command", "--allow-all-tools", "--output-format",
              "json"], cwd=project, env=env, capture_output=True, text=True, timeout=120,
@@ -73,8 +54,9 @@ def _run(copilot: Path, home: Path, project: Path, command: str) -> MessagesStan
     return api
 
 
-def _said(api: MessagesStandIn) -> str:
-    return json.dumps(api.tool_results())
+def _runner(copilot: Path, home: Path, project: Path):
+    """Copilot CLI run in the project for one command, as the fault cases take it."""
+    return lambda command: _run(copilot, home, project, command)
 
 
 def test_allow_runs_and_deny_does_not(copilot, world):
@@ -83,35 +65,31 @@ def test_allow_runs_and_deny_does_not(copilot, world):
     assert (project / "allowed-marker").exists()
     api = _run(copilot, home, project, f"touch {project}/denied-marker")
     assert not (project / "denied-marker").exists()
-    assert "the test denies this marker" in _said(api)
+    assert "the test denies this marker" in api.said()
 
 
 def test_ask_is_denied_with_an_approval_link(copilot, world):
     home, project, _ = world
     api = _run(copilot, home, project, f"touch {project}/asked-marker")
     assert not (project / "asked-marker").exists()
-    assert "/approve/" in _said(api)
+    assert "/approve/" in api.said()
 
 
 def test_a_hook_that_crashes_blocks(copilot, world):
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
-    _run(copilot, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
+    kit.check_a_crashing_hook_blocks(_runner(copilot, home, project), project)
 
 
 def test_a_malformed_event_blocks(copilot, world):
     home, project, hooks = world
-    _edit_hooks(hooks, lambda e: e.update(bash=CUT_OFF_EVENT + e["bash"]))
-    _run(copilot, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
+    kit.check_a_malformed_event_blocks(_runner(copilot, home, project), project, hooks,
+                                       command="bash", first="toolName")
 
 
 def test_a_hook_that_cannot_start_blocks(copilot, world):
     """Copilot reads any non-zero exit (the shell's 127) as a deny."""
     home, project, hooks = world
-    hooks.write_text(hooks.read_text().replace(json.dumps(sys.executable)[1:-1],
-                                               "/nonexistent/python3"))
+    kit.lose_the_interpreter(hooks)
     _run(copilot, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
 
@@ -122,26 +100,19 @@ def test_a_hook_that_times_out_lets_the_call_through(copilot, world):
     home, project, hooks = world
     doctor = run_cli("doctor", "copilot", "--settings", str(hooks), env={"HOME": str(home)})
     assert "times out" in doctor.stdout
-    _edit_hooks(hooks, lambda e: e.update(bash="sleep 60", timeoutSec=1))
+    kit.edit_hooks(hooks, lambda e: e.update(bash="sleep 60", timeoutSec=1))
     _run(copilot, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
 
 def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(copilot, world):
     home, project, _ = world
-    with stale_socket():
-        _run(copilot, home, project, f"touch {project}/allowed-marker")
-        _run(copilot, home, project, f"touch {project}/denied-marker")
-    assert (project / "allowed-marker").exists()
-    assert not (project / "denied-marker").exists()
+    kit.check_a_stale_socket_leaves_it_to_the_hook(_runner(copilot, home, project), project)
 
 
 def test_a_daemon_that_dies_mid_request_blocks(copilot, world):
     home, project, _ = world
-    with dying_daemon() as taken:
-        _run(copilot, home, project, f"touch {project}/allowed-marker")
-    assert taken, "the hook never reached the daemon"
-    assert not (project / "allowed-marker").exists()
+    kit.check_a_dying_daemon_blocks(_runner(copilot, home, project), project)
 
 
 def test_repository_hooks_run_only_in_a_trusted_folder(copilot, world):
@@ -168,41 +139,14 @@ def test_repository_hooks_run_only_in_a_trusted_folder(copilot, world):
 def test_a_failed_call_has_its_result_entry(copilot, world):
     """A tool call that runs and fails (here: `touch` into a folder that does not exist)
     still gets its result entry, linked to the request."""
-    from runestone.audit.query import read_entries
-
     home, project, _ = world
-    _run(copilot, home, project, f"touch {project}/no-such-dir/allowed-marker")
-    entries = list(read_entries(layout().audit_dir))
-    request = next(e for e in entries if e["kind"] == "request"
-                   and "no-such-dir" in json.dumps(e.get("input")))
-    results = [e for e in entries if e["kind"] == "result"
-               and e["request_id"] == request["request_id"]]
-    assert len(results) == 1, [e["kind"] for e in entries]
+    results = kit.check_a_failed_call_has_its_result(_runner(copilot, home, project), project)
+    assert len(results) == 1, results
 
 
 def test_a_sandbox_decision_runs_the_command_contained(copilot, world):
     """Copilot CLI applies the hook's `modifiedArgs` (allow with a rewritten command): the
     command runs inside `runestone sandbox run`, the write in the project happens, the one
     outside does not, and the model reads what the sandbox refused."""
-    from runestone.audit.query import read_entries
-    from runestone.sandbox.probe import unavailable
-
-    why = unavailable()
-    if why:
-        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
-            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
-        pytest.skip(f"sandboxing unavailable here: {why}")
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
-    outside = home / "outside"
-    outside.mkdir()
-    api = _run(copilot, home, project,
-               f"touch {project}/contained-marker; touch {outside}/escaped")
-    assert (project / "contained-marker").exists(), _said(api)
-    assert not (outside / "escaped").exists()  # the original command would have made it
-    assert "sandbox_violations" in _said(api)
-    entries = list(read_entries(layout().audit_dir))
-    decision = next(e for e in entries if e["kind"] == "decision")
-    assert decision["decision"] == "sandbox"
-    result = next(e for e in entries if e["kind"] == "result")
-    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]
+    kit.check_a_sandbox_decision_contains(_runner(copilot, home, project), project, home)

@@ -18,29 +18,24 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+import host_kit as kit
 import pytest
-from daemon_faults import dying_daemon, stale_socket
-from host_kit import POLICY, govern, host_program
 from model_api import GeminiStandIn
 
 from clihelp import run_cli
 from runestone.home import layout
 
-# In place of the host's event, JSON cut off mid-object: an event the hook cannot read.
-CUT_OFF_EVENT = "printf '{\"hook_event_name\": ' | "
-
 
 @pytest.fixture(scope="module")
 def gemini() -> Path:
-    return host_program("gemini", "Gemini CLI")
+    return kit.host_program("gemini", "Gemini CLI")
 
 
 @pytest.fixture
 def world(tmp_path, isolated_home):
-    govern()
+    kit.govern()
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".gemini").mkdir(parents=True)
     project.mkdir()
@@ -54,28 +49,27 @@ def world(tmp_path, isolated_home):
     return home, project, settings
 
 
-def _edit_hooks(settings: Path, change) -> None:
-    """Apply `change` to each of Runestone's installed hook handlers."""
-    data = json.loads(settings.read_text())
-    for groups in data["hooks"].values():
-        for group in groups:
-            for handler in group["hooks"]:
-                change(handler)
-    settings.write_text(json.dumps(data))
-
-
 def _run(gemini: Path, home: Path, project: Path, command: str) -> GeminiStandIn:
-    with GeminiStandIn("run_shell_command", {"command": command}) as api:
-        env = {"PATH": os.environ["PATH"], "HOME": str(home),
-               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
-               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-               "GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": api.url}
+    return _drive(gemini, home, project, "run the command",
+                  GeminiStandIn("run_shell_command", {"command": command}))
+
+
+def _drive(gemini: Path, home: Path, project: Path, prompt: str,
+           api: GeminiStandIn) -> GeminiStandIn:
+    """Gemini CLI run once in the project with `prompt`, against the stand-in `api`."""
+    with api:
+        env = kit.host_env(home, GEMINI_API_KEY="test-key", GOOGLE_GEMINI_BASE_URL=api.url)
         result = subprocess.run(
-            [str(gemini), "-p", "run the command", "--yolo", "-o", "json",
+            [str(gemini), "-p", prompt, "--yolo", "-o", "json",
              "-m", "gemini-2.5-flash"], cwd=project, env=env, capture_output=True,
             text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
     return api
+
+
+def _runner(gemini: Path, home: Path, project: Path):
+    """Gemini CLI run in the project for one command, as the fault cases take it."""
+    return lambda command: _run(gemini, home, project, command)
 
 
 def test_allow_runs_and_deny_does_not(gemini, world):
@@ -95,40 +89,37 @@ def test_ask_is_denied_with_an_approval_link(gemini, world):
 
 def test_a_hook_that_crashes_blocks(gemini, world):
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')
-    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
-    assert "the policy cannot be loaded" in json.dumps(api.function_responses())
+    api = kit.check_a_crashing_hook_blocks(_runner(gemini, home, project), project)
+    assert "the policy cannot be loaded" in api.said()
 
 
 def test_a_hook_that_cannot_start_blocks(gemini, world):
     """Observed: the shell's complaint about the missing interpreter is the reason."""
     home, project, settings = world
-    settings.write_text(settings.read_text().replace(json.dumps(sys.executable)[1:-1],
-                                                     "/nonexistent/python3"))
+    kit.lose_the_interpreter(settings)
     api = _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
-    assert "No such file or directory" in json.dumps(api.function_responses())
+    assert "No such file or directory" in api.said()
 
 
 def test_a_python_without_runestone_blocks(gemini, world):
     """Python's exit 1 ("No module named runestone") is a warning to Gemini CLI; the
     installed `|| exit 2` makes it a deny with Python's complaint as the reason."""
     home, project, settings = world
-    _edit_hooks(settings, lambda h: h.update(
-        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+    kit.edit_hooks(settings, lambda h: h.update(
+        command=h["command"].replace("from runestone.", "from runestone_gone.")))
     api = _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert not (project / "allowed-marker").exists()
-    assert "No module named runestone_gone" in json.dumps(api.function_responses())
+    assert "No module named 'runestone_gone'" in api.said()
 
 
 def test_without_the_guard_a_python_without_runestone_lets_the_call_through(gemini, world):
     """The case the guard is for, observed; `doctor gemini` fails on the unguarded hook."""
     home, project, settings = world
-    _edit_hooks(settings, lambda h: h.update(command=h["command"].replace(" || exit 2", "")))
+    kit.edit_hooks(settings, lambda h: h.update(command=h["command"].replace(" || exit 2", "")))
     assert "|| exit 2" in run_cli("doctor", "gemini", "--settings", str(settings)).stdout
-    _edit_hooks(settings, lambda h: h.update(
-        command=h["command"].replace("-m runestone", "-m runestone_gone")))
+    kit.edit_hooks(settings, lambda h: h.update(
+        command=h["command"].replace("from runestone.", "from runestone_gone.")))
     _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
@@ -137,7 +128,7 @@ def test_a_hook_that_exits_without_a_word_lets_the_call_through(gemini, world):
     """Observed: a hook killed before it writes anything (no stdout, no stderr) is no
     objection to Gemini CLI, whatever its exit code; Runestone always writes its reason."""
     home, project, settings = world
-    _edit_hooks(settings, lambda h: h.update(command="exit 2"))
+    kit.edit_hooks(settings, lambda h: h.update(command="exit 2"))
     _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
@@ -146,7 +137,7 @@ def test_a_hook_that_times_out_lets_the_call_through(gemini, world):
     """Observed: Gemini CLI kills a hook that outlives its `timeout` and runs the tool.
     Runestone installs a 600 s timeout; `doctor gemini` says a timeout fails open."""
     home, project, settings = world
-    _edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1000))
+    kit.edit_hooks(settings, lambda h: h.update(command="sleep 60", timeout=1000))
     _run(gemini, home, project, f"touch {project}/allowed-marker")
     assert (project / "allowed-marker").exists()
 
@@ -167,32 +158,19 @@ def test_a_malformed_event_blocks(gemini, world):
     """What the hook cannot read (here: cut-off JSON in place of the host's event) is
     Runestone's exit 2 with the reason, and the host blocks."""
     home, project, settings = world
-    _edit_hooks(settings, lambda h: h.update(command=CUT_OFF_EVENT + h["command"]))
-    api = _run(gemini, home, project, f"touch {project}/allowed-marker")
-    assert not (project / "allowed-marker").exists()
-    said = json.dumps(api.function_responses()).lower()
-    assert "malformed" in said or "json" in said
+    api = kit.check_a_malformed_event_blocks(_runner(gemini, home, project), project, settings)
+    assert kit.says_malformed(api)
 
 
 def test_a_daemon_that_is_down_leaves_the_decision_to_the_hook(gemini, world):
-    """A socket file a dead daemon left, nobody listening: the hook decides in-process."""
     home, project, _ = world
-    with stale_socket():
-        _run(gemini, home, project, f"touch {project}/allowed-marker")
-        _run(gemini, home, project, f"touch {project}/denied-marker")
-    assert (project / "allowed-marker").exists()
-    assert not (project / "denied-marker").exists()
+    kit.check_a_stale_socket_leaves_it_to_the_hook(_runner(gemini, home, project), project)
 
 
 def test_a_daemon_that_dies_mid_request_blocks(gemini, world):
-    """The daemon took the request and died before answering: the outcome is unknown, so
-    the hook denies, and the host blocks."""
     home, project, _ = world
-    with dying_daemon() as taken:
-        api = _run(gemini, home, project, f"touch {project}/allowed-marker")
-    assert taken, "the hook never reached the daemon"
-    assert not (project / "allowed-marker").exists()
-    assert "daemon" in json.dumps(api.function_responses())
+    api = kit.check_a_dying_daemon_blocks(_runner(gemini, home, project), project)
+    assert "daemon" in api.said()
 
 
 def test_a_workspace_setting_that_switches_hooks_off_lets_the_call_through(gemini, world):
@@ -226,18 +204,9 @@ def _mcp_write(gemini: Path, home: Path, project: Path, target: Path) -> GeminiS
     def is_fs_write(name: str) -> bool:
         return name.startswith("mcp_") and "fs" in name and name.endswith("write_file")
 
-    with GeminiStandIn("", {"path": str(target), "content": "ssh-ed25519 AAAA test"},
-                       match=is_fs_write) as api:
-        env = {"PATH": os.environ["PATH"], "HOME": str(home),
-               "RUNESTONE_HOME": os.environ["RUNESTONE_HOME"],
-               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-               "GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": api.url}
-        result = subprocess.run(
-            [str(gemini), "-p", "write the file", "--yolo", "-o", "json",
-             "-m", "gemini-2.5-flash"], cwd=project, env=env, capture_output=True,
-            text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert api.tool_sent, (result.stdout[-2000:], result.stderr[-2000:])
-    return api
+    return _drive(gemini, home, project, "write the file",
+                  GeminiStandIn("", {"path": str(target), "content": "ssh-ed25519 AAAA test"},
+                                match=is_fs_write))
 
 
 def test_mcp_tools_meet_the_rules_under_gemini_clis_own_names(gemini, world):
@@ -250,7 +219,7 @@ def test_mcp_tools_meet_the_rules_under_gemini_clis_own_names(gemini, world):
             pytest.fail(f"{FS_SERVER} is missing: run `npm ci --prefix tests/mcp/npm`")
         pytest.skip("server-filesystem is not installed (npm ci --prefix tests/mcp/npm)")
     home, project, settings = world
-    layout().policy_file.write_text(POLICY + MCP_ALLOW)
+    layout().policy_file.write_text(kit.POLICY + MCP_ALLOW)
     (home / ".ssh").mkdir()
     data = json.loads(settings.read_text())
     data["mcpServers"] = {"fs": {"command": "node",
@@ -261,7 +230,7 @@ def test_mcp_tools_meet_the_rules_under_gemini_clis_own_names(gemini, world):
     api = _mcp_write(gemini, home, project, home / ".ssh" / "authorized_keys")
     assert api.called and api.called.startswith("mcp_")
     assert not (home / ".ssh" / "authorized_keys").exists()
-    said = json.dumps(api.function_responses())
+    said = api.said()
     assert "SSH access" in said and "/approve/" not in said  # the Write deny rule's reason
 
 
@@ -270,7 +239,7 @@ def test_a_spent_token_budget_stops_the_next_call(gemini, world):
     with a budget of 5 tokens per agent, the model's first answer spends it and the tool
     call it asked for is denied: the marker is not made. The usage is in the audit log."""
     home, project, _ = world
-    layout().policy_file.write_text(POLICY + """
+    layout().policy_file.write_text(kit.POLICY + """
 [[limit]]
 id = "gemini-tokens"
 budget = "tokens"
@@ -292,41 +261,14 @@ decision = "deny"
 def test_a_failed_call_has_its_result_entry(gemini, world):
     """A tool call that runs and fails (here: `touch` into a folder that does not exist)
     still gets its result entry, linked to the request."""
-    from runestone.audit.query import read_entries
-
     home, project, _ = world
-    _run(gemini, home, project, f"touch {project}/no-such-dir/allowed-marker")
-    entries = list(read_entries(layout().audit_dir))
-    request = next(e for e in entries if e["kind"] == "request"
-                   and "no-such-dir" in json.dumps(e.get("input")))
-    results = [e for e in entries if e["kind"] == "result"
-               and e["request_id"] == request["request_id"]]
-    assert len(results) == 1, [e["kind"] for e in entries]
+    results = kit.check_a_failed_call_has_its_result(_runner(gemini, home, project), project)
+    assert len(results) == 1, results
 
 
 def test_a_sandbox_decision_runs_the_command_contained(gemini, world):
     """Gemini CLI merges the hook's `hookSpecificOutput.tool_input` over the model's
     arguments: the command runs inside `runestone sandbox run`, the write in the project
     happens, the one outside does not, and the model reads what the sandbox refused."""
-    from runestone.audit.query import read_entries
-    from runestone.sandbox.probe import unavailable
-
-    why = unavailable()
-    if why:
-        if os.environ.get("RUNESTONE_TEST_SANDBOX"):
-            pytest.fail(f"RUNESTONE_TEST_SANDBOX is set and the sandbox cannot run: {why}")
-        pytest.skip(f"sandboxing unavailable here: {why}")
     home, project, _ = world
-    layout().policy_file.write_text('[policy]\ndefault = "sandbox"\ninclude = ["default"]\n')
-    outside = home / "outside"
-    outside.mkdir()
-    api = _run(gemini, home, project, f"touch {project}/contained-marker; touch {outside}/escaped")
-    said = json.dumps(api.function_responses())
-    assert (project / "contained-marker").exists(), said
-    assert not (outside / "escaped").exists()  # the original command would have made it
-    assert "sandbox_violations" in said
-    entries = list(read_entries(layout().audit_dir))
-    decision = next(e for e in entries if e["kind"] == "decision")
-    assert decision["decision"] == "sandbox"
-    result = next(e for e in entries if e["kind"] == "result")
-    assert result["request_id"] == decision["request_id"] and result["sandbox"]["blocked"]
+    kit.check_a_sandbox_decision_contains(_runner(gemini, home, project), project, home)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -278,7 +280,7 @@ def test_install_merges_and_uninstall_removes_only_ours(tmp_path, initialised):
         installed = json.loads(settings.read_text())
         assert installed["theme"] == "dark" and installed["hooks"]["Other"]
         ours = [e for e in installed["hooks"] if e != "Other"]
-        assert json.dumps(installed).count("runestone hook") == len(ours)
+        assert json.dumps(installed).count("from runestone.cli.hook import main") == len(ours)
         assert list(tmp_path.glob(f"{host}.json.runestone-backup-*"))
         if host == "codex":
             _trust_codex_hooks(settings)
@@ -596,3 +598,83 @@ def test_install_writes_where_the_host_reads(tmp_path, initialised, host, variab
     assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*.json"))
     assert run_cli("uninstall", host, env=env).returncode == 0
 
+
+
+# --- The working directory is not on the hook's sys.path ----------------------------------------
+
+PLANTED = "open(__file__ + '.ran', 'w').close()\ndef main(): pass\n"
+
+
+def _plant_runestone(project: Path) -> list[Path]:
+    """What an agent can write into its own project: a `runestone` package whose every entry
+    (the package, `-m runestone`, the hook module) leaves a mark when imported."""
+    package = project / "runestone"
+    (package / "cli").mkdir(parents=True)
+    files = [package / name for name in ("__init__.py", "__main__.py", "cli/__init__.py",
+                                         "cli/hook.py")]
+    for file in files:
+        file.write_text(PLANTED)
+    return [file.with_name(file.name + ".ran") for file in files]
+
+
+def _run_in(project: Path, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", command], cwd=project, input="{}", capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("host", ["claude-code", "codex", "gemini", "cursor", "copilot"])
+def test_a_runestone_package_in_the_project_is_not_imported_by_the_hook(tmp_path, initialised,
+                                                                        host):
+    """Hosts run hooks in the agent's project. Python puts the working directory first on
+    sys.path for `-m` and `-c`, so a planted `runestone/` there was imported in place of
+    Runestone and answered every call (the first case shows it with the old command); the
+    installed command (-P) imports the real one, which fails closed on this empty input."""
+    project = tmp_path / "project"
+    marks = _plant_runestone(project)
+    old = _run_in(project, f"{os.sys.executable} -m runestone hook {host}")
+    assert any(mark.exists() for mark in marks), old.stderr
+    for mark in marks:
+        mark.unlink(missing_ok=True)
+    settings = tmp_path / "settings.json"
+    assert run_cli("install", host, "--settings", str(settings)).returncode == 0
+    commands = {h.get("command") or h.get("bash") for h in _installed(settings)}
+    assert commands
+    for command in commands:
+        result = _run_in(project, command)
+        assert not any(mark.exists() for mark in marks), command
+        assert "malformed hook input" in result.stdout + result.stderr, result
+
+
+def _installed(settings: Path) -> list[dict]:
+    handlers = []
+    for entries in json.loads(settings.read_text())["hooks"].values():
+        for entry in entries:
+            handlers += entry.get("hooks", [entry])
+    return handlers
+
+
+@pytest.mark.parametrize("hosts", [[], ["claude-code", "codex"], ["--help"]])
+def test_the_hook_entry_wants_one_host(hosts):
+    """The installed entry is run by hosts only; anything but one host name is exit 2 (a
+    block for every host) with what it wants, not a decision."""
+    from runestone.integrations.install import HOOK_ENTRY
+
+    result = subprocess.run([os.sys.executable, "-P", "-c", HOOK_ENTRY, *hosts], input="{}",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "name one host" in result.stderr and not result.stdout
+
+
+def test_doctor_fails_a_hook_that_imports_from_the_project(tmp_path, initialised):
+    """An install from before -P: doctor names the hazard and the fix."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [
+        {"type": "command", "command": f"{os.sys.executable} -m runestone hook claude-code",
+         "timeout": 600, "onFailure": "block"}]}]}}))
+    report = run_cli("doctor", "claude-code", "--settings", str(settings))
+    assert report.returncode == 1
+    assert "working directory on sys.path" in report.stdout
+    assert "runestone install claude-code" in report.stdout
+    assert run_cli("install", "claude-code", "--settings", str(settings)).returncode == 0
+    assert "working directory" not in run_cli("doctor", "claude-code", "--settings",
+                                              str(settings)).stdout

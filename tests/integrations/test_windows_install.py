@@ -4,7 +4,7 @@ No Windows machine runs these tests: every command install writes is parsed back
 shell the host uses on Windows (Git Bash for Claude Code, cmd.exe for Codex, PowerShell for
 Gemini CLI and Copilot, the form both read for Cursor), with the analysers Runestone uses
 for agents' own commands, and must start exactly the interpreter given, with exactly
-`-m runestone hook <host>`, and end in the exit-2 guard where the host needs one.
+`-P -m runestone hook <host>`, and end in the exit-2 guard where the host needs one.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def _parse(shell: str, command: str):
 
 
 def _starts(shell: str, command: str, python: str, host: str) -> None:
-    """The command, read as `shell` reads it, starts `python -m runestone hook <host>`."""
+    """The command, read as `shell` reads it, starts `python -P -m runestone hook <host>`."""
     first = _parse(shell, command)[0]
     assert first.argv[0].text.replace("/", "\\") == python
     assert not first.argv[0].dynamic
-    assert [w.text for w in first.args] == ["-m", "runestone", "hook", host]
+    assert [w.text for w in first.args] == ["-P", "-m", "runestone", "hook", host]
 
 
 def _commands(settings_file, host: str) -> list[dict]:

@@ -128,6 +128,30 @@ def test_listing_allowed_and_denied_calls_through_the_gateway(policy, repo):
     assert result["result_bytes"] > 0 and "b.txt" not in json.dumps(result)
 
 
+def test_results_are_written_while_the_session_is_open(policy):
+    """Result entries are written after each answer, while the session is open (not only
+    when the gateway exits), each after its own call's request and decision, in one chain."""
+    def entries() -> list[dict]:
+        return [e for e in read_entries(layout().audit_dir) if e["kind"] != "checkpoint"]
+
+    async def body(session):
+        calls = [await session.call_tool("get_current_time", {"timezone": "UTC"})
+                 for _ in range(2)]
+        with anyio.fail_after(20):
+            while sum(e["kind"] == "result" for e in entries()) < 2:
+                await anyio.sleep(0.02)
+        return calls
+
+    calls = anyio.run(session_run, gateway(policy, "mcp-server-time"), body)
+    assert not any(call.is_error for call in calls)
+    written = entries()
+    for request in (e for e in written if e["kind"] == "request"):
+        mine = [e["kind"] for e in written if e["request_id"] == request["request_id"]]
+        assert mine == ["request", "decision", "result"]
+    every = list(read_entries(layout().audit_dir))
+    assert [e["seq"] for e in every] == list(range(1, len(every) + 1))
+
+
 def test_an_ask_answered_through_elicitation(policy):
     asked: list[str] = []
 
@@ -229,7 +253,7 @@ def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, polic
     config.write_text(json.dumps(original))
     assert run_cli("install", "mcp", "--settings", str(config)).returncode == 0
     wrapped = json.loads(config.read_text())["mcpServers"]
-    assert wrapped["time"]["args"][:4] == ["-m", "runestone", "mcp", "wrap"]
+    assert wrapped["time"]["args"][:5] == ["-P", "-m", "runestone", "mcp", "wrap"]
     assert wrapped["time"]["env"] == {"TZ": "UTC"}
     assert wrapped["secret"] == original["mcpServers"]["secret"]
     doctor = run_cli("doctor", "mcp", "--settings", str(config))
@@ -239,9 +263,11 @@ def test_install_routes_mcp_servers_through_the_gateway_and_back(tmp_path, polic
         return await session.call_tool("get_current_time", {"timezone": "UTC"})
 
     entry = wrapped["time"]
+    after_wrap = entry["args"].index("wrap") + 1  # the test's policy goes to `mcp wrap`
     result = anyio.run(session_run, StdioServerParameters(
         command=entry["command"],
-        args=[*entry["args"][:4], "--policy", str(policy), *entry["args"][4:]],
+        args=[*entry["args"][:after_wrap], "--policy", str(policy),
+              *entry["args"][after_wrap:]],
         env={**os.environ, **entry["env"]}), body)
     assert not result.is_error
     assert run_cli("uninstall", "mcp", "--settings", str(config)).returncode == 0

@@ -207,6 +207,19 @@ def test_nested_shells_are_bounded():
     assert "too-deep" not in opaque_kinds("eval " * 3 + "rm -rf /")
 
 
+def test_a_long_chain_is_read_not_refused_as_deep():
+    """tree-sitter nests `a && b && c` one level per operator; a chain of 500 commands is
+    500 commands in a row to bash, and every one of them is read, the last included."""
+    chain = " && ".join(["git status"] * 499 + ["rm -rf /"])
+    analysis = run(chain)
+    assert not analysis.opaque
+    assert len(analysis.commands) == 500
+    assert [w.text for w in analysis.commands[-1].argv] == ["rm", "-rf", "/"]
+    mixed = run("cd /tmp && " + " || ".join(["ls"] * 300) + "; rm -rf b")
+    assert not mixed.opaque
+    assert mixed.commands[-1].cwd == "/tmp"
+
+
 def test_deep_nesting_does_not_crash():
     analysis = run("$(" * 3000 + "x" + ")" * 3000)
     assert analysis.opaque

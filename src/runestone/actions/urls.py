@@ -47,6 +47,7 @@ def looks_like_url(text: str) -> bool:
     return bool(_URL_START.match(text))
 
 
+@lru_cache(maxsize=4096)  # a function of the text alone; the same URLs come back call after call
 def url_fact(raw: str) -> UrlFact:
     """Parse `raw` into a UrlFact. Never raises: an unparseable URL has address `invalid`."""
     text = raw.strip()

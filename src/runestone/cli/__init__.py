@@ -222,16 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. A reader that goes away (`| head`) ends output quietly."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) == 2 and args[0] == "hook" and not args[1].startswith("-"):
-        # The hot path: an agent host runs this before every tool call. Skip argparse, and
-        # let the cyclic garbage collector wait: a hook's start-up allocates in bursts that
-        # set off some thirty collections (about 1 ms) for a process that lives 40 ms. The
-        # threshold still bounds memory if the hook waits long for a human.
-        import gc
+        # The hot path (hooks installed before the `-c` entry; see hook_command): skip
+        # argparse.
+        from runestone.cli.hook import start
 
-        gc.set_threshold(50_000, 20, 20)
-        from runestone.cli.hook import run_hook
-
-        return run_hook(args[1])
+        return start(args[1])
     if len(args) == 4 and args[:3] == ["sandbox", "run", "--request"]:
         # What a hook's rewritten command runs: every sandboxed agent command pays this.
         from runestone.cli.sandbox import run_request

@@ -17,6 +17,27 @@ if TYPE_CHECKING:
     from runestone.integrations.reply import Reply
 
 
+def main() -> None:
+    """The installed hook's entry point: `python -P -c "from runestone.cli.hook import main;
+    main()" HOST` (runestone.integrations.install.hook_command says why not `-m`)."""
+    hosts = sys.argv[1:]
+    if len(hosts) != 1 or hosts[0].startswith("-"):
+        print("runestone hook: name one host, e.g. claude-code", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(start(hosts[0]))
+
+
+def start(host_name: str) -> int:
+    """Answer one hook call for `host_name`, set up for a short life: an agent host runs this
+    before every tool call. The cyclic garbage collector waits: a hook's start-up allocates
+    in bursts that set off some thirty collections (about 1 ms) for a process that lives
+    40 ms. The threshold still bounds memory if the hook waits long for a human."""
+    import gc
+
+    gc.set_threshold(50_000, 20, 20)
+    return run_hook(host_name)
+
+
 def run_hook(host_name: str) -> int:
     from runestone.integrations.client import HOST_NAMES
 

@@ -48,7 +48,7 @@ def _contained(args: argparse.Namespace, argv: list[str]) -> list[str]:
     the server works inside the sandbox, and never starts if the sandbox cannot."""
     import os
 
-    wrapper = [sys.executable, "-m", "runestone", "sandbox", "run", "--profile", args.sandbox,
+    wrapper = [sys.executable, "-P", "-m", "runestone", "sandbox", "run", "--profile", args.sandbox,
                "--project", os.getcwd()]
     if args.policy:
         wrapper += ["--policy", args.policy]

@@ -61,7 +61,8 @@ def start_in_background(state_dir: str) -> bool:
         os.close(fd)
         log = os.path.join(state_dir, "daemon.log")
         os.posix_spawn(
-            sys.executable, [sys.executable, "-m", "runestone", "daemon", "--on-demand"],
+            # -P: not the hook's working directory (the agent's project) on sys.path
+            sys.executable, [sys.executable, "-P", "-m", "runestone", "daemon", "--on-demand"],
             os.environ,
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),

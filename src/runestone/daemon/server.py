@@ -301,6 +301,9 @@ def _daemon_handler(daemon: Daemon) -> type:
     class Handler(base):  # type: ignore[misc, valid-type]
         server_version = "runestone-daemon"
         protocol_version = "HTTP/1.1"
+        # Buffered: an answer's headers and body leave in one send when the request is done
+        # (BaseHTTPRequestHandler flushes after each), not two. Nothing here streams.
+        wbufsize = 64 * 1024
 
         def setup(self) -> None:
             super().setup()

@@ -25,6 +25,15 @@ from typing import Any
 
 MARK = "runestone hook"
 
+# The installed hook runs its entry with `-c`, not `-m runestone hook`: `-m` imports runpy and
+# with it importlib.util, contextlib, collections and more, ~6 ms of CPU on the reference
+# machine, which is most of what a hook forwarding to the daemon costs beyond a bare
+# interpreter, paid before every tool call. `-P` keeps the working directory off sys.path:
+# hosts run hooks in the agent's project, and with `-m` or `-c` alone a `runestone/`
+# directory the agent wrote there is imported instead of Runestone and answers every call.
+HOOK_ENTRY = "from runestone.cli.hook import main; main()"
+SAFE_PATH = "-P"
+
 
 # Codex and Gemini CLI block a call only on exit 2 (or a deny reply). A shell that cannot
 # start the interpreter exits 127, and a Python that cannot import Runestone exits 1: both
@@ -45,8 +54,32 @@ def hook_command(host: str, *, target: str | None = None, python: str | None = N
         from runestone.integrations import windows
 
         return windows.hook_command(host, python or sys.executable)
-    command = f"{shlex.quote(python or sys.executable)} -m runestone hook {host}"
+    command = (f"{shlex.quote(python or sys.executable)} {SAFE_PATH} -c "
+               f"{shlex.quote(HOOK_ENTRY)} {host}")
     return command + EXIT_2_GUARD if host in GUARDED_HOSTS else command
+
+
+def names_hook(command: str, host: str) -> bool:
+    """Whether `command` runs Runestone's hook for `host`: the form install writes, or the
+    `-m runestone hook` form of earlier versions (and of Windows)."""
+    return (f"{shlex.quote(HOOK_ENTRY)} {host}" in command
+            or f"{MARK} {host}" in command)
+
+
+def cwd_problem(host: str, command: str) -> str | None:
+    """Why the hook's interpreter would import from the working directory, or None. Python
+    puts the current directory first on sys.path for `-m` and `-c` unless `-P` (or `-I`)
+    is given; hosts run hooks in the agent's project, where the agent can write files."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None  # interpreter_problem says why it cannot be read
+    entry = next((i for i, word in enumerate(words) if word in ("-m", "-c")), len(words))
+    if {SAFE_PATH, "-I"} & set(words[1:entry]):
+        return None
+    return (f"hook's interpreter puts the working directory on sys.path (no {SAFE_PATH}): a "
+            "`runestone` directory written into the agent's project would answer every call; "
+            f"run `runestone install {host}` again")
 
 
 def guard_problem(host: str, command: str) -> str | None:
@@ -161,7 +194,7 @@ def _is_ours(handler: Any, host: str) -> bool:
     if handler.get("type") == "http":
         return str(handler.get("url", "")).endswith(f"/hooks/{host}")
     command = handler.get("command") or handler.get("bash") or handler.get("powershell") or ""
-    return f"{MARK} {host}" in str(command)
+    return names_hook(str(command), host)
 
 
 def claude_install(data: dict[str, Any], *, http: bool, port: int, target: str | None = None,
@@ -337,6 +370,8 @@ def claude_doctor(data: dict[str, Any], report: DoctorReport,
                 report.fail(f"the {event} hook cannot start: {problem} (exit 127); "
                             f"{CLAUDE_REINSTALL} from a working installation")
                 continue
+            elif unsafe := cwd_problem("claude-code", command):
+                report.fail(f"the {event} {unsafe}")
             answer = _claude_answer(run(command, json.dumps(probe), shell), event)
             if answer == expected:
                 report.good(f"the {event} command hook denied the probe (`rm -rf ~`): "
@@ -579,6 +614,9 @@ def probe_doctor(host: str, event: str, probe: dict[str, Any],
                 unguarded = guard_problem(host, command)
                 if unguarded:
                     report.fail(f"the {event} {unguarded}")
+                unsafe = cwd_problem(host, command)
+                if unsafe:
+                    report.fail(f"the {event} {unsafe}")
                 problem = interpreter_problem(command)
                 if problem:
                     report.fail(f"the {event} hook cannot start: {problem}; run `runestone "
@@ -811,12 +849,14 @@ COPILOT_PROBE = {"timestamp": 1704614600000, "cwd": _HOME_PROBE_CWD, "toolName":
 
 # --- MCP server entries (Claude Code's .mcp.json and the like) ----------------------------------
 
-MCP_WRAP = ("-m", "runestone", "mcp", "wrap")
+# -P: hosts start MCP servers in the project, which must not be on sys.path (SAFE_PATH).
+MCP_WRAP = (SAFE_PATH, "-m", "runestone", "mcp", "wrap")
 
 
 def _wrapped(entry: dict[str, Any]) -> bool:
+    """Whether the entry goes through the gateway, in this form or an earlier one's (no -P)."""
     args = entry.get("args") or []
-    return isinstance(args, list) and tuple(args[:4]) == MCP_WRAP
+    return isinstance(args, list) and MCP_WRAP[1:] in (tuple(args[:4]), tuple(args[1:5]))
 
 
 def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765,
@@ -828,7 +868,11 @@ def mcp_install(data: dict[str, Any], *, http: bool = False, port: int = 8765,
     if not isinstance(servers, dict):
         raise ValueError("no 'mcpServers' object in this file")
     for name, entry in servers.items():
-        if not isinstance(entry, dict) or _wrapped(entry):
+        if not isinstance(entry, dict):
+            continue
+        if _wrapped(entry):
+            if entry["args"][0] != SAFE_PATH:  # an earlier install's form
+                entry["args"] = [SAFE_PATH, *entry["args"]]
             continue
         if entry.get("command"):
             servers[name] = {**{k: v for k, v in entry.items() if k not in ("command", "args")},
@@ -871,7 +915,11 @@ def mcp_doctor(data: dict[str, Any], report: DoctorReport,
         report.fail("no 'mcpServers' in this file")
         return
     for name, entry in servers.items():
-        if isinstance(entry, dict) and _wrapped(entry):
+        if isinstance(entry, dict) and _wrapped(entry) and entry["args"][0] != SAFE_PATH:
+            report.fail(f"{name} starts the gateway without {SAFE_PATH}: the host starts it in "
+                        "the project, and a `runestone` directory written there would run "
+                        "instead; run `runestone install mcp` again")
+        elif isinstance(entry, dict) and _wrapped(entry):
             report.good(f"{name} goes through the Runestone gateway")
         else:
             report.fail(f"{name} does not go through the gateway: its tool calls are not "

@@ -84,10 +84,11 @@ def _bare(path: str, host: str) -> str:
 
 
 def hook_command(host: str, python: str) -> str:
-    """The command `host` on Windows runs to start `python -m runestone hook <host>`."""
+    """The command `host` on Windows runs to start `python -P -m runestone hook <host>`
+    (`-m`, not install's `-c` entry: cmd and PowerShell quote `-c` code differently)."""
     if not is_windows_interpreter(python):
         raise ValueError(f"{python!r} is not an absolute Windows path (C:\\... or \\\\server\\...)")
-    tail = f"-m runestone hook {host}"
+    tail = f"-P -m runestone hook {host}"  # -P: install.SAFE_PATH says why
     shell = SHELLS.get(host, "bare")
     if shell == "bash":
         return f"{shlex.quote(python.replace(chr(92), '/'))} {tail}"
@@ -100,8 +101,8 @@ def hook_command(host: str, python: str) -> str:
 
 def copilot_entry_commands(python: str) -> dict[str, str]:
     """Copilot's two keys: `bash` (Git Bash form) and `powershell` (run on Windows)."""
-    return {"bash": f"{shlex.quote(python.replace(chr(92), '/'))} -m runestone hook copilot",
-            "powershell": "& '" + python.replace("'", "''") + "' -m runestone hook copilot"}
+    return {"bash": f"{shlex.quote(python.replace(chr(92), '/'))} -P -m runestone hook copilot",
+            "powershell": "& '" + python.replace("'", "''") + "' -P -m runestone hook copilot"}
 
 
 def interpreter(host: str, command: str, shell: str | None = None) -> str | None:

@@ -42,6 +42,7 @@ from runestone.mcp.wire import (
     SERVER_GONE,
     SERVER_INFO_KEY,
     Oversized,
+    encode_line,
     error,
     input_required,
     is_modern,
@@ -152,7 +153,7 @@ class Gateway:
         return 0
 
     async def to_client(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, ensure_ascii=False).encode() + b"\n"
+        data = encode_line(message)
         async with self._out_lock:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()

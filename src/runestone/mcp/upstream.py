@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from runestone.mcp.wire import MAX_LINE, Oversized, read_line
+from runestone.mcp.wire import MAX_LINE, Oversized, encode_line, read_line
 
 __all__ = ["MAX_LINE", "HttpUpstream", "StdioUpstream", "Upstream"]
 
@@ -48,7 +48,7 @@ class StdioUpstream:
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
+        self.process.stdin.write(encode_line(message))
         await self.process.stdin.drain()
 
     async def receive(self) -> dict[str, Any] | str | Oversized | None:

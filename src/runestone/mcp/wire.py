@@ -23,6 +23,22 @@ CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 
 
+# One encoder for every message (`json.dumps` with options builds a new one each time).
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def encode_line(message: dict[str, Any]) -> bytes:
+    """A message as one line of the stdio transport.
+
+    Messages are written from what the gateway parsed, never relayed as the bytes that came
+    in: the other side then reads exactly what the gateway read and judged. A line relayed
+    raw could say more than that to another parser (with a key twice, `"method"` or
+    `"name"`, the gateway sees the last and a server's parser may act on the first, and a
+    judged call would not be the one that runs); the few microseconds saved are not worth
+    that."""
+    return _ENCODER.encode(message).encode() + b"\n"
+
+
 def meta_of(message: dict[str, Any]) -> dict[str, Any]:
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None

@@ -24,6 +24,7 @@ of `tests/policy/test_rule_index.py` checks decisions against trying every rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from runestone.policy.rules import _glob_set, _own_places
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from runestone.policy.model import Rule
 
 _INDEXES_KEPT = 1024  # (place, candidate set) pairs
+_FORMS_KEPT = 4096  # path forms remembered per index
 _WILDCARDS = "*?["
 
 
@@ -54,11 +56,42 @@ def decided_by_globs(rule: Rule) -> tuple[str, ...] | None:
     return (globs,) if isinstance(globs, str) else tuple(globs)
 
 
+def _filing(expanded: str) -> tuple[tuple[str, str], ...]:
+    """Where one expanded glob is filed, as (table, key) pairs, as `rules._glob_set` sorts
+    globs: a base-name glob (`**/NAME`) is matched against the base name, any other against
+    the whole path; a glob matches only strings that start with its literal text up to its
+    first wildcard (`*`, `?` or `[`). `always`: a candidate for every path."""
+    rest = expanded[3:]
+    if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
+        if _literal(rest):
+            return (("names", rest),)
+        if rest.startswith("*") and rest[1:] and _literal(rest[1:]):
+            return (("suffixes", rest[1:]),)
+        prefix = rest[:_first_wildcard(rest)]
+        return (("prefixes", prefix),) if prefix else (("always", ""),)
+    if _literal(expanded):
+        return (("exact", expanded),)
+    if expanded.endswith("/**") and len(expanded) > 3 and _literal(expanded[:-3]):
+        return (("exact", expanded[:-3]), ("under", expanded[:-3] + "/"))
+    head = expanded[:_first_wildcard(expanded)]
+    directory = head[:head.rfind("/") + 1]
+    return (("under", directory),) if directory else (("always", ""),)
+
+
+@lru_cache(maxsize=4096)
+def _rule_filing(globs: tuple[str, ...], project: str, home: str,
+                 places: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Where a rule's globs are filed for one place (keyed as `rules._glob_set`): the same
+    rules are filed in index after index, one per candidate set a call meets."""
+    found = _glob_set(globs, project, home, places)
+    return tuple(entry for expanded in found.expanded for entry in _filing(expanded))
+
+
 class PathIndex:
     """For one place: rule ids by exact path, directory, base name, suffix and prefix."""
 
-    __slots__ = ("always", "exact", "indexed", "names", "prefix_length", "prefixes",
-                 "suffix_length", "suffixes", "under")
+    __slots__ = ("_possible", "always", "exact", "indexed", "names", "prefix_length",
+                 "prefixes", "suffix_length", "suffixes", "under")
 
     def __init__(self, rules: Sequence[Rule], project: str, home: str) -> None:
         self.exact: dict[str, set[int]] = {}
@@ -67,57 +100,40 @@ class PathIndex:
         self.suffixes: dict[str, set[int]] = {}
         self.prefixes: dict[str, set[int]] = {}
         self.always: set[int] = set()
+        tables = {"exact": self.exact, "under": self.under, "names": self.names,
+                  "suffixes": self.suffixes, "prefixes": self.prefixes}
         indexed: set[int] = set()
-        self.suffix_length = self.prefix_length = 0
         for rule in rules:
             globs = decided_by_globs(rule)
             if globs is None:
                 continue
             places = _own_places() if any(g.startswith("{runestone-") for g in globs) else ()
-            found = _glob_set(globs, project, home, places)
             key = id(rule)
             indexed.add(key)
-            for expanded in found.expanded:
-                self._add(expanded, key)
+            for table, text in _rule_filing(globs, project, home, places):
+                if table == "always":
+                    self.always.add(key)
+                else:
+                    tables[table].setdefault(text, set()).add(key)
         self.indexed = frozenset(indexed)
-
-    def _add(self, expanded: str, key: int) -> None:
-        """File one expanded glob under what any path it matches must hold, as
-        `rules._glob_set` sorts globs: a base-name glob (`**/NAME`) is matched against the
-        base name, any other against the whole path; a glob matches only strings that start
-        with its literal text up to its first wildcard (`*`, `?` or `[`)."""
-        rest = expanded[3:]
-        if expanded.startswith("**/") and "/" not in rest and "**" not in rest:
-            if _literal(rest):
-                self.names.setdefault(rest, set()).add(key)
-            elif rest.startswith("*") and rest[1:] and _literal(rest[1:]):
-                self.suffixes.setdefault(rest[1:], set()).add(key)
-                self.suffix_length = max(self.suffix_length, len(rest) - 1)
-            else:
-                self._add_prefix(rest[:_first_wildcard(rest)], key)
-        elif _literal(expanded):
-            self.exact.setdefault(expanded, set()).add(key)
-        elif expanded.endswith("/**") and len(expanded) > 3 and _literal(expanded[:-3]):
-            self.exact.setdefault(expanded[:-3], set()).add(key)
-            self.under.setdefault(expanded[:-3] + "/", set()).add(key)
-        else:
-            head = expanded[:_first_wildcard(expanded)]
-            directory = head[:head.rfind("/") + 1]
-            if directory:
-                self.under.setdefault(directory, set()).add(key)
-            else:
-                self.always.add(key)
-
-    def _add_prefix(self, prefix: str, key: int) -> None:
-        if prefix:
-            self.prefixes.setdefault(prefix, set()).add(key)
-            self.prefix_length = max(self.prefix_length, len(prefix))
-        else:
-            self.always.add(key)
+        self.suffix_length = max(map(len, self.suffixes), default=0)
+        self.prefix_length = max(map(len, self.prefixes), default=0)
+        # The index is not changed once built, so what a path form could match is worked out
+        # once per form: the same paths come back call after call (the project, its files).
+        self._possible: dict[str, frozenset[int]] = {}
 
     def add_possible(self, form: str, found: set[int]) -> None:
         """Add the ids of the rules whose globs could match `form` (as `_GlobSet.fullmatch`
         tests it: the path, a directory it is under, its base name)."""
+        possible = self._possible.get(form)
+        if possible is None:
+            possible = frozenset(self._look_up(form))
+            if len(self._possible) < _FORMS_KEPT:
+                self._possible[form] = possible
+        found |= possible
+
+    def _look_up(self, form: str) -> set[int]:
+        found: set[int] = set()
         hit = self.exact.get(form)
         if hit:
             found |= hit
@@ -140,6 +156,7 @@ class PathIndex:
             hit = self.prefixes.get(name[:length])
             if hit:
                 found |= hit
+        return found
 
 
 def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,

@@ -15,26 +15,17 @@ to ask the server about them. Standard library only: this runs on the hook path.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runestone.approvals import MAX_SCOPE_MINUTES
-from runestone.home import Layout
-from runestone.remote.client import (
-    CredentialRefused,
-    RemoteError,
-    ServerUnreachable,
-    credential_file,
-    load_remote,
-)
+from runestone.remote.client import CredentialRefused, RemoteError
+from runestone.remote.enrolled import EnrolledClient
 
 SUBMIT_TIMEOUT = 5.0
 RECORD_TIMEOUT = 2.0
@@ -60,56 +51,9 @@ class Verdict:
         return self.state in DECIDED
 
 
-class ServerApprovals:
-    """The control plane's approval API, as seen by one enrolled runtime."""
-
-    def __init__(self, layout: Layout, config: dict[str, Any], credential: str) -> None:
-        self.layout = layout
-        self.server = str(config["server"]).rstrip("/")
-        self.runtime_id = str(config["runtime_id"])
-        self.server_public_key = str(config["server_public_key"])
-        self._credential = credential
-
-    @classmethod
-    def from_layout(cls, layout: Layout) -> ServerApprovals | None:
-        """None when this runtime is not enrolled (local approvals only)."""
-        config = load_remote(layout)
-        if config is None:
-            return None
-        try:
-            credential = credential_file(layout).read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return cls(layout, config, credential)
-
-    @property
-    def credential_hash(self) -> str:
-        return hashlib.sha256(self._credential.encode("utf-8")).hexdigest()
-
-    # --- HTTP ---------------------------------------------------------------------------
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None,
-              timeout: float) -> tuple[int, dict[str, Any]]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.server + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization":
-                                                      f"Bearer {self._credential}"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read() or b"{}")
-            except ValueError:
-                detail = {}
-            return exc.code, detail if isinstance(detail, dict) else {}
-        except (urllib.error.URLError, OSError) as exc:
-            raise ServerUnreachable(f"the control plane at {self.server} does not answer: "
-                                    f"{exc}") from exc
-        except ValueError as exc:  # it answered, but not with JSON
-            raise RemoteError(f"the control plane at {self.server} answered garbage: "
-                              f"{exc}") from exc
+class ServerApprovals(EnrolledClient):
+    """The control plane's approval API, as seen by one enrolled runtime (the client and
+    its failures: remote/enrolled.py)."""
 
     def submit(self, ask: dict[str, Any], *, timeout: float = SUBMIT_TIMEOUT) -> dict[str, Any]:
         """Send an ask; the server's view of it (id, link, state). Raises RemoteError."""

@@ -20,22 +20,20 @@ Standard library plus the runtime's own loader; this runs on the ask path only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runestone.actions import Action
 from runestone.home import Layout
-from runestone.remote.client import RemoteError, ServerUnreachable, credential_file, load_remote
+from runestone.remote.client import RemoteError, ServerUnreachable
+from runestone.remote.enrolled import EnrolledClient
 from runestone.remote.signing import grant_message, grant_use_message
 
 TIMEOUT = 5.0
@@ -56,53 +54,30 @@ class Used:
     summary: str
 
 
-class ServerGrants:
+class ServerGrants(EnrolledClient):
+    """The control plane's grants, as seen by one enrolled runtime (the client:
+    remote/enrolled.py)."""
+
+    speaks_of = "the server"
+
     def __init__(self, layout: Layout, config: dict[str, Any], credential: str) -> None:
-        self.layout = layout
-        self.server = str(config["server"]).rstrip("/")
-        self.runtime_id = str(config["runtime_id"])
-        self.server_public_key = str(config["server_public_key"])
-        self._credential = credential
+        super().__init__(layout, config, credential)
         self._rules: dict[str, Any] = {}
 
-    @classmethod
-    def from_layout(cls, layout: Layout) -> ServerGrants | None:
-        config = load_remote(layout)
-        if config is None:
-            return None
-        try:
-            credential = credential_file(layout).read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return cls(layout, config, credential)
+    def _refusal(self, detail: Any) -> Any:
+        """A refusal's body as it came, even when it is not a JSON object."""
+        return detail
 
-    @property
-    def credential_hash(self) -> str:
-        return hashlib.sha256(self._credential.encode("utf-8")).hexdigest()
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None
-              ) -> tuple[int, dict[str, Any]]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.server + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {self._credential}"})
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                return exc.code, json.loads(exc.read() or b"{}")
-            except ValueError:
-                return exc.code, {}
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ServerUnreachable(f"the server at {self.server} does not answer: {exc}") \
-                from exc
+    def _garbage(self, exc: ValueError) -> RemoteError:
+        """An answer that is not JSON counts as no answer: spending falls back to this
+        runtime's offline allotment."""
+        return ServerUnreachable(f"{self.speaks_of} at {self.server} does not answer: {exc}")
 
     # --- pulling ------------------------------------------------------------------------
 
     def pull(self) -> int:
         """Fetch the grants meant for this runtime and keep the verified ones; how many."""
-        status, answer = self._call("GET", "/api/v1/runtime/grants")
+        status, answer = self._call("GET", "/api/v1/runtime/grants", None, TIMEOUT)
         if status != 200:
             raise RemoteError(f"the server refused the grants (HTTP {status}): "
                               f"{str(answer.get('detail', ''))[:300]}")
@@ -190,7 +165,8 @@ class ServerGrants:
             try:
                 status, answer = self._call(
                     "POST", f"/api/v1/runtime/grants/{urllib.parse.quote(gid)}/spend",
-                    {"action_key": key, "session": action.session, "agent": action.agent})
+                    {"action_key": key, "session": action.session, "agent": action.agent},
+                    TIMEOUT)
             except ServerUnreachable:
                 used = self._offline(grant)
                 if used is not None:

@@ -39,7 +39,7 @@ def sandbox_command(request_id: str) -> str:
     if not valid_request_id(request_id):
         raise HandoffError(f"not a request id: {request_id!r}")
     script = Path(sys.executable).with_name("runestone")
-    program = [str(script)] if os.access(script, os.X_OK) else [sys.executable, "-m",
+    program = [str(script)] if os.access(script, os.X_OK) else [sys.executable, "-P", "-m",
                                                                  "runestone"]
     words = [*program, "sandbox", "run", "--request", request_id]
     prefix = ""

@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from runestone.shell import programs
-from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
+from runestone.shell.base import AnalyzerBase, TooDeep
+from runestone.shell.model import Redirect, ShellAnalysis, SimpleCommand, Word
 from runestone.shell.syntax import first_error
 from runestone.shell.syntax import node_text as _text
 from runestone.shell.words import (
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 MAX_LENGTH = 10_000
 MAX_DEPTH = 8
 _MAX_NESTING = 64
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _IFS = re.compile(r"\$\{?IFS\b")
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
 _LEADING_BRACE = re.compile(r"(?:^|[;&|(\n`]\s*)\{[^\s{}]*,[^{}]*\}")
@@ -94,10 +94,6 @@ def _bash_language() -> object:
     return tree_sitter_bash.language()
 
 
-class _TooDeep(Exception):
-    pass
-
-
 class _Scope(NamedTuple):
     """Where a command sits: the wrappers that led to it, and how its output is used."""
 
@@ -107,15 +103,10 @@ class _Scope(NamedTuple):
     remote: bool = False
 
 
-class _Analyzer:
+class _Analyzer(AnalyzerBase):
     def __init__(self, source: str, cwd: str | None, home: str | None, max_depth: int) -> None:
+        super().__init__(cwd, home, max_depth)
         self.source = source
-        self.cwd = cwd
-        self.home = home
-        self.max_depth = max_depth
-        self.commands: list[SimpleCommand] = []
-        self.opaque: list[Opaque] = []
-        self.notes: list[str] = []
         self.functions: set[str] = set()
         self.aliases: set[str] = set()
         self.nesting = 0
@@ -156,7 +147,7 @@ class _Analyzer:
         self.nesting += 1
         try:
             if self.nesting > _MAX_NESTING:
-                raise _TooDeep
+                raise TooDeep
             self._dispatch(node, data, scope)
         finally:
             self.nesting -= 1
@@ -171,6 +162,8 @@ class _Analyzer:
             self._redirected(node, data, scope)
         elif kind == "pipeline":
             self._pipeline(node, data, scope)
+        elif kind == "list":
+            self._list(node, data, scope)
         elif kind == "subshell":
             saved = self.cwd
             self._statements(node, data, scope)
@@ -211,6 +204,19 @@ class _Analyzer:
         else:
             # if / while / until / compound statements / lists / negations / ERROR: walk in.
             self._statements(node, data, scope)
+
+    def _list(self, node: Node, data: bytes, scope: _Scope) -> None:
+        """`a && b || c`: tree-sitter nests a list in its left operand, one level per
+        operator, so a chain of N commands would count as N levels of nesting and a long one
+        be refused as too deep. Walked as the flat sequence bash runs, left to right."""
+        operands: list[Node] = []
+        while node.type == "list":
+            children = node.children
+            operands.extend(reversed(children[1:]))
+            node = children[0]
+        operands.append(node)
+        for operand in reversed(operands):
+            self._statement(operand, data, scope)
 
     def _redirected(self, node: Node, data: bytes, scope: _Scope) -> None:
         body = node.child_by_field_name("body")
@@ -674,12 +680,6 @@ class _Analyzer:
             return [Word(words[0].text, raw, dynamic=True), *words[1:]]
         return [word_value(piece, env) for piece in pieces]
 
-    def _opaque(self, kind: str, reason: str, snippet: str) -> None:
-        snippet = snippet if len(snippet) <= 200 else snippet[:197] + "..."
-        entry = Opaque(kind, reason, snippet)
-        if entry not in self.opaque:
-            self.opaque.append(entry)
-
 
 class _Group:
     """The byte span of one bash word and the tree nodes inside it (grown as nodes join)."""
@@ -759,20 +759,4 @@ def analyze(source: str, *, cwd: str | None = None, home: str | None = None,
     either may be None when unknown.
     """
     analyzer = _Analyzer(source, cwd, home, max_depth)
-    if len(source) > max_length:
-        analyzer._opaque("too-long", f"the command is {len(source)} characters, over the "
-                         f"{max_length}-character bound for analysis", source[:80])
-        return ShellAnalysis(source, (), tuple(analyzer.opaque))
-    if _CONTROL.search(source):
-        analyzer._opaque("control-characters", "the command holds control or invisible "
-                         "characters that can hide what it runs", repr(source[:80]))
-    try:
-        analyzer.run(source, _Scope())
-    except (_TooDeep, RecursionError):
-        analyzer._opaque("too-deep", "the command nests deeper than the analyzer follows",
-                         source[:80])
-    except Exception as exc:
-        analyzer._opaque("analyzer-error", f"the analyzer failed ({type(exc).__name__}: {exc})",
-                         source[:80])
-    return ShellAnalysis(source, tuple(analyzer.commands), tuple(analyzer.opaque),
-                         tuple(analyzer.notes))
+    return analyzer.analysis(source, _Scope(), max_length=max_length, screen=True)

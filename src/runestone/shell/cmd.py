@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 
-from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
+from runestone.shell.base import AnalyzerBase
+from runestone.shell.model import Redirect, ShellAnalysis, SimpleCommand, Word
 from runestone.shell.pwsh import names
 
 DIALECT = "cmd"
@@ -36,16 +37,11 @@ _HOME_VARIABLES = frozenset({"userprofile", "home"})
 _REDIRECT = re.compile(r"^(\d?)(>>|>|<)(&\d)?")
 
 
-class CmdAnalyzer:
+class CmdAnalyzer(AnalyzerBase):
     """Walks one cmd line (and the lines it runs) into commands and opaque parts."""
 
     def __init__(self, cwd: str | None, home: str | None, max_depth: int = MAX_DEPTH) -> None:
-        self.cwd = cwd
-        self.home = home
-        self.max_depth = max_depth
-        self.commands: list[SimpleCommand] = []
-        self.opaque: list[Opaque] = []
-        self.notes: list[str] = []
+        super().__init__(cwd, home, max_depth)
 
     def run(self, line: str, via: tuple[str, ...] = (), depth: int = 0) -> None:
         if depth > self.max_depth:
@@ -213,12 +209,6 @@ class CmdAnalyzer:
         text = "".join(out)
         return Word(text, raw, dynamic, any(ch in "*?" for ch in text))
 
-    def _opaque(self, kind: str, reason: str, snippet: str) -> None:
-        snippet = snippet if len(snippet) <= 200 else snippet[:197] + "..."
-        entry = Opaque(kind, reason, snippet)
-        if entry not in self.opaque:
-            self.opaque.append(entry)
-
 
 def slash_c_line(rest: str) -> str:
     """The line `cmd /c REST` runs: cmd keeps the quotes around the only quoted span when
@@ -335,13 +325,4 @@ def analyze_cmd(source: str, *, cwd: str | None = None, home: str | None = None,
                 max_depth: int = MAX_DEPTH) -> ShellAnalysis:
     """Every command a cmd.exe line would run, and every part left opaque. Never raises."""
     analyzer = CmdAnalyzer(cwd, home, max_depth)
-    try:
-        analyzer.run(source)
-    except RecursionError:
-        analyzer._opaque("too-deep", "the command nests deeper than the analyzer follows",
-                         source[:80])
-    except Exception as exc:
-        analyzer._opaque("analyzer-error", f"the analyzer failed ({type(exc).__name__}: {exc})",
-                         source[:80])
-    return ShellAnalysis(source, tuple(analyzer.commands), tuple(analyzer.opaque),
-                         tuple(analyzer.notes))
+    return analyzer.analysis(source)

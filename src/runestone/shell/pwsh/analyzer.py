@@ -27,6 +27,7 @@ import posixpath
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
+from runestone.shell.base import AnalyzerBase, TooDeep
 from runestone.shell.model import Opaque, Redirect, ShellAnalysis, SimpleCommand, Word
 from runestone.shell.pwsh import grammar, names
 from runestone.shell.pwsh.words import argument_value, string_value
@@ -40,7 +41,6 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 8
 _MAX_NESTING = 96
 DIALECT = "powershell"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 # PowerShell reads these as quotes and dashes too (SpecialCharacters in its tokenizer);
 # the grammar does not, so a command using them is not analysed.
 _ODD_QUOTES_DASHES = re.compile("[\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u2013\u2014\u2015]")
@@ -80,10 +80,6 @@ class _Scope(NamedTuple):
     piped_out: bool = False
 
 
-class _TooDeep(Exception):
-    pass
-
-
 class _Argument(NamedTuple):
     """One command argument: a parameter token, or a value (one word or an array's)."""
 
@@ -92,16 +88,11 @@ class _Argument(NamedTuple):
     nodes: tuple[Node, ...]
 
 
-class PowerShellAnalyzer:
+class PowerShellAnalyzer(AnalyzerBase):
     """Walks one PowerShell string (and the strings it runs) into commands and opaque parts."""
 
     def __init__(self, cwd: str | None, home: str | None, max_depth: int = MAX_DEPTH) -> None:
-        self.cwd = cwd
-        self.home = home
-        self.max_depth = max_depth
-        self.commands: list[SimpleCommand] = []
-        self.opaque: list[Opaque] = []
-        self.notes: list[str] = []
+        super().__init__(cwd, home, max_depth)
         self.functions: set[str] = set()
         self.nesting = 0
 
@@ -129,7 +120,7 @@ class PowerShellAnalyzer:
         self.nesting += 1
         try:
             if self.nesting > _MAX_NESTING:
-                raise _TooDeep
+                raise TooDeep
             self._dispatch(node, data, scope)
         finally:
             self.nesting -= 1
@@ -586,12 +577,6 @@ class PowerShellAnalyzer:
                 self.opaque.append(entry)
         self.notes.extend(notes)
 
-    def _opaque(self, kind: str, reason: str, snippet: str) -> None:
-        snippet = snippet if len(snippet) <= 200 else snippet[:197] + "..."
-        entry = Opaque(kind, reason, snippet)
-        if entry not in self.opaque:
-            self.opaque.append(entry)
-
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -767,20 +752,5 @@ def analyze_powershell(source: str, *, cwd: str | None = None, home: str | None 
     variables; either may be None when unknown.
     """
     analyzer = PowerShellAnalyzer(cwd, home, max_depth)
-    if len(source) > max_length:
-        analyzer._opaque("too-long", f"the command is {len(source)} characters, over the "
-                         f"{max_length}-character bound for analysis", source[:80])
-        return ShellAnalysis(source, (), tuple(analyzer.opaque))
-    if _CONTROL.search(source):
-        analyzer._opaque("control-characters", "the command holds control or invisible "
-                         "characters that can hide what it runs", repr(source[:80]))
-    try:
-        analyzer.run(source, _Scope(via=via, depth=depth))
-    except (_TooDeep, RecursionError):
-        analyzer._opaque("too-deep", "the command nests deeper than the analyzer follows",
-                         source[:80])
-    except Exception as exc:
-        analyzer._opaque("analyzer-error", f"the analyzer failed ({type(exc).__name__}: {exc})",
-                         source[:80])
-    return ShellAnalysis(source, tuple(analyzer.commands), tuple(analyzer.opaque),
-                         tuple(analyzer.notes))
+    return analyzer.analysis(source, _Scope(via=via, depth=depth), max_length=max_length,
+                             screen=True)
