@@ -3,11 +3,13 @@ own runtime id, the server's public key, its credential) and one JSON request at
 with that credential as the bearer token.
 
 Approvals (remote/approvals.py) and grants (remote/grants.py) both speak to the control
-plane this way; they differ only in how a failure names the server, in what a refusal's
-body that is not a JSON object becomes, and in what an answer that is not JSON means, so
-those three are the hooks here (`speaks_of`, `_refusal`, `_garbage`), and each caller
-passes its own timeout. Standard library only; loaded only when an enrolled runtime talks
-to its server, never by the hook of a runtime that is not enrolled.
+plane this way; they differ only in how a failure names the server and in what an answer
+that is not a JSON object means, so those two are the hooks here (`speaks_of`, `_garbage`),
+and each caller passes its own timeout. Every answer a caller sees is a JSON object: a
+refusal whose body is anything else reads as `{}`, a success whose body is anything else is
+garbage, so no caller meets a list or a number where it reads `.get`. Standard library
+only; loaded only when an enrolled runtime talks to its server, never by the hook of a
+runtime that is not enrolled.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class EnrolledClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None,
               timeout: float) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, the answer's JSON); a refusal's body as `_refusal` reads it.
-        Raises ServerUnreachable when the server does not answer, `_garbage` when it
-        answers with something that is not JSON."""
+        """(HTTP status, the answer's JSON object; a refusal's, or `{}`). Raises
+        ServerUnreachable when the server does not answer, `_garbage` when it answers a
+        success with something that is not a JSON object."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.server + path, data=data, method=method,
                                          headers={"Content-Type": "application/json",
@@ -62,22 +64,22 @@ class EnrolledClient:
                                                       f"Bearer {self._credential}"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
+                status, answer = response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read() or b"{}")
             except ValueError:
                 detail = {}
-            return exc.code, self._refusal(detail)
+            return exc.code, detail if isinstance(detail, dict) else {}
         except (urllib.error.URLError, OSError) as exc:
             raise ServerUnreachable(f"{self.speaks_of} at {self.server} does not answer: "
                                     f"{exc}") from exc
         except ValueError as exc:  # it answered, but not with JSON
             raise self._garbage(exc) from exc
-
-    def _refusal(self, detail: Any) -> dict[str, Any]:
-        """A refusal's body: a JSON object, or an empty one."""
-        return detail if isinstance(detail, dict) else {}
+        if not isinstance(answer, dict):
+            raise self._garbage(ValueError(f"the answer is a JSON {type(answer).__name__}, "
+                                           "not an object"))
+        return status, answer
 
     def _garbage(self, exc: ValueError) -> RemoteError:
         """What an answer that is not JSON raises: the server answered, wrongly."""

@@ -64,13 +64,9 @@ class ServerGrants(EnrolledClient):
         super().__init__(layout, config, credential)
         self._rules: dict[str, Any] = {}
 
-    def _refusal(self, detail: Any) -> Any:
-        """A refusal's body as it came, even when it is not a JSON object."""
-        return detail
-
     def _garbage(self, exc: ValueError) -> RemoteError:
-        """An answer that is not JSON counts as no answer: spending falls back to this
-        runtime's offline allotment."""
+        """An answer that is not a JSON object counts as no answer: spending falls back to
+        this runtime's offline allotment."""
         return ServerUnreachable(f"{self.speaks_of} at {self.server} does not answer: {exc}")
 
     # --- pulling ------------------------------------------------------------------------
