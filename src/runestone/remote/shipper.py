@@ -37,7 +37,10 @@ from runestone.remote.logreader import (
     local_head,
 )
 
-BATCH_ENTRIES = 500
+# The most entries any control-plane version takes in one request (its MAX_BATCH, 1000 since
+# ingest began): each request also pays its lock, checks and commit, so on PostgreSQL
+# 1000 a batch ingests 16-25% more a second than 500 did (bench/server.py --batch).
+BATCH_ENTRIES = 1000
 BATCH_BYTES = 2 * 1024 * 1024
 DEFAULT_INTERVAL = 5.0
 MAX_BACKOFF = 60.0
