@@ -258,6 +258,35 @@ def test_awkward_text_is_stored_exactly(world, tmp_path):
     assert [e["request_id"] for e in found.json()["items"]] == ["req_awkward"]
 
 
+def test_a_nul_character_anywhere_in_an_entry_is_stored_and_searchable(world, tmp_path):
+    """PostgreSQL cannot turn JSON holding `\\u0000` into text; the full-text expression read
+    the entry's `reason` that way, so such an entry failed every retry of its batch and the
+    runtime's shipping stopped. Now it is stored whole, verifies, and its summary's words
+    are found; the entries after it ship too. An agent chooses its tool input."""
+    app, client, ids, tokens = world
+    rt = Rt(app, tmp_path, "nul", *ids["a"])
+    nul = "zero\x00byte"
+    rt.log.append([{"kind": "request", "request_id": "req_nul", "tool": "Bash",
+                    "input": {"command": f"printf {nul}"}, "agent": "claude-code",
+                    "user": "ana", "summary": f"printf nulmarker {nul}", "reason": nul,
+                    "purpose": nul}])
+    rt.decide(2)
+    entries = rt.entries()
+    assert post(client, rt, entries).status_code == 200
+    with app.state.db.sessions() as db:
+        row = db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == rt.runtime_id,
+                                                 AuditEntry.request_id == "req_nul"))
+        assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
+    assert client.get(PATH, headers=rt.auth).json()["acknowledged"] == len(entries)
+    assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
+    found = client.get(f"/api/v1/teams/{ids['a'][1]}/audit", params={"q": "nulmarker"},
+                       headers=tokens["a"])
+    assert [e["request_id"] for e in found.json()["items"]] == ["req_nul"]
+    story = client.get(f"/api/v1/teams/{ids['a'][1]}/audit/requests/req_nul",
+                       headers=tokens["a"])
+    assert story.status_code == 200 and "req_nul" in story.text, story.text
+
+
 def test_a_stored_row_the_chain_does_not_know_refuses_the_whole_batch(world, tmp_path):
     """A row already at a seq the chain has not reached (written behind ingest's back) makes
     storing the batch fail on the unique (runtime, seq): the batch is retried, then refused

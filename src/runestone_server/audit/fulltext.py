@@ -18,7 +18,8 @@ prefix. Anything else in the query is not syntax, so no input can break the stat
   what the models say); the query repeats the expression verbatim so the planner uses it.
 
 Both objects are created by migration `0102_audit_search` (the document as it is now by
-`0802_audit_purpose_search`); they are not in the models, so
+`0802_audit_purpose_search` and, on PostgreSQL, `1001_json_text_nul`); they are not in the
+models, so
 the schema comparison skips them by name (`include_name`).
 """
 
@@ -40,13 +41,15 @@ EVENTS_REQUEST_INDEX = "ix_server_events_request_id"
 MAX_WORDS = 16
 MAX_WORD = 100
 
-# The document, exactly as in migration 0802_audit_purpose_search (index and query agree).
+# The document, exactly as in migration 1001_json_text_nul (index and query agree): the
+# entry's fields are read through runestone_json_text, which a `\u0000` cannot make fail.
 PG_DOCUMENT = (
     "to_tsvector('simple'::regconfig, regexp_replace("
     "coalesce(summary, '') || ' ' || coalesce(tool, '') || ' ' || coalesce(rule, '') || ' ' "
     "|| coalesce(agent, '') || ' ' || coalesce(\"user\", '') || ' ' || coalesce(approver, '') "
-    "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(entry ->> 'reason', '') || ' ' "
-    "|| coalesce(entry ->> 'purpose', ''), '[^[:alnum:]]+', ' ', 'g'))"
+    "|| ' ' || coalesce(runtime_id, '') || ' ' || coalesce(runestone_json_text(entry, 'reason'), "
+    "'') || ' ' || coalesce(runestone_json_text(entry, 'purpose'), ''), '[^[:alnum:]]+', ' ', "
+    "'g'))"
 )
 
 CATCH_UP_BATCH = 50_000

@@ -248,11 +248,12 @@ def full(entry: AuditEntry) -> dict[str, Any]:
 
 
 def event_request_id(dialect: str, request_id: str) -> Any:
-    """`detail.request_id = :id`, written exactly as migration 0103_audit_story indexed it."""
+    """`detail.request_id = :id`, written exactly as migrations 0103_audit_story (SQLite) and
+    1001_json_text_nul (PostgreSQL) indexed it."""
     if dialect == "sqlite":
         expression = "json_extract(server_events.detail, '$.request_id')"
     else:
-        expression = "(server_events.detail ->> 'request_id')"
+        expression = "runestone_json_text(server_events.detail, 'request_id')"
     return text(f"{expression} = :story_request_id").bindparams(story_request_id=request_id)
 
 
