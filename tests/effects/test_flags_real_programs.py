@@ -94,7 +94,8 @@ def reading_of(line: str, cwd: str = "/tmp") -> object:
     return read_command(analysis.commands[0], builtin(), "/nonexistent")
 
 
-def _spellings(option, draw, table=None) -> list[str]:
+def _spellings(option, draw, table=None, skipped: frozenset[str] | set[str] = frozenset()
+               ) -> list[str]:
     """One way a parser would accept this option (value attached when it takes one)."""
     longs = [n for n in option.names if n.startswith("--")]
     shorts = [n for n in option.names if not n.startswith("--") and len(n) == 2]
@@ -120,6 +121,10 @@ def _spellings(option, draw, table=None) -> list[str]:
             # value that follows must be one that option takes.
             found, _negated, _problem = table.long(name)
             if found is not None and found is not option:
+                # ...and it may be one a probe must not give (`--version` of
+                # `--version-sort`: sort prints its version, not the usage the probe reads;
+                # `--file` of grep's `--files-with-matches` wants a pattern file).
+                assume(not (set(found.names) & (SKIP_COMMON | set(skipped))))
                 option = found
                 value = VALUES.get(option.canonical) or "1"
     if option.value == "none":
@@ -146,7 +151,7 @@ def invocations(draw, path: tuple[str, ...]):
     words: list[str] = []
     table = builtin().option_table(builtin().get(path), ())
     for option in chosen:
-        words += _spellings(option, draw, table)
+        words += _spellings(option, draw, table, _skipped(path))
     if draw(st.booleans()):
         # An abbreviation that may be unknown, ambiguous or refused: the reading must know
         # which. When it names an option that takes a value, the value follows (so only
