@@ -233,6 +233,20 @@ def test_an_entry_that_cannot_be_hashed_is_refused_not_a_server_error(world, tmp
     assert refused.json()["detail"]["problem"]["problem"] == "bad_hash"
 
 
+def kept(app, rt: Rt, request_id: str) -> AuditEntry:
+    """The stored row of one of the runtime's requests."""
+    with app.state.db.sessions() as db:
+        return db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == rt.runtime_id,
+                                                  AuditEntry.request_id == request_id))
+
+
+def searched(client, tokens, team_id: int, words: str) -> list[str]:
+    """The request ids a full-text search of the team's audit finds."""
+    found = client.get(f"/api/v1/teams/{team_id}/audit", params={"q": words},
+                       headers=tokens["a"])
+    return [e["request_id"] for e in found.json()["items"]]
+
+
 AWKWARD = "tab\there\nnew line \\N back\\slash \r \\. é 漢字 \U0001f600 ' \" ;"
 
 
@@ -247,15 +261,11 @@ def test_awkward_text_is_stored_exactly(world, tmp_path):
                     "user": "ana", "summary": AWKWARD, "reason": AWKWARD}])
     entries = rt.entries()
     assert post(client, rt, entries).status_code == 200
-    with app.state.db.sessions() as db:
-        row = db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == rt.runtime_id,
-                                                 AuditEntry.request_id == "req_awkward"))
-        assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
-        assert (row.summary, row.tool, row.agent) == (AWKWARD, AWKWARD, AWKWARD)
+    row = kept(app, rt, "req_awkward")
+    assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
+    assert (row.summary, row.tool, row.agent) == (AWKWARD, AWKWARD, AWKWARD)
     assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
-    found = client.get(f"/api/v1/teams/{ids['a'][1]}/audit", params={"q": "slash"},
-                       headers=tokens["a"])
-    assert [e["request_id"] for e in found.json()["items"]] == ["req_awkward"]
+    assert searched(client, tokens, ids["a"][1], "slash") == ["req_awkward"]
 
 
 def test_a_nul_character_anywhere_in_an_entry_is_stored_and_searchable(world, tmp_path):
@@ -273,15 +283,11 @@ def test_a_nul_character_anywhere_in_an_entry_is_stored_and_searchable(world, tm
     rt.decide(2)
     entries = rt.entries()
     assert post(client, rt, entries).status_code == 200
-    with app.state.db.sessions() as db:
-        row = db.scalar(select(AuditEntry).where(AuditEntry.runtime_id == rt.runtime_id,
-                                                 AuditEntry.request_id == "req_nul"))
-        assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
+    row = kept(app, rt, "req_nul")
+    assert row.entry == entries[0] and entry_hash(row.entry) == row.hash
     assert client.get(PATH, headers=rt.auth).json()["acknowledged"] == len(entries)
     assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
-    found = client.get(f"/api/v1/teams/{ids['a'][1]}/audit", params={"q": "nulmarker"},
-                       headers=tokens["a"])
-    assert [e["request_id"] for e in found.json()["items"]] == ["req_nul"]
+    assert searched(client, tokens, ids["a"][1], "nulmarker") == ["req_nul"]
     story = client.get(f"/api/v1/teams/{ids['a'][1]}/audit/requests/req_nul",
                        headers=tokens["a"])
     assert story.status_code == 200 and "req_nul" in story.text, story.text
