@@ -59,7 +59,7 @@ RULE_FAMILIES = ("git", "fs", "net", "secrets", "pkg", "cloud", "k8s", "db", "sh
 SEVERITIES = ("low", "medium", "high", "critical")
 COLUMNS = ("org_id", "team_id", "runtime_id", "seq", "kind", "request_id", "time", "tool",
            "decision", "severity", "rule", "agent", "user", "approver", "summary",
-           "action_hash", "policy_hash", "hash", "entry", "received")
+           "action_hash", "policy_hash", "hash", "entry", "received", "reason", "purpose")
 
 
 # --- the synthetic history --------------------------------------------------------------
@@ -162,7 +162,7 @@ def history(world: World, count: int, seed: int = 7) -> Iterator[tuple[Any, ...]
                    agent if kind == "request" else None, user if kind == "request" else None,
                    approver if kind == "approval" else None,
                    summary if kind != "approval" else "reviewed", action_hash,
-                   None, entry["hash"], json.dumps(entry), at)
+                   None, entry["hash"], json.dumps(entry), at, extra.get("reason"), None)
             produced += 1
             if produced >= count:
                 return

@@ -2,9 +2,9 @@
 
 Search, export, the story view and the compliance report read `audit_entries`' columns,
 not the hashed entry. A column changed in the database alone (a deny made an allow, the
-approver or the user renamed, the rule or summary rewritten) must be found by the verify
-endpoint and by the worker's re-walk, kept on the chain as broken, and raised as
-`audit.chain_problem` for the alerts.
+approver or the user renamed, the rule, summary, reason or purpose rewritten) must be found
+by the verify endpoint and by the worker's re-walk, kept on the chain as broken, and raised
+as `audit.chain_problem` for the alerts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ FORGED = {"kind": "checkpoint", "request_id": "req_forged", "tool": "Read",
           "decision": "ask", "severity": "none", "rule": "dev.everything",
           "agent": "someone", "user": "mallory", "approver": "server:mallory",
           "summary": "nothing happened", "action_hash": "c" * 64, "policy_hash": "d" * 64,
-          "time": datetime(2001, 1, 1, tzinfo=UTC)}
+          "time": datetime(2001, 1, 1, tzinfo=UTC), "reason": "a forged reason",
+          "purpose": "a forged purpose"}
 
 
 def _approved(rt: Rt) -> None:
@@ -32,7 +33,8 @@ def _approved(rt: Rt) -> None:
     rt.log.append([{"kind": "approval", "request_id": "req_0", "tool": "Bash",
                     "decision": "allow", "approver": "server:alice", "user": "ana",
                     "rules": ["dev.echo"], "summary": "echo 0", "agent": "claude",
-                    "severity": "low", "action_hash": "a" * 64, "policy_hash": "b" * 64}])
+                    "severity": "low", "action_hash": "a" * 64, "policy_hash": "b" * 64,
+                    "reason": "approved by alice", "purpose": "print a number"}])
 
 
 def _seq_of_approval(rt: Rt) -> int:

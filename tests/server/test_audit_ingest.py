@@ -293,6 +293,55 @@ def test_a_nul_character_anywhere_in_an_entry_is_stored_and_searchable(world, tm
     assert story.status_code == 200 and "req_nul" in story.text, story.text
 
 
+# Reasons and purposes of every JSON kind, each with the word its search must find (None:
+# the document has nothing of it). The entry with the NUL is read as PostgreSQL read it
+# before the columns existed: its reason and purpose are left out (migration 1001).
+DOCUMENT_CASES = [
+    ({"reason": "Exfiltration risk", "purpose": "Rotate the staging certificates"},
+     ("exfiltration", "certificates")),
+    # (SQLite's document reads JSON true as 1, as it always did: no word of it is asked.)
+    ({"reason": 4711, "purpose": True}, ("4711", None)),
+    ({"reason": ["caf\u00e9 ticket", {"n": 1.5}], "purpose": {"why": "backup nightly"}},
+     ("ticket", "nightly")),
+    ({"reason": "", "purpose": None}, (None, None)),
+    ({"reason": "literal \\u0000 text", "purpose": "quokka"}, ("literal", "quokka")),
+    ({"reason": "wombat", "input": {"k\x00ey": "v"}}, (None, None)),
+]
+
+
+def test_the_reason_and_purpose_columns_are_what_the_text_search_read_from_the_entry(
+        world, tmp_path):
+    """The text document reads `reason` and `purpose` from columns ingest fills: they hold
+    what the document read from the stored JSON before (on PostgreSQL, compared with the
+    database's own `runestone_json_text` of the stored entry), they are found by search,
+    and the entries still verify."""
+    from sqlalchemy import text
+
+    from runestone_server.audit.ingest import document_fields
+
+    app, client, ids, tokens = world
+    rt = Rt(app, tmp_path, "texts", *ids["a"])
+    for number, (fields, _) in enumerate(DOCUMENT_CASES):
+        rt.log.append([{"kind": "request", "request_id": f"req_text{number}", "tool": "Bash",
+                        "summary": f"echo {number}", **fields}])
+    assert post(client, rt, rt.entries()).status_code == 200
+    for number, (fields, words) in enumerate(DOCUMENT_CASES):
+        row = kept(app, rt, f"req_text{number}")
+        assert (row.reason, row.purpose) == document_fields(row.entry), fields
+        if app.state.db.engine.dialect.name == "postgresql":
+            with app.state.db.engine.connect() as connection:
+                assert tuple(connection.execute(text(
+                    "SELECT runestone_json_text(entry, 'reason'), "
+                    "runestone_json_text(entry, 'purpose') FROM audit_entries "
+                    "WHERE id = :id"), {"id": row.id}).one()) == (row.reason, row.purpose)
+        for word in words:
+            if word is not None:
+                assert searched(client, tokens, ids["a"][1], word) == [f"req_text{number}"]
+    if app.state.db.engine.dialect.name == "postgresql":  # SQLite reads NULs; see above
+        assert searched(client, tokens, ids["a"][1], "wombat") == []
+    assert verify(client, tokens, ids["a"][1])[rt.runtime_id]["ok"]
+
+
 def test_a_stored_row_the_chain_does_not_know_refuses_the_whole_batch(world, tmp_path):
     """A row already at a seq the chain has not reached (written behind ingest's back) makes
     storing the batch fail on the unique (runtime, seq): the batch is retried, then refused

@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, text
 
 from runestone_server import worker
 from runestone_server.audit import fulltext
+from runestone_server.audit.ingest import document_fields
 from runestone_server.audit.models import AuditChain, AuditEntry
 from runestone_server.audit.search import Filters, Scope, walk
 from runestone_server.models import (
@@ -68,6 +69,7 @@ def row(team, runtime_id, seq, **values):
     entry = {"kind": values.get("kind", "decision"), "seq": seq, "runtime": runtime_id,
              "time": moment.isoformat(), **{k: v for k, v in values.items()
                                              if k not in ("kind",)}}
+    reason, purpose = document_fields(entry)
     return {"org_id": team.org_id, "team_id": team.id, "runtime_id": runtime_id, "seq": seq,
             "kind": values.get("kind", "decision"), "request_id": values.get("request_id"),
             "time": moment, "tool": values.get("tool"), "decision": values.get("decision"),
@@ -76,7 +78,7 @@ def row(team, runtime_id, seq, **values):
             "approver": values.get("approver"), "summary": values.get("summary"),
             "action_hash": None, "policy_hash": None, "hash": f"{runtime_id}-{seq}".ljust(64,
                                                                                   "0"),
-            "entry": entry, "received": moment}
+            "entry": entry, "received": moment, "reason": reason, "purpose": purpose}
 
 
 @pytest.fixture

@@ -79,8 +79,10 @@ def test_the_purpose_migration_reindexes_what_was_indexed_before(database_url):
     config = alembic_config(db.url)
     from alembic.script import ScriptDirectory
 
-    heads = [h for h in ScriptDirectory.from_config(config).get_heads()
-             if h != "0802_audit_purpose_search"]
+    script = ScriptDirectory.from_config(config)
+    heads = [h for h in script.get_heads()  # those not built on 0802
+             if "0802_audit_purpose_search" not in
+             {r.revision for r in script.iterate_revisions(h, "base")}]
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         for head in heads:  # everything but 0802: the document as it was
@@ -119,4 +121,89 @@ def test_the_purpose_migration_reindexes_what_was_indexed_before(database_url):
         with db.engine.connect() as connection:
             assert connection.scalar(text("SELECT count(*) FROM audit_entries_fts WHERE "
                                           "audit_entries_fts MATCH 'openssl'")) == 0
+    db.engine.dispose()
+
+
+def test_the_text_columns_migration_backfills_what_the_document_read(database_url):
+    """1101 moves the entry's reason and purpose into columns the text document reads:
+    existing rows get exactly what ingest derives (verification compares the two) and
+    stay found by their reason and purpose; the repeated org index is gone; and the
+    migration goes down and up again."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import insert, inspect, select, text
+
+    from runestone_server.audit import fulltext
+    from runestone_server.audit.ingest import document_fields
+    from runestone_server.audit.models import AuditEntry
+    from runestone_server.migrate import alembic_config
+    from runestone_server.models import Organisation, Runtime, Team
+
+    db = Database(database_url)
+    config = alembic_config(db.url)
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config)
+    heads = [h if h != "1101_audit_text_columns" else "1001_json_text_nul"
+             for h in script.get_heads()]
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        for head in heads:  # everything but 1101
+            command.upgrade(config, head)
+    entries = [
+        {"reason": "Exfiltration risk"}, {"purpose": "Rotate the staging certificates"},
+        {"reason": 4711, "purpose": False}, {"reason": ["caf\u00e9 ticket", {"n": 1.5}]},
+        {"purpose": {"why": "backup nightly"}}, {"reason": "", "purpose": None},
+        {"reason": "literal \\u0000 text"}, {"reason": "wombat", "in\x00put": 1}, {}]
+    with db.sessions() as session:
+        org = Organisation(name="o")
+        session.add(org)
+        session.flush()
+        team = Team(org_id=org.id, name="t")
+        session.add(team)
+        session.flush()
+        session.add(Runtime(org_id=org.id, team_id=team.id, runtime_id="rt_00", labels={},
+                            public_key="0" * 64, credential_hash="0" * 64))
+        session.flush()
+        now = datetime.now(UTC)
+        # The table as it was: no reason or purpose column to write.
+        session.execute(insert(AuditEntry.__table__), [{
+            "org_id": org.id, "team_id": team.id, "runtime_id": "rt_00", "seq": seq,
+            "kind": "decision", "time": now, "received": now, "summary": f"echo {seq}",
+            "hash": f"{seq:064x}", "entry": {"kind": "decision", **fields}}
+            for seq, fields in enumerate(entries, start=1)])
+        session.commit()
+    fulltext.catch_up(db.engine)
+    upgrade(db)
+    fulltext.catch_up(db.engine)
+    with db.sessions() as session:
+        rows = session.execute(select(AuditEntry.seq, AuditEntry.entry, AuditEntry.reason,
+                                      AuditEntry.purpose).order_by(AuditEntry.seq)).all()
+        assert [(reason, purpose) for _, _, reason, purpose in rows] == [
+            document_fields(entry) for _, entry, _, _ in rows]
+        assert rows[2][2:] == ("4711", "false") and rows[7][2:] == (None, None)
+
+        def found(words: str) -> list[int]:
+            return list(session.scalars(select(AuditEntry.seq).where(
+                fulltext.match(db.engine.dialect.name, words))))
+
+        assert found("exfiltration") == [1] and found("certificates") == [2]
+        assert found("4711") == [3] and found("ticket") == [4] and found("nightly") == [5]
+        assert found("literal") == [7]
+    names = {index["name"] for index in inspect(db.engine).get_indexes("audit_entries")}
+    assert "ix_audit_entries_org_id" not in names and "ix_audit_entries_org_time" in names
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "1001_json_text_nul")
+    columns = {column["name"] for column in inspect(db.engine).get_columns("audit_entries")}
+    assert not {"reason", "purpose"} & columns
+    upgrade(db)
+    with db.sessions() as session:
+        assert session.scalars(select(AuditEntry.reason).order_by(AuditEntry.seq)).first() \
+            == "Exfiltration risk"
+        if db.engine.dialect.name == "postgresql":
+            assert session.scalar(text(
+                f"SELECT count(*) FROM audit_entries WHERE {fulltext.PG_DOCUMENT} @@ "
+                "to_tsquery('simple', 'nightly')")) == 1
     db.engine.dispose()

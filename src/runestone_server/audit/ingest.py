@@ -13,6 +13,7 @@ runtime arriving at once are applied one after the other, on SQLite and on Postg
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,7 +118,40 @@ def _text(value: Any, size: int) -> str | None:
 # The columns search, export, the story view and the compliance report read, each derived
 # from the hashed entry; verification checks every stored row against them (verify.py).
 DERIVED = ("kind", "request_id", "time", "tool", "decision", "severity", "rule", "agent",
-           "user", "approver", "summary", "action_hash", "policy_hash")
+           "user", "approver", "summary", "action_hash", "policy_hash", "reason", "purpose")
+
+# Fields of the entry that only the full-text document reads (fulltext.py), kept in columns
+# of their own (migration 1101_audit_text_columns).
+DOCUMENT_FIELDS = ("reason", "purpose")
+
+
+def _holds_nul(value: Any) -> bool:
+    """Does a NUL character occur in any string of `value` (keys included)?"""
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value
+    if kind is dict:
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if kind is list:
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def document_fields(entry: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The `reason` and `purpose` columns: exactly the text PostgreSQL's
+    `runestone_json_text(entry, key)` gives for the stored entry, which is what the
+    full-text document read from the `json` text before these columns existed, so search
+    finds what it found then and the migration's backfill (in SQL) stores the same values
+    ingest does. That is: a string as it is, any other JSON value as its JSON text (the
+    stored text is `json.dumps` of the entry), a missing field or null as None, and None
+    for both when the entry holds a NUL anywhere (PostgreSQL cannot read such a document
+    as text: migration 1001_json_text_nul). Not cut to a size, as the document was not."""
+    found = [entry.get(key) for key in DOCUMENT_FIELDS]
+    if all(value is None for value in found) or _holds_nul(entry):
+        return None, None
+    reason, purpose = (value if value is None or type(value) is str else json.dumps(value)
+                       for value in found)
+    return reason, purpose
 
 
 def derived(entry: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +159,7 @@ def derived(entry: dict[str, Any]) -> dict[str, Any]:
     own time cannot be read; ingest then stores the time it arrived)."""
     rules = entry.get("rules")
     rule = rules[0] if isinstance(rules, list) and rules else entry.get("rule")
+    reason, purpose = document_fields(entry)
     return {
         "kind": _text(entry.get("kind"), 20) or "unknown",
         "request_id": _text(entry.get("request_id"), 64),
@@ -139,6 +174,8 @@ def derived(entry: dict[str, Any]) -> dict[str, Any]:
         "summary": _text(entry.get("summary") or entry.get("reason"), 10_000),
         "action_hash": _text(entry.get("action_hash"), 64),
         "policy_hash": _text(entry.get("policy_hash"), 64),
+        "reason": reason,
+        "purpose": purpose,
     }
 
 

@@ -42,7 +42,9 @@ class AuditEntry(Base):
         *SEARCH_INDEXES,  # audit search (migration 0102_audit_search)
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # No index of its own: `ix_audit_entries_org_time` starts with it (migration
+    # 1101_audit_text_columns dropped the one that repeated it; every insert paid for both).
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
     runtime_id: Mapped[str] = mapped_column(String(80))
     seq: Mapped[int] = mapped_column(BigInteger)
@@ -62,6 +64,11 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)
     received: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The entry's `reason` and `purpose` as the full-text document reads them (ingest's
+    # `document_fields`), so PostgreSQL's index expression reads columns instead of parsing
+    # the `json` text of every inserted row (migration 1101_audit_text_columns).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    purpose: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditChain(Base):
