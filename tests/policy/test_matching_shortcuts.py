@@ -14,7 +14,13 @@ from fnmatch import fnmatchcase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runestone.policy.globs import CommandPatterns, command_pattern_source
+from runestone.policy.globs import (
+    CommandPatterns,
+    command_pattern_source,
+    expand_anchor,
+    names_project,
+    project_key,
+)
 from runestone.policy.rules import _word_matches
 
 ALPHABET = st.sampled_from([*"ab :-*?[]!.x", "\t", "\n", "\x0b", "\x1c", "\u2028", "\u00a0",
@@ -68,3 +74,37 @@ def test_known_shapes():
 @given(st.text(ALPHABET, max_size=5), st.text(ALPHABET, max_size=5))
 def test_subcommand_words_match_as_fnmatch(word, pattern):
     assert _word_matches(word, pattern) == fnmatchcase(word, pattern)
+
+
+# Glob patterns as policies write them: each anchor, relative and absolute shapes, Windows
+# spellings, and the edge characters an anchor test could trip on.
+GLOB_PIECES = st.sampled_from(["{project}", "{home}", "{runestone-state}", "~", "./", "/",
+                               "**/", "*", "src", ".env", "x", "..", ".", "C:\\", "\\",
+                               "%APPDATA%", "$env:", "~user", "//srv", ":"])
+glob_patterns = st.lists(GLOB_PIECES, min_size=1, max_size=5).map("".join)
+places = st.sampled_from(["/work/app", "/work/other/deep", "/", "/c:/users/dev/app",
+                          "C:\\Users\\dev\\app", "//srv/share/app", "/home/dev"])
+
+
+@settings(max_examples=800)
+@given(glob_patterns, places, places, st.sampled_from(["/home/dev", "/root", "C:\\Users\\dev"]))
+def test_a_glob_said_not_to_name_the_project_expands_alike_in_every_project(
+        pattern, project, other, home):
+    """`project_key` leaves the project out of the key of globs expanded for a place when
+    no glob names it: a glob it wrongly says is project-free would be matched, in every
+    project, against its expansion for the first project seen."""
+    key = project_key(project, home, names_project(pattern))
+    other_key = project_key(other, home, names_project(pattern))
+    if key == other_key:
+        assert expand_anchor(pattern, project, home) == expand_anchor(pattern, other, home)
+
+
+def test_which_globs_name_the_project():
+    for pattern in ("{project}/.git/hooks/**", "./build", "src/**", "docs/x.md"):
+        assert names_project(pattern), pattern
+    for pattern in ("/etc/**", "~/.ssh/**", "~", "{home}/.aws/**", "**/.env", ".env",
+                    "*.pem", "{runestone-state}/**", "build/"):
+        assert not names_project(pattern), pattern
+    assert project_key("/work/app", "/home/dev", False) == ""
+    assert project_key("/work/app", "/home/dev", True) == "/work/app"
+    assert project_key("C:\\app", "/home/dev", False) == "C:\\app"  # Windows: every expansion

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -348,6 +350,31 @@ def test_the_hosts_tmp_is_out_of_reach_and_that_is_explained(world, tmp_path):
     assert f"{tmp_path}/shared/x" in refused
     assert ".ssh/id_ed25519" in refused
     assert "no-such-file-in-the-project" not in refused  # missing outside too: not the sandbox
+
+
+
+def test_runestone_kept_under_tmp_is_shown_read_only(world):
+    """A virtual environment made under /tmp (a CI checkout, a quick try): the private /tmp
+    would hide Runestone's own interpreter, which the network bridge runs inside, so a
+    networked command would fail unexplained. It is shown inside, read-only."""
+    venv = Path(tempfile.mkdtemp(prefix="runestone-venv-", dir="/tmp"))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        # This interpreter's imports (Runestone and its dependencies), for the new one.
+        (site / "runestone-test.pth").write_text(
+            "\n".join(p for p in sys.path if p and os.path.isdir(p)) + "\n")
+        python = venv / "bin" / "python"
+        script = (f'test -x "{python}" && echo SEEN; touch "{venv}/planted" 2>/dev/null '
+                  '|| echo READ-ONLY')
+        result = subprocess.run(
+            [str(python), "-m", "runestone", "sandbox", "run", "--profile", "default",
+             "--project", str(world.project), "--", "bash", "-c", script],
+            cwd=world.project, env=world.env(), capture_output=True, text=True, timeout=60)
+        assert result.stdout.split() == ["SEEN", "READ-ONLY"], result.stderr
+        assert not (venv / "planted").exists()
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
 
 
 CONNECT_THROUGH = """

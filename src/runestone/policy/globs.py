@@ -84,6 +84,29 @@ def expand_anchor(pattern: str, project: str, home: str) -> str:
     return expanded.lower() if windows else expanded
 
 
+def names_project(pattern: str) -> bool:
+    """Whether `expand_anchor` reads the project to expand `pattern` in a POSIX place: the
+    `{project}` and `./` anchors, and a relative pattern with a slash (`src/**`). The others
+    expand to the same text in every project: absolute (`/etc/**`, `{runestone-state}/**`),
+    under home (`~/.ssh/**`, `{home}/x`), anywhere (`**/x`), or a base name (`.env`)."""
+    if pattern.startswith(("{project}", "./")):
+        return True
+    if pattern.startswith(("/", "**/", "{home}", "{runestone-", "~/")) or pattern == "~":
+        return False
+    return "/" in pattern.rstrip("/")
+
+
+def project_key(project: str, home: str, globs_name_project: bool) -> str:
+    """The project as part of the cache key of globs expanded for a place: "" when no glob
+    names it and neither place is a Windows one (which changes every expansion), so what
+    was expanded and compiled for one project serves every other. A daemon or a batch sees
+    many projects; without this, each new one expanded and compiled every path rule's globs
+    again, to the same result."""
+    if globs_name_project or is_windows_place(project) or is_windows_place(home):
+        return project
+    return ""
+
+
 # A path no file has: what a Windows-only pattern names on Linux or macOS.
 _NOWHERE = "/\0windows-only"
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from runestone.policy.globs import names_project, project_key
 from runestone.policy.rules import _glob_set, _own_places
 
 if TYPE_CHECKING:
@@ -79,10 +80,16 @@ def _filing(expanded: str) -> tuple[tuple[str, str], ...]:
 
 
 @lru_cache(maxsize=4096)
+def _names_project(globs: tuple[str, ...]) -> bool:
+    return any(map(names_project, globs))
+
+
+@lru_cache(maxsize=4096)
 def _rule_filing(globs: tuple[str, ...], project: str, home: str,
                  places: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Where a rule's globs are filed for one place (keyed as `rules._glob_set`): the same
-    rules are filed in index after index, one per candidate set a call meets."""
+    """Where a rule's globs are filed for one place (keyed as `rules._glob_set`, with the
+    project left out when they do not name it): the same rules are filed in index after
+    index, one per candidate set and project a call meets."""
     found = _glob_set(globs, project, home, places)
     return tuple(entry for expanded in found.expanded for entry in _filing(expanded))
 
@@ -110,7 +117,8 @@ class PathIndex:
             places = _own_places() if any(g.startswith("{runestone-") for g in globs) else ()
             key = id(rule)
             indexed.add(key)
-            for table, text in _rule_filing(globs, project, home, places):
+            place = project_key(project, home, _names_project(globs))
+            for table, text in _rule_filing(globs, place, home, places):
                 if table == "always":
                     self.always.add(key)
                 else:

@@ -31,7 +31,9 @@ from runestone.policy.globs import (
     glob_as_regex,
     glob_base,
     glob_source,
+    names_project,
     path_glob_source,
+    project_key,
     runestone_places,
 )
 from runestone.policy.index import gate_of
@@ -771,12 +773,14 @@ def _compile_path(b: _Builder, every: bool) -> None:
         per_place: dict[tuple[str, str, Any], tuple[_GlobSet, _GlobSet | None]] = {}
         own_places = _own_places if any(g.startswith("{runestone-") for g in globs) \
             else _no_places
+        globs_name_project = any(map(names_project, (*globs, *excepted)))
 
         def match_path(part: Part, facts: Facts, ctx: EvalContext) -> Tri:
             paths = _paths_of(part, facts)
             if not paths:
                 return every  # no paths: an all-rule holds vacuously, an any-rule does not
-            place = (facts.project, facts.home, own_places(facts))
+            place = (project_key(facts.project, facts.home, globs_name_project), facts.home,
+                     own_places(facts))
             sets = per_place.get(place)
             if sets is None:
                 sets = (_glob_set(globs, *place),

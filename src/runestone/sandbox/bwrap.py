@@ -2,7 +2,8 @@
 
 Order matters, because bubblewrap applies its arguments in order and a later mount covers
 an earlier one: the readable paths first (read-only), then a private /tmp, /proc of the new
-PID namespace and a minimal /dev; then the writable project; then the read-only places
+PID namespace and a minimal /dev (with Runestone's own interpreter shown again, read-only,
+if it lives in a temp directory); then the writable project; then the read-only places
 inside it (`.git/hooks`, `.git/config`), so the sandbox cannot leave code behind for the
 next unsandboxed git command; then the hidden paths, each covered by an empty read-only
 tmpfs (a directory) or by /dev/null (a file). A hidden path that contains the project is
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -103,6 +105,8 @@ def argv(bwrap: str, profile: Profile, places: Places, cwd: str, command: list[s
     for path in paths(profile.read, places):
         args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    for path in runtime_in_private_temp():
+        args += ["--ro-bind", path, path]
     writable = paths(profile.write, places)
     hidden = _needed(paths(profile.hide, places), writable)
     covering = [h for h in hidden if _within(project, h)]
@@ -119,6 +123,24 @@ def argv(bwrap: str, profile: Profile, places: Places, cwd: str, command: list[s
         args += ["--bind", proxy_socket, PROXY_SOCKET]
     args += ["--chdir", cwd, "--", *command]
     return args
+
+
+def runtime_in_private_temp() -> list[str]:
+    """Runestone's own interpreter and code where they lie in /tmp or /var/tmp (a virtual
+    environment or a checkout made there): the sandbox's private temp directories would
+    hide them, and the network bridge runs with them inside, so a networked command would
+    fail for a reason it is never told. Shown read-only, as every readable place is."""
+    import runestone
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(runestone.__file__)))
+    found: dict[str, None] = {}
+    for place in (sys.prefix, sys.exec_prefix, sys.base_prefix,
+                  os.path.dirname(os.path.realpath(sys.executable)), package_root):
+        real = os.path.realpath(place)
+        if (_within(real, "/tmp") or _within(real, "/var/tmp")) and os.path.isdir(real):
+            found.setdefault(real, None)
+    return [path for path in found
+            if not any(other != path and _within(path, other) for other in found)]
 
 
 def _needed(hidden: list[str], writable: list[str]) -> list[str]:
