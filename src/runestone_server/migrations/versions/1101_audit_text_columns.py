@@ -23,8 +23,9 @@ On a large PostgreSQL table the backfill rewrites every row that has a reason or
 first and built once at the end.
 
 Revision ID: 1101_audit_text_columns
-Revises: 1001_json_text_nul (the text document it rebuilds)
-Depends on: 0104_audit_reverify (the audit tables' branch)
+Revises: 1001_json_text_nul (the text document it rebuilds; through 0802 it depends on the
+audit tables. No `depends_on` a head of another branch: Alembic would then record only
+this revision in `alembic_version`, and readiness would find that head missing.)
 Create Date: 2026-12-07 00:10:00
 """
 
@@ -38,7 +39,7 @@ from alembic import op
 revision = "1101_audit_text_columns"
 down_revision = "1001_json_text_nul"
 branch_labels = None
-depends_on = "0104_audit_reverify"
+depends_on = None
 
 _FIELDS = ("summary", "tool", "rule", "agent", '"user"', "approver", "runtime_id")
 KEYS = ("reason", "purpose")
