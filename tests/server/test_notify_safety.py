@@ -7,6 +7,7 @@ are not kept in last_error; one dedup key makes one delivery under concurrent en
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -317,3 +318,24 @@ def test_concurrent_enqueues_of_one_key_make_one_delivery(server):
     assert failures == []
     with app.state.db.sessions() as db:
         assert db.scalars(select(Delivery.dedup_key)).all() == ["approval:7:level:0"]
+
+
+def test_a_send_from_a_thread_whose_event_loop_runs_is_made(server, monkeypatch):
+    """Delivery called where an event loop is already running (from async code, or in a
+    process that also drives Playwright's sync API) sends as anywhere else: the request's
+    own `asyncio.run` is refused there, and every send failed as an unexpected error."""
+    monkeypatch.setenv(ALLOW, "1")
+    app, client = server
+    org, team, token = make_tenant(app, "acme")
+    with HttpReceiver() as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        made = channel(client, team, token, "webhook", f"http://localhost:{port}/hook")
+        send(app, org, made["id"], dedup_key="inside-a-running-loop")
+
+        async def from_async_code() -> int:
+            return deliver_due(app.state.db)
+
+        assert asyncio.run(from_async_code()) == 1
+        assert [r.headers["Host"] for r in hook.requests] == [f"localhost:{port}"]
+    with app.state.db.sessions() as db:
+        assert db.scalar(select(Delivery.status)) == "delivered"

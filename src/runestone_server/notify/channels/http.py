@@ -21,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
@@ -44,13 +47,26 @@ def post(url: str, body: bytes, headers: dict[str, str], limits: Limits) -> None
     request = _exchange(target, body, {"Content-Type": "application/json",
                                        "User-Agent": USER_AGENT, **headers}, limits.timeout)
     try:
-        status = asyncio.run(asyncio.wait_for(request, remaining))
+        status = _run(asyncio.wait_for(request, remaining))
     except TimeoutError:
         raise SendError(f"no complete answer within the limit of one attempt "
                         f"({remaining:.3g} s)") from None
     except httpx.HTTPError as exc:
         raise SendError(describe(exc)) from None
     judge(status)
+
+
+def _run(coroutine: Coroutine[Any, Any, int]) -> int:
+    """`asyncio.run`, also where this thread already runs an event loop (a caller inside
+    async code, or beside Playwright's sync API in one process), where `asyncio.run`
+    refuses: the request then runs on a loop of its own in a short-lived thread, waited
+    for, with its exceptions raised here as they would be."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-send") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _exchange(target: targets.Target, body: bytes, headers: dict[str, str],
