@@ -34,8 +34,12 @@ def _unavailable(reason: str) -> None:
                 "RUNESTONE_TEST_BROWSER=1 to run the browser tests")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one module's tests. Per module, not per session: Playwright's sync API
+    runs an event loop in this thread while it is open, and a later module's test that
+    starts one of its own (`asyncio.run`: the MCP client, the SDK adapters) would be refused
+    in a test worker that ran a browser module first."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
