@@ -544,3 +544,64 @@ def test_approver_search_finds_each_listed_approver(world):
     # The compliance report lists the people too, not the stored string.
     assert approvers_of("server:erin,frank") == ["erin", "frank"]
     assert approvers_of("dave") == ["dave"] and approvers_of(None) == []
+
+
+def test_approver_search_keeps_its_rows_and_order_and_uses_the_index(world):
+    """Issue 20: on PostgreSQL the approver filter is answered from an index (the listed
+    names' array). It finds what it found before on both engines: the exact approver and a
+    name among the listed ones, in page order across pages; never a name that is only a
+    prefix, suffix or substring of a listed one, and never another team's or org's rows."""
+    app, client, tokens, teams = world
+    core = teams["core"]
+    seed(app, [
+        row(core, "rt-core-1", 1, kind="approval", approver="server:alice,bob"),
+        row(core, "rt-core-1", 2, kind="approval", approver="alice"),
+        row(core, "rt-core-1", 3, kind="approval", approver="server:malice,alicee"),
+        row(core, "rt-core-1", 4, kind="approval", approver="local:carol"),
+        row(core, "rt-core-1", 5, kind="approval", approver="server:bob,alice"),
+        row(core, "rt-core-1", 6, kind="decision", decision="allow"),
+        row(core, "rt-core-1", 7, kind="approval", approver="server:al,ice"),
+        row(core, "rt-core-1", 8, kind="approval", approver="server:alice",
+            time=T0 + timedelta(minutes=5)),  # same time as 5: ties broken by id
+        row(teams["other"], "rt-other", 1, kind="approval", approver="server:alice"),
+        row(teams["b"], "rt-b", 1, kind="approval", approver="alice"),
+    ])
+    path = f"/api/v1/teams/{core.id}/audit"
+
+    def seqs(name):
+        return [i["seq"] for i in everything(client, path, tokens["auditor"], approver=name,
+                                             limit=2)]
+
+    assert seqs("alice") == [8, 5, 2, 1]
+    assert seqs("bob") == [5, 1]
+    assert seqs("carol") == [4] and seqs("local:carol") == [4]
+    assert seqs("malice") == [3] and seqs("alicee") == [3]
+    assert seqs("al") == [7] and seqs("ice") == [7]
+    assert seqs("alice,bob") == [1] and seqs("bob,alice") == [5]
+    assert seqs("server:alice") == [8]
+    for nobody in ("ali", "lic", "lice", "alic", "Alice", "ice,bob", "alice,", "local",
+                   "al,ice,x", " alice"):
+        assert seqs(nobody) == [], nobody
+
+    from sqlalchemy import select
+
+    from runestone_server.audit.search import approver_matches
+    from runestone_server.audit.search_schema import PG_APPROVER_INDEX
+
+    engine = app.state.db.engine
+    if engine.dialect.name != "postgresql":
+        return
+    # Ten rows: left alone, any plan reads them all. Only the bitmap scans stay allowed,
+    # and the OR can be one only if each arm has an index: the names array its GIN index.
+    query = select(AuditEntry.id).where(approver_matches("postgresql", "alice"))
+    with engine.connect() as connection:
+        for method in ("seqscan", "indexscan", "indexonlyscan"):
+            connection.execute(text(f"SET enable_{method} = off"))
+        compiled = query.compile(connection)
+        plan = [r[0].strip() for r in connection.exec_driver_sql(
+            "EXPLAIN " + str(compiled), compiled.params)]
+    # The index searched for the name, not read whole (it is partial on `approver IS NOT
+    # NULL`, which the OR implies, so a plan could also scan all of it).
+    scans = [n for n, line in enumerate(plan) if f"Scan on {PG_APPROVER_INDEX} " in line]
+    assert scans and "@> '{alice}'" in "".join(plan[scans[0] + 1:scans[0] + 2]), \
+        "\n".join(plan)

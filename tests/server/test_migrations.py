@@ -145,8 +145,9 @@ def test_the_text_columns_migration_backfills_what_the_document_read(database_ur
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(config)
-    heads = [h if h != "1101_audit_text_columns" else "1001_json_text_nul"
-             for h in script.get_heads()]
+    # The audit branch stops before 1101 (1102, the approver index, follows it).
+    later = ("1101_audit_text_columns", "1102_audit_approver_names")
+    heads = [h if h not in later else "1001_json_text_nul" for h in script.get_heads()]
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         for head in heads:  # everything but 1101
@@ -206,4 +207,33 @@ def test_the_text_columns_migration_backfills_what_the_document_read(database_ur
             assert session.scalar(text(
                 f"SELECT count(*) FROM audit_entries WHERE {fulltext.PG_DOCUMENT} @@ "
                 "to_tsquery('simple', 'nightly')")) == 1
+    db.engine.dispose()
+
+
+def test_the_approver_names_migration_goes_down_and_up(database_url):
+    """1102 adds PostgreSQL's GIN index of the listed approvers (nothing on SQLite);
+    downgrading to 1101 drops it and upgrading builds it again."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from runestone_server.audit.search_schema import PG_APPROVER_INDEX
+    from runestone_server.migrate import alembic_config
+
+    db = Database(database_url)
+    upgrade(db)
+    config = alembic_config(db.url)
+
+    def indexed() -> bool:
+        with db.engine.connect() as connection:
+            names = {i["name"] for i in inspect(connection).get_indexes("audit_entries")}
+        return PG_APPROVER_INDEX in names
+
+    postgres = db.engine.dialect.name == "postgresql"
+    assert indexed() == postgres
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "1101_audit_text_columns")
+    assert not indexed()
+    upgrade(db)
+    assert indexed() == postgres
     db.engine.dispose()

@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, literal_column, select, table, text
 
 from runestone_server.audit.models import AuditEntry
+from runestone_server.audit.search_schema import PG_APPROVER_INDEX
 from runestone_server.db import Database
 from runestone_server.worker import task
 
@@ -186,12 +187,12 @@ def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> 
 
     FTS5 creates the virtual table and its shadow tables (`_data`, `_idx`, `_docsize`,
     `_config`) beside our high-water table (`_state`); PostgreSQL has the expression index;
-    both have the expression index of server events by request id. Nothing else is
-    skipped."""
+    both have the expression index of server events by request id; PostgreSQL has the
+    approver names index (`search_schema.PG_APPROVER_INDEX`). Nothing else is skipped."""
     if name is None:
         return True
     if type_ == "table":
         return not (name == FTS_TABLE or name.startswith(FTS_TABLE + "_"))
     if type_ == "index":
-        return name not in (PG_INDEX, EVENTS_REQUEST_INDEX)
+        return name not in (PG_INDEX, EVENTS_REQUEST_INDEX, PG_APPROVER_INDEX)
     return True

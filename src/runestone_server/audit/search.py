@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from runestone_server.audit import fulltext
 from runestone_server.audit.models import AuditEntry
+from runestone_server.audit.search_schema import PG_APPROVER_NAMES
 from runestone_server.models import ServerEvent
 
 MAX_PAGE = 500
@@ -90,7 +91,18 @@ def approver_matches(dialect: str, name: str) -> Any:
     position = func.instr if dialect == "sqlite" else func.strpos
     column = AuditEntry.approver
     listed = literal(",") + func.substr(column, position(column, ":") + 1) + literal(",")
-    return or_(column == name, position(listed, f",{name},") > 0)
+    found = position(listed, f",{name},") > 0
+    if dialect == "postgresql":
+        # An index can serve neither arm of the OR as written, so a team's page walked the
+        # team's history until it had found 51 rows (issue 20). The listed names' array
+        # containing the name's comma-separated parts is implied by `found` (a match starts
+        # and ends at commas), so adding it finds the same rows, and PostgreSQL answers it
+        # from the GIN index of migration 1102; the exact arm uses the (org, approver)
+        # B-tree. The expression is written as in the index (literals, not parameters).
+        found = and_(text(f"audit_entries.approver IS NOT NULL AND {PG_APPROVER_NAMES} @> "
+                          "string_to_array(:approver_name, ',')").bindparams(
+                              approver_name=name), found)
+    return or_(column == name, found)
 
 
 def utc(moment: datetime) -> datetime:
