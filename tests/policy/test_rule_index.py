@@ -144,3 +144,20 @@ def test_only_rules_of_command_fields_alone_are_command_only() -> None:
     assert not rule(program=["curl"], tainted=True).command_only
     assert not rule(program=["git"], project=["/home/dev/app"]).command_only
     assert not rule(path=["/etc/**"]).command_only
+
+
+def test_the_path_forms_a_policys_indexes_remember_are_bounded(monkeypatch) -> None:
+    """A long-lived daemon meets ever new paths: past the bound, a form is looked up each
+    time instead of remembered, and decides the same."""
+    from runestone.policy import path_index
+
+    monkeypatch.setattr(path_index, "_FORMS_KEPT_IN_ALL", 3)
+    policy = load_preset("developer")  # its own indexes, counted from the patched bound
+    reference = REFERENCES["developer"]
+    for n in range(12):
+        action = Action("Bash", {"command": f"cat ~/.ssh/id_{n} src/file{n}.py"}, PROJECT)
+        facts, ctx = derive_facts(action, home=HOME), EvalContext()
+        assert outcome(evaluate(policy, facts, ctx)) == outcome(evaluate(reference, facts, ctx))
+    indexes = policy._path_indexes
+    assert indexes and indexes.forms_left == 0
+    assert sum(len(index._possible) for index in indexes.values()) == 3

@@ -22,7 +22,7 @@ from runestone.actions.winpaths import shown
 from runestone.facts import Facts, Part, derive_facts
 from runestone.policy.index import RuleIndex, features
 from runestone.policy.model import Decision, DecisionValue, EvalContext, Hit, Rule
-from runestone.policy.path_index import PathIndex, narrowed
+from runestone.policy.path_index import PathIndexes, narrowed
 
 if TYPE_CHECKING:
     from runestone.effects import Catalogue
@@ -55,7 +55,7 @@ class CompiledPolicy:
         self._allowed_effects: frozenset[str] | None = None
         # Command-only rules' answers by command (see _command_answers).
         self._answers: dict[int, tuple[Any, Any, str, dict[int, Any]]] = {}
-        self._path_indexes: dict[tuple[object, ...], PathIndex] = {}
+        self._path_indexes = PathIndexes()
         self.name = name
         self.default = default
         self.rules = rules

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from runestone.policy.model import Rule
 
 _INDEXES_KEPT = 1024  # (place, candidate set) pairs
-_FORMS_KEPT = 4096  # path forms remembered per index
+_FORMS_KEPT = 4096  # path forms remembered per index...
+# ...and by one policy's indexes together: 1,024 full indexes would otherwise keep 4M forms
+# (hundreds of MB) in a long-lived daemon. A form not remembered is looked up again.
+_FORMS_KEPT_IN_ALL = 65536
 _WILDCARDS = "*?["
 
 
@@ -94,6 +97,15 @@ def _rule_filing(globs: tuple[str, ...], project: str, home: str,
     return tuple(entry for expanded in found.expanded for entry in _filing(expanded))
 
 
+class PathIndexes(dict):  # type: ignore[type-arg]
+    """One policy's path indexes by (place, candidate set), and how many more path forms
+    they may remember between them (a new policy, on reload, starts a new count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms_left = _FORMS_KEPT_IN_ALL
+
+
 class PathIndex:
     """For one place: rule ids by exact path, directory, base name, suffix and prefix."""
 
@@ -130,14 +142,16 @@ class PathIndex:
         # once per form: the same paths come back call after call (the project, its files).
         self._possible: dict[str, frozenset[int]] = {}
 
-    def add_possible(self, form: str, found: set[int]) -> None:
+    def add_possible(self, form: str, found: set[int], kept: PathIndexes) -> None:
         """Add the ids of the rules whose globs could match `form` (as `_GlobSet.fullmatch`
-        tests it: the path, a directory it is under, its base name)."""
+        tests it: the path, a directory it is under, its base name). `kept`: the indexes
+        this one belongs to, whose count of remembered forms it shares."""
         possible = self._possible.get(form)
         if possible is None:
             possible = frozenset(self._look_up(form))
-            if len(self._possible) < _FORMS_KEPT:
+            if len(self._possible) < _FORMS_KEPT and kept.forms_left > 0:
                 self._possible[form] = possible
+                kept.forms_left -= 1
         found |= possible
 
     def _look_up(self, form: str) -> set[int]:
@@ -168,7 +182,7 @@ class PathIndex:
 
 
 def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
-             indexes: dict[tuple[object, ...], PathIndex]) -> Sequence[Rule]:
+             indexes: PathIndexes) -> Sequence[Rule]:
     """`rules` without the indexed path rules no path of the part could match.
 
     The index covers these candidate rules only (kept per place and candidate set): a cold
@@ -193,6 +207,6 @@ def narrowed(rules: Sequence[Rule], part: Part, facts: Facts,
     found: set[int] = set(index.always)
     for path in paths:
         for form in path.forms:
-            index.add_possible(form, found)
+            index.add_possible(form, found, indexes)
     indexed = index.indexed
     return [rule for rule in rules if id(rule) not in indexed or id(rule) in found]
