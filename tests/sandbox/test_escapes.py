@@ -377,6 +377,26 @@ def test_runestone_kept_under_tmp_is_shown_read_only(world):
         shutil.rmtree(venv, ignore_errors=True)
 
 
+def test_a_runtime_directly_in_tmp_does_not_bring_the_hosts_tmp_back(monkeypatch):
+    """An interpreter whose prefix is /tmp itself must not bind the host's whole /tmp (its
+    sockets, other users' files) over the private one; and of a checkout under /tmp, only
+    the package is shown, not the checkout around it."""
+    import runestone
+    from runestone.sandbox.bwrap import runtime_in_private_temp
+
+    checkout = Path(tempfile.mkdtemp(prefix="runestone-checkout-", dir="/tmp"))
+    try:
+        package = checkout / "src" / "runestone"
+        package.mkdir(parents=True)
+        monkeypatch.setattr(runestone, "__file__", str(package / "__init__.py"))
+        monkeypatch.setattr(sys, "prefix", "/tmp")
+        monkeypatch.setattr(sys, "exec_prefix", "/var/tmp")
+        monkeypatch.setattr(sys, "base_prefix", "/tmp/")
+        monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
+        assert runtime_in_private_temp() == [str(package)]
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
 CONNECT_THROUGH = """
 import os, socket, sys
 for target in sys.argv[1:]:

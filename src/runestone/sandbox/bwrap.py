@@ -31,6 +31,7 @@ PROXY_PORT = 3128  # inside the sandbox's own network namespace
 # outside the project that every sandbox has (/run is hidden).
 PROXY_SOCKET = "/tmp/.runestone-proxy.sock"
 ENV_FILES_LIMIT = 200_000  # directory entries walked to find `**` hide patterns
+PRIVATE_TEMP = ("/tmp", "/var/tmp")  # replaced inside by empty directories of its own
 
 
 class SandboxError(RuntimeError):
@@ -129,15 +130,21 @@ def runtime_in_private_temp() -> list[str]:
     """Runestone's own interpreter and code where they lie in /tmp or /var/tmp (a virtual
     environment or a checkout made there): the sandbox's private temp directories would
     hide them, and the network bridge runs with them inside, so a networked command would
-    fail for a reason it is never told. Shown read-only, as every readable place is."""
+    fail for a reason it is never told. Shown read-only, as every readable place is.
+
+    Only what the bridge needs: the package's own directory, not the checkout around it;
+    and never a temp directory's root itself (a runtime placed directly in /tmp), which
+    would bring the host's whole /tmp, and the sockets kept there, back into reach."""
     import runestone
 
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(runestone.__file__)))
+    package = os.path.dirname(os.path.abspath(runestone.__file__))
     found: dict[str, None] = {}
     for place in (sys.prefix, sys.exec_prefix, sys.base_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), package_root):
+                  os.path.dirname(os.path.realpath(sys.executable)), package):
         real = os.path.realpath(place)
-        if (_within(real, "/tmp") or _within(real, "/var/tmp")) and os.path.isdir(real):
+        if real in PRIVATE_TEMP or not os.path.isdir(real):
+            continue
+        if any(_within(real, temp) for temp in PRIVATE_TEMP):
             found.setdefault(real, None)
     return [path for path in found
             if not any(other != path and _within(path, other) for other in found)]
@@ -150,7 +157,7 @@ def _needed(hidden: list[str], writable: list[str]) -> list[str]:
     for path in hidden:
         if any(other != path and _within(path, other) for other in hidden):
             continue
-        private = _within(path, "/tmp") or _within(path, "/var/tmp")
+        private = any(_within(path, temp) for temp in PRIVATE_TEMP)
         if private and not any(_within(path, w) for w in writable):
             continue
         kept.append(path)
