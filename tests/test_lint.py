@@ -64,7 +64,8 @@ def test_a_cold_hook_deciding_a_plain_call_loads_only_what_it_needs(tmp_path):
 def test_a_cold_hook_that_asks_loads_no_control_plane_client(tmp_path):
     """A runtime that is not enrolled answers an ask without importing the control plane's
     HTTP client (urllib.request and what it brings): ~25 ms of every asked hook; nor
-    OpenSSL (hmac, secrets) and socket, which only opening a request or a grant needs."""
+    OpenSSL (hmac, secrets) and socket, which only opening a request or a grant needs; nor
+    dataclasses, which brings inspect, ast and dis (~10 ms) for the approvals' records."""
     import json
     import os
 
@@ -74,7 +75,7 @@ def test_a_cold_hook_that_asks_loads_no_control_plane_client(tmp_path):
     code = ("import sys; from runestone.cli import main; main(['hook', 'claude-code']);"
             "print(sorted(m for m in sys.modules if m in {'urllib.request',"
             " 'runestone.remote.approvals', 'runestone.remote.client', 'socket', 'hmac',"
-            " 'secrets', '_hashlib', 'getpass'}), file=sys.stderr)")
+            " 'secrets', '_hashlib', 'getpass', 'dataclasses', 'inspect'}), file=sys.stderr)")
     call = json.dumps({"session_id": "s", "cwd": str(tmp_path), "hook_event_name": "PreToolUse",
                        "tool_name": "Bash", "tool_use_id": "toolu_1",
                        "tool_input": {"command": "curl -s https://api.github.com/repos/a/b"}})

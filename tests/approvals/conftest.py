@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from runestone.approvals.page import ApprovalPage
@@ -28,8 +26,7 @@ def runtime(isolated_home):
 def page(runtime):
     _where, _audit, approvals = runtime
     server = ApprovalPage(approvals, port=0)
-    approvals.settings = dataclasses.replace(approvals.settings,
-                                             page_url=f"http://127.0.0.1:{server.port}")
+    approvals.settings = approvals.settings._replace(page_url=f"http://127.0.0.1:{server.port}")
     server.start()
     yield server
     server.close()

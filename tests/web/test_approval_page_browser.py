@@ -4,8 +4,6 @@ Deny buttons must work. With `Referrer-Policy: no-referrer` Chromium posted the 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from runestone.actions import Action
@@ -26,8 +24,7 @@ def approval_link(isolated_home):
     audit = open_audit_log(where)
     approvals = Approvals(where, audit=audit, settings=ApprovalSettings(ttl_seconds=600))
     server = ApprovalPage(approvals, port=0)
-    approvals.settings = dataclasses.replace(approvals.settings,
-                                             page_url=f"http://127.0.0.1:{server.port}")
+    approvals.settings = approvals.settings._replace(page_url=f"http://127.0.0.1:{server.port}")
     server.start()
     gatekeeper = Gatekeeper(load_preset("default"), audit=audit, approvals=approvals,
                             approval_mode="defer", home="/home/dev")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runestone.actions import Action
 from runestone.approvals import MAX_GRANT_MINUTES, MAX_SCOPE_MINUTES, tokens
@@ -35,8 +34,7 @@ class ApprovalError(ValueError):
     """A request for an approval action that cannot be carried out, and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class ApprovalSettings:
+class ApprovalSettings(NamedTuple):
     """How this runtime handles `ask`: from the environment, with safe defaults."""
 
     ttl_seconds: int = DEFAULT_TTL_SECONDS

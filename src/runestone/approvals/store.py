@@ -13,9 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 STATES = ("pending", "approved", "denied", "expired", "consumed", "cancelled")
 SCHEMA = """
@@ -65,8 +64,7 @@ CREATE TABLE IF NOT EXISTS grants (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """One approval request as stored."""
 
     id: str
@@ -95,8 +93,7 @@ class Request:
     consumed: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     """Permission given ahead of (or beyond) one request.
 
     `kind` is `action` (one exact action hash) or `rule` (whatever that rule asks about, in
@@ -212,7 +209,7 @@ class ApprovalStore:
     # --- grants ---------------------------------------------------------------------------
 
     def add_grant(self, grant: Grant) -> None:
-        row = {k: getattr(grant, k) for k in Grant.__slots__}
+        row = grant._asdict()
         with self._write() as db:
             db.execute(f"INSERT INTO grants ({', '.join(row)}) VALUES "
                        f"({', '.join('?' for _ in row)})", tuple(row.values()))
@@ -264,7 +261,7 @@ class ApprovalStore:
 
 
 def _request_row(request: Request) -> dict[str, Any]:
-    row = {k: getattr(request, k) for k in Request.__slots__}
+    row = request._asdict()
     row["action"] = json.dumps(request.action, sort_keys=True)
     row["rules"] = json.dumps(list(request.rules))
     row["analysis"] = json.dumps(request.analysis, sort_keys=True)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from runestone.actions.canonical import canonical_json
 from runestone.audit.checkpoint import verify_signature
@@ -30,8 +29,7 @@ class TokenRefused(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Claims:
+class Claims(NamedTuple):
     """What a token asserts. `expires` is seconds since the epoch (UTC)."""
 
     request_id: str
@@ -56,7 +54,7 @@ def new_claims(request_id: str, action_hash: str, policy_hash: str, expires: int
 
 
 def _message(claims: Claims) -> bytes:
-    return canonical_json({"v": TOKEN_VERSION, **asdict(claims)})
+    return canonical_json({"v": TOKEN_VERSION, **claims._asdict()})
 
 
 def _b64(data: bytes) -> str:
@@ -93,7 +91,7 @@ def read_claims(token: str) -> tuple[Claims, bytes, str]:
                         str(data["audience"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenRefused("malformed", f"the approval token lacks a claim ({exc})") from exc
-    if set(data) != {"v", *asdict(claims)}:
+    if set(data) != {"v", *Claims._fields}:
         raise TokenRefused("malformed", "the approval token carries unknown claims")
     return claims, message, signature_hex
 
@@ -120,7 +118,7 @@ def verify(
     claims, message, signature_hex = read_claims(token)
     if not verify_signature(public_key_hex, message, signature_hex):
         if issued is not None:
-            for field, value in asdict(issued).items():
+            for field, value in issued._asdict().items():
                 if not hmac.compare_digest(str(getattr(claims, field)), str(value)):
                     raise TokenRefused("altered", f"the approval token's '{field}' was altered "
                                        "after it was signed")

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import sys
 import time
-from dataclasses import asdict
 
 from runestone.actions import Action, ActionError, parse_action_json
 from runestone.approvals.service import ApprovalError, Approvals, local_approver
@@ -40,7 +39,7 @@ def run_approvals(args: argparse.Namespace) -> int:
             if request is None:
                 print(f"no approval request {args.request_id}", file=sys.stderr)
                 return 1
-            print(json.dumps({**asdict(request), "link": approvals.link(request)}, indent=2,
+            print(json.dumps({**request._asdict(), "link": approvals.link(request)}, indent=2,
                              ensure_ascii=False))
             return 0
         if command in ("approve", "deny"):

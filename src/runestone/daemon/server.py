@@ -288,11 +288,9 @@ class Daemon:
 
 
 def _with_page_url(settings: Any, url: str) -> Any:
-    import dataclasses
-
     if os.environ.get("RUNESTONE_APPROVAL_URL"):
         return settings
-    return dataclasses.replace(settings, page_url=url)
+    return settings._replace(page_url=url)
 
 
 def _daemon_handler(daemon: Daemon) -> type:
