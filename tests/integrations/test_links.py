@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from pathlib import Path
 
-from runestone.integrations.links import HOUR, KEEP_SECONDS, CallLinks
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runestone.integrations.links import (
+    HOUR,
+    KEEP_SECONDS,
+    CallLinks,
+    DeferredCallLinks,
+    _chunks,
+)
 
 START = 1_800_000_000.0  # a fixed instant, so segment names are known
 
@@ -120,3 +131,51 @@ def test_concurrent_hook_processes_never_tear_a_line(tmp_path: Path) -> None:
     lines = b"".join(path.read_bytes() for path in directory.iterdir()).splitlines()
     assert len(lines) == 2400
     assert all(len(line) == 40 + 1 + 12 for line in lines)
+
+
+def test_the_daemons_links_reach_the_disk_in_whole_lines(tmp_path: Path) -> None:
+    """The daemon queues links and a thread writes them in batches: every one arrives, in
+    whole lines, for a hook process that reads the disk; `flush` waits for them."""
+    directory = tmp_path / "calls"
+    links = DeferredCallLinks(directory)
+    threads = [threading.Thread(target=lambda w=w: [links.remember(f"d{w}-{n}",
+                                                                   f"req_{w:02d}{n:06d}")
+                                                    for n in range(300)])
+               for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert links.recall("d3-299") == "req_03000299"  # from memory, at once
+    assert links.flush()
+    reader = CallLinks(directory)
+    for w in range(4):
+        for n in (0, 150, 299):
+            assert reader.recall(f"d{w}-{n}") == f"req_{w:02d}{n:06d}"
+    lines = b"".join(path.read_bytes() for path in directory.iterdir()).splitlines()
+    assert len(lines) == 1200
+    assert all(len(line) == 40 + 1 + 12 for line in lines)
+
+
+def test_a_queued_link_is_written_without_a_flush(tmp_path: Path) -> None:
+    links = DeferredCallLinks(tmp_path / "calls")
+    links.remember("toolu_x", "req_x")
+    reader = CallLinks(tmp_path / "calls")
+    deadline = time.monotonic() + 5
+    while reader.recall("toolu_x") != "req_x":
+        assert time.monotonic() < deadline, "the link never reached the disk"
+        time.sleep(0.01)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=120), max_size=60),
+       st.integers(min_value=1, max_value=300))
+def test_chunks_keep_every_line_whole_and_in_order(lines: list[bytes], limit: int) -> None:
+    """Each write is whole lines, in order, at most `limit` bytes unless one line is longer."""
+    left = list(lines)
+    for chunk in _chunks(lines, limit):
+        taken: list[bytes] = []
+        while sum(map(len, taken)) < len(chunk):
+            taken.append(left.pop(0))
+        assert b"".join(taken) == chunk
+        assert len(chunk) <= limit or len(taken) == 1
+    assert left == []

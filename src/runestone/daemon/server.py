@@ -167,6 +167,7 @@ class Daemon:
             if server is not None:
                 server.shutdown()
                 server.server_close()
+        self.links.flush()  # the links still queued, for post hooks deciding in-process
 
     # --- policy reload --------------------------------------------------------------------
 
