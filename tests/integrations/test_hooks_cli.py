@@ -244,6 +244,26 @@ def test_a_number_json_cannot_carry_is_malformed_input_not_an_internal_error(ini
     assert "malformed hook input" in result.stderr and "internal" not in result.stderr
 
 
+@pytest.mark.parametrize("where", ["tool_use_id", "command", "key"])
+def test_a_lone_surrogate_is_malformed_input_and_audited(initialised, where):
+    """JSON may escape a lone surrogate (`\\ud800`), which UTF-8 cannot carry: read as
+    text, it failed later (the call link: an internal error; the audit write: a deny that
+    nothing recorded). It is malformed input, refused where it is read, and the refusal is
+    in the log."""
+    payload = with_command(CLAUDE_PRE, "ls")
+    body = json.dumps(payload)
+    body = {"tool_use_id": body.replace('"toolu_', '"\\ud800toolu_'),
+            "command": body.replace('"command": "ls"', '"command": "ls \\udc00"'),
+            "key": body.replace('"command": "ls"', '"command": "ls", "\\ud800": 1')}[where]
+    assert "\\u" in body
+    result = hook("claude-code", body)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "lone surrogate" in result.stderr and "internal" not in result.stderr
+    refused = [e for e in _entries() if e.get("kind") == "decision"]
+    assert refused and refused[-1]["decision"] == "deny"
+    assert "lone surrogate" in refused[-1]["reason"]
+
+
 def test_a_broken_policy_fails_closed(initialised):
     layout().policy_file.parent.mkdir(parents=True, exist_ok=True)
     layout().policy_file.write_text('[policy]\ndefault = "maybe"\n')

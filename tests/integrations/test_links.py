@@ -179,3 +179,21 @@ def test_chunks_keep_every_line_whole_and_in_order(lines: list[bytes], limit: in
         assert b"".join(taken) == chunk
         assert len(chunk) <= limit or len(taken) == 1
     assert left == []
+
+
+def test_a_call_id_with_a_lone_surrogate_is_linked_and_stops_nothing(tmp_path: Path) -> None:
+    """JSON may carry `"\\ud800"`, which plain UTF-8 refuses: the in-process hook denied
+    with an internal error, and the daemon's writer thread died, leaving every later link
+    unwritten and its queue to grow."""
+    odd = "toolu_\ud800"
+    links = CallLinks(tmp_path / "plain")
+    links.remember(odd, "req_odd")
+    assert CallLinks(tmp_path / "plain").recall(odd) == "req_odd"
+    deferred = DeferredCallLinks(tmp_path / "daemon")
+    deferred.remember(odd, "req_odd")
+    assert deferred.flush()
+    deferred.remember("toolu_after", "req_after")
+    assert deferred.flush()
+    reader = CallLinks(tmp_path / "daemon")
+    assert reader.recall(odd) == "req_odd"
+    assert reader.recall("toolu_after") == "req_after"

@@ -43,21 +43,29 @@ def loads_finite(text: str | bytes) -> Any:
     where it is read, not as an internal error when it is hashed. Also nesting deeper than
     MAX_DEPTH: json's own limit (a RecursionError at about 1000 levels, which killed
     `runestone check` and dropped the daemon's connection) sits too close to the depth at
-    which hashing, redacting and analysing the value recurse."""
+    which hashing, redacting and analysing the value recurse. And a lone surrogate
+    (`"\\ud800"`: JSON may escape one, UTF-8 cannot carry it), which would otherwise pass
+    the parse and fail the audit write, leaving the call denied but unrecorded."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
-    _check_depth(value)
+    _check_carried(value)
     return value
 
 
-def _check_depth(value: Any) -> None:
-    """ValueError when `value` nests deeper than MAX_DEPTH (walked without recursion)."""
+def _check_carried(value: Any) -> None:
+    """ValueError when `value` nests deeper than MAX_DEPTH or holds a string (or key) that
+    is not valid text (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+            continue
         if isinstance(item, dict):
+            for key in item:
+                _check_text(key)
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
@@ -66,6 +74,15 @@ def _check_depth(value: Any) -> None:
         if depth > MAX_DEPTH:
             raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
         stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the JSON holds a lone surrogate (\\u{ord(text[exc.start]):04x}), "
+                             "which is not text") from None
 
 
 def _refuse_constant(name: str) -> float:

@@ -44,7 +44,10 @@ def _segment_name(hour: int) -> str:
 
 
 def _key(call_id: str) -> bytes:
-    return sha256(call_id.encode()).hexdigest()[:KEY_LENGTH].encode("ascii")
+    """The id's fixed-width key. `surrogatepass`: a host's JSON may carry a lone surrogate
+    (`"\\ud800"`), which plain UTF-8 refuses; the hook must not fail on it."""
+    return sha256(call_id.encode("utf-8", "surrogatepass")).hexdigest()[:KEY_LENGTH].encode(
+        "ascii")
 
 
 def _valid_request_id(request_id: str) -> bool:
@@ -215,6 +218,8 @@ class DeferredCallLinks(CallLinks):
         return written.wait(timeout)
 
     def _drain(self) -> None:
+        import contextlib
+
         while True:
             first = self._pending.get()
             if not isinstance(first, threading.Event):
@@ -227,6 +232,9 @@ class DeferredCallLinks(CallLinks):
                     item = self._pending.get_nowait()
                 except self._queue.Empty:
                     item = None
-            CallLinks.remember_many(self, batch)
+            # The thread outlives any batch: links are a convenience, and a writer that died
+            # would leave the queue to grow for the daemon's whole life.
+            with contextlib.suppress(Exception):
+                CallLinks.remember_many(self, batch)
             for written in flushes:
                 written.set()
