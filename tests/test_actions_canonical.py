@@ -69,10 +69,36 @@ def test_nan_cannot_be_hashed():
 
 
 @pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "1e999",
-                                  "-1e400", "9" * 5000])
+                                  "-1e400", "9" * 5000, '"\\ud800"', '["ok", "x\\udfff"]',
+                                  '{"\\udc00": 1}'])
 def test_input_that_canonical_json_cannot_carry_is_refused_where_it_is_read(text):
     with pytest.raises(ValueError):
         loads_finite(text)
+
+
+# Any code point, and often the lone surrogates JSON can escape (rare among all the rest).
+any_text = st.text(st.characters(exclude_categories=()) | st.characters(categories=["Cs"]),
+                   max_size=12)
+wild_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(any_text, children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(wild_values)
+def test_what_is_read_can_always_be_hashed(value):
+    """loads_finite's promise: whatever it returns, canonical JSON can write (so the audit
+    log can record it); whatever canonical JSON cannot write, it refuses."""
+    text = json.dumps(value)  # NaN and Infinity as Python writes them; surrogates escaped
+    try:
+        read = loads_finite(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            canonical_json(value)
+        return
+    assert canonical_json(read)
 
 
 def test_numbers_canonical_json_carries_are_read_as_json_reads_them():
