@@ -114,6 +114,17 @@ def _append_many(directory: str, worker: int, count: int) -> None:
         links.remember(f"w{worker}-{n}", f"req_{worker:02d}{n:06d}")
 
 
+def _assert_every_link_whole(reader: CallLinks, prefix: str, workers: int, each: int) -> None:
+    """Links `{prefix}{w}-{n}` -> `req_{w:02d}{n:06d}` from `workers` writers of `each`: the
+    first, middle and last of each are found, and the segments hold every line, whole."""
+    for w in range(workers):
+        for n in (0, each // 2, each - 1):
+            assert reader.recall(f"{prefix}{w}-{n}") == f"req_{w:02d}{n:06d}"
+    lines = b"".join(path.read_bytes() for path in reader.directory.iterdir()).splitlines()
+    assert len(lines) == workers * each
+    assert all(len(line) == 40 + 1 + 12 for line in lines)
+
+
 def test_concurrent_hook_processes_never_tear_a_line(tmp_path: Path) -> None:
     directory = tmp_path / "calls"
     context = multiprocessing.get_context("spawn")
@@ -124,13 +135,7 @@ def test_concurrent_hook_processes_never_tear_a_line(tmp_path: Path) -> None:
     for process in workers:
         process.join(60)
         assert process.exitcode == 0
-    links = CallLinks(directory, Clock())
-    for w in range(6):
-        for n in (0, 199, 399):
-            assert links.recall(f"w{w}-{n}") == f"req_{w:02d}{n:06d}"
-    lines = b"".join(path.read_bytes() for path in directory.iterdir()).splitlines()
-    assert len(lines) == 2400
-    assert all(len(line) == 40 + 1 + 12 for line in lines)
+    _assert_every_link_whole(CallLinks(directory, Clock()), "w", workers=6, each=400)
 
 
 def test_the_daemons_links_reach_the_disk_in_whole_lines(tmp_path: Path) -> None:
@@ -148,13 +153,7 @@ def test_the_daemons_links_reach_the_disk_in_whole_lines(tmp_path: Path) -> None
         thread.join()
     assert links.recall("d3-299") == "req_03000299"  # from memory, at once
     assert links.flush()
-    reader = CallLinks(directory)
-    for w in range(4):
-        for n in (0, 150, 299):
-            assert reader.recall(f"d{w}-{n}") == f"req_{w:02d}{n:06d}"
-    lines = b"".join(path.read_bytes() for path in directory.iterdir()).splitlines()
-    assert len(lines) == 1200
-    assert all(len(line) == 40 + 1 + 12 for line in lines)
+    _assert_every_link_whole(CallLinks(directory), "d", workers=4, each=300)
 
 
 def test_a_queued_link_is_written_without_a_flush(tmp_path: Path) -> None:
