@@ -112,21 +112,20 @@ def _backup(url: str, args: argparse.Namespace) -> int:
 
 def _worker(db: Database) -> int:
     """The worker loop in the foreground until SIGTERM or Ctrl-C (a compose service)."""
-    import signal
     import threading
 
+    from runestone.sigterm import TermSignal
     from runestone_server.schema import load_all
     from runestone_server.worker import Worker
 
     load_all()
     _load_tasks()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    term = TermSignal()  # a flag, not Event.set: see runestone.sigterm
     worker = Worker(db, float(os.environ.get("RUNESTONE_SERVER_TICK", "1")) or 1.0)
     worker.start()
     print("runestone-server worker running", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+        term.wait(threading.Event())
     worker.stop()
     return 0
 

@@ -315,3 +315,56 @@ def test_deeply_nested_bodies_get_a_deny_not_a_dropped_connection(daemon):
     status, answer, _ = post(f"{base}/api/check", hook_body("rm -rf ~"),
                              {"Authorization": f"Bearer {token}"})
     assert status == 200 and json.loads(answer)["decision"] == "deny"
+
+
+def test_a_daemon_stops_however_many_sigterms_arrive(isolated_home):
+    """SIGTERMs a few microseconds apart (a supervisor's stop, then its kill of the group):
+    with a handler that set a threading.Event, a second signal landing while the first
+    handler held the Event's lock hung the daemon for good (3 of 10 in a probe, and once in
+    CI, where a test's cleanup signalled a daemon twice). Each daemon here must leave."""
+    import random
+
+    create_identity(layout())
+    run_cli("init")
+    env = {**os.environ, "RUNESTONE_HOME": str(isolated_home)}
+    for _ in range(6):
+        process = subprocess.Popen([sys.executable, "-m", "runestone", "daemon", "--port", "0"],
+                                   env=env, stderr=subprocess.PIPE, text=True)
+        assert "listening" in process.stderr.readline()
+        for _ in range(200):
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            gap = time.perf_counter() + random.random() * 0.0003
+            while time.perf_counter() < gap:
+                pass
+        try:
+            assert process.wait(timeout=15) == 0
+        finally:
+            process.kill()
+            process.wait()
+
+
+def test_the_sigterm_handler_never_waits_for_a_lock():
+    """The handler runs between two bytecodes of the main thread, which may hold the lock
+    of the Event it would set (as a first handler inside Event.set does). TermSignal's
+    returns at once there; a handler calling Event.set waits for ever (the control)."""
+    script = """
+import signal, sys, threading
+from runestone.sigterm import TermSignal
+stop = threading.Event()
+if sys.argv[1] == "event":
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+else:
+    term = TermSignal()
+with stop._cond:  # as a first handler inside Event.set holds it
+    signal.raise_signal(signal.SIGTERM)
+print("returned", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script, "flag"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.stdout.strip() == "returned", done.stderr
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", script, "event"], capture_output=True,
+                       text=True, timeout=3)

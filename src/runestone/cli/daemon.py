@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 
 from runestone.home import layout
 from runestone.policy import PolicyError
+from runestone.sigterm import TermSignal
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -23,12 +23,12 @@ def run_daemon(args: argparse.Namespace) -> int:
         print(f"runestone daemon: cannot start: {exc}", file=sys.stderr)
         return 2
     daemon.start()
-    signal.signal(signal.SIGTERM, lambda *_: daemon._stop.set())
+    term = TermSignal()
     print(f"runestone daemon: listening on http://127.0.0.1:{daemon.port} and "
           f"{daemon.unix.server_address if daemon.unix else '(no socket)'}; policy "
           f"sha256:{daemon.gatekeeper.policy.hash[:16]}", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        daemon.wait()
+        term.wait(daemon.stopping)
     daemon.close()
     return 0
 
@@ -71,13 +71,13 @@ def _run_on_demand(args: argparse.Namespace) -> int:
     finally:
         with contextlib.suppress(OSError):
             marker.unlink()
-    signal.signal(signal.SIGTERM, lambda *_: daemon._stop.set())
+    term = TermSignal()
     print(f"runestone daemon: started on demand (pid {os.getpid()}), listening on "
           f"http://127.0.0.1:{daemon.port} and {socket_path(where)}; leaving after "
           f"{on_demand.idle_seconds():g} s without a request", file=sys.stderr, flush=True)
     idle = on_demand.idle_seconds()
     with contextlib.suppress(KeyboardInterrupt):
-        while not daemon._stop.wait(min(idle, 5.0) / 2):
+        while not term.wait(daemon.stopping, min(idle, 5.0) / 2):
             if daemon.idle_for() >= idle:
                 break
     daemon.close()

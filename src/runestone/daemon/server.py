@@ -146,8 +146,10 @@ class Daemon:
         shipper.start()
         self._threads.append(shipper)
 
-    def wait(self) -> None:
-        self._stop.wait()
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when the daemon is asked to stop (`close`)."""
+        return self._stop
 
     def idle_for(self) -> float:
         """Seconds since the last request was answered (or since the start)."""
