@@ -34,14 +34,17 @@ class TermSignal:
     def received(self) -> bool:
         return bool(self._received)
 
-    def wait(self, stop: threading.Event, timeout: float | None = None) -> bool:
-        """Until SIGTERM came, `stop` is set or `timeout` passed: True unless it timed out."""
+    def wait(self, stop: threading.Event | None = None, timeout: float | None = None) -> bool:
+        """Until SIGTERM came, `stop` (if any) is set or `timeout` passed: True unless it
+        timed out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._received:
             step = POLL_SECONDS if deadline is None else min(POLL_SECONDS,
                                                              deadline - time.monotonic())
             if step <= 0:
                 return False
-            if stop.wait(step):
+            if stop is None:
+                time.sleep(step)
+            elif stop.wait(step):
                 return True
         return True

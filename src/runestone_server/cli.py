@@ -112,8 +112,6 @@ def _backup(url: str, args: argparse.Namespace) -> int:
 
 def _worker(db: Database) -> int:
     """The worker loop in the foreground until SIGTERM or Ctrl-C (a compose service)."""
-    import threading
-
     from runestone.sigterm import TermSignal
     from runestone_server.schema import load_all
     from runestone_server.worker import Worker
@@ -125,7 +123,7 @@ def _worker(db: Database) -> int:
     worker.start()
     print("runestone-server worker running", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        term.wait(threading.Event())
+        term.wait()
     worker.stop()
     return 0
 

@@ -176,7 +176,7 @@ class DeferredCallLinks(CallLinks):
     """The daemon's links: kept in memory for its own post-tool requests and written to disk
     by a background thread, off the hook's hot path. The thread waits GATHER_SECONDS after
     a link arrives and writes every link queued by then at once: woken per link, it
-    competed with the next request for the interpreter (80-90 µs of the daemon's CPU per
+    competed with the next request for the interpreter (80-140 µs of the daemon's CPU per
     hook). A post hook reaching the daemon finds the link in memory; one deciding in
     another process reads the disk, and a tool call lasts longer than the wait. A link not
     yet on disk when the daemon dies is lost; the result entry still carries the call id,
@@ -192,7 +192,6 @@ class DeferredCallLinks(CallLinks):
         super().__init__(directory)
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
-        self._queue = queue
         self._pending: queue.SimpleQueue[tuple[str, str] | threading.Event] = \
             queue.SimpleQueue()
         threading.Thread(target=self._drain, name="runestone-links", daemon=True).start()
@@ -219,6 +218,7 @@ class DeferredCallLinks(CallLinks):
 
     def _drain(self) -> None:
         import contextlib
+        import queue
 
         while True:
             first = self._pending.get()
@@ -230,7 +230,7 @@ class DeferredCallLinks(CallLinks):
                 (flushes if isinstance(item, threading.Event) else batch).append(item)
                 try:
                     item = self._pending.get_nowait()
-                except self._queue.Empty:
+                except queue.Empty:
                     item = None
             # The thread outlives any batch: links are a convenience, and a writer that died
             # would leave the queue to grow for the daemon's whole life.

@@ -105,7 +105,9 @@ def argv(bwrap: str, profile: Profile, places: Places, cwd: str, command: list[s
         args += ["--seccomp", str(seccomp_fd)]
     for path in paths(profile.read, places):
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for temp in PRIVATE_TEMP:
+        args += ["--tmpfs", temp]
     for path in runtime_in_private_temp():
         args += ["--ro-bind", path, path]
     writable = paths(profile.write, places)
