@@ -45,7 +45,7 @@ def test_an_internal_error_is_a_deny_that_says_so(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("runestone.gatekeeper.derive_facts", explode)
+    monkeypatch.setattr("runestone.memo.derive_facts", explode)
     decision = gatekeeper.check(Action("Bash", {"command": "ls"}, PROJECT))
     assert decision.decision == "deny"
     assert "Internal error" in decision.reason and "boom" in decision.reason

@@ -53,15 +53,17 @@ class Facts:
     they first need them, so it is a plain mutable class.
     """
 
-    __slots__ = ("_arg_paths", "_arg_urls", "_catalogue", "_flags", "_lines", "_places",
-                 "_readings", "action", "family", "family_name", "home", "input_text", "mcp",
-                 "opaque", "parts", "project", "shell")
+    __slots__ = ("_action_hash", "_arg_paths", "_arg_urls", "_catalogue", "_flags", "_lines",
+                 "_places", "_readings", "action", "family", "family_name", "home", "input_text",
+                 "mcp", "opaque", "parts", "project", "shell")
 
     def __init__(self, *, action: Action, family: Family, project: str, home: str,
                  parts: tuple[Part, ...], opaque: tuple[Opaque, ...] = (),
                  shell: ShellAnalysis | None = None, mcp: tuple[str, str] | None = None,
-                 input_text: str = "") -> None:
+                 input_text: str = "", action_hash: str = "",
+                 places: tuple[str, ...] | None = None) -> None:
         self.action = action
+        self._action_hash = action_hash
         self.family = family
         self.family_name = family.value  # an Enum's `.value` is a Python-level descriptor
         self.project = project
@@ -77,7 +79,14 @@ class Facts:
         self._readings: dict[int, Reading] = {}
         self._flags: dict[int, frozenset[str]] = {}
         self._catalogue: Catalogue | None = None
-        self._places: tuple[str, ...] | None = None
+        self._places = places
+
+    @property
+    def action_hash(self) -> str:
+        """The action's hash, worked out once (a caller that already has it passes it in)."""
+        if not self._action_hash:
+            self._action_hash = self.action.hash
+        return self._action_hash
 
     def runestone_places(self) -> tuple[str, ...]:
         """The runtime's own places (policy.globs.runestone_places, read from the
@@ -260,8 +269,11 @@ def _command_parts(shell: ShellAnalysis) -> tuple[tuple[SimpleCommand, Part], ..
     return parts
 
 
-def derive_facts(action: Action, *, home: str | None = None) -> Facts:
-    """Analyse an action into the parts policy judges. Never raises on odd input."""
+def derive_facts(action: Action, *, home: str | None = None, action_hash: str = "",
+                 places: tuple[str, ...] | None = None) -> Facts:
+    """Analyse an action into the parts policy judges. Never raises on odd input.
+    `action_hash`, `places`: the action's hash and the runtime's own places
+    (Facts.runestone_places), when the caller has already worked them out."""
     home = home or os.environ.get("HOME") or "/"
     project = action.project
     cwd = action.cwd or None
@@ -325,6 +337,8 @@ def derive_facts(action: Action, *, home: str | None = None) -> Facts:
         opaque=opaque,
         shell=shell,
         mcp=mcp,
+        action_hash=action_hash,
+        places=places,
     )
 
 

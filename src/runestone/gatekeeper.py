@@ -21,15 +21,15 @@ from runestone.actions.tools import Family
 from runestone.audit.log import AuditLog, AuditWriteError
 from runestone.audit.records import decision_entry, new_request_id, request_entry
 from runestone.digest import sha256
-from runestone.facts import Facts, derive_facts
+from runestone.facts import Facts
 from runestone.home import Layout
+from runestone.memo import DecisionMemo
 from runestone.policy import (
     CompiledPolicy,
     Decision,
     EvalContext,
     PolicyCache,
     PolicyError,
-    evaluate,
     load_policy,
     load_preset,
 )
@@ -149,6 +149,7 @@ class Gatekeeper:
         self._limit_counter: LimitCounter | None = None
         # Where the sandbox probe remembers that bubblewrap works (None: probe each time).
         self.state_dir: Path | None = None
+        self._memo: DecisionMemo | None = None  # made for the policy on first use
         # Per thread: while `check_batch` runs, the audit entries it has yet to write.
         self._local = threading.local()
 
@@ -232,6 +233,19 @@ class Gatekeeper:
     def context(self, action: Action) -> EvalContext:
         return EvalContext(tainted=self.sessions.is_tainted(action.session), labels=self.labels)
 
+    def decide(self, action: Action) -> tuple[Facts, Decision]:
+        """The policy's answer and the facts it judged, nothing recorded: remembered when
+        this action was decided before under the same conditions (runestone.memo). Raises
+        on an internal error; `check` and `explain` turn that into a deny."""
+        memo = self._memo
+        if memo is None or memo.policy is not self.policy:
+            memo = self._memo = DecisionMemo(self.policy)
+        return memo.decide(action, self.context(action), self.home)
+
+    def forget_decisions(self) -> None:
+        """Forget remembered decisions (benchmarks timing the decision itself)."""
+        self._memo = None
+
     def check(self, action: Action, *, approval_mode: str | None = None,
               contain: bool = False) -> Decision:
         """Decide one action and audit it. Never raises: any failure is a deny that says so.
@@ -247,8 +261,7 @@ class Gatekeeper:
         """
         facts = None
         try:
-            facts = derive_facts(action, home=self.home)
-            decision = evaluate(self.policy, facts, self.context(action))
+            facts, decision = self.decide(action)
         except Exception as exc:
             try:
                 action_hash = action.hash
@@ -301,8 +314,7 @@ class Gatekeeper:
         not counted here, so a call over a limit is explained as the policy alone decides.
         """
         try:
-            facts = derive_facts(action, home=self.home)
-            decision = evaluate(self.policy, facts, self.context(action))
+            _facts, decision = self.decide(action)
         except Exception as exc:
             return error_decision(f"Internal error while deciding ({type(exc).__name__}: "
                                   f"{exc}); denied to be safe.", policy_hash=self.policy.hash)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
 from typing import NamedTuple
 
 from runestone.actions.winpaths import is_windows_place, windows_forms
@@ -113,7 +114,52 @@ _HAVE_PROC = os.path.isdir(_PROC_FD)
 _O_PATH = getattr(os, "O_PATH", 0)
 
 
+class Resolutions:
+    """The file system's answers to `real_path` in this thread, while one decision is made:
+    each path asked and where it resolved.
+
+    A decision reads the file system nowhere else, so these answers, asked again and found
+    the same, are what lets a remembered decision stand (runestone.memo). Recording nests:
+    what an inner recording saw, the outer one saw too.
+    """
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, str]] = []
+        self._outer: Resolutions | None = None
+
+    def __enter__(self) -> Resolutions:
+        self._outer = getattr(self._local, "current", None)
+        self._local.current = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.current = self._outer
+        if self._outer is not None:
+            self._outer.answers.extend(self.answers)
+
+    @classmethod
+    def note(cls, path: str, resolved: str) -> None:
+        current = getattr(cls._local, "current", None)
+        if current is not None:
+            current.answers.append((path, resolved))
+
+
+def still_resolve(answers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> bool:
+    """Does every path still resolve where it did? (Asked of the file system again.)"""
+    return all(_real_path(path) == resolved for path, resolved in answers)
+
+
 def real_path(path: str) -> str:
+    """`path` with every symlink resolved (`_real_path`), noted for the decision being made
+    in this thread, if one is recorded (Resolutions)."""
+    resolved = _real_path(path)
+    Resolutions.note(path, resolved)
+    return resolved
+
+
+def _real_path(path: str) -> str:
     """The path with every symlink resolved, as `os.path.realpath` gives it, only faster.
 
     On Linux the kernel resolves an existing path: open it with O_PATH and read its name back

@@ -246,7 +246,7 @@ def evaluate(policy: CompiledPolicy, facts: Facts, ctx: EvalContext) -> Decision
             if not asked:
                 unasked.append(part)
 
-    action_hash = facts.action.hash
+    action_hash = facts.action_hash
     opaque = tuple(
         {"kind": o.kind, "reason": o.reason, "snippet": o.snippet} for o in facts.opaque
     )

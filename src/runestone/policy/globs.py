@@ -30,7 +30,6 @@ from runestone.actions.winpaths import (
 GLOB_CHARS = frozenset("*?[")
 
 
-_PLACES_FROM = ("RUNESTONE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "HOME")
 _places: dict[tuple[str, ...], dict[str, str]] = {}
 
 
@@ -43,12 +42,22 @@ def _installed_package() -> str:
     return package if parent in ("site-packages", "dist-packages") else "/\0not-installed"
 
 
-def runestone_places() -> dict[str, str]:
+def places_key() -> tuple[str, ...]:
+    """The environment the runtime's own places are read from (runestone.home.layout reads
+    these variables): equal keys, equal places. Spelled out, not a generator: it is read
+    once per decision."""
+    get = os.environ.get
+    return (get("RUNESTONE_HOME", ""), get("XDG_CONFIG_HOME", ""), get("XDG_STATE_HOME", ""),
+            get("HOME", ""))
+
+
+def runestone_places(key: tuple[str, ...] | None = None) -> dict[str, str]:
     """The runtime's own places for this process's environment, by anchor: where its
     policy, keys and audit log live (as `runestone.home.layout` says) and its installed
     code. Read from the environment on each call (memoised by the variables it reads), so
-    a test or a daemon that changes RUNESTONE_HOME sees the new places."""
-    key = tuple(os.environ.get(name, "") for name in _PLACES_FROM)
+    a test or a daemon that changes RUNESTONE_HOME sees the new places. `key`: the
+    environment's places_key, when the caller has just read it."""
+    key = key or places_key()
     places = _places.get(key)
     if places is None:
         from runestone.home import layout

@@ -1,0 +1,95 @@
+"""Decisions remembered, for an action decided again under the same conditions.
+
+Agents repeat themselves: `git status`, the test command, the same file read, many times a
+session. A long-lived gatekeeper (the daemon, the MCP gateway, `runestone check` on a batch,
+an SDK) decided each of them from scratch: ~75 µs for a command whose analysis was already
+memoised, most of it spent placing paths and trying rules again.
+
+A decision is a function of:
+- the action's identity (what its hash covers: tool, input, cwd, agent, session, user) and
+  its project directory;
+- the home paths are placed against, whether the session is tainted, the gatekeeper's
+  labels, and the environment the runtime's own places are read from;
+- the compiled policy;
+- and the file system's answers: where each path the action names resolves through
+  symlinks (`actions.paths.real_path`, the only place a decision asks the file system).
+
+The memo keys an entry on the first two, keeps one per policy, and records the third while
+the decision is made (`actions.paths.Resolutions`). A remembered decision is given again
+only after every one of those paths has been resolved anew and found where it was: a
+symlink retargeted between two calls is seen as a fresh decision would see it. Everything
+else a decision reads (the shell analysis, the programs' readings, the globs) depends only
+on the inputs in the key.
+
+What a decision leads to afterwards is never remembered: limits are counted, approvals
+redeemed or asked, the entries written and the session marked for every call, as before.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from runestone.actions.canonical import canonical_json, sha256_hex
+from runestone.actions.paths import Resolutions, still_resolve
+from runestone.facts import derive_facts
+from runestone.policy import evaluate
+from runestone.policy.globs import places_key, runestone_places
+
+if TYPE_CHECKING:
+    from runestone.actions import Action
+    from runestone.facts import Facts
+    from runestone.policy import CompiledPolicy, Decision, EvalContext
+
+MEMO_ENTRIES = 1024  # decisions kept; the oldest is forgotten first
+MEMO_ACTION_BYTES = 8192  # a larger action (a file's whole content) is decided every time
+
+
+class _Remembered(NamedTuple):
+    facts: Facts
+    decision: Decision
+    resolutions: tuple[tuple[str, str], ...]
+
+
+class DecisionMemo:
+    """The decisions of one compiled policy, by action and conditions (see the module)."""
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self.policy = policy
+        self._entries: dict[tuple[Any, ...], _Remembered] = {}
+        self.hits = 0
+
+    def decide(self, action: Action, ctx: EvalContext, home: str | None) -> tuple[Facts, Decision]:
+        """The facts and decision for `action`: remembered if its conditions hold still,
+        else derived and evaluated (and remembered when the action is small enough).
+        Raises what derive_facts or evaluate raise; nothing is remembered then."""
+        canonical = canonical_json(action.identity())
+        action_hash = sha256_hex(canonical)
+        place = home or os.environ.get("HOME") or "/"
+        environment = places_key()
+        key = (action_hash, action.project_dir, place, ctx.tainted,
+               tuple(ctx.labels.items()) if ctx.labels else (), environment)
+        known = self._entries.get(key)
+        if known is not None and still_resolve(known.resolutions):
+            self.hits += 1
+            return known.facts, known.decision
+        with Resolutions() as resolutions:
+            facts = derive_facts(action, home=home, action_hash=action_hash,
+                                 places=tuple(runestone_places(environment).values()))
+            decision = evaluate(self.policy, facts, ctx)
+        if len(canonical) <= MEMO_ACTION_BYTES:
+            self._remember(key, _Remembered(facts, decision, tuple(resolutions.answers)))
+        return facts, decision
+
+    def _remember(self, key: tuple[Any, ...], entry: _Remembered) -> None:
+        entries = self._entries
+        if len(entries) >= MEMO_ENTRIES and key not in entries:
+            # Another thread may change the entries meanwhile: forgetting one is enough.
+            with suppress(StopIteration, RuntimeError):
+                entries.pop(next(iter(entries)), None)
+        entries[key] = entry
+
+    def forget(self) -> None:
+        """Forget every decision (benchmarks timing the decision itself)."""
+        self._entries.clear()
