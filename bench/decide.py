@@ -56,8 +56,13 @@ def bench_in_process(corpus: Path, preset: str, rounds: int) -> tuple[list[float
     first_sight: list[float] = []
     baseline: list[float] = []
     for _ in range(rounds):
+        # Each action decided again just after its first decision, as an agent repeats
+        # `git status` between edits: the decision memo (runestone.memo) answers, once the
+        # action's paths resolve where they did. (Cycling through the whole corpus instead
+        # would find nothing: it holds more actions than the memo keeps.)
         for action, home in cases:
             gatekeeper.home = home
+            gatekeeper.check(action)
             start = time.perf_counter_ns()
             gatekeeper.check(action)
             samples.append((time.perf_counter_ns() - start) / 1000)
@@ -111,8 +116,8 @@ def main() -> None:
     median, base = statistics.median(samples), statistics.median(baseline)
     print(f"in-process decision ({args.preset} preset, {len(samples)} decisions over the corpus)")
     print(f"  median {median:8.1f} µs   p99 {percentile(samples, 0.99):8.1f} µs"
-          f"   (each action decided before: the decision remembered, its paths resolved "
-          "again; target ≤ 30 µs)")
+          f"   (each action decided again: remembered, its paths resolved anew; "
+          "target ≤ 30 µs)")
     again = statistics.median(unremembered)
     print(f"  median {again:8.1f} µs   p99 {percentile(unremembered, 0.99):8.1f} µs"
           "   (the decision memo emptied before each: analysis and reading reused)")

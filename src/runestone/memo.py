@@ -42,8 +42,16 @@ if TYPE_CHECKING:
     from runestone.facts import Facts
     from runestone.policy import CompiledPolicy, Decision, EvalContext
 
-MEMO_ENTRIES = 1024  # decisions kept; the oldest is forgotten first
-MEMO_ACTION_BYTES = 8192  # a larger action (a file's whole content) is decided every time
+# What is kept is bounded. An entry holds the action's facts (its analysis, each part's
+# reading and paths): tracemalloc measures ~8 KiB for a two-command line and ~55 KiB for
+# one of 1.2 KB naming a hundred paths, and ~1.2 MiB for an 8 KB chain of 500 commands. So
+# an action of more than MEMO_ACTION_BYTES (a file's whole content, a long script) or of more
+# than MEMO_PARTS parts (its commands, files and URLs) is decided every time, and at most
+# MEMO_ENTRIES are kept, the oldest forgotten first: ~4 MiB of everyday commands, ~22 MiB at
+# worst. What a session repeats (`git status`, its test command) is far smaller.
+MEMO_ENTRIES = 512
+MEMO_ACTION_BYTES = 1024
+MEMO_PARTS = 8
 
 
 class _Remembered(NamedTuple):
@@ -78,7 +86,7 @@ class DecisionMemo:
             facts = derive_facts(action, home=home, action_hash=action_hash,
                                  places=tuple(runestone_places(environment).values()))
             decision = evaluate(self.policy, facts, ctx)
-        if len(canonical) <= MEMO_ACTION_BYTES:
+        if len(canonical) <= MEMO_ACTION_BYTES and len(facts.parts) <= MEMO_PARTS:
             self._remember(key, _Remembered(facts, decision, tuple(resolutions.answers)))
         return facts, decision
 
