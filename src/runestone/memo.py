@@ -15,7 +15,8 @@ A decision is a function of:
   symlinks (`actions.paths.real_path`, the only place a decision asks the file system).
 
 The memo keys an entry on the first two, keeps one per policy, and records the third while
-the decision is made (`actions.paths.Resolutions`). A remembered decision is given again
+the decision is made (`actions.paths.Resolutions`); it remembers an action from its second
+decision on (`DecisionMemo._seen_before`). A remembered decision is given again
 only after every one of those paths has been resolved anew and found where it was: a
 symlink retargeted between two calls is seen as a fresh decision would see it. Everything
 else a decision reads (the shell analysis, the programs' readings, the globs) depends only
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 MEMO_ENTRIES = 512
 MEMO_ACTION_BYTES = 1024
 MEMO_PARTS = 8
+MEMO_SEEN = 4096  # keys decided once, remembered from their second decision (a few bytes each)
 
 
 class _Remembered(NamedTuple):
@@ -66,6 +68,7 @@ class DecisionMemo:
     def __init__(self, policy: CompiledPolicy) -> None:
         self.policy = policy
         self._entries: dict[tuple[Any, ...], _Remembered] = {}
+        self._seen: dict[int, None] = {}  # keys decided once, by their hash (_seen_before)
         self.hits = 0
 
     def decide(self, action: Action, ctx: EvalContext, home: str | None) -> tuple[Facts, Decision]:
@@ -82,13 +85,31 @@ class DecisionMemo:
         if known is not None and still_resolve(known.resolutions):
             self.hits += 1
             return known.facts, known.decision
+        places = tuple(runestone_places(environment).values())
+        if len(canonical) > MEMO_ACTION_BYTES or not (known or self._seen_before(key)):
+            facts = derive_facts(action, home=home, action_hash=action_hash, places=places)
+            return facts, evaluate(self.policy, facts, ctx)
         with Resolutions() as resolutions:
-            facts = derive_facts(action, home=home, action_hash=action_hash,
-                                 places=tuple(runestone_places(environment).values()))
+            facts = derive_facts(action, home=home, action_hash=action_hash, places=places)
             decision = evaluate(self.policy, facts, ctx)
-        if len(canonical) <= MEMO_ACTION_BYTES and len(facts.parts) <= MEMO_PARTS:
+        if len(facts.parts) <= MEMO_PARTS:
             self._remember(key, _Remembered(facts, decision, tuple(resolutions.answers)))
         return facts, decision
+
+    def _seen_before(self, key: tuple[Any, ...]) -> bool:
+        """Was this key decided before (among the last MEMO_SEEN)? If not, it is noted now.
+        An action is remembered from its second decision on: most actions come once (a batch
+        of distinct calls would otherwise fill the memo with facts kept for nothing, ~5% of
+        its time in a `check` batch), and what an agent repeats comes back soon."""
+        mark = hash(key)
+        seen = self._seen
+        if mark in seen:
+            return True
+        if len(seen) >= MEMO_SEEN:
+            with suppress(StopIteration, RuntimeError, KeyError):
+                seen.pop(next(iter(seen)))
+        seen[mark] = None
+        return False
 
     def _remember(self, key: tuple[Any, ...], entry: _Remembered) -> None:
         entries = self._entries
@@ -97,7 +118,3 @@ class DecisionMemo:
             with suppress(StopIteration, RuntimeError):
                 entries.pop(next(iter(entries)), None)
         entries[key] = entry
-
-    def forget(self) -> None:
-        """Forget every decision (benchmarks timing the decision itself)."""
-        self._entries.clear()
