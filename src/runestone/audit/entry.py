@@ -40,12 +40,29 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 def seal(entry: dict[str, Any], *, seq: int, prev: str) -> dict[str, Any]:
     """Give an entry its place in the chain: sequence number, prev, and its own hash."""
+    return sealed_line(entry, seq=seq, prev=prev)[0]
+
+
+def sealed_line(entry: dict[str, Any], *, seq: int, prev: str) -> tuple[dict[str, Any], bytes]:
+    """The sealed entry (as `seal` gives it) and its line (as `encode` gives it), with the
+    entry encoded once instead of twice: once for the hash, once for the line.
+
+    Canonical JSON writes an object's members in the code point order of their keys, so the
+    members before `hash` and those after it encode apart to the same bytes as together;
+    the hash is over both joined, and the line has `"hash":"..."` between them."""
     sealed = dict(entry)
+    sealed.pop("hash", None)
     sealed["seq"] = seq
     sealed["prev"] = prev
-    sealed.pop("hash", None)
-    sealed["hash"] = entry_hash(sealed)
-    return sealed
+    before = canonical_json({k: v for k, v in sealed.items() if k < "hash"})[1:-1]
+    after = canonical_json({k: v for k, v in sealed.items() if k > "hash"})[1:-1]
+    comma = b"," if before and after else b""
+    digest = sha256(b"{" + before + comma + after + b"}").hexdigest()
+    sealed["hash"] = digest
+    member = b'"hash":"' + digest.encode("ascii") + b'"'
+    line = b"{" + before + (b"," if before else b"") + member + (b"," if after else b"") \
+        + after + b"}\n"
+    return sealed, line
 
 
 def encode(entry: dict[str, Any]) -> bytes:

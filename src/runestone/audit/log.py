@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runestone.audit.checkpoint import Signer, checkpoint_message
-from runestone.audit.entry import encode, genesis, now_rfc3339, seal
+from runestone.audit.entry import encode, genesis, now_rfc3339, seal, sealed_line
 from runestone.audit.redact import Redactor
 from runestone.digest import sha256
 
@@ -301,24 +301,25 @@ class AuditLog:
             with self._locked():
                 head, recoveries = self._read_head()
                 sealed: list[dict[str, Any]] = []
+                lines: list[bytes] = []  # each sealed entry's line
                 seq, prev = head.seq, head.hash
                 for position, batch in enumerate(group):
                     mark = (len(sealed), seq, prev)
                     try:
                         mine = [*recoveries, *batch.entries] if position == 0 else batch.entries
                         for entry in mine:
-                            seq, prev = self._seal_one(entry, seq, prev, sealed)
+                            seq, prev = self._seal_one(entry, seq, prev, sealed, lines)
                     except Exception as exc:  # this batch only: not JSON, redaction failed
-                        del sealed[mark[0]:]
+                        del sealed[mark[0]:], lines[mark[0]:]
                         _, seq, prev = mark
                         batch.error = exc
                         if position == 0 and recoveries:
                             for entry in recoveries:
-                                seq, prev = self._seal_one(entry, seq, prev, sealed)
+                                seq, prev = self._seal_one(entry, seq, prev, sealed, lines)
                         continue
                     batch.sealed = sealed[mark[0]:]
                 if sealed:
-                    self._write(head.segment, b"".join(encode(e) for e in sealed), seq, prev)
+                    self._write(head.segment, b"".join(lines), seq, prev)
                     self._after_write(sealed)
         except AuditWriteError as exc:
             self._written = None
@@ -341,19 +342,23 @@ class AuditLog:
                 batch.done = True
 
     def _seal_one(self, entry: dict[str, Any], seq: int, prev: str,
-                  sealed: list[dict[str, Any]]) -> tuple[int, str]:
+                  sealed: list[dict[str, Any]], lines: list[bytes]) -> tuple[int, str]:
+        """Seal `entry` after (seq, prev), and a checkpoint after it when one is due, onto
+        `sealed` and their `lines`; returns the new head."""
         body = self.redactor.value(entry) if self.redactor else dict(entry)
         body.setdefault("time", now_rfc3339())
         body["runtime"] = self.runtime_id
         seq += 1
-        item = seal(body, seq=seq, prev=prev)
+        item, line = sealed_line(body, seq=seq, prev=prev)
         prev = item["hash"]
         sealed.append(item)
+        lines.append(line)
         if self.signer and seq % self.checkpoint_every == 0:
             seq += 1
-            item = seal(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
+            item, line = sealed_line(self._checkpoint(seq - 1, prev), seq=seq, prev=prev)
             prev = item["hash"]
             sealed.append(item)
+            lines.append(line)
         return seq, prev
 
     def checkpoint(self) -> dict[str, Any]:
