@@ -14,10 +14,11 @@ A decision is a function of:
 - and the file system's answers: where each path the action names resolves through
   symlinks (`actions.paths.real_path`, the only place a decision asks the file system).
 
-The memo keys an entry on the first two, keeps one per policy, and records the third while
-the decision is made (`actions.paths.Resolutions`); it remembers an action from its second
-decision on (`DecisionMemo._seen_before`). A remembered decision is given again
-only after every one of those paths has been resolved anew and found where it was: a
+The memo keys an entry on the first two, is kept per policy (`Gatekeeper.decide` makes a
+new one for a new policy), and records the last while the decision is made
+(`actions.paths.Resolutions`); it remembers an action from its second decision on
+(`DecisionMemo._seen_before`). A remembered decision is given again only after every one
+of those paths has been resolved anew and found where it was: a
 symlink retargeted between two calls is seen as a fresh decision would see it. Everything
 else a decision reads (the shell analysis, the programs' readings, the globs) depends only
 on the inputs in the key.
