@@ -45,9 +45,10 @@ def remembered(gatekeeper: Gatekeeper, action: Action):
 
 
 def corpus_cases(corpus_dir: Path) -> list[tuple[Action, str]]:
+    """Every call of the shared corpora (Windows' too, where it is) and the project's."""
     cases = []
-    for directory in (corpus_dir, TESTS_CORPUS):
-        for path in sorted(directory.glob("*.jsonl")):
+    for directory in (corpus_dir, corpus_dir.parent / "corpus-windows", TESTS_CORPUS):
+        for path in sorted(directory.rglob("*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     data = json.loads(line)
