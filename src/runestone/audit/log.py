@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runestone.audit.checkpoint import Signer, checkpoint_message
-from runestone.audit.entry import encode, genesis, now_rfc3339, seal, sealed_line
+from runestone.audit.entry import genesis, now_rfc3339, sealed_line
 from runestone.audit.redact import Redactor
 from runestone.digest import sha256
 
@@ -367,18 +367,19 @@ class AuditLog:
             raise AuditWriteError("no signing key: run `runestone init`")
         with self._locked():
             head, recoveries = self._read_head()
-            sealed = []
+            sealed, lines = [], []
             seq, prev = head.seq, head.hash
             for entry in recoveries:
                 seq += 1
-                item = seal({**entry, "time": now_rfc3339(), "runtime": self.runtime_id},
-                            seq=seq, prev=prev)
+                item, line = sealed_line({**entry, "time": now_rfc3339(),
+                                          "runtime": self.runtime_id}, seq=seq, prev=prev)
                 prev = item["hash"]
                 sealed.append(item)
-            item = seal(self._checkpoint(seq, prev), seq=seq + 1, prev=prev)
+                lines.append(line)
+            item, line = sealed_line(self._checkpoint(seq, prev), seq=seq + 1, prev=prev)
             sealed.append(item)
-            self._write(head.segment, b"".join(encode(e) for e in sealed), seq + 1,
-                        item["hash"])
+            lines.append(line)
+            self._write(head.segment, b"".join(lines), seq + 1, item["hash"])
             self._after_write(sealed)
             return item
 
