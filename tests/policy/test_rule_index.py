@@ -16,6 +16,9 @@ from runestone.policy.model import EvalContext
 
 PROJECT = "/home/dev/project"
 HOME = "/home/dev"
+# Projects a daemon or a batch moves between: an index of path rules built in one serves
+# the others only when none of its globs reads the project (path_index._index_for).
+PROJECTS = (PROJECT, "/srv/other", "/home/dev/project/sub", "/home/dev", "C:\\Users\\dev\\app")
 
 
 class TryEveryRule(CompiledPolicy):
@@ -85,10 +88,12 @@ def outcome(decision) -> tuple:
 
 
 @settings(max_examples=600, deadline=None)
-@given(tools, st.sampled_from(sorted(POLICIES)), st.booleans())
-def test_the_index_decides_as_trying_every_rule(call, preset, tainted) -> None:
+@given(tools, st.sampled_from(sorted(POLICIES)), st.booleans(), st.sampled_from(PROJECTS))
+def test_the_index_decides_as_trying_every_rule(call, preset, tainted, project) -> None:
+    """The policies (and their indexes) live across examples, so an index built in one
+    project is met again in the others."""
     tool, tool_input = call
-    action = Action(tool, tool_input, PROJECT)
+    action = Action(tool, tool_input, project)
     ctx = EvalContext(tainted=tainted)
     indexed = evaluate(POLICIES[preset], derive_facts(action, home=HOME), ctx)
     reference = evaluate(REFERENCES[preset], derive_facts(action, home=HOME), ctx)
@@ -161,3 +166,43 @@ def test_the_path_forms_a_policys_indexes_remember_are_bounded(monkeypatch) -> N
     indexes = policy._path_indexes
     assert indexes and indexes.forms_left == 0
     assert sum(len(index._possible) for index in indexes.values()) == 3
+
+
+def test_an_index_reading_the_project_is_not_shared_with_another_project() -> None:
+    """`./deploy/**` names a different directory in each project: an index built in one
+    project must not answer for the other (a deny missed, or a wrong one), while an index
+    of globs that name no project is built once for both."""
+    from runestone.policy.loader import compile_policy_text
+
+    policy = compile_policy_text("""
+[policy]
+default = "allow"
+
+[[rule]]
+id = "t.deploy"
+decision = "deny"
+reason = "the project's deploy keys"
+program = ["rm"]
+path = ["./deploy/**"]
+
+[[rule]]
+id = "t.ssh"
+decision = "deny"
+reason = "ssh keys"
+path = ["~/.ssh/**"]
+""", source="test")
+
+    def decided(command: str, project: str) -> str:
+        action = Action("Bash", {"command": command}, project)
+        return evaluate(policy, derive_facts(action, home=HOME), EvalContext()).decision
+
+    for project in ("/srv/a", "/srv/b"):
+        assert decided(f"rm {project}/deploy/key", project) == "deny"
+        assert decided("rm /srv/a/deploy/key", project) == ("deny" if project == "/srv/a"
+                                                            else "allow")
+        assert decided("cat ~/.ssh/id_rsa", project) == "deny"
+        assert decided("cat deploy/key", project) == "allow"
+    # Each candidate set has one index of the globs naming no project, for both projects;
+    # rm's, which holds `./deploy/**`, also one per project.
+    kept = sorted(key[0] for key in policy._path_indexes)
+    assert kept.count("") == len(kept) - 2 and kept.count("/srv/a") == kept.count("/srv/b") == 1
