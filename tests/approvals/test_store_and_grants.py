@@ -54,6 +54,39 @@ def test_concurrent_double_spend_has_exactly_one_winner(runtime):
         assert results.count(True) == 1, results
 
 
+def _use(path: str, key: str, start: float, out) -> None:
+    from pathlib import Path
+
+    from runestone.approvals.store import ApprovalStore
+
+    store = ApprovalStore(Path(path))
+    while time.time() < start:
+        pass
+    out.put(store.use_grant(key, (), "s1", time.time()) is not None)
+
+
+def test_concurrent_use_of_a_grants_last_use_has_exactly_one_winner(runtime):
+    """A grant's uses are spent under the database's write lock: eight processes racing
+    for its one use leave one winner."""
+    from runestone.approvals.service import action_key
+
+    where, _, approvals = runtime
+    for round_ in range(3):
+        planned = Action("Bash", {"command": f"ssh prod-db uptime {round_}"}, "/home/dev/app")
+        approvals.grant(approver="alice", minutes=5, uses=1, action=planned)
+        queue: multiprocessing.Queue = multiprocessing.Queue()
+        start = time.time() + 0.5
+        workers = [multiprocessing.Process(target=_use, args=(
+            str(where.state_dir / "approvals.sqlite3"), action_key(planned), start, queue))
+            for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        results = [queue.get(timeout=30) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=30)
+        assert results.count(True) == 1, results
+
+
 def test_an_approval_is_spent_once_and_only_for_its_action(runtime):
     _, _, approvals = runtime
     request = open_one(approvals)
