@@ -117,41 +117,53 @@ def _address_kind(host: str) -> str:
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
-@lru_cache(maxsize=64)
-def _public_suffixes(tld: str):  # type: ignore[no-untyped-def]
-    """The Public Suffix List's rules for one top-level domain, or the whole list ("").
+@lru_cache(maxsize=256)
+def _public_suffixes(last_two: str):  # type: ignore[no-untyped-def]
+    """The Public Suffix List's rules that can apply to a host ending in `last_two` (its
+    last two labels, or its only one), or the whole list ("").
 
     Building the whole list costs about 100 ms (it parses and IDNA-encodes some 10,000
-    rules), paid by every cold hook on a command naming a URL. A rule can only apply to a
-    host that ends in the rule's own last label, so the library gets just the lines of the
-    host's top-level domain, found with plain substring searches: a few milliseconds. An
-    ASCII host with no punycode label needs no encoded forms of the rules (the encoded form
-    of a non-ASCII rule always holds `xn--`)."""
+    rules), and even the rules of one top-level domain cost a cold hook a few milliseconds
+    (`com` has some 1,300). A rule applies to a host only when its labels are the host's
+    last labels, `*` standing for any one label and only as the first: so it is the last
+    label, the last two, or a longer rule ending in `.` and the last two, each also as an
+    exception (`!`) or after `*.`. Those lines are found by substring searches in the
+    list's bytes, and the library gets just them. An ASCII host with no punycode label
+    needs no encoded forms of the rules (the encoded form of a non-ASCII rule holds
+    `xn--`)."""
     from publicsuffixlist import PSLFILE, PublicSuffixList
 
-    if not tld:
+    if not last_two:
         return PublicSuffixList()
-    text = _list_text(PSLFILE)
-    lines = []
-    for needle in ("\n" + tld + "\n", "." + tld + "\n", "\n!" + tld + "\n"):
+    text = _list_bytes(PSLFILE)
+    wanted = last_two.encode("ascii")
+    last = wanted.rpartition(b".")[2]
+    exact = [last, b"!" + last, b"*." + last]
+    if last != wanted:
+        exact += [wanted, b"!" + wanted]
+    lines = [rule for rule in exact if b"\n" + rule + b"\n" in text]
+    if last != wanted:
+        needle = b"." + wanted + b"\n"  # the longer rules, `!` and `*.` forms among them
         at = text.find(needle)
         while at >= 0:
-            start = text.rfind("\n", 0, at + 1) + 1
-            lines.append(text[start:at + len(needle) - 1])
+            lines.append(text[text.rfind(b"\n", 0, at) + 1:at + len(needle) - 1])
             at = text.find(needle, at + 1)
-    return PublicSuffixList(lines, accept_encoded_idn=False)
+    return PublicSuffixList([line.decode("utf-8") for line in lines],
+                            accept_encoded_idn=False)
 
 
 @lru_cache(maxsize=1)
-def _list_text(path: str) -> str:
-    with open(path, encoding="utf-8") as file:
-        return "\n" + file.read() + "\n"
+def _list_bytes(path: str) -> bytes:
+    """The list's lines, each between newlines (bytes: decoding the whole 330 KB list and
+    copying it as text cost more than the searches)."""
+    with open(path, "rb") as file:
+        return b"\n" + file.read() + b"\n"
 
 
 def _suffix_list_for(host: str):  # type: ignore[no-untyped-def]
-    tld = host.rpartition(".")[2]
-    plain = host.isascii() and "xn--" not in host and tld.isalnum()
-    return _public_suffixes(tld if plain else "")
+    labels = host.split(".")
+    plain = host.isascii() and "xn--" not in host and labels[-1].isalnum()
+    return _public_suffixes(".".join(labels[-2:]) if plain else "")
 
 
 @lru_cache(maxsize=4096)
