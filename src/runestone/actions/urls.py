@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from runestone.lazy_pattern import lazy
+
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.azure.com",
                             "instance-data", "instance-data.ec2.internal"})
 METADATA_ADDRESSES = frozenset({
@@ -22,7 +24,7 @@ METADATA_ADDRESSES = frozenset({
     ipaddress.ip_address("fd00:ec2::254"),
     ipaddress.ip_address("100.100.100.200"),
 })
-_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_START = lazy(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class UrlFact(NamedTuple):

@@ -22,12 +22,14 @@ from __future__ import annotations
 import ntpath
 import re
 
-_DRIVE_ABS = re.compile(r"^[A-Za-z]:[\\/]")
-_CANON_DRIVE = re.compile(r"^/[a-z]:(?:/|$)")
+from runestone.lazy_pattern import lazy
+
+_DRIVE_ABS = lazy(r"^[A-Za-z]:[\\/]")
+_CANON_DRIVE = lazy(r"^/[a-z]:(?:/|$)")
 _ENV_PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
-_ENV_POWERSHELL = re.compile(
+_ENV_POWERSHELL = lazy(
     r"\$(?:\{env:([A-Za-z_][A-Za-z0-9_()]*)\}|env:([A-Za-z_][A-Za-z0-9_]*))", re.IGNORECASE)
-_SHORT_NAME = re.compile(r"^[^~. ]{1,6}~[0-9]{1,6}(?:\.[^.]{0,3})?$")
+_SHORT_NAME = lazy(r"^[^~. ]{1,6}~[0-9]{1,6}(?:\.[^.]{0,3})?$")
 _DEVICES = frozenset({"con", "prn", "aux", "nul", "conin$", "conout$",
                       *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
 UNKNOWN_HOME = "C:\\Users\\%USERNAME%"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runestone.digest import sha256
+from runestone.lazy_pattern import lazy
 
 
 def _source(pattern: str, flags: int = 0) -> tuple[str, int]:
@@ -56,7 +57,7 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
         r"(?!-)([^\s'\"]{4,})"), 1),
 ]
 
-_MARK = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
+_MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
 
 # Literals of which every pattern above needs at least one in any string it matches (a

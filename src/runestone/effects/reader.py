@@ -10,7 +10,6 @@ understood, with the reason; such a command is never allowed by an effect rule.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -25,6 +24,7 @@ from runestone.effects.model import (
     Reading,
 )
 from runestone.effects.options import DIGITS_OPTION, Parsed, may_split, parse
+from runestone.lazy_pattern import lazy
 from runestone.shell.model import SimpleCommand, Word
 
 # Directories whose programs are the system's own: `/usr/bin/git` is `git`. A program run
@@ -37,7 +37,7 @@ WINDOWS_PROGRAM_DIRS = ("c:\\windows", "c:\\windows\\system32",
                         "c:\\windows\\system32\\windowspowershell\\v1.0",
                         "c:\\program files\\powershell\\7", "c:\\program files\\git\\cmd",
                         "c:\\program files\\git\\bin", "c:\\program files\\nodejs")
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:")  # `git@github.com:org/repo`, `host:path`
+_SCP_LIKE = lazy(r"^(?:[^@/:]+@)?[^/:]+:")  # `git@github.com:org/repo`, `host:path`
 ACCESS_EFFECT = {"read": "read", "use": "read", "write": "write", "edit": "write",
                  "delete": "delete", "list": "list", "exec": "build"}
 

@@ -16,6 +16,7 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
+from runestone.lazy_pattern import lazy
 from runestone.shell import programs
 from runestone.shell.base import AnalyzerBase, TooDeep
 from runestone.shell.model import Redirect, ShellAnalysis, SimpleCommand, Word
@@ -35,10 +36,10 @@ if TYPE_CHECKING:
 MAX_LENGTH = 10_000
 MAX_DEPTH = 8
 _MAX_NESTING = 64
-_IFS = re.compile(r"\$\{?IFS\b")
-_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
-_LEADING_BRACE = re.compile(r"(?:^|[;&|(\n`]\s*)\{[^\s{}]*,[^{}]*\}")
-_FD_TARGET = re.compile(r"^(\d+|-)$")
+_IFS = lazy(r"\$\{?IFS\b")
+_ASSIGNMENT = lazy(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
+_LEADING_BRACE = lazy(r"(?:^|[;&|(\n`]\s*)\{[^\s{}]*,[^{}]*\}")
+_FD_TARGET = lazy(r"^(\d+|-)$")
 _STATEMENT_SKIP = frozenset({"comment", ";", ";;", "&", "&&", "||", "|", "|&", "\n", "(", ")",
                              "{", "}", "do", "done", "then", "fi", "else", "elif", "if",
                              "while", "until", "for", "in", "case", "esac", "function", "!",

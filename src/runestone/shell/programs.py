@@ -13,11 +13,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from runestone.lazy_pattern import lazy
 from runestone.shell.model import Word
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "yash", "posh", "rbash",
                     "fish", "csh", "tcsh", "busybox-sh"})
-_INTERPRETER = re.compile(
+_INTERPRETER = lazy(
     r"^(?:(?P<python>python[0-9.]*|pypy[0-9.]*)|(?P<perl>perl[0-9.]*)|(?P<ruby>ruby[0-9.]*|irb)"
     r"|(?P<node>node(?:js)?|bun|deno)|(?P<php>php[0-9.]*)|(?P<lua>lua(?:jit)?[0-9.]*)"
     r"|(?P<r>R|Rscript)|(?P<osascript>osascript)|(?P<powershell>pwsh|powershell)"
@@ -42,9 +43,9 @@ _VALUE_OPTIONS: dict[str, str] = {
     "lua": "l", "r": "", "osascript": "ls", "powershell": "", "tcl": "",
 }
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "busybox-awk"})
-_AWK_EXEC = re.compile(r"system|getline|\||>|\bclose\b")
+_AWK_EXEC = lazy(r"system|getline|\||>|\bclose\b")
 # `git -c KEY=VALUE` keys whose value is a command git runs.
-_GIT_EXEC_KEYS = re.compile(
+_GIT_EXEC_KEYS = lazy(
     r"^(core\.(pager|sshcommand|editor|fsmonitor|askpass|gitproxy|alternaterefscommand)"
     r"|sequence\.editor|diff\.external|pager\..+|alias\..+|credential\.(.+\.)?helper"
     r"|gpg\.(.+\.)?program|uploadpack\.packobjectshook|filter\..+\.(clean|smudge|process)"
@@ -52,7 +53,7 @@ _GIT_EXEC_KEYS = re.compile(
     r"|core\.hookspath|include\.path|includeif\..+\.path)$",
     re.IGNORECASE,
 )
-_GIT_PATH_KEYS = re.compile(r"^(core\.hookspath|include\.path|includeif\..+\.path)$", re.I)
+_GIT_PATH_KEYS = lazy(r"^(core\.hookspath|include\.path|includeif\..+\.path)$", re.I)
 # Environment variables whose value a program runs as a command, or loads as code.
 EXEC_VARIABLES = frozenset({"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR",
                             "EDITOR", "VISUAL", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS",
@@ -61,16 +62,16 @@ EXEC_VARIABLES = frozenset({"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", 
 LOAD_VARIABLES = frozenset({"LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV",
                             "PERL5OPT", "RUBYOPT", "PYTHONSTARTUP"})
 _SSH_VALUE = "BbcDEeFIiJLlmOopQRSWw"
-_SSH_EXEC_OPTIONS = re.compile(r"^(proxycommand|localcommand|knownhostscommand|remotecommand)=",
+_SSH_EXEC_OPTIONS = lazy(r"^(proxycommand|localcommand|knownhostscommand|remotecommand)=",
                                re.IGNORECASE)
 # Shell-string options of `system()`-like calls inside inline code.
-_SYSTEM_CALL = re.compile(
+_SYSTEM_CALL = lazy(
     r"""(?:\bsystem|\bpopen|\bexec[lv]?p?e?|\bspawn|\bexecSync|\bcheck_output|\bcheck_call"""
     r"""|\bgetoutput|\bgetstatusoutput|subprocess\.(?:run|call|Popen)|\bshell_exec|\bpassthru)"""
     r"""\s*\(\s*(?:\[\s*)?(?P<q>['"])(?P<body>(?:\\.|(?!(?P=q)).)*)(?P=q)""",
     re.DOTALL,
 )
-_BACKTICKS = re.compile(r"`([^`]+)`")
+_BACKTICKS = lazy(r"`([^`]+)`")
 
 
 Handler = Callable[[str, list[Word]], "Semantics"]

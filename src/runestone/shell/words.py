@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from runestone.lazy_pattern import lazy
 from runestone.shell.model import Word
 
 BRACE_LIMIT = 256
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
+_NAME = lazy(r"[A-Za-z_][A-Za-z0-9_]*")
+_SEQUENCE = lazy(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
 _SPECIAL_PARAMETERS = frozenset("@*#?$!-0123456789")
 _SPECIAL_IN_WORD = re.compile(r"[\\'\"$`*?\[~]")
 _SPECIAL_FOR_BOUNDS = re.compile(r"[\\'\"$`\s;&|<>]")
