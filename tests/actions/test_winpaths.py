@@ -209,3 +209,27 @@ def test_an_argv_is_joined_by_the_quoting_its_program_reads(argv, line) -> None:
     from runestone.actions.tools import shell_command_of
 
     assert shell_command_of({"command": argv}) == line
+
+
+def _is_windows_pattern_by_regex(pattern: str) -> bool:
+    """The definition, every test run on every glob (what `is_windows_pattern` answered
+    before it told POSIX globs apart without a regex)."""
+    import re
+
+    from runestone.actions.winpaths import _ENV_PERCENT, _provider_form
+
+    return bool("\\" in pattern or re.match(r"^[A-Za-z?*]:[\\/]", pattern)
+                or _provider_form(pattern) is not None
+                or _ENV_PERCENT.match(pattern) or pattern.lower().startswith("$env:"))
+
+
+@given(st.one_of(
+    st.text(alphabet="aZ:%$\\/*?._-~ eEnNvV1", max_size=24),
+    st.sampled_from(["~/.ssh/**", "C:\\x", "c:/x", "%APPDATA%\\gh", "$env:HOME/x", "$ENV:x",
+                     "HKCU:\\Software", "%APPDATA%/gh/hosts.yml", "%USERPROFILE%",
+                     "Registry::HKEY_CURRENT_USER\\x", "Env:PATH",
+                     "FileSystem::C:\\x", "**/.env", "{home}/.aws/**", "%x", "*:/x", "?:\\"])))
+def test_is_windows_pattern_answers_as_its_definition(pattern) -> None:
+    from runestone.actions.winpaths import is_windows_pattern
+
+    assert is_windows_pattern(pattern) == _is_windows_pattern_by_regex(pattern)

@@ -26,7 +26,7 @@ from runestone.lazy_pattern import lazy
 
 _DRIVE_ABS = lazy(r"^[A-Za-z]:[\\/]")
 _CANON_DRIVE = lazy(r"^/[a-z]:(?:/|$)")
-_ENV_PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
+_ENV_PERCENT = lazy(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
 _ENV_POWERSHELL = lazy(
     r"\$(?:\{env:([A-Za-z_][A-Za-z0-9_()]*)\}|env:([A-Za-z_][A-Za-z0-9_]*))", re.IGNORECASE)
 _SHORT_NAME = lazy(r"^[^~. ]{1,6}~[0-9]{1,6}(?:\.[^.]{0,3})?$")
@@ -256,8 +256,8 @@ def windows_forms(raw: str, cwd: str | None, home: str | None) -> tuple[tuple[st
     return tuple(forms), pattern
 
 
-_PROVIDER = re.compile(r"^(?:Microsoft\.PowerShell\.Core\\)?([A-Za-z]+)::(.*)$", re.IGNORECASE)
-_PSDRIVE = re.compile(r"^([A-Za-z][A-Za-z0-9_]+):(?:[\\/](.*))?$")
+_PROVIDER = lazy(r"^(?:Microsoft\.PowerShell\.Core\\)?([A-Za-z]+)::(.*)$", re.IGNORECASE)
+_PSDRIVE = lazy(r"^([A-Za-z][A-Za-z0-9_]+):(?:[\\/](.*))?$")
 _HIVES = {"hkcu": "hkcu", "hkey_current_user": "hkcu", "hklm": "hklm",
           "hkey_local_machine": "hklm", "hkcr": "hkcr", "hkey_classes_root": "hkcr",
           "hku": "hku", "hkey_users": "hku", "hkcc": "hkcc", "hkey_current_config": "hkcc"}
@@ -335,6 +335,11 @@ def windows_pattern(pattern: str, project: str, home: str) -> str:
 
 def is_windows_pattern(pattern: str) -> bool:
     """Is a rule glob written for Windows (a drive, a UNC share, `%VAR%`, `$env:`, or `\\`)?"""
-    return bool("\\" in pattern or re.match(r"^[A-Za-z?*]:[\\/]", pattern)
-                or _provider_form(pattern) is not None
+    if "\\" in pattern:
+        return True
+    if ":" not in pattern and not pattern.startswith("%"):
+        # A drive, a PowerShell provider or drive and `$env:` all hold a colon, and `%VAR%`
+        # starts the glob: a POSIX glob (`~/.ssh/**`) is told apart without a regex.
+        return False
+    return bool(re.match(r"^[A-Za-z?*]:[\\/]", pattern) or _provider_form(pattern) is not None
                 or _ENV_PERCENT.match(pattern) or pattern.lower().startswith("$env:"))
