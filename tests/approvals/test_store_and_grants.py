@@ -36,21 +36,28 @@ def _spend(path: str, request_id: str, action_hash: str, start: float, out) -> N
     out.put(store.consume(request_id, action_hash, time.time()))
 
 
+def _race(target, *args) -> list[bool]:
+    """Eight processes calling `target(*args, start, queue)` at the same moment; what each
+    put on the queue."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    start = time.time() + 0.5
+    workers = [multiprocessing.Process(target=target, args=(*args, start, queue))
+               for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    return results
+
+
 def test_concurrent_double_spend_has_exactly_one_winner(runtime):
     where, _, approvals = runtime
     for round_ in range(5):
         request = open_one(approvals, f"req_race{round_}")
         approvals.decide(request.id, approve=True, approver="alice")
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        start = time.time() + 0.5
-        workers = [multiprocessing.Process(target=_spend, args=(
-            str(where.state_dir / "approvals.sqlite3"), request.id, request.action_hash, start,
-            queue)) for _ in range(8)]
-        for worker in workers:
-            worker.start()
-        results = [queue.get(timeout=30) for _ in workers]
-        for worker in workers:
-            worker.join(timeout=30)
+        results = _race(_spend, str(where.state_dir / "approvals.sqlite3"), request.id,
+                        request.action_hash)
         assert results.count(True) == 1, results
 
 
@@ -74,16 +81,7 @@ def test_concurrent_use_of_a_grants_last_use_has_exactly_one_winner(runtime):
     for round_ in range(3):
         planned = Action("Bash", {"command": f"ssh prod-db uptime {round_}"}, "/home/dev/app")
         approvals.grant(approver="alice", minutes=5, uses=1, action=planned)
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        start = time.time() + 0.5
-        workers = [multiprocessing.Process(target=_use, args=(
-            str(where.state_dir / "approvals.sqlite3"), action_key(planned), start, queue))
-            for _ in range(8)]
-        for worker in workers:
-            worker.start()
-        results = [queue.get(timeout=30) for _ in workers]
-        for worker in workers:
-            worker.join(timeout=30)
+        results = _race(_use, str(where.state_dir / "approvals.sqlite3"), action_key(planned))
         assert results.count(True) == 1, results
 
 
