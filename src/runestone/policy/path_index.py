@@ -109,14 +109,14 @@ class PathIndexes(dict):  # type: ignore[type-arg]
 class PathIndex:
     """For one place: rule ids by exact path, directory, base name, suffix and prefix."""
 
-    __slots__ = ("_possible", "always", "exact", "indexed", "names", "naming_project",
-                 "prefix_length", "prefixes", "suffix_length", "suffixes", "under")
+    __slots__ = ("_possible", "always", "exact", "indexed", "names", "prefix_length",
+                 "prefixes", "project_rules", "suffix_length", "suffixes", "under")
 
     def __init__(self, rules: Sequence[Rule], project: str, home: str,
                  naming_project: bool | None = None) -> None:
         """Index `rules` for one place; with `naming_project`, only the rules whose globs
         read the project (True) or only the others (False), which then keeps the rules it
-        left out in `naming_project` for the index of each project."""
+        left out in `project_rules` for the index of each project."""
         self.exact: dict[str, set[int]] = {}
         self.under: dict[str, set[int]] = {}
         self.names: dict[str, set[int]] = {}
@@ -145,7 +145,7 @@ class PathIndex:
                 else:
                     tables[table].setdefault(text, set()).add(key)
         self.indexed = frozenset(indexed)
-        self.naming_project: tuple[Rule, ...] = tuple(left_out)
+        self.project_rules: tuple[Rule, ...] = tuple(left_out)
         self.suffix_length = max(map(len, self.suffixes), default=0)
         self.prefix_length = max(map(len, self.prefixes), default=0)
         # The index is not changed once built, so what a path form could match is worked out
@@ -241,10 +241,10 @@ def _indexes_for(rules: Sequence[Rule], facts: Facts,
                       lambda: PathIndex(rules, project, home)),)
     shared = _kept(indexes, ("", home, places, ids, False),
                    lambda: PathIndex(rules, project, home, naming_project=False))
-    if not shared.naming_project:
+    if not shared.project_rules:
         return (shared,)
     own = _kept(indexes, (project, home, places, ids, True),
-                lambda: PathIndex(shared.naming_project, project, home, naming_project=True))
+                lambda: PathIndex(shared.project_rules, project, home, naming_project=True))
     return (shared, own)
 
 

@@ -63,7 +63,7 @@ LOAD_VARIABLES = frozenset({"LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "
                             "PERL5OPT", "RUBYOPT", "PYTHONSTARTUP"})
 _SSH_VALUE = "BbcDEeFIiJLlmOopQRSWw"
 _SSH_EXEC_OPTIONS = lazy(r"^(proxycommand|localcommand|knownhostscommand|remotecommand)=",
-                               re.IGNORECASE)
+                         re.IGNORECASE)
 # Shell-string options of `system()`-like calls inside inline code.
 _SYSTEM_CALL = lazy(
     r"""(?:\bsystem|\bpopen|\bexec[lv]?p?e?|\bspawn|\bexecSync|\bcheck_output|\bcheck_call"""
