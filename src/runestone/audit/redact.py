@@ -140,14 +140,15 @@ def guards() -> dict[str, Callable[[str], bool]]:
 
 
 def _ignoring_case(guard: IgnoringCase) -> Callable[[str], bool]:
-    literals, near, unicode = guard.literals, re.compile(guard.near).search, \
-        re.compile(guard.unicode).search
+    # Compiled when first needed: a hook's strings are ASCII, most without the literals.
+    literals, near, unicode = guard.literals, lazy(guard.near), lazy(guard.unicode)
 
     def test(value: str) -> bool:
         if value.isascii():
             lowered = value.lower()
-            return any(lit in lowered for lit in literals) and near(lowered) is not None
-        return unicode(value) is not None
+            return any(lit in lowered for lit in literals) and \
+                near.search(lowered) is not None
+        return unicode.search(value) is not None
 
     return test
 
