@@ -64,6 +64,10 @@ def test_bad_decision_and_bad_regex_are_located():
     ('[policy]\n[[rule]]\nid = "a"\ndecision = "deny"\nreason = "r"\npath = ["/x"]\n'
      'domain = ["x.com"]\n', "mixes path and URL"),
     ('[policy]\n[[test]]\ncommand = "ls"\n', "needs 'expect'"),
+    ('[policy]\n[[rule]]\nid = "a"\ndecision = "deny"\nreason = "r"\npath = ["~/.ssh/[z-a]*"]\n',
+     "'path' glob '~/.ssh/[z-a]*' cannot be read"),
+    ('[policy]\n[[rule]]\nid = "a"\ndecision = "deny"\nreason = "r"\npath = ["/x/**"]\n'
+     'path_except = ["/x/[b-a]"]\n', "'path_except' glob"),
 ])
 def test_mistakes_are_refused_with_a_clear_message(text, needle):
     assert needle in str(refuse(text))

@@ -8,6 +8,7 @@ followed by every kind of whitespace, by a non-space, or by nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from fnmatch import fnmatchcase
 
@@ -108,3 +109,37 @@ def test_which_globs_name_the_project():
     assert project_key("/work/app", "/home/dev", False) == ""
     assert project_key("/work/app", "/home/dev", True) == "/work/app"
     assert project_key("C:\\app", "/home/dev", False) == "C:\\app"  # Windows: every expansion
+
+
+GLOB_ALPHABET = st.sampled_from([*"ab/.*?[]!-", "**/"])
+globs_text = st.lists(GLOB_ALPHABET, max_size=10).map("".join)
+
+
+@given(globs_text)
+def test_every_glob_of_a_command_line_reads_as_a_regex(arg_glob):
+    """The agent writes the globs: one bash reads (`[z-a]`, an empty range) must not end
+    the decision as an internal error, nor print a warning beside a hook's answer."""
+    import warnings
+
+    from runestone.policy.globs import glob_as_regex, glob_source
+
+    re.purge()  # a pattern compiled before is not parsed (nor warned about) again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        glob_as_regex.__wrapped__(arg_glob)
+        with contextlib.suppress(re.error):  # a policy's: the loader says what is wrong
+            re.compile(glob_source(arg_glob))
+
+
+def test_a_bracket_bash_reads_as_empty_matches_nothing(tmp_path):
+    import subprocess
+
+    from runestone.policy.globs import glob_as_regex
+
+    for name in ("a", "z", "[z-a]x"):
+        (tmp_path / name).touch()
+    listed = subprocess.run(["bash", "-c", "shopt -s nullglob; echo [z-a]*"], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert listed == []
+    assert not any(glob_as_regex("[z-a]*").fullmatch(name) for name in ("a", "z", "[z-a]x"))
+    assert glob_as_regex("[a-b]*").fullmatch("a")

@@ -79,7 +79,11 @@ class PolicyCache:
     # --- parsed documents --------------------------------------------------------------
 
     def _parsed_file(self, text: str) -> Path:
-        python = f"python{sys.version_info.major}.{sys.version_info.minor}\0"
+        # What compiled is known to compile with this Python's `re` and to pass this
+        # version's checks (a later one may check more).
+        from runestone import __version__
+
+        python = f"python{sys.version_info.major}.{sys.version_info.minor}\0{__version__}\0"
         key = sha256((python + text).encode("utf-8")).hexdigest()
         return self.parsed_dir / (key + ".json")
 

@@ -145,7 +145,9 @@ def _expand_posix(pattern: str, project: str, home: str) -> str:
     return expanded
 
 
-def _glob_body(pattern: str) -> str:
+def _glob_body(pattern: str, *, empty_bad_classes: bool = False) -> str:
+    """The regex source of a glob. `empty_bad_classes`: a bracket expression `re` cannot
+    read (`[z-a]`) matches nothing, as in bash, instead of failing to compile."""
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -170,7 +172,13 @@ def _glob_body(pattern: str) -> str:
                 body = pattern[i + 1 : end]
                 if body.startswith("!"):
                     body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                # `[`, `&`, `~` and `|` are plain characters in a bracket expression; `re`
+                # reads them so too, but warns that it may not (nested sets, set operations)
+                for plain in "\\[&~|":
+                    body = body.replace(plain, "\\" + plain)
+                bracket = "[" + body + "]"
+                out.append(_NOTHING if empty_bad_classes and not _readable(bracket)
+                           else bracket)
                 i = end
         else:
             out.append(re.escape(c))
@@ -200,10 +208,28 @@ def glob_source(text: str) -> str:
     return _glob_body(text)
 
 
+_NOTHING = "(?!)"
+
+
+def _readable(bracket: str) -> bool:
+    try:
+        re.compile(bracket)
+    except re.error:
+        return False
+    return True
+
+
 @lru_cache(maxsize=4096)
 def glob_as_regex(text: str) -> re.Pattern[str]:
-    """A shell glob from a command line (`/home/dev/.ssh/*`) as a regex over paths."""
-    return re.compile(_glob_body(text), re.DOTALL)
+    """A shell glob from a command line (`/home/dev/.ssh/*`) as a regex over paths.
+
+    The command line is the agent's: a bracket expression bash reads as empty (`[z-a]`)
+    matches nothing here too, where the regex would fail to compile (and the decision
+    would end as an internal error)."""
+    try:
+        return re.compile(_glob_body(text), re.DOTALL)
+    except re.error:
+        return re.compile(_glob_body(text, empty_bad_classes=True), re.DOTALL)
 
 
 def glob_base(path: str) -> str:

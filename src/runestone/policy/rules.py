@@ -743,6 +743,19 @@ def _effects_matcher(wanted: frozenset[str], every: bool) -> Matcher:
     return match_effects
 
 
+def _check_brackets(rule_id: str, field: str, globs: Iterable[str]) -> None:
+    """A bracket expression `re` cannot read (`[z-a]`) is an error in the policy, said when
+    it loads, not an internal error in every decision that reaches the rule."""
+    for glob in globs:
+        if "[" not in glob:
+            continue  # everything else in a glob becomes a regex that compiles
+        try:
+            re.compile(glob_source(glob))
+        except re.error as exc:
+            raise RuleError(f"rule '{rule_id}': '{field}' glob {glob!r} cannot be read: "
+                            f"{exc}", field=field) from exc
+
+
 def _compile_path(b: _Builder, every: bool) -> None:
     rid = b.rule_id
     access = b.strings("access")
@@ -767,6 +780,9 @@ def _compile_path(b: _Builder, every: bool) -> None:
     excepted = b.strings("path_except") or ()
     if excepted and not globs:
         raise RuleError(f"rule '{rid}': 'path_except' only narrows 'path'", field="path_except")
+    if not b.known_valid:
+        _check_brackets(rid, "path", globs or ())
+        _check_brackets(rid, "path_except", excepted)
     if globs:
 
         # Expanded per (project, home); a rule sees few distinct ones, so a dict suffices.
