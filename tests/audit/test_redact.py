@@ -60,9 +60,38 @@ def test_known_formats_are_redacted_in_context(redactor, secret, template):
     ("export API_KEY='abc123def456'", "abc123def456"),
     ("client_secret: zyx987", "zyx987"),
     ("mysql -u root --password=topsecret1", "topsecret1"),
+    # Quoted option values, and the options only some programs read as a password.
+    ("sshpass -p 'hunter2hunter2' ssh db", "hunter2"),
+    ('deploy --token "tok en-123456" --yes', "en-123456"),
+    ("mysql -uroot -phunter2hunter2 prod", "hunter2"),
+    ("mysqldump -h db -u app -p'hunter2 hunter2' app > dump.sql", "hunter2"),
+    ("mariadb --user=app -p\"hunter2\" app", "hunter2"),
+    ("curl -sS -u admin:hunter2hunter2 https://ci.example.com/api", "hunter2"),
+    ("curl --user 'admin:hunter2 x' https://ci.example.com", "hunter2"),
+    ("curl -Uproxy:hunter2hunter2 -x http://proxy:3128 https://x", "hunter2"),
+    ("redis-cli -h cache -a hunter2hunter2 ping", "hunter2"),
+    ("redis-cli --pass 'hunter2 x' info", "hunter2"),
 ])
 def test_other_secret_shapes(redactor, text, secret):
     assert secret not in redactor.text(text)
+
+
+@pytest.mark.parametrize("text", [
+    "mysql -u root -p prod",  # -p alone prompts; `prod` is the database
+    "ssh -p2222 db",  # ssh's -p is a port
+    "echo mysql && ssh -p2222 db",  # the option of another command
+    "curl -u admin https://ci.example.com",  # no password: curl prompts for it
+    "curl -u \"$CI_USER:$CI_PASS\" https://ci.example.com",  # variables, not secrets
+    "redis-cli --askpass ping",
+    'mysql -p"$MYSQL_PWD" app',
+    'deploy --token "$DEPLOY_TOKEN"',
+])
+def test_what_only_looks_like_those_options_keeps_its_value(redactor, text):
+    redacted = redactor.text(text)
+    for kind in ("mysql-password", "curl-user", "redis-password"):
+        assert f"[REDACTED:{kind}:" not in redacted
+    if "$" in text or text.startswith(("ssh", "echo", "curl", "redis")):
+        assert redacted == text
 
 
 def test_equal_secrets_stay_correlatable_and_keys_differ(redactor):

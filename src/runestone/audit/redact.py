@@ -23,6 +23,8 @@ def _source(pattern: str, flags: int = 0) -> tuple[str, int]:
     return pattern, flags
 
 
+_QUOTED = r"\"[^\"]{{{min},}}\"|'[^']{{{min},}}'"  # a value in double or single quotes
+
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
 _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("private-key", _source(
@@ -52,10 +54,28 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
         r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|pwd|api[_-]?key|apikey|"
         r"private[_-]?key|access[_-]?key|credential|auth)[A-Z0-9_.-]*"
         r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
+    # An option's value, quoted or not (the quotes go with it).
     ("cli-password", _source(
         r"(?:^|\s)(?:--password|--passwd|--token|--api-key|--secret|-p)(?:=|\s+)"
-        r"(?!-)([^\s'\"]{4,})"), 1),
+        rf"(?!-)({_QUOTED.format(min=4)}|[^\s'\"]{{4,}})"), 1),
+    # Options that hold a password only for the programs that read them so, found after
+    # the program's name within the same command (no `;`, `&`, `|` or line break between):
+    # the MySQL and MariaDB clients read `-pSECRET` (attached; `-p SECRET` prompts, and
+    # SECRET is the database), curl `-u user:SECRET`, redis-cli `-a SECRET`.
+    ("mysql-password", _source(
+        r"\b(?:mysql[a-z]*|mariadb[a-z-]*)\b[^\n;&|]{0,500}?\s-p"
+        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    ("curl-user", _source(
+        r"\bcurl\b[^\n;&|]{0,500}?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))"
+        r"(\"[^\"]*:[^\"]*\"|'[^']*:[^']*'|[^\s'\":]*:\S+)"), 1),
+    ("redis-password", _source(
+        r"\bredis-cli\b[^\n;&|]{0,500}?\s(?:-a\s*|--pass(?:=|\s+))"
+        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
 ]
+
+# The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
+_NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "curl-user",
+                              "redis-password"})
 
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
@@ -68,7 +88,7 @@ _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 # never compiles them (all twenty cost a cold hook ~2 ms to compile).
 _NEEDED = ("=", ":", "--", "-p", "sk-", "eyJ", "SK", "SG.", "pypi-", "npm_", "AIza", "_live_",
            "_test_", "xox", "glpat-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
-           "AKIA", "ASIA", "ABIA", "ACCA")
+           "AKIA", "ASIA", "ABIA", "ACCA", "redis-cli")
 
 
 class IgnoringCase(NamedTuple):
@@ -118,6 +138,9 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
         ("secret", "token", "passwd", "password", "pwd", "key", "credential", "auth"),
         rf"(?:{_KEYWORDS})[a-z0-9_.-]*\s*[=:]", f"(?i){_KEYWORDS}"),
     "cli-password": ("-p", "--token", "--api-key", "--secret"),
+    "mysql-password": ("mysql", "mariadb"),
+    "curl-user": ("curl",),
+    "redis-password": ("redis-cli",),
 }
 
 
@@ -210,7 +233,7 @@ class Redactor:
             secret = match.group(group)
             if not secret or _MARK.fullmatch(secret) or secret.startswith("[REDACTED:"):
                 return match.group(0)
-            if kind == "assignment" and secret.strip("\"'").startswith("$"):
+            if kind in _NAMES_VARIABLES and secret.strip("\"'").startswith("$"):
                 return match.group(0)  # `TOKEN=$TOKEN` names a variable, it holds no secret
             start, end = match.span(group)
             whole_start = match.start(0)
