@@ -71,6 +71,10 @@ def test_known_formats_are_redacted_in_context(redactor, secret, template):
     ("curl -Uproxy:hunter2hunter2 -x http://proxy:3128 https://x", "hunter2"),
     ("redis-cli -h cache -a hunter2hunter2 ping", "hunter2"),
     ("redis-cli --pass 'hunter2 x' info", "hunter2"),
+    ("gpg --batch --passphrase hunter2hunter2 -d notes.gpg", "hunter2"),
+    ("export GPG_PASSPHRASE=hunter2hunter2", "hunter2"),
+    ("openssl rsa -in key.pem -passin pass:hunter2hunter2", "hunter2"),
+    ("openssl pkcs12 -export -passout 'pass:hunter2 x' -out a.p12", "hunter2"),
 ])
 def test_other_secret_shapes(redactor, text, secret):
     assert secret not in redactor.text(text)
@@ -85,12 +89,13 @@ def test_other_secret_shapes(redactor, text, secret):
     "redis-cli --askpass ping",
     'mysql -p"$MYSQL_PWD" app',
     'deploy --token "$DEPLOY_TOKEN"',
+    "openssl rsa -passin env:KEY_PASS -in key.pem",  # names where the password is
 ])
 def test_what_only_looks_like_those_options_keeps_its_value(redactor, text):
     redacted = redactor.text(text)
-    for kind in ("mysql-password", "curl-user", "redis-password"):
+    for kind in ("mysql-password", "curl-user", "redis-password", "openssl-pass"):
         assert f"[REDACTED:{kind}:" not in redacted
-    if "$" in text or text.startswith(("ssh", "echo", "curl", "redis")):
+    if "$" in text or text.startswith(("ssh", "echo", "curl", "redis", "openssl")):
         assert redacted == text
 
 

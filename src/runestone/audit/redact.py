@@ -51,12 +51,12 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("bearer", _source(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)"), 1),
     ("url-password", _source(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), 1),
     ("assignment", _source(
-        r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|pwd|api[_-]?key|apikey|"
+        r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|"
         r"private[_-]?key|access[_-]?key|credential|auth)[A-Z0-9_.-]*"
         r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
     # An option's value, quoted or not (the quotes go with it).
     ("cli-password", _source(
-        r"(?:^|\s)(?:--password|--passwd|--token|--api-key|--secret|-p)(?:=|\s+)"
+        r"(?:^|\s)(?:--password|--passwd|--passphrase|--token|--api-key|--secret|-p)(?:=|\s+)"
         rf"(?!-)({_QUOTED.format(min=4)}|[^\s'\"]{{4,}})"), 1),
     # Options that hold a password only for the programs that read them so, found after
     # the program's name within the same command (no `;`, `&`, `|` or line break between):
@@ -71,6 +71,10 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("redis-password", _source(
         r"\bredis-cli\b[^\n;&|]{0,500}?\s(?:-a\s*|--pass(?:=|\s+))"
         rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    # OpenSSL's pass phrase arguments give a password as `pass:SECRET` (`env:` and `file:`
+    # name where it is instead).
+    ("openssl-pass", _source(
+        r"(?:^|\s)-pass(?:in|out)?\s+(\"pass:[^\"]*\"|'pass:[^']*'|pass:\S+)"), 1),
 ]
 
 # The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
@@ -112,8 +116,8 @@ class IgnoringCase(NamedTuple):
 # For each pattern, what any string it matches holds: literals (case-sensitive), or, for the
 # patterns matched ignoring case, an `IgnoringCase`. A pattern runs only on a string its
 # guard finds; a property test checks each guard against strings generated from its pattern.
-_KEYWORDS = r"secret|token|passwd|password|pwd|api[_-]?key|apikey|private[_-]?key|" \
-            r"access[_-]?key|credential|auth"
+_KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
+            r"private[_-]?key|access[_-]?key|credential|auth"
 _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "private-key": ("PRIVATE KEY",),
     "aws-access-key": ("AKIA", "ASIA", "ABIA", "ACCA"),
@@ -135,9 +139,11 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "bearer": IgnoringCase(("bearer",), r"bearer\s", "(?i)bearer"),
     "url-password": ("://",),
     "assignment": IgnoringCase(
-        ("secret", "token", "passwd", "password", "pwd", "key", "credential", "auth"),
+        ("secret", "token", "passwd", "password", "passphrase", "pwd", "key", "credential",
+         "auth"),
         rf"(?:{_KEYWORDS})[a-z0-9_.-]*\s*[=:]", f"(?i){_KEYWORDS}"),
     "cli-password": ("-p", "--token", "--api-key", "--secret"),
+    "openssl-pass": ("pass:",),
     "mysql-password": ("mysql", "mariadb"),
     "curl-user": ("curl",),
     "redis-password": ("redis-cli",),
