@@ -71,6 +71,26 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("redis-password", _source(
         r"\bredis-cli\b[^\n;&|]{0,500}?\s(?:-a\s*|--pass(?:=|\s+))"
         rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    # zip's and 7-Zip's archive passwords (`-P SECRET`, `-pSECRET`), the OpenLDAP tools'
+    # bind password (`-w SECRET`), Samba's `-U user%SECRET`, lftp's `-u user,SECRET` and
+    # SQL Server's command-line tools' `-P SECRET`.
+    ("zip-password", _source(
+        r"\b(?:zip|unzip|zipcloak)\b[^\n;&|]{0,500}?\s-P\s*"
+        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    ("7z-password", _source(
+        rf"\b7z[ar]?\b[^\n;&|]{{0,500}}?\s-p({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    ("ldap-password", _source(
+        r"\bldap[a-z]*\b[^\n;&|]{0,500}?\s-w\s*"
+        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    ("samba-user", _source(
+        r"\b(?:smbclient|smbget|smbcacls|rpcclient)\b[^\n;&|]{0,500}?\s"
+        r"(?:-U\s*|--user(?:=|\s+))(\"[^\"]*%[^\"]*\"|'[^']*%[^']*'|[^\s'\"%]*%\S+)"), 1),
+    ("lftp-user", _source(
+        r"\blftp\b[^\n;&|]{0,500}?\s-u\s*(\"[^\"]*,[^\"]*\"|'[^']*,[^']*'|[^\s'\",]*,\S+)"),
+     1),
+    ("sqlcmd-password", _source(
+        r"\b(?:sqlcmd|bcp|osql)\b[^\n;&|]{0,500}?\s-P\s*"
+        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
     # OpenSSL's pass phrase arguments give a password as `pass:SECRET` (`env:` and `file:`
     # name where it is instead).
     ("openssl-pass", _source(
@@ -79,7 +99,9 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
 
 # The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
 _NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "curl-user",
-                              "redis-password"})
+                              "redis-password", "zip-password", "7z-password",
+                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password",
+                              "openssl-pass"})
 
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
@@ -92,7 +114,8 @@ _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 # never compiles them (all twenty cost a cold hook ~2 ms to compile).
 _NEEDED = ("=", ":", "--", "-p", "sk-", "eyJ", "SK", "SG.", "pypi-", "npm_", "AIza", "_live_",
            "_test_", "xox", "glpat-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
-           "AKIA", "ASIA", "ABIA", "ACCA", "redis-cli")
+           "AKIA", "ASIA", "ABIA", "ACCA", "redis-cli", "zip", "7z", "ldap", "smb",
+           "rpcclient", "lftp", "sqlcmd", "bcp", "osql")
 
 
 class IgnoringCase(NamedTuple):
@@ -144,6 +167,12 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
         rf"(?:{_KEYWORDS})[a-z0-9_.-]*\s*[=:]", f"(?i){_KEYWORDS}"),
     "cli-password": ("-p", "--token", "--api-key", "--secret"),
     "openssl-pass": ("pass:",),
+    "zip-password": ("zip",),
+    "7z-password": ("7z",),
+    "ldap-password": ("ldap",),
+    "samba-user": ("smb", "rpcclient"),
+    "lftp-user": ("lftp",),
+    "sqlcmd-password": ("sqlcmd", "bcp", "osql"),
     "mysql-password": ("mysql", "mariadb"),
     "curl-user": ("curl",),
     "redis-password": ("redis-cli",),
