@@ -24,6 +24,20 @@ def _source(pattern: str, flags: int = 0) -> tuple[str, int]:
 
 
 _QUOTED = r"\"[^\"]{{{min},}}\"|'[^']{{{min},}}'"  # a value in double or single quotes
+_VALUE = rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"  # an option's value, attached or not
+
+
+def _credential(separator: str) -> str:
+    """`user<separator>SECRET`, quoted or not, the whole of it the secret."""
+    return (rf"(\"[^\"]*{separator}[^\"]*\"|'[^']*{separator}[^']*'"
+            rf"|[^\s'\"{separator}]*{separator}\S+)")
+
+
+def _after_program(programs: str, option: str, value: str) -> tuple[str, int]:
+    """`option` then `value` (the group holding the secret) after one of `programs`, within
+    the same command: no `;`, `&`, `|` or line break between (within 500 characters, so a
+    string of many program names costs a bounded search from each)."""
+    return _source(rf"\b(?:{programs})\b[^\n;&|]{{0,500}}?\s{option}{value}")
 
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
 _SOURCES: list[tuple[str, tuple[str, int], int]] = [
@@ -58,39 +72,22 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("cli-password", _source(
         r"(?:^|\s)(?:--password|--passwd|--passphrase|--token|--api-key|--secret|-p)(?:=|\s+)"
         rf"(?!-)({_QUOTED.format(min=4)}|[^\s'\"]{{4,}})"), 1),
-    # Options that hold a password only for the programs that read them so, found after
-    # the program's name within the same command (no `;`, `&`, `|` or line break between):
-    # the MySQL and MariaDB clients read `-pSECRET` (attached; `-p SECRET` prompts, and
-    # SECRET is the database), curl `-u user:SECRET`, redis-cli `-a SECRET`.
-    ("mysql-password", _source(
-        r"\b(?:mysql[a-z]*|mariadb[a-z-]*)\b[^\n;&|]{0,500}?\s-p"
-        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
-    ("curl-user", _source(
-        r"\bcurl\b[^\n;&|]{0,500}?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))"
-        r"(\"[^\"]*:[^\"]*\"|'[^']*:[^']*'|[^\s'\":]*:\S+)"), 1),
-    ("redis-password", _source(
-        r"\bredis-cli\b[^\n;&|]{0,500}?\s(?:-a\s*|--pass(?:=|\s+))"
-        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
-    # zip's and 7-Zip's archive passwords (`-P SECRET`, `-pSECRET`), the OpenLDAP tools'
-    # bind password (`-w SECRET`), Samba's `-U user%SECRET`, lftp's `-u user,SECRET` and
-    # SQL Server's command-line tools' `-P SECRET`.
-    ("zip-password", _source(
-        r"\b(?:zip|unzip|zipcloak)\b[^\n;&|]{0,500}?\s-P\s*"
-        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
-    ("7z-password", _source(
-        rf"\b7z[ar]?\b[^\n;&|]{{0,500}}?\s-p({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
-    ("ldap-password", _source(
-        r"\bldap[a-z]*\b[^\n;&|]{0,500}?\s-w\s*"
-        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
-    ("samba-user", _source(
-        r"\b(?:smbclient|smbget|smbcacls|rpcclient)\b[^\n;&|]{0,500}?\s"
-        r"(?:-U\s*|--user(?:=|\s+))(\"[^\"]*%[^\"]*\"|'[^']*%[^']*'|[^\s'\"%]*%\S+)"), 1),
-    ("lftp-user", _source(
-        r"\blftp\b[^\n;&|]{0,500}?\s-u\s*(\"[^\"]*,[^\"]*\"|'[^']*,[^']*'|[^\s'\",]*,\S+)"),
-     1),
-    ("sqlcmd-password", _source(
-        r"\b(?:sqlcmd|bcp|osql)\b[^\n;&|]{0,500}?\s-P\s*"
-        rf"({_QUOTED.format(min=1)}|[^\s'\"-]\S*)"), 1),
+    # Options that hold a password only for the programs that read them so: the MySQL and
+    # MariaDB clients read `-pSECRET` (attached; `-p SECRET` prompts, and SECRET is the
+    # database), curl `-u user:SECRET`, redis-cli `-a SECRET`, zip and 7-Zip `-P SECRET` and
+    # `-pSECRET`, the OpenLDAP tools `-w SECRET`, Samba `-U user%SECRET`, lftp
+    # `-u user,SECRET`, SQL Server's command-line tools `-P SECRET`.
+    ("mysql-password", _after_program(r"mysql[a-z]*|mariadb[a-z-]*", "-p", _VALUE), 1),
+    ("curl-user", _after_program("curl", r"(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))",
+                                 _credential(":")), 1),
+    ("redis-password", _after_program("redis-cli", r"(?:-a\s*|--pass(?:=|\s+))", _VALUE), 1),
+    ("zip-password", _after_program("zip|unzip|zipcloak", r"-P\s*", _VALUE), 1),
+    ("7z-password", _after_program("7z[ar]?", "-p", _VALUE), 1),
+    ("ldap-password", _after_program(r"ldap[a-z]*", r"-w\s*", _VALUE), 1),
+    ("samba-user", _after_program("smbclient|smbget|smbcacls|rpcclient",
+                                  r"(?:-U\s*|--user(?:=|\s+))", _credential("%")), 1),
+    ("lftp-user", _after_program("lftp", r"-u\s*", _credential(",")), 1),
+    ("sqlcmd-password", _after_program("sqlcmd|bcp|osql", r"-P\s*", _VALUE), 1),
     # OpenSSL's pass phrase arguments give a password as `pass:SECRET` (`env:` and `file:`
     # name where it is instead).
     ("openssl-pass", _source(
@@ -100,8 +97,7 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
 # The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
 _NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "curl-user",
                               "redis-password", "zip-password", "7z-password",
-                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password",
-                              "openssl-pass"})
+                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password"})
 
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
