@@ -163,6 +163,43 @@ def test_policy_reload_keeps_the_last_good_policy(daemon):
     assert decision_of(post(url, hook_body("ls"))[1]) == "deny"  # still the last good one
 
 
+def test_a_pulled_policy_refused_before_its_record_lands_is_loaded_when_it_does(daemon):
+    """A pull replaces the cached team policy and then its signed record. A reload between
+    the two is refused (the file is not the signed version yet); the record's arrival must
+    load it, not leave the daemon on the old policy until the next publication."""
+    from runestone.policy.loader import compile_policy_text
+    from runestone.remote.pinned import state_file
+
+    _process, port = daemon
+    where = layout()
+
+    def health() -> dict:
+        return json.loads(get(f"http://127.0.0.1:{port}/api/health")[1])
+
+    def until(condition) -> dict:
+        deadline = time.time() + 15
+        while time.time() < deadline and not condition(health()):
+            time.sleep(0.2)
+        return health()
+
+    texts = ['[policy]\ndefault = "ask"\ninclude = ["default"]\n',
+             '[policy]\ndefault = "ask"\ninclude = ["default"]\n\n[[rule]]\nid = "team.ls"\n'
+             'decision = "deny"\nreason = "no ls today"\nprogram = ["ls"]\n']
+    first, second = (compile_policy_text(text, source="test").hash for text in texts)
+    where.state_dir.mkdir(parents=True, exist_ok=True)
+    state_file(where).write_text(json.dumps({"number": 1, "hash": first}))
+    where.remote_policy_file.write_text(texts[0])
+    assert until(lambda h: h["policy_hash"] == first)["policy_hash"] == first
+
+    where.remote_policy_file.write_text(texts[1])  # the file first, as a pull writes it
+    refused = until(lambda h: h["policy_error"])
+    assert "not the version the control plane signed" in refused["policy_error"]
+    assert refused["policy_hash"] == first
+    state_file(where).write_text(json.dumps({"number": 2, "hash": second}))  # then the record
+    loaded = until(lambda h: h["policy_hash"] == second)
+    assert loaded["policy_hash"] == second and not loaded["policy_error"]
+
+
 def test_a_daemon_killed_mid_request_is_a_deny(isolated_home):
     create_identity(layout())
     run_cli("init")

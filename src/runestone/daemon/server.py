@@ -182,14 +182,21 @@ class Daemon:
             return self._explicit_policy_file
         return None if self.preset else self.layout.governing_policy_file()
 
-    def _policy_stamp(self) -> tuple[float, int] | None:
+    def _policy_stamp(self) -> tuple[tuple[float, int] | None, ...] | None:
+        """What a change of the followed policy changes: its file's time and size, and for
+        the cached team policy also its signed record's. A pull replaces the file and then
+        the record, so a reload between the two is refused (the file is not yet the signed
+        version); the record's change then triggers the reload that succeeds."""
         if self.policy_file is None:
             return None
-        try:
-            stat = self.policy_file.stat()
-        except OSError:
+        policy = _file_stamp(self.policy_file)
+        if policy is None:
             return None
-        return stat.st_mtime, stat.st_size
+        if self.policy_file != self.layout.remote_policy_file:
+            return (policy,)
+        from runestone.remote import pinned
+
+        return policy, _file_stamp(pinned.state_file(self.layout))
 
     def _watch_policy(self) -> None:
         watched, stamp = self.policy_file, self._policy_stamp()
@@ -393,3 +400,11 @@ def _daemon_handler(daemon: Daemon) -> type:
             self.wfile.write(data)
 
     return Handler
+
+
+def _file_stamp(path: Path) -> tuple[float, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

@@ -137,6 +137,9 @@ def pull(layout: Layout) -> dict[str, Any]:
         state["last_error"] = "no policy is published for this runtime"
     elif status == 200:
         _accept(layout, config, json.loads(body), state)
+        # The signed record follows the file at once (not after the grants' request): until
+        # it lands, a load compares the new file with the old record and refuses it.
+        _write_state(layout, state)
     else:
         state["last_error"] = f"HTTP {status}: {body.decode()[:200]}"
         _write_state(layout, state)
