@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from runestone.actions import Action
 from runestone.gatekeeper import Gatekeeper, SessionState
 from runestone.policy import load_preset
@@ -79,3 +81,59 @@ def test_approvals_that_cannot_be_made_mean_a_host_that_cannot_ask_is_denied():
                         approval_mode="defer")
     decision = keeper.check(Action("Bash", {"command": "frobnicate --all"}, PROJECT))
     assert decision.decision == "deny" and "approvals" in decision.reason
+
+
+TEAM_POLICIES = ['[policy]\ndefault = "ask"\ninclude = ["default"]\n',
+                 '[policy]\ndefault = "ask"\ninclude = ["default"]\n\n[[rule]]\n'
+                 'id = "team.ls"\ndecision = "deny"\nreason = "no ls"\nprogram = ["ls"]\n']
+
+
+def _cached_team_policy(text: str, signed_hash: str) -> None:
+    """A cached team policy and its signed record as a pull leaves them (the signature
+    itself is checked by `status`, not by a load)."""
+    from runestone.home import layout
+    from runestone.remote.pinned import state_file
+
+    where = layout()
+    where.state_dir.mkdir(parents=True, exist_ok=True)
+    where.remote_policy_file.parent.mkdir(parents=True, exist_ok=True)
+    where.remote_policy_file.write_text(text)
+    state_file(where).write_text(json.dumps({"number": 1, "hash": signed_hash}))
+
+
+def test_a_load_between_a_pulls_file_and_its_record_reads_them_again(isolated_home,
+                                                                       monkeypatch):
+    """A pull replaces the cached policy, then its record: a hook loading in between must
+    not deny everything as a policy changed on disk. It reads the pair again."""
+    import runestone.gatekeeper as gatekeeper_module
+    from runestone.home import layout
+    from runestone.policy.loader import compile_policy_text
+
+    old, new = (compile_policy_text(text, source="test").hash for text in TEAM_POLICIES)
+    _cached_team_policy(TEAM_POLICIES[1], old)  # the new file, the old record still
+    pauses = []
+
+    def record_lands(seconds: float) -> None:
+        pauses.append(seconds)
+        _cached_team_policy(TEAM_POLICIES[1], new)
+
+    monkeypatch.setattr(gatekeeper_module.time, "sleep", record_lands)
+    keeper = Gatekeeper.from_layout(layout())
+    assert keeper.policy.hash == new and len(pauses) == 1
+
+
+def test_a_cached_policy_changed_on_disk_is_still_refused(isolated_home, monkeypatch):
+    import pytest
+
+    import runestone.gatekeeper as gatekeeper_module
+    from runestone.home import layout
+    from runestone.policy import PolicyError
+    from runestone.policy.loader import compile_policy_text
+
+    signed = compile_policy_text(TEAM_POLICIES[0], source="test").hash
+    _cached_team_policy(TEAM_POLICIES[1], signed)  # edited: no pull is under way
+    pauses: list[float] = []
+    monkeypatch.setattr(gatekeeper_module.time, "sleep", pauses.append)
+    with pytest.raises(PolicyError, match="changed on disk"):
+        Gatekeeper.from_layout(layout())
+    assert 0 < sum(pauses) <= 0.1

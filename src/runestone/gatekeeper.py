@@ -54,6 +54,28 @@ def _cached_team_policy_refused(layout: Layout, policy_hash: str) -> str:
     return pinned.mismatch(layout, policy_hash) if pinned.governs(layout) else ""
 
 
+# Pauses before reading a refused team policy and its record again (seconds).
+_REREAD_PAUSES = (0.005, 0.02, 0.05)
+
+
+def _load_team_policy(layout: Layout, cache: PolicyCache) -> CompiledPolicy:
+    """The enrolled runtime's governing policy, refused unless it is the signed version.
+
+    A pull replaces the cached file and then its signed record (two files, so not at once):
+    a load between the two reads a file and a record that do not match. So a mismatch is
+    read again, a few times within a tenth of a second, before the policy is refused; a
+    file changed on disk still is, after those pauses. Reloading an unchanged file costs
+    little: its parsed form is cached by its size and time."""
+    for pause in (*_REREAD_PAUSES, None):
+        policy = load_policy(layout.governing_policy_file(), cache=cache)
+        refused = _cached_team_policy_refused(layout, policy.hash)
+        if not refused:
+            return policy
+        if pause is not None:
+            time.sleep(pause)
+    raise PolicyError(refused)
+
+
 class SessionState:
     """Remembers which sessions have read untrusted content (web pages, outside files).
 
@@ -190,10 +212,7 @@ class Gatekeeper:
             policy = load_policy(policy_file, cache=cache)
         elif layout.governing_policy_file().exists():
             # Enrolled: the last verified policy from the control plane governs.
-            policy = load_policy(layout.governing_policy_file(), cache=cache)
-            refused = _cached_team_policy_refused(layout, policy.hash)
-            if refused:
-                raise PolicyError(refused)
+            policy = _load_team_policy(layout, cache)
         else:
             print(
                 f"runestone: no policy at {layout.policy_file}; using the 'default' preset "
