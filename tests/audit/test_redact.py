@@ -219,3 +219,38 @@ def test_a_redactor_that_remembers_clean_strings_answers_the_same(texts):
     for text in [*texts, *texts]:
         assert _SHARED.text(text) == _every_pattern(Redactor(b"s" * 32), text)
     assert all(_every_pattern(Redactor(b"s" * 32), kept) == kept for kept in _SHARED._clean)
+
+
+_NESTED = st.recursive(
+    st.none() | st.booleans() | st.integers() | _SECRETISH,
+    lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(_SECRETISH, inner, max_size=3),
+    max_leaves=10)
+
+
+def _each_string_alone(value):
+    """The value with every string and key redacted by a fresh redactor, one by one."""
+    if isinstance(value, str):
+        return _every_pattern(Redactor(b"s" * 32), value)
+    if isinstance(value, list | tuple):
+        return [_each_string_alone(inner) for inner in value]
+    if isinstance(value, dict):
+        return {_each_string_alone(key): _each_string_alone(inner)
+                for key, inner in value.items()}
+    return value
+
+
+@given(_NESTED)
+def test_a_value_is_redacted_as_each_of_its_strings_alone(value):
+    """However deep, in keys and in values, in lists and tuples (written as lists): every
+    string of an entry as a fresh redactor redacts it alone, whatever the shared one has
+    seen and remembered as clean before."""
+    assert _SHARED.value(value) == _each_string_alone(value)
+    assert _SHARED.value(value) == _each_string_alone(value)  # the second time from memory
+
+
+def test_a_secret_in_a_tuple_is_redacted():
+    entry = {"argv": ("curl", "-H", "Authorization: Bearer hunter2secret"),
+             "nested": [("TOKEN=abcdef123456",)]}
+    written = str(Redactor(b"t" * 32).value(entry))
+    assert "hunter2secret" not in written and "abcdef123456" not in written

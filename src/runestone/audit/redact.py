@@ -278,7 +278,7 @@ class Redactor:
         """Redact every string inside a JSON value; keys too when they carry secrets."""
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):  # a tuple is written as a list: redacted too
             return [self.value(v) for v in value]
         if isinstance(value, dict):
             return {self.text(str(k)): self.value(v) for k, v in value.items()}
