@@ -200,6 +200,32 @@ def test_a_pulled_policy_refused_before_its_record_lands_is_loaded_when_it_does(
     assert loaded["policy_hash"] == second and not loaded["policy_error"]
 
 
+def test_a_policy_replaced_by_one_of_the_same_size_and_time_is_reloaded(daemon):
+    """An editor's save or a pull replaces the file: a new inode, though its size and its
+    time (the file system's clock is coarse) may be the old one's."""
+    _process, port = daemon
+    url = f"http://127.0.0.1:{port}/hooks/claude-code"
+    policy_file = layout().policy_file
+    rule = ('[policy]\ndefault = "ask"\ninclude = ["default"]\n\n[[rule]]\nid = "team.ls"\n'
+            'decision = "{}"\nreason = "{}"\nprogram = ["ls"]\n')
+    policy_file.write_text(rule.format("deny", "no ls today"))  # as long as the one below
+    deadline = time.time() + 15
+    while time.time() < deadline and decision_of(post(url, hook_body("ls"))[1]) != "deny":
+        time.sleep(0.3)
+    assert decision_of(post(url, hook_body("ls"))[1]) == "deny"
+    before = policy_file.stat()
+    replacement = policy_file.with_name("policy.toml.new")
+    replacement.write_text(rule.format("allow", "ls is fine"))
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, policy_file)
+    assert (policy_file.stat().st_size, policy_file.stat().st_mtime_ns) == \
+        (before.st_size, before.st_mtime_ns)
+    deadline = time.time() + 15
+    while time.time() < deadline and decision_of(post(url, hook_body("ls"))[1]) != "allow":
+        time.sleep(0.3)
+    assert decision_of(post(url, hook_body("ls"))[1]) == "allow"
+
+
 def test_a_daemon_killed_mid_request_is_a_deny(isolated_home):
     create_identity(layout())
     run_cli("init")

@@ -182,7 +182,7 @@ class Daemon:
             return self._explicit_policy_file
         return None if self.preset else self.layout.governing_policy_file()
 
-    def _policy_stamp(self) -> tuple[tuple[float, int] | None, ...] | None:
+    def _policy_stamp(self) -> tuple[tuple[int, int, int] | None, ...] | None:
         """What a change of the followed policy changes: its file's time and size, and for
         the cached team policy also its signed record's. A pull replaces the file and then
         the record, so a reload between the two is refused (the file is not yet the signed
@@ -402,9 +402,11 @@ def _daemon_handler(daemon: Daemon) -> type:
     return Handler
 
 
-def _file_stamp(path: Path) -> tuple[float, int] | None:
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What a change of the file changes: a file replaced (a pull, an editor's save) is a new
+    inode even when its size and time, in the file system's coarse clock, are the same."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
