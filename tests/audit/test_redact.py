@@ -82,6 +82,14 @@ def test_known_formats_are_redacted_in_context(redactor, secret, template):
     ("smbclient //files/share -U alice%hunter2hunter2 -c ls", "hunter2"),
     ("lftp -u alice,hunter2hunter2 ftp.example.com", "hunter2"),
     ("sqlcmd -S db -U sa -P hunter2hunter2 -Q 'select 1'", "hunter2"),
+    ("keytool -importcert -keystore ks.jks -storepass hunter2hunter2 -file ca.pem", "hunter2"),
+    ("jarsigner -keystore ks.jks -keypass 'hunter2 x' app.jar release", "hunter2"),
+    ("keytool -importkeystore -srcstorepass hunter2hunter2 -deststorepass hunter3",
+     "hunter"),
+    ("net user alice hunter2hunter2 /add", "hunter2"),
+    ('NET USER "Alice Smith" "hunter2 x"', "hunter2"),
+    ("net use Z: \\\\files\\share hunter2hunter2 /user:CORP\\alice", "hunter2"),
+    ("net.exe use \\\\files\\ipc$ 'hunter2 x' /user:alice", "hunter2"),
 ])
 def test_other_secret_shapes(redactor, text, secret):
     assert secret not in redactor.text(text)
@@ -101,6 +109,14 @@ def test_other_secret_shapes(redactor, text, secret):
     "grep -P '^a+' notes.txt",  # grep's -P: Perl regexes
     "ldapsearch -x -W -b dc=example",  # -W prompts
     "smbclient //files/share -U alice -c ls",  # no password: it prompts
+    "keytool -list -keystore ks.jks -storepass:env KS_PASS",  # names where it is
+    'keytool -list -keystore ks.jks -storepass "$KS_PASS"',
+    "net user alice * /add",  # `*` prompts
+    "net user alice /delete",
+    "net user",
+    "net use Z: \\\\files\\share /persistent:no",
+    "net use * /delete",
+    "dotnet user-secrets list",
 ])
 def test_what_only_looks_like_those_options_keeps_its_value(redactor, text):
     redacted = redactor.text(text)

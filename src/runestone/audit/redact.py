@@ -88,6 +88,16 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
                                   r"(?:-U\s*|--user(?:=|\s+))", _credential("%")), 1),
     ("lftp-user", _after_program("lftp", r"-u\s*", _credential(",")), 1),
     ("sqlcmd-password", _after_program("sqlcmd|bcp|osql", r"-P\s*", _VALUE), 1),
+    # Java's keytool and jarsigner: `-storepass SECRET`, `-keypass SECRET` and their `src`
+    # and `dest` forms (`-storepass:env NAME` and `:file` name where it is instead).
+    ("java-keystore-password", _source(
+        rf"(?:^|\s)-(?:src|dest)?(?:store|key)pass\s+{_VALUE}"), 1),
+    # Windows' `net user NAME SECRET` (sets it) and `net use [X:] \\host\share SECRET`
+    # (`*` prompts; options start with `/`); cmd reads them in any case.
+    ("windows-net-password", _source(
+        r"(?i)\bnet(?:\.exe)?\s+(?:user\s+(?:\"[^\"]+\"|[^\s/\"]\S*)"
+        r"|use\s+(?:(?:[a-z]:|\*)\s+)?(?:\"\\\\[^\"]+\"|\\\\\S+))"
+        r"\s+(\"[^\"]+\"|'[^']+'|[^\s/*\"'][^\s]*)"), 1),
     # OpenSSL's pass phrase arguments give a password as `pass:SECRET` (`env:` and `file:`
     # name where it is instead).
     ("openssl-pass", _source(
@@ -97,7 +107,8 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
 # The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
 _NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "curl-user",
                               "redis-password", "zip-password", "7z-password",
-                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password"})
+                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password",
+                              "java-keystore-password", "windows-net-password"})
 
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
@@ -107,11 +118,11 @@ _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 # `--` or `-p` for options and PEM blocks, and each token format's own prefix. A string
 # with none of them holds no secret, and most strings of an entry (ids, hashes, tool names,
 # keys, short commands) have none: those skip the regexes, and a hook deciding such a call
-# never compiles them (all twenty cost a cold hook ~2 ms to compile).
+# never compiles them (all of them cost a cold hook ~2 ms to compile).
 _NEEDED = ("=", ":", "--", "-p", "sk-", "eyJ", "SK", "SG.", "pypi-", "npm_", "AIza", "_live_",
            "_test_", "xox", "glpat-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
            "AKIA", "ASIA", "ABIA", "ACCA", "redis-cli", "zip", "7z", "ldap", "smb",
-           "rpcclient", "lftp", "sqlcmd", "bcp", "osql")
+           "rpcclient", "lftp", "sqlcmd", "bcp", "osql", "storepass", "keypass")
 
 
 class IgnoringCase(NamedTuple):
@@ -172,13 +183,19 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "mysql-password": ("mysql", "mariadb"),
     "curl-user": ("curl",),
     "redis-password": ("redis-cli",),
+    "java-keystore-password": ("storepass", "keypass"),
+    "windows-net-password": IgnoringCase(("net",), r"net(?:\.exe)?\s+use",
+                                         r"(?i)net(?:\.exe)?\s+use"),
 }
 
 
 def may_hold_secret(value: str) -> bool:
     """False only when no pattern can match `value` (cheap substring tests: `in` on a short
     string is faster than one regex search of the same literals)."""
-    return any(literal in value for literal in _NEEDED) or "bearer" in value.lower()
+    if any(literal in value for literal in _NEEDED):
+        return True
+    lowered = value.lower()
+    return "bearer" in lowered or "net" in lowered  # the patterns matched ignoring case
 
 
 @functools.cache
@@ -243,8 +260,8 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """Every pattern in turn, each only where its guard finds what it needs (checked on
-        the text as the patterns before it left it): the result is what running all twenty
-        substitutions gives, at the cost of a few substring searches for most strings."""
+        the text as the patterns before it left it): the result is what running every
+        substitution gives, at the cost of a few substring searches for most strings."""
         if value in self._clean:
             return value
         original = value
