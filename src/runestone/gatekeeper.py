@@ -64,8 +64,8 @@ def _load_team_policy(layout: Layout, cache: PolicyCache) -> CompiledPolicy:
     A pull replaces the cached file and then its signed record (two files, so not at once):
     a load between the two reads a file and a record that do not match. So a mismatch is
     read again, a few times within a tenth of a second, before the policy is refused; a
-    file changed on disk still is, after those pauses. Reloading an unchanged file costs
-    little: its parsed form is cached by its size and time."""
+    file changed on disk still is, after those pauses. Reading a file again costs little:
+    its parsed form is cached by its text (PolicyCache)."""
     for pause in (*_REREAD_PAUSES, None):
         policy = load_policy(layout.governing_policy_file(), cache=cache)
         refused = _cached_team_policy_refused(layout, policy.hash)

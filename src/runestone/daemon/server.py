@@ -183,8 +183,8 @@ class Daemon:
         return None if self.preset else self.layout.governing_policy_file()
 
     def _policy_stamp(self) -> tuple[tuple[int, int, int] | None, ...] | None:
-        """What a change of the followed policy changes: its file's time and size, and for
-        the cached team policy also its signed record's. A pull replaces the file and then
+        """What a change of the followed policy changes: its file's stamp (_file_stamp),
+        and for the cached team policy also its signed record's. A pull replaces the file and then
         the record, so a reload between the two is refused (the file is not yet the signed
         version); the record's change then triggers the reload that succeeds."""
         if self.policy_file is None:
