@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from runestone.actions import Action
 from runestone.gatekeeper import Gatekeeper, SessionState
 from runestone.policy import load_preset
@@ -123,8 +125,6 @@ def test_a_load_between_a_pulls_file_and_its_record_reads_them_again(isolated_ho
 
 
 def test_a_cached_policy_changed_on_disk_is_still_refused(isolated_home, monkeypatch):
-    import pytest
-
     import runestone.gatekeeper as gatekeeper_module
     from runestone.home import layout
     from runestone.policy import PolicyError
