@@ -199,6 +199,18 @@ def test_a_pulled_policy_refused_before_its_record_lands_is_loaded_when_it_does(
     loaded = until(lambda h: h["policy_hash"] == second)
     assert loaded["policy_hash"] == second and not loaded["policy_error"]
 
+    # Every pull rewrites the record (when it last checked), most with the same hash: that
+    # is no new policy, and reloads nothing.
+    def reloads() -> int:
+        return sum(entry["kind"] == "policy-loaded" for entry in read_entries(where.audit_dir))
+
+    before = reloads()
+    for checked in range(3):
+        state_file(where).write_text(json.dumps({"number": 2, "hash": second,
+                                                 "checked": checked}))
+        time.sleep(0.7)  # more than the watcher's half-second look
+    assert reloads() == before
+
 
 def test_a_policy_replaced_by_one_of_the_same_size_and_time_is_reloaded(daemon):
     """An editor's save or a pull replaces the file: a new inode, though its size and its

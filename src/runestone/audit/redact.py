@@ -39,6 +39,10 @@ def _after_program(programs: str, option: str, value: str) -> tuple[str, int]:
     string of many program names costs a bounded search from each)."""
     return _source(rf"\b(?:{programs})\b[^\n;&|]{{0,500}}?\s{option}{value}")
 
+# What the assignment pattern looks for in a name (its guard too).
+_KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
+            r"private[_-]?key|access[_-]?key|credential|auth"
+
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
 _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("private-key", _source(
@@ -65,8 +69,7 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("bearer", _source(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)"), 1),
     ("url-password", _source(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@"), 1),
     ("assignment", _source(
-        r"(?i)\b[A-Z0-9_.-]*(?:secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|"
-        r"private[_-]?key|access[_-]?key|credential|auth)[A-Z0-9_.-]*"
+        rf"(?i)\b[A-Z0-9_.-]*(?:{_KEYWORDS})[A-Z0-9_.-]*"
         r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
     # An option's value, quoted or not (the quotes go with it).
     ("cli-password", _source(
@@ -146,8 +149,6 @@ class IgnoringCase(NamedTuple):
 # For each pattern, what any string it matches holds: literals (case-sensitive), or, for the
 # patterns matched ignoring case, an `IgnoringCase`. A pattern runs only on a string its
 # guard finds; a property test checks each guard against strings generated from its pattern.
-_KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
-            r"private[_-]?key|access[_-]?key|credential|auth"
 _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "private-key": ("PRIVATE KEY",),
     "aws-access-key": ("AKIA", "ASIA", "ABIA", "ACCA"),

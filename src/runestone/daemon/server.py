@@ -182,11 +182,13 @@ class Daemon:
             return self._explicit_policy_file
         return None if self.preset else self.layout.governing_policy_file()
 
-    def _policy_stamp(self) -> tuple[tuple[int, int, int] | None, ...] | None:
+    def _policy_stamp(self) -> tuple[Any, ...] | None:
         """What a change of the followed policy changes: its file's stamp (_file_stamp),
-        and for the cached team policy also its signed record's. A pull replaces the file and then
-        the record, so a reload between the two is refused (the file is not yet the signed
-        version); the record's change then triggers the reload that succeeds."""
+        and for the cached team policy also the hash its signed record holds. A pull
+        replaces the file and then the record, so a reload between the two is refused (the
+        file is not yet the signed version); the record's new hash then brings the reload
+        that succeeds. The hash, not the record file: every pull rewrites the record (when
+        it last checked), most with the same hash."""
         if self.policy_file is None:
             return None
         policy = _file_stamp(self.policy_file)
@@ -196,7 +198,7 @@ class Daemon:
             return (policy,)
         from runestone.remote import pinned
 
-        return policy, _file_stamp(pinned.state_file(self.layout))
+        return policy, pinned.signed_record(self.layout).get("hash")
 
     def _watch_policy(self) -> None:
         watched, stamp = self.policy_file, self._policy_stamp()
