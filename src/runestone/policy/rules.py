@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from runestone.actions.paths import PathFact, is_within
 from runestone.actions.urls import UrlFact
@@ -180,31 +180,41 @@ def command_positionals(command: SimpleCommand, facts: Facts | None = None) -> l
 # --- path and URL tests -------------------------------------------------------------------
 
 
-class _GlobSet(NamedTuple):
+class _GlobSet:
     """A rule's path globs, expanded for one project and home and sorted by how to test them.
 
     Most globs are a literal name (`.env`), a suffix (`*.pem`), a prefix (`.env.*`), a
     literal path, or everything under a directory (`~/.ssh/**`): those are set lookups and
-    `startswith` / `endswith` calls. Only the rest become one regex. Base-name globs match
-    at any depth, so they are tested against the base name alone.
+    `startswith` / `endswith` calls. Only the rest become one regex, compiled when a path
+    first gets that far: a path index files a rule's globs for each project it meets
+    (`path_index`), and most of those sets never test a path.
+    Base-name globs match at any depth, so they are tested against the base name alone.
     """
 
-    name_exact: frozenset[str]
-    name_prefix: tuple[str, ...]
-    name_suffix: tuple[str, ...]
-    name_regex: re.Pattern[str] | None
-    path_exact: frozenset[str]
-    path_under: tuple[str, ...]
-    path_regex: re.Pattern[str] | None
-    expanded: tuple[str, ...]
+    __slots__ = ("_name_regex", "_path_regex", "expanded", "name_exact", "name_globs",
+                 "name_prefix", "name_suffix", "path_exact", "path_globs", "path_under")
+
+    def __init__(self, name_exact: frozenset[str], name_prefix: tuple[str, ...],
+                 name_suffix: tuple[str, ...], name_globs: tuple[str, ...],
+                 path_exact: frozenset[str], path_under: tuple[str, ...],
+                 path_globs: tuple[str, ...], expanded: tuple[str, ...]) -> None:
+        self.name_exact, self.name_prefix, self.name_suffix = name_exact, name_prefix, name_suffix
+        self.path_exact, self.path_under, self.expanded = path_exact, path_under, expanded
+        self.name_globs, self.path_globs = name_globs, path_globs  # for the regexes
+        self._name_regex: re.Pattern[str] | None = None
+        self._path_regex: re.Pattern[str] | None = None
 
     def fullmatch(self, path: str) -> bool:
         if path in self.path_exact:
             return True
         if self.path_under and (path + "/").startswith(self.path_under):
             return True
-        if self.path_regex is not None and self.path_regex.fullmatch(path):
-            return True
+        if self.path_globs:
+            regex = self._path_regex
+            if regex is None:
+                regex = self._path_regex = _union([path_glob_source(g) for g in self.path_globs])
+            if regex.fullmatch(path):
+                return True
         name = path[path.rfind("/") + 1:]
         if name in self.name_exact:
             return True
@@ -212,11 +222,16 @@ class _GlobSet(NamedTuple):
             return True
         if self.name_prefix and name.startswith(self.name_prefix):
             return True
-        return self.name_regex is not None and self.name_regex.fullmatch(name) is not None
+        if not self.name_globs:
+            return False
+        regex = self._name_regex
+        if regex is None:
+            regex = self._name_regex = _union([glob_source(g) for g in self.name_globs])
+        return regex.fullmatch(name) is not None
 
 
-def _union(sources: list[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL) if sources else None
+def _union(sources: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL)
 
 
 def _literal(text: str) -> bool:
@@ -240,14 +255,15 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str,
     name_exact: set[str] = set()
     name_prefix: list[str] = []
     name_suffix: list[str] = []
-    name_regex: list[str] = []
+    name_globs: list[str] = []
     path_exact: set[str] = set()
     path_under: list[str] = []
-    path_regex: list[str] = []
+    path_globs: list[str] = []
     expanded_all: list[str] = []
     for glob in globs:
-        # Expanded only: the regex source is built below for the few globs that need one
-        # (building it for every glob was most of the cost of a place's first decision).
+        # Expanded only: the regex is built for the few globs that need one, and only when a
+        # path is tested (building it for every glob was most of the cost of a place's
+        # first decision).
         expanded = expand_anchor(glob, project, home)
         expanded_all.append(expanded)
         rest = expanded[3:]
@@ -259,7 +275,7 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str,
             elif rest.endswith("*") and _literal(rest[:-1]) and rest[:-1]:
                 name_prefix.append(rest[:-1])
             else:
-                name_regex.append(glob_source(rest))
+                name_globs.append(rest)
         elif _literal(expanded):
             path_exact.add(expanded)
         elif expanded.endswith("/**") and _literal(expanded[:-3]) and len(expanded) > 3:
@@ -267,10 +283,10 @@ def _glob_set(globs: tuple[str, ...], project: str, home: str,
             path_exact.add(expanded[:-3])
             path_under.append(expanded[:-3] + "/")
         else:
-            path_regex.append(path_glob_source(expanded))
+            path_globs.append(expanded)
     return _GlobSet(frozenset(name_exact), tuple(name_prefix), tuple(name_suffix),
-                    _union(name_regex), frozenset(path_exact), tuple(path_under),
-                    _union(path_regex), tuple(expanded_all))
+                    tuple(name_globs), frozenset(path_exact), tuple(path_under),
+                    tuple(path_globs), tuple(expanded_all))
 
 
 def _path_matches_glob(fact: PathFact, globs: _GlobSet, every_form: bool) -> Tri:
