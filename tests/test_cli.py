@@ -237,3 +237,34 @@ def test_explain_of_find_exec_reads_the_paths_find_finds():
     assert "Decision: DENY" in result.stdout
     assert "every part was understood" in result.stdout
     assert "could not tell" not in result.stdout
+
+
+def _subcommand_parser(parser, name):
+    import argparse
+
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices[name]
+
+
+def test_a_command_parsed_with_only_its_own_parser_reads_and_helps_alike():
+    """`_dispatch` builds only the named command's parser: what it parses, and the help it
+    prints, are those of the whole command line's."""
+    from runestone.cli import _COMMANDS, build_parser
+
+    whole = build_parser()
+    for name in _COMMANDS:
+        alone = build_parser(name)
+        assert _subcommand_parser(alone, name).format_help() == \
+            _subcommand_parser(whole, name).format_help()
+    for argv in (["check", "--preset", "developer", "--command", "ls -la", "--cwd", "/tmp"],
+                 ["audit", "search", "--decision", "deny", "--text", "x"],
+                 ["sandbox", "run", "--profile", "p", "--", "make", "-j2"],
+                 ["approvals", "grant", "--rule", "r", "--minutes", "5"]):
+        assert vars(build_parser(argv[0]).parse_args(argv)) == vars(whole.parse_args(argv))
+
+
+def test_an_unknown_command_is_told_the_whole_list():
+    done = run_cli("frobnicate")
+    assert done.returncode == 2
+    assert "invalid choice: 'frobnicate'" in done.stderr
+    assert "'check'" in done.stderr and "'sandbox'" in done.stderr

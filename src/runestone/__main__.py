@@ -1,5 +1,3 @@
-import sys
+from runestone.cli import console_main
 
-from runestone.cli import main
-
-sys.exit(main())
+console_main()

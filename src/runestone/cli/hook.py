@@ -24,17 +24,21 @@ def main() -> None:
     if len(hosts) != 1 or hosts[0].startswith("-"):
         print("runestone hook: name one host, e.g. claude-code", file=sys.stderr)
         sys.exit(2)
-    sys.exit(start(hosts[0]))
+    code = start(hosts[0])
+    from runestone.cli import exit_now
+
+    exit_now(code)
 
 
 def start(host_name: str) -> int:
     """Answer one hook call for `host_name`, set up for a short life: an agent host runs this
-    before every tool call. The cyclic garbage collector waits: a hook's start-up allocates
-    in bursts that set off some thirty collections (about 1 ms) for a process that lives
-    40 ms. The threshold still bounds memory if the hook waits long for a human."""
+    before every tool call. The cyclic garbage collector waits (COLLECTOR_THRESHOLDS says
+    why)."""
     import gc
 
-    gc.set_threshold(50_000, 20, 20)
+    from runestone.cli import COLLECTOR_THRESHOLDS
+
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     return run_hook(host_name)
 
 
