@@ -206,3 +206,32 @@ path = ["~/.ssh/**"]
     # rm's, which holds `./deploy/**`, also one per project.
     kept = sorted(key[0] for key in policy._path_indexes)
     assert kept.count("") == len(kept) - 2 and kept.count("/srv/a") == kept.count("/srv/b") == 1
+
+
+def test_a_new_project_files_only_the_globs_that_read_it() -> None:
+    """A rule with globs of both kinds is in both indexes, each with its own globs: a new
+    project expands the few that read it, not the rule's every glob again."""
+    from runestone.policy.loader import compile_policy_text
+
+    policy = compile_policy_text("""
+[policy]
+default = "allow"
+
+[[rule]]
+id = "t.hooks"
+decision = "deny"
+reason = "persistence"
+path = ["./.git/hooks/**", "~/.bashrc", "/etc/profile.d/**", "**/.envrc"]
+""", source="test")
+
+    def decided(command: str) -> str:
+        action = Action("Bash", {"command": command}, "/srv/a")
+        return evaluate(policy, derive_facts(action, home=HOME), EvalContext()).decision
+
+    assert decided("touch /srv/a/.git/hooks/pre-commit") == "deny"
+    assert decided("touch ~/.bashrc") == "deny"
+    assert decided("touch /srv/a/.envrc") == "deny"
+    assert decided("touch /srv/b/.git/hooks/pre-commit") == "allow"
+    own = [index for key, index in policy._path_indexes.items() if key[0] == "/srv/a"]
+    assert own and all(set(index.exact) | set(index.under) <= {
+        "/srv/a/.git/hooks", "/srv/a/.git/hooks/"} and not index.names for index in own)
