@@ -105,3 +105,50 @@ def test_numbers_canonical_json_carries_are_read_as_json_reads_them():
     text = '{"big": 123456789012345678901234567890, "f": 1.5e300, "n": -0.0, "i": 7}'
     assert loads_finite(text) == json.loads(text)
     assert canonical_json(loads_finite(text))
+
+
+def _outcome(text, walk_always):
+    """What loads_finite makes of `text`: its value, or that it refused."""
+    from runestone.actions import canonical
+
+    shortcut = canonical._may_carry_trouble
+    if walk_always:
+        canonical._may_carry_trouble = lambda text: True
+    try:
+        return ("read", loads_finite(text))
+    except ValueError:
+        return ("refused",)
+    finally:
+        canonical._may_carry_trouble = shortcut
+
+
+deep_values = st.integers(1, 260).map(lambda depth: json.loads("[" * depth + "]" * depth))
+
+
+@given(st.one_of(wild_values, deep_values), st.sampled_from(
+    ["ascii", "str", "utf-8", "utf-16", "utf-32-be", "utf-8 escaped", "utf-16-le escaped",
+     "utf-32-le escaped"]))
+def test_the_raw_text_shortcut_refuses_what_the_walk_refuses(value, form):
+    """`_may_carry_trouble` lets most input skip the walk for lone surrogates and depth:
+    whatever the text's form (surrogates escaped or raw, str or bytes in any encoding
+    `json` reads), loads_finite reads and refuses exactly as when it always walks."""
+    if form == "ascii":
+        text = json.dumps(value)
+    elif form.endswith(" escaped"):
+        text = json.dumps(value).encode(form.split()[0])
+    else:
+        raw = json.dumps(value, ensure_ascii=False)
+        text = raw if form == "str" else raw.encode(form, "surrogatepass")
+    assert _outcome(text, walk_always=False) == _outcome(text, walk_always=True)
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 201 + "]" * 201, b"[" * 201 + b"]" * 201, '"a\\ud800"', '"a\\uDFFF"',
+    b'"a\\udc00"', '"a\udc80b"', '"\u00e9\udc80"', '"\\ud800"'.encode("utf-16"),
+    '"\ud800"'.encode("utf-8", "surrogatepass"), '"\ud800"'.encode("utf-16-le",
+                                                                   "surrogatepass"),
+    '"\\ud800"'.encode("utf-16-le"), ("[" * 201 + "]" * 201).encode("utf-32-le"),
+])
+def test_lone_surrogates_and_depth_are_refused_in_every_form(text):
+    with pytest.raises(ValueError):
+        loads_finite(text)

@@ -50,8 +50,33 @@ def loads_finite(text: str | bytes) -> Any:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
-    _check_carried(value)
+    if _may_carry_trouble(text):
+        _check_carried(value)
     return value
+
+
+def _may_carry_trouble(text: str | bytes) -> bool:
+    """Could the value read from `text` nest deeper than MAX_DEPTH or hold a lone
+    surrogate? Asked of the raw text, at C speed, so that most input skips the walk in
+    Python (`_check_carried`, a few µs a hook line). Conservative: a value's depth is at
+    most the number of `[` and `{` in its text (strings' included), and a lone surrogate
+    comes from a `\\ud…` escape or from surrogates already in a text that is not ASCII
+    (a `str` read with `surrogateescape`; bytes, which `json` decodes with `surrogatepass`,
+    as UTF-16 or UTF-32 too: only ASCII bytes without a NUL are surely UTF-8)."""
+    if isinstance(text, bytes):
+        if not text.isascii() or b"\0" in text:
+            return True
+        return (text.count(b"[") + text.count(b"{") > MAX_DEPTH or b"\\ud" in text
+                or b"\\uD" in text)
+    if text.count("[") + text.count("{") > MAX_DEPTH or "\\ud" in text or "\\uD" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_carried(value: Any) -> None:
