@@ -12,12 +12,14 @@ import sys
 TYPE_CHECKING = False  # not typing's: see _decide
 
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from runestone.home import Layout
     from runestone.integrations.hosts import HostAdapter
     from runestone.integrations.reply import Reply
 
 
-def main() -> None:
+def main() -> NoReturn:
     """The installed hook's entry point: `python -P -c "from runestone.cli.hook import main;
     main()" HOST` (runestone.integrations.install.hook_command says why not `-m`)."""
     hosts = sys.argv[1:]
