@@ -270,3 +270,68 @@ def test_a_secret_in_a_tuple_is_redacted():
              "nested": [("TOKEN=abcdef123456",)]}
     written = str(Redactor(b"t" * 32).value(entry))
     assert "hunter2secret" not in written and "abcdef123456" not in written
+
+
+def _guard_literals() -> list[str]:
+    from runestone.audit.redact import _GUARDS, IgnoringCase
+
+    found: list[str] = []
+    for guard in _GUARDS.values():
+        found += guard.literals if isinstance(guard, IgnoringCase) else guard
+    return found
+
+
+# Text made of the guards' own literals (in any case), their separators and other text, so
+# that many guards hold at once, and some hold only ignoring case or only past ASCII.
+_GUARD_HEAVY = st.lists(
+    st.one_of(st.sampled_from(_guard_literals()),
+              st.sampled_from(_guard_literals()).map(str.upper),
+              st.sampled_from(["=", ":", " ", "\t", "_", "-", ".", "ſ", "é", "use", "\n"]),
+              st.text(max_size=6)),
+    max_size=12).map("".join)
+
+
+@given(st.one_of(_SECRETISH, _GUARD_HEAVY))
+def test_the_guards_asked_together_answer_as_each_asked_alone(text):
+    """`guarded` searches each literal once for all the guards: it must name exactly the
+    patterns whose own guard holds."""
+    from runestone.audit.redact import _SOURCES, guarded, guards
+
+    alone = [index for index, (kind, _, _) in enumerate(_SOURCES) if guards()[kind](text)]
+    assert guarded(text) == alone
+
+
+@given(_GUARD_HEAVY)
+def test_text_full_of_guard_literals_is_redacted_as_every_pattern_would(text):
+    redactor = Redactor(b"g" * 32)
+    assert redactor.text(text) == _every_pattern(redactor, text)
+
+
+def test_a_long_command_is_tested_once_for_a_decisions_entries(monkeypatch):
+    """A decision writes its command three times (the request's input and summary, the
+    decision's summary): a clean one is remembered however long, so it is tested once."""
+    from runestone.audit import redact
+
+    command = "docker run --rm -e MODE=build -v /src:/src image " + "x" * 2000
+    tested: list[str] = []
+    real = redact.may_hold_secret
+    monkeypatch.setattr(redact, "may_hold_secret",
+                        lambda text: tested.append(text) or real(text))
+    redactor = Redactor(b"l" * 32)
+    redactor.value({"kind": "request", "input": {"command": command}, "summary": command})
+    redactor.value({"kind": "decision", "summary": command})
+    assert tested.count(command) == 1
+
+
+def test_the_clean_strings_remembered_stay_within_their_bounds():
+    from runestone.audit import redact
+
+    redactor = Redactor(b"b" * 32)
+    for number in range(400):
+        redactor.text(f"{number} " + "y" * 9000)  # clean, long: 400 of them pass the budget
+        assert redactor._clean_characters == sum(len(kept) for kept in redactor._clean)
+        assert redactor._clean_characters <= redact._CLEAN_CHARACTERS
+    for number in range(redact._CLEAN_LIMIT + 10):
+        redactor.text(f"n{number}")
+        assert len(redactor._clean) <= redact._CLEAN_LIMIT
+    assert redactor.text("y" * (redact._CLEAN_LENGTH + 1)) not in redactor._clean

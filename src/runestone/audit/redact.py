@@ -205,24 +205,54 @@ def guards() -> dict[str, Callable[[str], bool]]:
     found: dict[str, Callable[[str], bool]] = {}
     for kind, guard in _GUARDS.items():
         if isinstance(guard, IgnoringCase):
-            found[kind] = _ignoring_case(guard)
+            found[kind] = lambda value, guard=guard: _holds_ignoring_case(
+                guard, value, value.lower() if value.isascii() else None)
         else:
             found[kind] = lambda value, literals=guard: any(lit in value for lit in literals)
     return found
 
 
-def _ignoring_case(guard: IgnoringCase) -> Callable[[str], bool]:
-    # Compiled when first needed: a hook's strings are ASCII, most without the literals.
-    literals, near, unicode = guard.literals, lazy(guard.near), lazy(guard.unicode)
+def _literal_table() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Each literal of the case-sensitive guards once, with the patterns (their indexes in
+    `_SOURCES`) whose guard names it."""
+    table: dict[str, list[int]] = {}
+    for index, (kind, _, _) in enumerate(_SOURCES):
+        guard = _GUARDS[kind]
+        if not isinstance(guard, IgnoringCase):
+            for literal in guard:
+                table.setdefault(literal, []).append(index)
+    return tuple((literal, tuple(indexes)) for literal, indexes in table.items())
 
-    def test(value: str) -> bool:
-        if value.isascii():
-            lowered = value.lower()
-            return any(lit in lowered for lit in literals) and \
-                near.search(lowered) is not None
-        return unicode.search(value) is not None
 
-    return test
+_LITERAL_TABLE = _literal_table()
+_CASELESS = tuple((index, _GUARDS[kind]) for index, (kind, _, _) in enumerate(_SOURCES)
+                  if isinstance(_GUARDS[kind], IgnoringCase))
+
+
+def guarded(value: str) -> list[int]:
+    """The indexes, in order, of the patterns whose guard holds for `value`: what asking
+    `guards()` of every kind gives, with each literal searched for once and the text lowered
+    once, instead of a call per kind."""
+    found = {index for literal, indexes in _LITERAL_TABLE if literal in value
+             for index in indexes}
+    lowered = value.lower() if value.isascii() else None
+    found.update(index for index, guard in _CASELESS
+                 if _holds_ignoring_case(guard, value, lowered))
+    return sorted(found)
+
+
+def _holds_ignoring_case(guard: IgnoringCase, value: str, lowered: str | None) -> bool:
+    """`guard` on `value`, given `value.lower()` when `value` is ASCII (else None)."""
+    if lowered is None:
+        return _caseless_pattern(guard.unicode).search(value) is not None
+    return any(lit in lowered for lit in guard.literals) and \
+        _caseless_pattern(guard.near).search(lowered) is not None
+
+
+@functools.cache
+def _caseless_pattern(source: str) -> re.Pattern[str]:
+    """Compiled when first needed: a hook's strings are ASCII, most without the literals."""
+    return re.compile(source)
 
 
 @functools.cache
@@ -236,8 +266,13 @@ def patterns() -> tuple[tuple[str, re.Pattern[str], int], ...]:
     return tuple((kind, _compiled(i), group) for i, (kind, _, group) in enumerate(_SOURCES))
 
 
-_CLEAN_LIMIT = 4096
-_CLEAN_LENGTH = 256
+# The clean strings a redactor remembers: at most this many, this many characters all
+# told, none longer than _CLEAN_LENGTH. A decision writes its command three times (the
+# request's input and summary, the decision's summary), so a command is tested once, not
+# three times, however long; a file's content (a Write's) is longer than any command.
+_CLEAN_LIMIT = 8192
+_CLEAN_CHARACTERS = 1 << 20
+_CLEAN_LENGTH = 16_384
 
 
 class Redactor:
@@ -251,6 +286,7 @@ class Redactor:
         # looked up instead of tested again. Only clean strings are kept, so no secret stays
         # in memory longer because of it; bounded, emptied when full.
         self._clean: set[str] = set()
+        self._clean_characters = 0
 
     def token(self, kind: str, secret: str) -> str:
         import hmac  # here: it loads OpenSSL (~2 ms), which a call holding no secret never needs
@@ -267,14 +303,27 @@ class Redactor:
             return value
         original = value
         if may_hold_secret(value):
-            guard = guards()
-            for index, (kind, _source, group) in enumerate(_SOURCES):
-                if guard[kind](value):
-                    value = _compiled(index).sub(self._replacer(kind, group), value)
+            value = self._substitute(value)
         if value is original and len(value) <= _CLEAN_LENGTH:
-            if len(self._clean) >= _CLEAN_LIMIT:
+            if len(self._clean) >= _CLEAN_LIMIT \
+                    or self._clean_characters + len(value) > _CLEAN_CHARACTERS:
                 self._clean.clear()
+                self._clean_characters = 0
             self._clean.add(value)
+            self._clean_characters += len(value)
+        return value
+
+    def _substitute(self, value: str) -> str:
+        """Each pattern whose guard holds, in order. A substitution that changes the text
+        has the guards of the patterns after it asked again, of the text as it now is."""
+        due = guarded(value)
+        while due:
+            index = due.pop(0)
+            kind, _source, group = _SOURCES[index]
+            changed = _compiled(index).sub(self._replacer(kind, group), value)
+            if changed != value:
+                value = changed
+                due = [later for later in guarded(value) if later > index]
         return value
 
     def _replacer(self, kind: str, group: int) -> Callable[[re.Match[str]], str]:
