@@ -286,6 +286,8 @@ class Redactor:
         # looked up instead of tested again. Only clean strings are kept, so no secret stays
         # in memory longer because of it; bounded, emptied when full.
         self._clean: set[str] = set()
+        # Their characters all told. Threads may share a redactor (the approvals service's):
+        # a lost update only moves the next emptying, and the count of strings bounds it too.
         self._clean_characters = 0
 
     def token(self, kind: str, secret: str) -> str:
