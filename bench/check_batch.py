@@ -9,7 +9,14 @@ Each round times three whole processes over the same lines (the shared corpus, r
     and prints a JSON answer per line (what a regex filter does, with the same JSON work).
 Rounds rotate the order; the figures are medians, with ratios to the baseline.
 
+`--baseline SRC` adds the two `runestone check` processes run from another copy of the code
+(`PYTHONPATH=SRC`, e.g. a worktree's `src` at the commit before a change, with its own
+runtime and log), taking their turns in the same rounds, so a change is measured against
+what it replaces under the same load; each round's pair of times gives a ratio, and the
+median of those ratios is printed.
+
 Usage: python bench/check_batch.py [--copies 8] [--rounds 3] [--corpus ../shared/corpus]
+                                   [--baseline SRC]
 """
 
 from __future__ import annotations
@@ -79,6 +86,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--preset", default="default")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also run `runestone check` from this source tree (PYTHONPATH)")
     args = parser.parse_args()
     lines = [line for path in sorted(Path(args.corpus).glob("*.jsonl"))
              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -98,6 +107,17 @@ def main() -> None:
             "runestone check, no audit": (check, plain_env),
             "baseline: 20-regex filter": ([sys.executable, "-c", REGEX_FILTER], base),
         }
+        if args.baseline:  # its own runtime and log, initialised by its own code
+            source = str(Path(args.baseline).resolve())
+            path = os.pathsep.join(p for p in (source, base.get("PYTHONPATH", "")) if p)
+            old_audited = dict(audited_env, PYTHONPATH=path,
+                               RUNESTONE_HOME=str(Path(tmp) / "baseline-audited"))
+            old_plain = dict(plain_env, PYTHONPATH=path,
+                             RUNESTONE_HOME=str(Path(tmp) / "baseline-plain"))
+            subprocess.run([sys.executable, "-m", "runestone", "init"], env=old_audited,
+                           check=True, stdout=subprocess.DEVNULL)
+            runs["code at SRC, audited"] = (check, old_audited)
+            runs["code at SRC, no audit"] = (check, old_plain)
         for argv, env in runs.values():  # warm the OS cache and the verified-policy cache
             timed(argv, data[: data.index(b"\n") + 1], env)
         seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -112,8 +132,16 @@ def main() -> None:
           "start-up included)")
     for name in names:
         rate = count / statistics.median(seconds[name])
-        print(f"  {name:28s} {rate:10,.0f} decisions/s   ({baseline / rate:.1f}x the "
+        print(f"  {name:28s} {rate:10,.0f} decisions/s   ({baseline / rate:.2f}x the "
               "baseline's time)")
+    if args.baseline:
+        print(f"this code's time over the code at SRC ({args.baseline}), median of the "
+              "rounds' ratios")
+        for kind in ("audited", "no audit"):
+            ratios = [new / old for new, old in zip(seconds[f"runestone check, {kind}"],
+                                                    seconds[f"code at SRC, {kind}"],
+                                                    strict=True)]
+            print(f"  {kind:28s} {statistics.median(ratios):10.3f}")
 
 
 if __name__ == "__main__":
