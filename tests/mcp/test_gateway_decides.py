@@ -24,10 +24,26 @@ class _Enrolled:
     remote = object()
 
 
+POLICY = """
+[policy]
+default = "ask"
+include = ["default"]
+
+[[rule]]
+id = "t.time"
+decision = "allow"
+reason = "reading the clock"
+mcp_server = ["time"]
+mcp_tool = ["get_current_time"]
+"""
+
+
 @pytest.fixture
-def gateway(isolated_home):
+def gateway(isolated_home, tmp_path):
     create_identity(layout())
-    keeper = Gatekeeper.from_layout(layout(), preset="default")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    keeper = Gatekeeper.from_layout(layout(), policy_file=policy)
     threads: list[threading.Thread] = []
     check = keeper.check
 
@@ -49,7 +65,7 @@ def test_a_lone_call_is_decided_on_the_event_loop(gateway):
     gate, threads = gateway
     decision = _decide(gate)
     assert threads == [threading.main_thread()]
-    assert decision.request_id  # audited: its entries are on disk
+    assert decision.decision == "allow" and decision.request_id  # audited
 
 
 def test_a_call_beside_another_in_flight_is_decided_in_a_worker(gateway):
@@ -71,3 +87,17 @@ def test_an_enrolled_runtime_decides_in_a_worker(gateway):
     gate.gatekeeper.check = lambda *args, **kwargs: threads.append(threading.current_thread())
     _decide(gate)
     assert threads and threads[0] is not threading.main_thread()
+
+
+def test_an_approvals_service_that_cannot_be_made_leaves_the_decision_to_a_worker(gateway):
+    """As before calls were decided on the loop: an allowed call never needs the service,
+    so a broken one (its key unreadable, say) must not turn the call into an error."""
+    gate, threads = gateway
+
+    def broken():
+        raise OSError("the signing key cannot be read")
+
+    gate.gatekeeper._approvals_factory = broken
+    decision = _decide(gate)
+    assert threads and threads[0] is not threading.main_thread()
+    assert decision.decision == "allow"

@@ -389,9 +389,14 @@ class Gateway:
         return await asyncio.to_thread(self.gatekeeper.check, action, approval_mode="ask")
 
     def _decides_alone(self) -> bool:
-        """No control plane to ask: the approvals service (if any) is not enrolled."""
-        approvals = self.gatekeeper.approvals
-        return approvals is None or approvals.remote is None
+        """No control plane to ask: the approvals service (if any) is not enrolled. A
+        service that cannot be made says no: the worker's `check` meets the error only if
+        the call asks, as it did before calls were decided on the loop."""
+        try:
+            approvals = self.gatekeeper.approvals
+            return approvals is None or approvals.remote is None
+        except Exception:
+            return False
 
     async def _learn_server_name(self, message: dict[str, Any]) -> None:
         """Policy names servers. The name comes from the server's answer to initialize or
