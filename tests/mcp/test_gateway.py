@@ -18,53 +18,10 @@ from mcp.client.stdio import stdio_client
 from mcp import ClientSession, StdioServerParameters
 from runestone.audit.query import read_entries
 from runestone.home import layout
-from runestone.identity import create_identity
 
 pytestmark = pytest.mark.skipif(shutil.which("mcp-server-git") is None,
                                 reason="mcp-server-git is not installed")
 HERE = Path(__file__).parent
-POLICY = """
-[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "t.time"
-decision = "allow"
-reason = "reading the clock"
-mcp_server = ["mcp-time", "time"]
-mcp_tool = ["get_current_time"]
-
-[[rule]]
-id = "t.git-read"
-decision = "allow"
-reason = "reading the repository"
-mcp_server = ["mcp-git"]
-mcp_tool = ["git_status", "git_log", "git_diff*", "git_show"]
-
-[[rule]]
-id = "t.git-write"
-decision = "deny"
-reason = "the agent may not change the repository"
-mcp_server = ["mcp-git"]
-mcp_tool = ["git_add", "git_commit", "git_reset", "git_create_branch", "git_checkout"]
-
-[[rule]]
-id = "t.fake"
-decision = "allow"
-reason = "the broken test server"
-mcp_server = ["fake"]
-"""
-
-
-@pytest.fixture
-def policy(isolated_home, tmp_path):
-    create_identity(layout())
-    path = tmp_path / "policy.toml"
-    path.write_text(POLICY)
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path):
     path = tmp_path / "repo"

@@ -12,7 +12,6 @@ import pytest
 from runestone.actions import Action
 from runestone.gatekeeper import Gatekeeper
 from runestone.home import layout
-from runestone.identity import create_identity
 from runestone.mcp.gateway import Forwarded, Gate, Gateway
 
 ACTION = Action("mcp__time__get_current_time", {"timezone": "UTC"}, "", agent="mcp")
@@ -24,25 +23,8 @@ class _Enrolled:
     remote = object()
 
 
-POLICY = """
-[policy]
-default = "ask"
-include = ["default"]
-
-[[rule]]
-id = "t.time"
-decision = "allow"
-reason = "reading the clock"
-mcp_server = ["time"]
-mcp_tool = ["get_current_time"]
-"""
-
-
 @pytest.fixture
-def gateway(isolated_home, tmp_path):
-    create_identity(layout())
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
+def gateway(policy):
     keeper = Gatekeeper.from_layout(layout(), policy_file=policy)
     threads: list[threading.Thread] = []
     check = keeper.check
