@@ -201,7 +201,9 @@ def may_hold_secret(value: str) -> bool:
 
 @functools.cache
 def guards() -> dict[str, Callable[[str], bool]]:
-    """kind -> a test true of every string the kind's pattern matches."""
+    """kind -> a test true of every string the kind's pattern matches, one kind at a time:
+    the reference that `guarded`, asking them all at once, must agree with (tests compare
+    the two)."""
     found: dict[str, Callable[[str], bool]] = {}
     for kind, guard in _GUARDS.items():
         if isinstance(guard, IgnoringCase):
@@ -269,7 +271,8 @@ def patterns() -> tuple[tuple[str, re.Pattern[str], int], ...]:
 # The clean strings a redactor remembers: at most this many, this many characters all
 # told, none longer than _CLEAN_LENGTH. A decision writes its command three times (the
 # request's input and summary, the decision's summary), so a command is tested once, not
-# three times, however long; a file's content (a Write's) is longer than any command.
+# three times: commands are analysed up to 10,000 characters. Longer strings (a Write's
+# whole file, say) are tested each time and never kept.
 _CLEAN_LIMIT = 8192
 _CLEAN_CHARACTERS = 1 << 20
 _CLEAN_LENGTH = 16_384
