@@ -40,7 +40,11 @@ def _after_program(programs: str, option: str, value: str) -> tuple[str, int]:
     return _source(rf"\b(?:{programs})\b[^\n;&|]{{0,500}}?\s{option}{value}")
 
 # What the assignment pattern looks for in a name (its guard too).
-_KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
+# `pass` ends a longer name (`SSHPASS`, which `sshpass -e` reads, `DB_PASS`,
+# `SMTP_PASS_FILE`, `--db-pass`): not a word going on (`passing`), nor a word of its own
+# (a test's `PASS: test_login`).
+_KEYWORDS = r"secret|token|passwd|password|passphrase|(?<=[a-z0-9_.-])pass(?![a-z])|pwd|" \
+            r"api[_-]?key|apikey|" \
             r"private[_-]?key|access[_-]?key|credential|auth"
 
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
@@ -71,9 +75,12 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
     ("assignment", _source(
         rf"(?i)\b[A-Z0-9_.-]*(?:{_KEYWORDS})[A-Z0-9_.-]*"
         r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"), 1),
-    # An option's value, quoted or not (the quotes go with it).
+    # An option's value, quoted or not (the quotes go with it): long options that name a
+    # secret whatever the program. (`-p` is not one of them: most programs read it as
+    # something else, `mkdir -p`, `ssh -p PORT`, `docker run -p PORTS`, `git log -p`. Those
+    # that read it as a password are listed below.)
     ("cli-password", _source(
-        r"(?:^|\s)(?:--password|--passwd|--passphrase|--token|--api-key|--secret|-p)(?:=|\s+)"
+        r"(?:^|\s)(?:--password|--passwd|--passphrase|--token|--api-key|--secret)(?:=|\s+)"
         rf"(?!-)({_QUOTED.format(min=4)}|[^\s'\"]{{4,}})"), 1),
     # Options that hold a password only for the programs that read them so: the MySQL and
     # MariaDB clients read `-pSECRET` (attached; `-p SECRET` prompts, and SECRET is the
@@ -91,6 +98,18 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
                                   r"(?:-U\s*|--user(?:=|\s+))", _credential("%")), 1),
     ("lftp-user", _after_program("lftp", r"-u\s*", _credential(",")), 1),
     ("sqlcmd-password", _after_program("sqlcmd|bcp|osql", r"-P\s*", _VALUE), 1),
+    # `-p SECRET` (or `-pSECRET`) where the program reads it as a password: the MongoDB
+    # shell and tools, cqlsh, rabbitmqadmin, Sysinternals' PsExec, the NcFTP clients,
+    # rdesktop, hydra, RAR's `-pSECRET`, and the `login` subcommands of registry and cloud
+    # CLIs (`docker login -u NAME -p SECRET`, `az login`, `oc login`, `cf login`).
+    ("dash-p-password", _after_program(
+        r"mongo[a-z]*|cqlsh|rabbitmqadmin|(?:psexec|PsExec|PSEXEC)(?:64)?"
+        r"|ncftp[a-z]*|rdesktop|hydra|(?:un)?rar|login", r"-p\s*", _VALUE), 1),
+    # sshpass reads `-p SECRET` among its own options, before the command it runs: in
+    # `sshpass -e ssh -p 2222 host` the `-p` is ssh's port (`-f`, `-d` and `-P` take a
+    # value, `-e`, `-v`, `-h` and `-V` none).
+    ("sshpass-password", _source(
+        rf"\bsshpass(?:\s+(?:-[evhV]+|-[fdP]\s*\S+))*\s+-p\s*{_VALUE}"), 1),
     # Java's keytool and jarsigner: `-storepass SECRET`, `-keypass SECRET` and their `src`
     # and `dest` forms (`-storepass:env NAME` and `:file` name where it is instead).
     ("java-keystore-password", _source(
@@ -110,7 +129,8 @@ _SOURCES: list[tuple[str, tuple[str, int], int]] = [
 # The kinds whose value may be a shell variable's name (`--token "$TOKEN"`) instead.
 _NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "curl-user",
                               "redis-password", "zip-password", "7z-password",
-                              "ldap-password", "samba-user", "lftp-user", "sqlcmd-password",
+                              "dash-p-password", "sshpass-password", "ldap-password",
+                              "samba-user", "lftp-user", "sqlcmd-password",
                               "java-keystore-password", "windows-net-password"})
 
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
@@ -170,10 +190,9 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "bearer": IgnoringCase(("bearer",), r"bearer\s", "(?i)bearer"),
     "url-password": ("://",),
     "assignment": IgnoringCase(
-        ("secret", "token", "passwd", "password", "passphrase", "pwd", "key", "credential",
-         "auth"),
+        ("secret", "token", "pass", "pwd", "key", "credential", "auth"),
         rf"(?:{_KEYWORDS})[a-z0-9_.-]*\s*[=:]", f"(?i){_KEYWORDS}"),
-    "cli-password": ("-p", "--token", "--api-key", "--secret"),
+    "cli-password": ("--pass", "--token", "--api-key", "--secret"),
     "openssl-pass": ("pass:",),
     "zip-password": ("zip",),
     "7z-password": ("7z",),
@@ -181,6 +200,9 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "samba-user": ("smb", "rpcclient"),
     "lftp-user": ("lftp",),
     "sqlcmd-password": ("sqlcmd", "bcp", "osql"),
+    "sshpass-password": ("sshpass",),
+    "dash-p-password": ("mongo", "cqlsh", "rabbitmqadmin", "psexec", "PsExec",
+                        "PSEXEC", "ncftp", "rdesktop", "hydra", "rar", "login"),
     "mysql-password": ("mysql", "mariadb"),
     "curl-user": ("curl",),
     "redis-password": ("redis-cli",),
