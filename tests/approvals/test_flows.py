@@ -219,3 +219,24 @@ def test_a_form_post_with_an_odd_length_is_refused_at_once(runtime, page, length
     connection.endheaders()
     assert connection.getresponse().status == 400
     connection.close()
+
+
+@pytest.mark.parametrize(("command", "shown", "hidden"), [
+    ("ssh -p 2222 prod-db uptime", "ssh -p 2222 prod-db uptime", None),  # -p: a port
+    ("sshpass -p hunter2hunter2 ssh -p 2222 prod-db uptime", "ssh -p 2222 prod-db uptime",
+     "hunter2"),
+])
+def test_the_page_shows_the_action_as_written_and_hides_its_password(runtime, page, command,
+                                                                      shown, hidden):
+    """The approver decides on what the page shows: an option that is not a password stays
+    as the agent wrote it; one that is, is redacted there as in the log."""
+    _, _, approvals = runtime
+    gatekeeper = gatekeeper_for(runtime, "defer")
+    decision = gatekeeper.check(Action("Bash", {"command": command}, "/home/dev/app"))
+    approval = dict(decision.approval)
+    status, html_page = fetch(approval["link"])
+    stored = approvals.store.request(approval["request"])
+    assert status == 200 and shown in html_page and stored.summary.endswith(shown)
+    if hidden:  # nowhere: not in the summary, the policy's reason or how it was read
+        assert hidden not in html_page and "[REDACTED:sshpass-password:" in html_page
+        assert hidden not in json.dumps([stored.summary, stored.reason, stored.analysis])

@@ -522,3 +522,20 @@ def test_an_ask_with_megabytes_of_input_reaches_the_approvers_cut(database_url, 
             "has the whole action]")
         requests = [e for e in read_entries(layout().audit_dir) if e.get("kind") == "request"]
         assert any(len(json.dumps(e)) > 3_000_000 for e in requests)
+
+
+def test_approvers_see_the_action_as_written_and_never_its_password(database_url, tmp_path,
+                                                                     isolated_home):
+    """What an enrolled runtime sends with an ask (the summary, the input, the policy's
+    reason, which quotes the command) is redacted as its audit log is: a password option
+    never leaves the machine, and an option that is not one (ssh's `-p` port) stays as the
+    agent wrote it for the approver to judge."""
+    with routed_runtime(database_url, tmp_path, isolated_home) as (server, org, _):
+        command = "sshpass -p hunter2hunter2 ssh -p 2222 prod-db uptime"
+        asked = decide("defer", Action("Bash", {"command": command}, str(tmp_path)))
+        assert asked.decision == "deny" and "routed to the control plane" in asked.reason
+        shown = api(server.base, "GET", f"/api/v1/approvals/{approval_id_of(asked.to_json())}",
+                    org.tokens["ops1"])
+        assert "hunter2" not in json.dumps(shown)
+        assert shown["summary"].endswith("ssh -p 2222 prod-db uptime")
+        assert "ssh -p 2222 prod-db uptime" in shown["reason"]

@@ -143,24 +143,24 @@ class Approvals:
 
     def open_request(self, action: Action, decision: Decision, request_id: str,
                      analysis: dict[str, Any] | None = None) -> Request:
-        """Record a pending request and sign its token (the id is the audit request id)."""
+        """Record a pending request and sign its token (the id is the audit request id).
+
+        What is stored, shown to approvers and sent to the control plane is redacted as
+        the audit log is: the action, its summary, and also the policy's reason and how the
+        command was read, which quote it."""
         now = time.time()
         expires = int(now + self.settings.ttl_seconds)
         claims = tokens.new_claims(request_id, decision.action_hash or action.hash,
                                    decision.policy_hash, expires, self.identity.runtime_id)
-        identity = action.identity()
-        redacted = self.redactor.value(identity) if self.redactor else identity
+        from runestone.approvals.store import Request
         from runestone.audit.records import summarize
 
-        summary = summarize(action)
-        if self.redactor:
-            summary = self.redactor.text(summary)
-        from runestone.approvals.store import Request
-
         request = Request(
-            id=request_id, tool=action.tool, action=redacted, summary=summary,
+            id=request_id, tool=action.tool, action=self._redact_value(action.identity()),
+            summary=self._redact(summarize(action)),
             action_hash=claims.action_hash, policy_hash=claims.policy_hash,
-            rules=tuple(decision.rules), reason=decision.reason, analysis=analysis or {},
+            rules=tuple(decision.rules), reason=self._redact(decision.reason),
+            analysis=self._redact_value(analysis or {}),
             agent=action.agent, session=action.session, user=action.user or _login(),
             host=_hostname(), created=now, expires=float(expires), state="pending",
             token=tokens.issue(claims, self.signer), nonce=claims.nonce,
@@ -249,14 +249,14 @@ class Approvals:
         from runestone.bounded import bounded
         from runestone.remote.client import RemoteError
 
-        identity = action.identity()
         try:
             remote.submit({
                 "request_id": decision.request_id,
                 "action_hash": decision.action_hash or action.hash, "tool": action.tool,
-                "summary": self._redact(summarize(action)), "reason": decision.reason,
+                "summary": self._redact(summarize(action)),
+                "reason": self._redact(decision.reason),
                 "rules": list(decision.rules), "severity": decision.severity or "medium",
-                "input": bounded(self.redactor.value(identity) if self.redactor else identity),
+                "input": bounded(self._redact_value(action.identity())),
                 "user": action.user or _login(), "agent": action.agent,
                 "session": action.session, "mode": "ask"}, timeout=_record_timeout())
         except RemoteError as exc:
@@ -591,6 +591,9 @@ class Approvals:
 
     def _redact(self, text: str) -> str:
         return self.redactor.text(text) if self.redactor else text
+
+    def _redact_value(self, value: Any) -> Any:
+        return self.redactor.value(value) if self.redactor else value
 
     def _audit(self, entry: dict[str, Any]) -> None:
         """Write an approval-side entry; failing to audit a human decision is an error."""
