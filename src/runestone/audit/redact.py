@@ -133,6 +133,9 @@ _NAMES_VARIABLES = frozenset({"assignment", "cli-password", "mysql-password", "c
                               "samba-user", "lftp-user", "sqlcmd-password",
                               "java-keystore-password", "windows-net-password"})
 
+# Types whose values hold no string (exactly these: a subclass may be anything).
+_LEAVES = frozenset({int, float, bool, type(None)})
+
 _MARK = lazy(r"\[REDACTED:[a-z-]+:[0-9a-f]{16}\]")
 
 
@@ -370,10 +373,37 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """Redact every string inside a JSON value; keys too when they carry secrets."""
+        kind = type(value)
+        if kind is dict:
+            return self._object(value)
+        if kind is str:
+            return value if value in self._clean else self.text(value)
+        if kind in _LEAVES:
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list | tuple):  # a tuple is written as a list: redacted too
             return [self.value(v) for v in value]
         if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+            return self._object(value)
         return value
+
+    def _object(self, value: dict[Any, Any]) -> dict[str, Any]:
+        """`value` for an object, its keys and plain members handled here: an entry is an
+        object of a dozen members, most of them strings already known to be clean (field
+        names, tool names, repeated commands), and a call per member was most of the walk."""
+        clean = self._clean
+        out = {}
+        for key, member in value.items():
+            if type(key) is not str:
+                key = str(key)
+            if key not in clean:
+                key = self.text(key)
+            kind = type(member)
+            if kind is str:
+                if member not in clean:
+                    member = self.text(member)
+            elif kind not in _LEAVES:
+                member = self.value(member)
+            out[key] = member
+        return out
