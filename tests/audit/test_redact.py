@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from runestone.audit import Redactor
 from runestone.audit.query import read_entries
+from runestone.audit.redact import names_secret
 
 # Real formats, fake values (none of these is a live credential).
 FAKE_SECRETS = [
@@ -292,9 +293,14 @@ def _each_string_alone(value):
     if isinstance(value, list | tuple):
         return [_each_string_alone(inner) for inner in value]
     if isinstance(value, dict):
-        return {_each_string_alone(key): _each_string_alone(inner)
-                for key, inner in value.items()}
+        return {_each_string_alone(key): _named_secret(inner) if isinstance(inner, str)
+                and inner and not inner.startswith("$") and names_secret(key)
+                else _each_string_alone(inner) for key, inner in value.items()}
     return value
+
+
+def _named_secret(value):
+    return Redactor(b"s" * 32).token("named-secret", value)
 
 
 @given(_NESTED)
@@ -376,3 +382,34 @@ def test_the_clean_strings_remembered_stay_within_their_bounds():
         redactor.text(f"n{number}")
         assert len(redactor._clean) <= redact._CLEAN_LIMIT
     assert redactor.text("y" * (redact._CLEAN_LENGTH + 1)) not in redactor._clean
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("password", True), ("db_pass", True), ("DB_PASSWORD", True), ("apiKey", True),
+    ("api-key", True), ("client_secret", True), ("X-Auth-Token", True), ("sshpass", True),
+    ("privateKey", True), ("accessKeyId", True), ("credentials", True), ("auth", True),
+    ("Authorization", True), ("csrftoken", True),
+    ("author", False), ("max_tokens", False), ("public_key", False), ("tokenizer", False),
+    ("passing", False), ("key", False), ("idempotency_key", False), ("command", False),
+    ("oauth_provider", False), ("action_hash", False),
+])
+def test_what_names_a_secret(name, secret):
+    assert names_secret(name) is secret
+
+
+def test_a_member_named_as_a_secret_is_redacted_whatever_its_value(redactor):
+    """An MCP tool's arguments, a JSON body: the name says what the value is, which no
+    shape of the value could (`hunter2` is no token format)."""
+    redacted = redactor.value({"host": "db", "password": "hunter2", "apiKey": "x1",
+                               "auth": {"token": "abc"}, "token": "$GITHUB_TOKEN",
+                               "secret": "", "max_tokens": 1000, "author": "chris",
+                               "nested": [{"client_secret": "zyx"}]})
+    assert "hunter2" not in str(redacted) and "x1" not in str(redacted)
+    assert "abc" not in str(redacted) and "zyx" not in str(redacted)
+    assert redacted["password"].startswith("[REDACTED:named-secret:")
+    assert redacted["token"] == "$GITHUB_TOKEN" and redacted["secret"] == ""  # a name, none
+    assert redacted["max_tokens"] == 1000 and redacted["author"] == "chris"
+    assert redacted["host"] == "db"
+    # Even a value the redactor remembers as clean text elsewhere.
+    redactor.text("hunter3")
+    assert redactor.value({"pwd": "hunter3"})["pwd"] != "hunter3"

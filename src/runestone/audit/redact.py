@@ -10,6 +10,7 @@ a guess cannot be confirmed.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -135,6 +136,32 @@ _NAMES_VARIABLES = frozenset({"assignment", "pass-assignment", "cli-password",
                               "7z-password", "dash-p-password", "sshpass-password",
                               "ldap-password", "samba-user", "lftp-user", "sqlcmd-password",
                               "java-keystore-password", "windows-net-password"})
+
+# The words of a member's name that say its value is a secret (`password`, `db_pass`,
+# `apiKey`, `client_secret`, `X-Auth-Token`), and the endings of a name run together
+# (`sshpass`, `dbpassword`, `apitoken`). Names are split at `_`, `-`, `.`, spaces and
+# camelCase humps; `author`, `max_tokens` and `public_key` are not secrets' names.
+_SECRET_WORDS = frozenset({"secret", "secrets", "token", "password", "passwords", "passwd",
+                           "passphrase", "pass", "pwd", "apikey", "credential",
+                           "credentials", "auth", "authorization"})
+_SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
+_SECRET_ENDINGS = ("pass", "passwd", "password", "passphrase", "token", "secret", "apikey")
+_NAME_WORDS = lazy(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_SECRET_NAMES: dict[str, bool] = {}  # a name -> whether it names a secret; bounded
+
+
+def names_secret(name: str) -> bool:
+    """Whether a member called `name` holds a secret (its words, as above)."""
+    known = _SECRET_NAMES.get(name)
+    if known is None:
+        words = [word.lower() for word in _NAME_WORDS.findall(name)]
+        known = any(word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS) for word in words) \
+            or any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+        if len(_SECRET_NAMES) >= 4096:
+            _SECRET_NAMES.clear()
+        _SECRET_NAMES[name] = known
+    return known
+
 
 # Types whose values hold no string (exactly these: a subclass may be anything).
 _LEAVES = frozenset({int, float, bool, type(None)})
@@ -397,17 +424,21 @@ class Redactor:
     def _object(self, value: dict[Any, Any]) -> dict[str, Any]:
         """`value` for an object, its keys and plain members handled here: an entry is an
         object of a dozen members, most of them strings already known to be clean (field
-        names, tool names, repeated commands), and a call per member was most of the walk."""
+        names, tool names, repeated commands), and a call per member was most of the walk.
+
+        A member whose name says it holds a secret (`{"password": "..."}`, an MCP tool's
+        `api_key` argument) has its string value redacted whatever its shape, unless it
+        names a variable (`$TOKEN`)."""
         clean = self._clean
         out = {}
         for key, member in value.items():
-            if type(key) is not str:
-                key = str(key)
-            if key not in clean:
-                key = self.text(key)
+            name = key if type(key) is str else str(key)
+            key = name if name in clean else self.text(name)
             kind = type(member)
             if kind is str:
-                if member not in clean:
+                if member and names_secret(name) and not member.startswith("$"):
+                    member = self.token("named-secret", member)
+                elif member not in clean:
                     member = self.text(member)
             elif kind not in _LEAVES:
                 member = self.value(member)
