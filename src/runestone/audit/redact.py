@@ -147,20 +147,23 @@ _SECRET_WORDS = frozenset({"secret", "secrets", "token", "password", "passwords"
 _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
 _SECRET_ENDINGS = ("pass", "passwd", "password", "passphrase", "token", "secret", "apikey")
 _NAME_WORDS = lazy(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-_SECRET_NAMES: dict[str, bool] = {}  # a name -> whether it names a secret; bounded
+# Names found not to name a secret: most names, asked about for every string member, so
+# the walk looks them up in place (bounded, emptied when full).
+_PLAIN_NAMES: set[str] = set()
 
 
 def names_secret(name: str) -> bool:
     """Whether a member called `name` holds a secret (its words, as above)."""
-    known = _SECRET_NAMES.get(name)
-    if known is None:
-        words = [word.lower() for word in _NAME_WORDS.findall(name)]
-        known = any(word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS) for word in words) \
-            or any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
-        if len(_SECRET_NAMES) >= 4096:
-            _SECRET_NAMES.clear()
-        _SECRET_NAMES[name] = known
-    return known
+    if name in _PLAIN_NAMES:
+        return False
+    words = [word.lower() for word in _NAME_WORDS.findall(name)]
+    if any(word in _SECRET_WORDS or word.endswith(_SECRET_ENDINGS) for word in words) \
+            or any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words)):
+        return True
+    if len(_PLAIN_NAMES) >= 4096:
+        _PLAIN_NAMES.clear()
+    _PLAIN_NAMES.add(name)
+    return False
 
 
 # Types whose values hold no string (exactly these: a subclass may be anything).
@@ -429,14 +432,15 @@ class Redactor:
         A member whose name says it holds a secret (`{"password": "..."}`, an MCP tool's
         `api_key` argument) has its string value redacted whatever its shape, unless it
         names a variable (`$TOKEN`)."""
-        clean = self._clean
+        clean, plain = self._clean, _PLAIN_NAMES
         out = {}
         for key, member in value.items():
             name = key if type(key) is str else str(key)
             key = name if name in clean else self.text(name)
             kind = type(member)
             if kind is str:
-                if member and names_secret(name) and not member.startswith("$"):
+                if name not in plain and member and names_secret(name) \
+                        and not member.startswith("$"):
                     member = self.token("named-secret", member)
                 elif member not in clean:
                     member = self.text(member)
