@@ -96,6 +96,10 @@ def test_known_formats_are_redacted_in_context(redactor, secret, template):
     ("sshpass -v -f /dev/null -p hunter2hunter2 ssh db", "hunter2"),
     ('export SSHPASS="hunter2-hunter2" && sshpass -e ssh -p 2222 db', "hunter2"),
     ("DB_PASS=hunter2hunter2 SMTP_PASS_FILE=hunter2.txt ./run.sh", "hunter2"),
+    # A JSON body inside a command: the name is quoted.
+    ("""curl -d '{"password":"hunter2hunter2"}' https://api.example.com/login""", "hunter2"),
+    ("""echo '{"api_key": "hunter2hunter2", "db_pass": "hunter3hunter3"}' > cfg.json""",
+     "hunter"),
     ("sudo sshpass -p hunter2hunter2 rsync -a build/ db:/srv", "hunter2"),
     ("docker login -u bob -p hunter2hunter2 registry.example.com", "hunter2"),
     ("podman login --username bob -p 'hunter2 x' quay.io", "hunter2"),

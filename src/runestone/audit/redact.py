@@ -43,8 +43,9 @@ def _after_program(programs: str, option: str, value: str) -> tuple[str, int]:
 # What the assignment pattern looks for in a name (its guard too).
 _KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
             r"private[_-]?key|access[_-]?key|credential|auth"
-# The value of `name=value` or `name: value` (quoted, or up to a space or separator).
-_ASSIGNED = r"\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"
+# The value of `name=value` or `name: value` (quoted, or up to a space or separator); the
+# name may be quoted too, as JSON's are (`{"password":"..."}` in a command's body).
+_ASSIGNED = r"[\"']?\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"
 
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
 _SOURCES: list[tuple[str, tuple[str, int], int]] = [
@@ -228,9 +229,9 @@ _GUARDS: dict[str, tuple[str, ...] | IgnoringCase] = {
     "assignment": IgnoringCase(
         ("secret", "token", "passwd", "password", "passphrase", "pwd", "key", "credential",
          "auth"),
-        rf"(?:{_KEYWORDS})[a-z0-9_.-]*\s*[=:]", f"(?i){_KEYWORDS}"),
-    "pass-assignment": IgnoringCase(("pass",), r"[a-z0-9_.-]pass(?![a-z])[a-z0-9_.-]*\s*[=:]",
-                                    "(?i)pass"),
+        rf"(?:{_KEYWORDS})[a-z0-9_.-]*[\"']?\s*[=:]", f"(?i){_KEYWORDS}"),
+    "pass-assignment": IgnoringCase(
+        ("pass",), r"[a-z0-9_.-]pass(?![a-z])[a-z0-9_.-]*[\"']?\s*[=:]", "(?i)pass"),
     "cli-password": ("--pass", "--token", "--api-key", "--secret"),
     "openssl-pass": ("pass:",),
     "zip-password": ("zip",),
