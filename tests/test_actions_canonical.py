@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runestone.actions import Action, ActionError, canonical_json, parse_action_json
-from runestone.actions.canonical import loads_finite
+from runestone.actions.canonical import CanonicalJSONError, loads_finite
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -61,6 +61,25 @@ def test_context_is_not_part_of_the_hash():
 def test_malformed_input_is_an_action_error(text, needle):
     with pytest.raises(ActionError, match=needle):
         parse_action_json(text)
+
+
+@given(json_values | st.floats(allow_nan=False, allow_infinity=False))
+def test_the_encoder_built_once_writes_what_json_writes(value):
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+    assert canonical_json(value) == expected
+
+
+def test_a_value_holding_itself_or_nested_past_the_limit_is_refused():
+    holding_itself: dict = {"a": []}
+    holding_itself["a"].append(holding_itself)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    for value in (holding_itself, deep):
+        with pytest.raises(CanonicalJSONError, match="nested too deep"):
+            canonical_json(value)
+    assert canonical_json({"after": "the refusals"}) == b'{"after":"the refusals"}'
 
 
 def test_nan_cannot_be_hashed():
