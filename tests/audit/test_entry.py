@@ -5,10 +5,14 @@ JSON of the entry without `hash`, and the line is the canonical JSON of the seal
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runestone.actions.canonical import canonical_json
+from runestone.audit import entry
 from runestone.audit.entry import encode, entry_hash, seal, sealed_line
 from runestone.digest import sha256
 
@@ -44,3 +48,20 @@ def test_an_entry_of_nothing_but_its_place():
     sealed, line = sealed_line({}, seq=1, prev="p")
     assert line == canonical_json(sealed) + b"\n"
     assert line.startswith(b'{"hash":"') and line.endswith(b',"prev":"p","seq":1}\n')
+
+
+@given(st.lists(st.integers(min_value=0, max_value=4_102_444_800 * 10**9), min_size=1,
+                max_size=20))
+def test_each_time_is_written_as_its_own_instant(instants):
+    """The text of a second is remembered between calls: each call must still write the
+    instant it was made at, whether the clock moved on, stood still or went back."""
+    ordered = sorted(instants)
+    within_a_second = [ordered[0] + step for step in (0, 1, 999_999_999)]
+    for sequence in (instants, ordered, within_a_second, [*ordered, *reversed(ordered)]):
+        for instant in sequence:
+            with patch.object(entry.time, "time_ns", return_value=instant):
+                written = entry.now_rfc3339()
+            moment = datetime.fromtimestamp(instant // 10**9, UTC)
+            expected = (moment.strftime("%Y-%m-%dT%H:%M:%S")
+                        + f".{instant % 10**9 // 1000:06d}Z")
+            assert written == expected

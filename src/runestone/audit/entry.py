@@ -23,14 +23,24 @@ def genesis(runtime_id: str) -> str:
     return sha256(f"runestone-audit-genesis:{runtime_id}".encode()).hexdigest()
 
 
+# The second last formatted, and its text: a process that appends often (the daemon, a batch,
+# the gateway) formats each second once. `strftime` after each wait on the disk cost an
+# append ~12 µs, cold, against ~2.6 µs warm.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
     """UTC time, RFC 3339 with microseconds: 2026-11-24T10:15:00.123456Z.
 
     Formatted with `time`, not `datetime`: importing datetime costs a cold hook ~1 ms.
     """
+    global _last_second
     seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-            + f".{nanoseconds // 1000:06d}Z")
+    second, text = _last_second  # one tuple, so threads never see a second's wrong text
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{nanoseconds // 1000:06d}Z"
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
