@@ -99,7 +99,7 @@ def test_an_append_in_flight_is_not_shipped_until_the_writer_commits_it(rt):
     assert head == rt.local()[-1]["seq"]
     last = rt.local()[-1]
     done: dict[str, object] = {}
-    with log._locked():
+    with log._locked:
         first = seal({"kind": "note", "n": "a", "time": now_rfc3339(),
                       "runtime": rt.runtime_id}, seq=head + 1, prev=last["hash"])
         second = seal({"kind": "note", "n": "b", "time": now_rfc3339(),

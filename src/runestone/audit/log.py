@@ -14,13 +14,11 @@ disk, an `fsync` error) is cut off again before the caller hears of the failure.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -69,6 +67,42 @@ class _Batch:
         self.sealed: list[dict[str, Any]] = []
         self.error: BaseException | None = None
         self.done = False
+
+
+class _Lock:
+    """Held while the head is read and entries written. Threads of one process share the
+    log's open files (the daemon serves hooks from many threads), so a thread lock comes
+    first; then an exclusive `flock` of the lock file serialises processes. A class, not a
+    generator context manager, because every append takes it."""
+
+    __slots__ = ("directory", "fd", "thread_lock")
+
+    def __init__(self, directory: Path, thread_lock: threading.RLock) -> None:
+        self.directory = directory
+        self.thread_lock = thread_lock
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        self.thread_lock.acquire()
+        try:
+            if self.fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.thread_lock.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+        finally:
+            self.thread_lock.release()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Head(NamedTuple):
@@ -143,19 +177,21 @@ class AuditLog:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     ) -> None:
+        self._thread_lock = threading.RLock()
+        self._locked = _Lock(directory, self._thread_lock)
         self.directory = directory
         self.runtime_id = runtime_id
         self.signer = signer
         self.redactor = redactor
         self.segment_bytes = segment_bytes
         self.checkpoint_every = checkpoint_every
-        self._lock_fd: int | None = None
-        self._thread_lock = threading.RLock()
         # Group commit: batches wait here for the next group write; one caller at a time is
         # the leader that writes them (`_committing`), the others sleep on the condition
         # until their batch is done or the leader's place is free.
-        self._queue = threading.Condition(threading.Lock())
+        self._queue_lock = threading.Lock()
+        self._queue = threading.Condition(self._queue_lock)
         self._pending: list[_Batch] = []
+        self._waiting = 0  # callers asleep on the condition
         self._committing = False
         # The head this process wrote last, with the segment's identity and size right after:
         # if the newest segment is still that file at that size, nobody appended since, and
@@ -167,28 +203,23 @@ class AuditLog:
         self._segment_number = 0
         self._head_is_ours = False
 
-    # --- locking and the head ---------------------------------------------------------------
+    @property
+    def directory(self) -> Path:
+        return self._directory
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        # flock serialises processes; threads of one process share the open file, so they
-        # also take a thread lock first (the daemon serves hooks from many threads).
-        with self._thread_lock:
-            if self._lock_fd is None:
-                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT,
-                                        0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+    @directory.setter
+    def directory(self, directory: Path) -> None:
+        # The paths built from it are kept (the lock file's, the newest segments'): moved
+        # with it.
+        self._directory = directory
+        self._locked.directory = directory
+        self._segment_paths: dict[int, str] = {}
+
+    # --- locking and the head ---------------------------------------------------------------
 
     def close(self) -> None:
         self._close_segment()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._locked.close()
 
     def _close_segment(self) -> None:
         if self._segment_fd is not None:
@@ -206,7 +237,8 @@ class AuditLog:
             number, inode, size, head = self._written
             try:
                 stat = os.stat(self._segment_path(number))
-                later = os.path.exists(self._segment_path(number + 1))
+                # `access` answers a missing file without raising, as `exists` does inside
+                later = os.access(self._segment_path(number + 1), os.F_OK)
             except OSError:
                 stat, later = None, True
             if stat is not None and not later and (stat.st_ino, stat.st_size) == (inode, size):
@@ -265,10 +297,14 @@ class AuditLog:
         and one fsync. A batch that cannot be sealed (an entry that is not JSON) fails
         alone; a write that fails fails every batch in it."""
         batch = _Batch(entries)
-        with self._queue:
+        with self._queue_lock:  # the condition's lock, taken directly: the same, in C
             self._pending.append(batch)
             while not batch.done and self._committing:
-                self._queue.wait()  # a write is under way: ours goes in the next group
+                self._waiting += 1
+                try:
+                    self._queue.wait()  # a write is under way: ours goes in the next group
+                finally:
+                    self._waiting -= 1
             lead = not batch.done
             if lead:  # no write under way: write every batch queued so far, ours among them
                 group, self._pending = self._pending, []
@@ -278,9 +314,10 @@ class AuditLog:
                 with self._thread_lock:
                     self._commit(group)
             finally:
-                with self._queue:
+                with self._queue_lock:
                     self._committing = False
-                    self._queue.notify_all()
+                    if self._waiting:  # a caller alone has nobody to wake
+                        self._queue.notify_all()
         if batch.error is not None:
             raise batch.error
         return batch.sealed
@@ -298,7 +335,7 @@ class AuditLog:
 
     def _commit(self, group: list[_Batch]) -> None:
         try:
-            with self._locked():
+            with self._locked:
                 head, recoveries = self._read_head()
                 sealed: list[dict[str, Any]] = []
                 lines: list[bytes] = []  # each sealed entry's line
@@ -365,7 +402,7 @@ class AuditLog:
         """Write a signed checkpoint of the current head now."""
         if self.signer is None:
             raise AuditWriteError("no signing key: run `runestone init`")
-        with self._locked():
+        with self._locked:
             head, recoveries = self._read_head()
             sealed, lines = [], []
             seq, prev = head.seq, head.hash
@@ -407,7 +444,12 @@ class AuditLog:
         os.replace(temporary, path)
 
     def _segment_path(self, number: int) -> str:
-        return f"{self.directory}/{segment_name(number)}"
+        # Every append asks for the newest segment's path and the next one's: both are kept.
+        paths = self._segment_paths
+        if number not in paths:
+            paths = self._segment_paths = {n: f"{self.directory}/{segment_name(n)}"
+                                           for n in (number, number + 1)}
+        return paths[number]
 
     def _write(self, segment: int, data: bytes, seq: int, head_hash: str) -> None:
         """Append `data` (ending at entry `seq` with hash `head_hash`) durably.
