@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from runestone.audit import AuditLog
+import pytest
+
+from runestone.audit import AuditLog, AuditWriteError
 from runestone.audit import log as log_module
 
 
@@ -83,6 +86,60 @@ def test_concurrent_appenders_share_fsyncs(tmp_path, monkeypatch) -> None:
     assert sorted(answered) == list(range(8))
     entries = _entries_on_disk(tmp_path / "log")
     assert {e.get("w") for e in entries if "w" in e} == set(range(8))
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.EIO, "Input/output error"),
+                                     KeyboardInterrupt()], ids=["eio", "interrupt"])
+def test_a_failed_flush_fails_its_group_and_hands_the_lead_on(tmp_path, monkeypatch,
+                                                              failure) -> None:
+    """The first writer's flush fails (a dead disk, or the leading thread interrupted)
+    while seven others queue behind it: the first hears of it, nothing of its group is
+    left on disk, and the seven are written together by the next leader. No caller is left
+    asleep."""
+    log = AuditLog(tmp_path / "log", "rt_test")
+    log.append([{"kind": "note", "start": True}])
+    calls: list[int] = []
+    flushing = threading.Event()
+    release = threading.Event()
+    real = os.fsync
+
+    def failing_first(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            flushing.set()
+            assert release.wait(60), "the held fsync was never released"
+            raise failure
+        real(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", failing_first)
+    outcome: dict[int, object] = {}
+
+    def worker(w: int) -> None:
+        try:
+            outcome[w] = log.append([{"kind": "note", "w": w}])[-1]["w"]
+        except BaseException as exc:  # what the caller would hear
+            outcome[w] = exc
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    threads[0].start()
+    assert flushing.wait(60)
+    for thread in threads[1:]:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(log._pending) < 7 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a caller was left asleep"
+    expected = AuditWriteError if isinstance(failure, OSError) else KeyboardInterrupt
+    assert isinstance(outcome[0], expected)
+    assert {w: outcome[w] for w in range(1, 8)} == {w: w for w in range(1, 8)}
+    # the failed flush, the flush of its take-back (the group cut off), one for the seven
+    assert len(calls) == 3
+    entries = _entries_on_disk(tmp_path / "log")
+    assert sorted(e["w"] for e in entries if "w" in e) == list(range(1, 8))
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
 
 

@@ -60,13 +60,16 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 class _Batch:
     """One caller's entries in a group write, and what became of them."""
 
-    __slots__ = ("done", "entries", "error", "sealed")
+    __slots__ = ("done", "entries", "error", "sealed", "wake")
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
         self.sealed: list[dict[str, Any]] = []
         self.error: BaseException | None = None
         self.done = False
+        # Held while its caller sleeps behind another's write: released by the leader
+        # (None for a caller that led at once).
+        self.wake: threading.Lock | None = None
 
 
 class _Lock:
@@ -185,13 +188,11 @@ class AuditLog:
         self.redactor = redactor
         self.segment_bytes = segment_bytes
         self.checkpoint_every = checkpoint_every
-        # Group commit: batches wait here for the next group write; one caller at a time is
-        # the leader that writes them (`_committing`), the others sleep on the condition
-        # until their batch is done or the leader's place is free.
+        # Group commit: batches queue here for the next group write. One caller at a time
+        # leads (`_committing`) and writes them; the others sleep on their batch's own lock
+        # until it is written or the lead is handed to them.
         self._queue_lock = threading.Lock()
-        self._queue = threading.Condition(self._queue_lock)
         self._pending: list[_Batch] = []
-        self._waiting = 0  # callers asleep on the condition
         self._committing = False
         # The head this process wrote last, with the segment's identity and size right after:
         # if the newest segment is still that file at that size, nobody appended since, and
@@ -297,30 +298,42 @@ class AuditLog:
         and one fsync. A batch that cannot be sealed (an entry that is not JSON) fails
         alone; a write that fails fails every batch in it."""
         batch = _Batch(entries)
-        with self._queue_lock:  # the condition's lock, taken directly: the same, in C
+        with self._queue_lock:
             self._pending.append(batch)
-            while not batch.done and self._committing:
-                self._waiting += 1
-                try:
-                    self._queue.wait()  # a write is under way: ours goes in the next group
-                finally:
-                    self._waiting -= 1
-            lead = not batch.done
-            if lead:  # no write under way: write every batch queued so far, ours among them
-                group, self._pending = self._pending, []
+            if self._committing:  # a write is under way: ours goes in a later group
+                batch.wake = threading.Lock()
+                batch.wake.acquire()
+            else:  # none is: we lead
                 self._committing = True
-        if lead:
-            try:
-                with self._thread_lock:
-                    self._commit(group)
-            finally:
-                with self._queue_lock:
-                    self._committing = False
-                    if self._waiting:  # a caller alone has nobody to wake
-                        self._queue.notify_all()
+        if batch.wake is not None:
+            batch.wake.acquire()  # a leader lets us go: ours is written, or we lead next
+        if not batch.done:
+            self._lead(batch)
         if batch.error is not None:
             raise batch.error
         return batch.sealed
+
+    def _lead(self, mine: _Batch) -> None:
+        """Write every batch queued so far, `mine` among them; then let their callers go,
+        and hand the lead to the first caller that queued meanwhile. Only those threads are
+        woken: the others sleep on until their own group is written."""
+        with self._queue_lock:
+            group, self._pending = self._pending, []
+        successor = None
+        try:
+            with self._thread_lock:
+                self._commit(group)
+        finally:
+            with self._queue_lock:
+                if self._pending:
+                    successor = self._pending[0]
+                else:
+                    self._committing = False
+            for batch in group:
+                if batch.wake is not None and batch is not mine:
+                    batch.wake.release()
+            if successor is not None:
+                successor.wake.release()
 
     def append_many(self, batches: list[list[dict[str, Any]]]
                     ) -> list[list[dict[str, Any]] | BaseException]:
