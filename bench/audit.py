@@ -8,8 +8,13 @@
     --verify-sizes, beside a baseline in the same run: a child that only reads every line
     of the same segments and parses it as JSON (the floor for any JSON-lines verifier).
 
+`--baseline SRC` adds the threads' appends of another copy of the code (`PYTHONPATH=SRC`,
+e.g. main's `src` extracted with `git archive`): each round runs this code's paired raw and
+log appends, then SRC's, in two child processes taking turns, so a change is measured
+against what it replaces under the same disk's drift.
+
 Usage: python bench/audit.py [--appends 2000] [--rounds 10] [--processes 8] [--decisions 300]
-                             [--verify-sizes 10000,100000,1000000]
+                             [--verify-sizes 10000,100000,1000000] [--baseline SRC]
 """
 
 from __future__ import annotations
@@ -159,6 +164,39 @@ def threaded(directory: Path, threads: int, each: int, raw: bool) -> float:
     return threads * each / seconds
 
 
+def paired_round(directory: Path, threads: int, each: int) -> tuple[float, float]:
+    """One round of raw write+fsync then the log's appends, from `threads` threads: the
+    log's rate over the raw rate, and appends per fsync."""
+    FSYNCS.clear()
+    raw = threaded(directory / f"raw-{threads}", threads, each, raw=True)
+    log = threaded(directory / f"log-{threads}", threads, each, raw=False)
+    return log / raw, threads * each / max(1, len(FSYNCS))
+
+
+def versus_baseline(root: Path, source: str, rounds: int, appends: int) -> None:
+    """This code's paired rounds beside SRC's, in child processes taking turns."""
+    trees = {"this code": os.environ.get("PYTHONPATH", ""),
+             "code at SRC": os.pathsep.join(
+                 p for p in (str(Path(source).resolve()), os.environ.get("PYTHONPATH", ""))
+                 if p)}
+    print(f"threads' appends beside raw write+fsync, this code and the code at SRC ({source}) "
+          f"in turns ({rounds} rounds, median of paired ratios)")
+    for count in (1, 8):
+        each = max(20, appends // count // rounds)
+        ratios: dict[str, list[float]] = {name: [] for name in trees}
+        for number in range(rounds):
+            for name in (list(trees) if number % 2 == 0 else list(trees)[::-1]):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--paired-round", str(root / name), str(count),
+                     str(each)], env={**os.environ, "PYTHONPATH": trees[name]},
+                    capture_output=True, text=True, check=True).stdout.split()
+                ratios[name].append(float(out[0]))
+        mine, theirs = (statistics.median(ratios[name]) for name in trees)
+        print(f"  {count} writer{'s' if count > 1 else ' '}   this code {mine:.2f}x raw   "
+              f"code at SRC {theirs:.2f}x raw   (this code's rate over SRC's: "
+              f"{mine / theirs:.3f})")
+
+
 def appends_per_second(directory: Path, count: int) -> float:
     from runestone.audit import AuditLog
 
@@ -199,7 +237,15 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=300)
     parser.add_argument("--verify-sizes", default="10000,100000,1000000")
     parser.add_argument("--only-verify", action="store_true")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also run the threads' appends with PYTHONPATH=SRC, in turns")
+    parser.add_argument("--paired-round", nargs=3, help=argparse.SUPPRESS)  # a child's round
     args = parser.parse_args()
+    if args.paired_round:
+        directory, threads, each = args.paired_round
+        ratio, per_fsync = paired_round(Path(directory), int(threads), int(each))
+        print(ratio, per_fsync)
+        return
     if args.only_verify:
         with tempfile.TemporaryDirectory() as tmp:
             verify_figures(Path(tmp), [int(n) for n in args.verify_sizes.split(",")])
@@ -217,10 +263,12 @@ def main() -> None:
         for count in (1, 8):
             each = max(20, args.appends // count // args.rounds)
             raws, ours, ratios = [], [], []
-            FSYNCS.clear()
+            fsyncs = 0
             for _ in range(args.rounds):
+                FSYNCS.clear()
                 raw = threaded(root / f"raw-{count}", count, each, raw=True)
                 log = threaded(root / f"log-{count}", count, each, raw=False)
+                fsyncs += len(FSYNCS)
                 raws.append(raw)
                 ours.append(log)
                 ratios.append(log / raw)
@@ -228,7 +276,9 @@ def main() -> None:
                   f"{statistics.median(ours):10.0f} /s   raw write+fsync "
                   f"{statistics.median(raws):8.0f} /s   (median of paired ratios "
                   f"{statistics.median(ratios):.2f}x; "
-                  f"{count * each * args.rounds / len(FSYNCS):.1f} appends per fsync)")
+                  f"{count * each * args.rounds / fsyncs:.1f} appends per fsync)")
+        if args.baseline:
+            versus_baseline(root, args.baseline, args.rounds, args.appends)
 
         layout = Layout(root / "home", root / "home" / "state")
         os.environ["RUNESTONE_HOME"] = str(root / "home")
