@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -141,6 +142,98 @@ def test_a_failed_flush_fails_its_group_and_hands_the_lead_on(tmp_path, monkeypa
     entries = _entries_on_disk(tmp_path / "log")
     assert sorted(e["w"] for e in entries if "w" in e) == list(range(1, 8))
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+
+
+class _Interrupted(Exception):
+    """Stands for Ctrl-C: raised in the main thread where it waits."""
+
+
+@pytest.mark.parametrize("when", ["asleep", "handed the lead"])
+def test_a_caller_interrupted_while_it_waits_leaves_the_queue(tmp_path, monkeypatch,
+                                                              when) -> None:
+    """The main thread's append waits behind another thread's write, with a third caller
+    queued behind it, and is interrupted: while asleep (a signal), or just as the lead is
+    handed to it. It hears of it and its entry is not written; the caller behind it is
+    written by the next leader, and the log goes on. Nobody waits for a leader that never
+    comes."""
+    log = AuditLog(tmp_path / "log", "rt_test")
+    log.append([{"kind": "note", "start": True}])
+    flushing, release = threading.Event(), threading.Event()
+    real = os.fsync
+    held = []
+
+    def held_fsync(fd: int) -> None:
+        if not held:
+            held.append(fd)
+            flushing.set()
+            assert release.wait(60), "the held fsync was never released"
+        real(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", held_fsync)
+    main = threading.main_thread()
+    real_lock = threading.Lock
+
+    class InterruptedOnWaking:
+        """The main thread's wake lock: woken, it raises as a signal arriving then would."""
+
+        def __init__(self) -> None:
+            self.lock, self.taken = real_lock(), False
+
+        def acquire(self) -> bool:
+            self.lock.acquire()
+            if self.taken:
+                raise _Interrupted()
+            self.taken = True
+            return True
+
+        def release(self) -> None:
+            self.lock.release()
+
+    if when == "handed the lead":  # the log's own locks only, not the threading module's
+        monkeypatch.setattr(log_module, "threading", SimpleNamespace(
+            Lock=lambda: InterruptedOnWaking() if threading.current_thread() is main
+            else real_lock(), RLock=threading.RLock))
+    signal.signal(signal.SIGUSR1, lambda *_: (_ for _ in ()).throw(_Interrupted()))
+    answered: dict[str, object] = {}
+
+    def append(name: str) -> None:
+        answered[name] = log.append([{"kind": "note", "who": name}])[-1]["who"]
+
+    def queued(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(log._pending) < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(log._pending) == count
+
+    def conduct() -> None:
+        queued(1)  # the main thread waits behind the first writer's held flush
+        behind.start()
+        queued(2)
+        if when == "asleep":
+            signal.pthread_kill(main.ident, signal.SIGUSR1)
+            while log._pending and log._pending[0].entries[0]["who"] == "main":
+                time.sleep(0.001)
+        release.set()
+
+    first = threading.Thread(target=append, args=("first",))
+    behind = threading.Thread(target=append, args=("behind",))
+    conductor = threading.Thread(target=conduct)
+    try:
+        first.start()
+        assert flushing.wait(60)
+        conductor.start()
+        with pytest.raises(_Interrupted):
+            append("main")
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        release.set()
+    for thread in (conductor, first, behind):
+        thread.join(60)
+        assert not thread.is_alive(), "a caller was left waiting"
+    assert answered == {"first": "first", "behind": "behind"}
+    log.append([{"kind": "note", "who": "after"}])  # the lead was not lost
+    written = [e.get("who") for e in _entries_on_disk(tmp_path / "log")]
+    assert written == [None, "first", "behind", "after"]
 
 
 def test_a_bad_entry_fails_only_its_own_caller(tmp_path) -> None:

@@ -60,7 +60,7 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 class _Batch:
     """One caller's entries in a group write, and what became of them."""
 
-    __slots__ = ("done", "entries", "error", "sealed", "wake")
+    __slots__ = ("done", "entries", "error", "leads", "sealed", "wake")
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
@@ -68,8 +68,10 @@ class _Batch:
         self.error: BaseException | None = None
         self.done = False
         # Held while its caller sleeps behind another's write: released by the leader
-        # (None for a caller that led at once).
+        # (None for a caller that led at once), which has written the batch or handed its
+        # caller the lead (`leads`).
         self.wake: threading.Lock | None = None
+        self.leads = False
 
 
 class _Lock:
@@ -98,7 +100,8 @@ class _Lock:
 
     def __exit__(self, *_exc: object) -> None:
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+            if self.fd is not None:  # opened by __enter__
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             self.thread_lock.release()
 
@@ -306,7 +309,11 @@ class AuditLog:
             else:  # none is: we lead
                 self._committing = True
         if batch.wake is not None:
-            batch.wake.acquire()  # a leader lets us go: ours is written, or we lead next
+            try:
+                batch.wake.acquire()  # a leader lets us go: ours is written, or we lead next
+            except BaseException:  # interrupted in its sleep (Ctrl-C, in the main thread)
+                self._abandon(batch)
+                raise
         if not batch.done:
             self._lead(batch)
         if batch.error is not None:
@@ -327,13 +334,32 @@ class AuditLog:
             with self._queue_lock:
                 if self._pending:
                     successor = self._pending[0]
+                    successor.leads = True
                 else:
                     self._committing = False
             for batch in group:
                 if batch.wake is not None and batch is not mine:
                     batch.wake.release()
-            if successor is not None:
+            if successor is not None and successor.wake is not None:  # it queued: it has one
                 successor.wake.release()
+
+    def _abandon(self, batch: _Batch) -> None:
+        """A caller was interrupted while it waited. Its batch leaves the queue unwritten if
+        no leader has taken it yet, and a lead handed to it passes to the next caller
+        queued: otherwise every later caller would wait for a leader that never comes."""
+        successor = None
+        with self._queue_lock:
+            if batch in self._pending:
+                self._pending.remove(batch)
+            if not batch.leads:
+                return
+            if self._pending:
+                successor = self._pending[0]
+                successor.leads = True
+            else:
+                self._committing = False
+        if successor is not None and successor.wake is not None:
+            successor.wake.release()
 
     def append_many(self, batches: list[list[dict[str, Any]]]
                     ) -> list[list[dict[str, Any]] | BaseException]:
