@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import pytest
 
@@ -29,6 +30,31 @@ def _entries_on_disk(directory: Path) -> list[dict]:
                 with contextlib.suppress(ValueError):  # a torn last line, never answered
                     found.append(json.loads(line))
     return found
+
+
+class _HeldFlush(NamedTuple):
+    calls: list[int]  # every fsync of the log, in order
+    flushing: threading.Event  # set once the first is under way
+    release: threading.Event  # lets the first go on
+
+
+def _hold_first_fsync(monkeypatch, failure: BaseException | None = None) -> _HeldFlush:
+    """Hold the log's first fsync until released (then fail it with `failure`), so that
+    callers can be queued behind it whatever the threads' scheduling."""
+    held = _HeldFlush([], threading.Event(), threading.Event())
+    real = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        held.calls.append(fd)
+        if len(held.calls) == 1:
+            held.flushing.set()
+            assert held.release.wait(60), "the held fsync was never released"
+            if failure is not None:
+                raise failure
+        real(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", held_fsync)
+    return held
 
 
 def test_a_single_caller_pays_one_fsync_per_append(tmp_path, monkeypatch) -> None:
@@ -49,19 +75,7 @@ def test_concurrent_appenders_share_fsyncs(tmp_path, monkeypatch) -> None:
     behind it, so the count does not depend on how the threads are scheduled."""
     log = AuditLog(tmp_path / "log", "rt_test")
     log.append([{"kind": "note", "start": True}])
-    calls: list[int] = []
-    flushing = threading.Event()
-    release = threading.Event()
-    real = os.fsync
-
-    def held_fsync(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 1:
-            flushing.set()
-            assert release.wait(60), "the held fsync was never released"
-        real(fd)
-
-    monkeypatch.setattr(log_module.os, "fsync", held_fsync)
+    calls, flushing, release = _hold_first_fsync(monkeypatch)
     answered: list[int] = []
 
     def worker(w: int) -> None:
@@ -100,20 +114,7 @@ def test_a_failed_flush_fails_its_group_and_hands_the_lead_on(tmp_path, monkeypa
     asleep."""
     log = AuditLog(tmp_path / "log", "rt_test")
     log.append([{"kind": "note", "start": True}])
-    calls: list[int] = []
-    flushing = threading.Event()
-    release = threading.Event()
-    real = os.fsync
-
-    def failing_first(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 1:
-            flushing.set()
-            assert release.wait(60), "the held fsync was never released"
-            raise failure
-        real(fd)
-
-    monkeypatch.setattr(log_module.os, "fsync", failing_first)
+    calls, flushing, release = _hold_first_fsync(monkeypatch, failure)
     outcome: dict[int, object] = {}
 
     def worker(w: int) -> None:
@@ -158,18 +159,7 @@ def test_a_caller_interrupted_while_it_waits_leaves_the_queue(tmp_path, monkeypa
     comes."""
     log = AuditLog(tmp_path / "log", "rt_test")
     log.append([{"kind": "note", "start": True}])
-    flushing, release = threading.Event(), threading.Event()
-    real = os.fsync
-    held = []
-
-    def held_fsync(fd: int) -> None:
-        if not held:
-            held.append(fd)
-            flushing.set()
-            assert release.wait(60), "the held fsync was never released"
-        real(fd)
-
-    monkeypatch.setattr(log_module.os, "fsync", held_fsync)
+    _, flushing, release = _hold_first_fsync(monkeypatch)
     main = threading.main_thread()
     real_lock = threading.Lock
 
