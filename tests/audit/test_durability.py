@@ -78,6 +78,31 @@ def test_a_writer_that_remembers_its_head_notices_other_writers(runtime):
     assert verify_log(where.audit_dir, identity.runtime_id, identity.public_key).ok
 
 
+def test_only_the_logs_own_segments_are_listed(tmp_path):
+    """The log's segments are `segment-` and eight ASCII digits, ordered by number: other
+    files of the directory (the lock, checkpoints, torn tails moved aside, a name with
+    digits of another script) are never read as segments, and a new writer continues the
+    newest segment that holds an entry."""
+    from runestone.audit import AuditLog
+    from runestone.audit.log import list_segments, segment_numbers
+
+    log = AuditLog(tmp_path, "rt_test", segment_bytes=600)
+    for i in range(6):
+        log.append([{"kind": "note", "i": i, "pad": "x" * 200}])
+    ours = sorted(path.name for path in tmp_path.glob("segment-*.jsonl"))
+    assert len(ours) >= 3
+    for name in ("segment-\u0660\u0660\u0660\u0660\u0660\u0660\u0669\u0669.jsonl",
+                 "segment-1.jsonl", "segment-00000099.jsonl.tmp", "torn-00000001-12.bin",
+                 "checkpoint.json"):
+        (tmp_path / name).write_bytes(b'{"seq": 999, "hash": "forged"}\n')
+    assert [path.name for _, path in list_segments(tmp_path)] == ours
+    assert segment_numbers(tmp_path) == [int(name[8:16]) for name in ours]
+    AuditLog(tmp_path, "rt_test", segment_bytes=600).append([{"kind": "note", "i": 6}])
+    entries = list(read_entries(tmp_path))
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["i"] for e in entries] == list(range(7))
+
+
 def test_torn_tail_is_moved_aside_and_recorded(runtime):
     where, identity, log = runtime
     log.append([{"kind": "note", "n": 1}])
