@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from runestone.audit import Redactor
 from runestone.audit.query import read_entries
-from runestone.audit.redact import names_secret
+from runestone.audit.redact import names_secret, names_variables
 
 # Real formats, fake values (none of these is a live credential).
 FAKE_SECRETS = [
@@ -118,6 +118,13 @@ def test_known_formats_are_redacted_in_context(redactor, secret, template):
     ("rdesktop -u bob -p hunter2hunter2 win.example.com", "hunter2"),
     ("hydra -l admin -p hunter2hunter2 ssh://lab.example.com", "hunter2"),
     ("unrar x -phunter2hunter2 backup.rar", "hunter2"),
+    # A `$` that the shell does not expand is part of the secret: single quotes, ANSI-C
+    # quoting, a positional parameter's digit, letters beside the names.
+    ("export DB_PASSWORD='$hunter2hunter2'", "hunter2"),
+    ("mysql -u root -p'$hunter2pw' app", "hunter2"),
+    ("PASSWORD=$'hunter2\\thunter2' ./run.sh", "hunter2"),
+    ("TOKEN=$1hunter2hunter2 ./run.sh", "hunter2"),
+    ('curl -u "$CI_USER:hunter2hunter2" https://ci.example.com', "hunter2"),
 ])
 def test_other_secret_shapes(redactor, text, secret):
     assert secret not in redactor.text(text)
@@ -166,6 +173,9 @@ def test_sshpass_keeps_the_port_of_the_ssh_it_runs(redactor):
     "sshpass -f ~/.pw scp -P 2222 -p build.tgz deploy@db:",
     "pytest -k 'passing or bypassed' --passes=1000",  # `pass` going on into a longer word
     'echo "PASS: test_login"',  # `pass` as a word of its own
+    # Names of where the secret is, expanded by the shell: no secret in the text.
+    'API_TOKEN="${API_TOKEN}" ./deploy.sh',
+    "GH_TOKEN=$(gh auth token) gh api user",
 ])
 def test_what_only_looks_like_those_options_keeps_its_value(redactor, text):
     assert redactor.text(text) == text
@@ -298,7 +308,7 @@ def _each_string_alone(value):
         return [_each_string_alone(inner) for inner in value]
     if isinstance(value, dict):
         return {_each_string_alone(key): _named_secret(inner) if isinstance(inner, str)
-                and inner and not inner.startswith("$") and names_secret(key)
+                and inner and not names_variables(inner) and names_secret(key)
                 else _each_string_alone(inner) for key, inner in value.items()}
     return value
 
@@ -412,6 +422,9 @@ def test_a_member_named_as_a_secret_is_redacted_whatever_its_value(redactor):
     assert "abc" not in str(redacted) and "zyx" not in str(redacted)
     assert redacted["password"].startswith("[REDACTED:named-secret:")
     assert redacted["token"] == "$GITHUB_TOKEN" and redacted["secret"] == ""  # a name, none
+    # A `$` with the secret beside it is no variable's name.
+    for value in ("$hunter2!", "'$hunter2'", "$'hunter2'", "${USER}hunter2"):
+        assert "hunter2" not in str(redactor.value({"password": value}))
     assert redacted["max_tokens"] == 1000 and redacted["author"] == "chris"
     assert redacted["host"] == "db"
     # Even a value the redactor remembers as clean text elsewhere.

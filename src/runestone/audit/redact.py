@@ -43,9 +43,10 @@ def _after_program(programs: str, option: str, value: str) -> tuple[str, int]:
 # What the assignment pattern looks for in a name (its guard too).
 _KEYWORDS = r"secret|token|passwd|password|passphrase|pwd|api[_-]?key|apikey|" \
             r"private[_-]?key|access[_-]?key|credential|auth"
-# The value of `name=value` or `name: value` (quoted, or up to a space or separator); the
-# name may be quoted too, as JSON's are (`{"password":"..."}` in a command's body).
-_ASSIGNED = r"[\"']?\s*[=:]\s*(\"[^\"]{4,}\"|'[^']{4,}'|[^\s'\";,&]{4,})"
+# The value of `name=value` or `name: value` (quoted, ANSI-C quoted as `$'...'`, or up to a
+# space or separator); the name may be quoted too, as JSON's are (`{"password":"..."}` in a
+# command's body).
+_ASSIGNED = r"[\"']?\s*[=:]\s*(\"[^\"]{4,}\"|\$?'[^']{4,}'|[^\s'\";,&]{4,})"
 
 # (kind, (pattern, flags), group holding the secret; 0 = the whole match)
 _SOURCES: list[tuple[str, tuple[str, int], int]] = [
@@ -165,6 +166,26 @@ def names_secret(name: str) -> bool:
         _PLAIN_NAMES.clear()
     _PLAIN_NAMES.add(name)
     return False
+
+
+# A shell expansion: a variable (`$TOKEN`, `${TOKEN}`) or a command's output (`$(gh auth
+# token)`, to the end of the value: an unquoted one stops at its first space).
+_EXPANSION = lazy(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|\(.*)")
+
+
+def names_variables(value: str) -> bool:
+    """Whether `value`, as written (its quotes included), holds no secret but only names
+    where one is: shell expansions, bare or in double quotes, joined by nothing but the
+    separators of a credential or an address (`$TOKEN`, `"${USER}:${PASS}"`,
+    `$(cat key.txt)`). Not in single quotes, where `$` is literal (`'$3cr3t'`), nor ANSI-C
+    quoting (`$'...'`), nor with characters of its own beside the names (`$USER:hunter2`,
+    `$3cr3t`, `$hunter2!`)."""
+    if "'" in value:
+        return False
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    rest, expansions = _EXPANSION.subn("", value)
+    return expansions > 0 and not rest.strip(":@/,.")
 
 
 # Types whose values hold no string (exactly these: a subclass may be anything).
@@ -398,7 +419,7 @@ class Redactor:
             secret = match.group(group)
             if not secret or _MARK.fullmatch(secret) or secret.startswith("[REDACTED:"):
                 return match.group(0)
-            if kind in _NAMES_VARIABLES and secret.strip("\"'").startswith("$"):
+            if kind in _NAMES_VARIABLES and names_variables(secret):
                 return match.group(0)  # `TOKEN=$TOKEN` names a variable, it holds no secret
             start, end = match.span(group)
             whole_start = match.start(0)
@@ -432,7 +453,7 @@ class Redactor:
 
         A member whose name says it holds a secret (`{"password": "..."}`, an MCP tool's
         `api_key` argument) has its string value redacted whatever its shape, unless it
-        names a variable (`$TOKEN`)."""
+        only names a variable (`$TOKEN`: `names_variables`)."""
         clean, plain = self._clean, _PLAIN_NAMES
         out = {}
         for key, member in value.items():
@@ -441,7 +462,7 @@ class Redactor:
             kind = type(member)
             if kind is str:
                 if name not in plain and member and names_secret(name) \
-                        and not member.startswith("$"):
+                        and not names_variables(member):
                     member = self.token("named-secret", member)
                 elif member not in clean:
                     member = self.text(member)
